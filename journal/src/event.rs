@@ -1,0 +1,613 @@
+//! The event vocabulary: one plain data struct per event kind, and the [`Event`]
+//! enum over them.
+//!
+//! The journal knows these shapes and nothing of what they mean for trading: names
+//! of indicators, risk checks and signals are strings chosen by the engine, so the
+//! engine can grow without a format change. Every event that has a cause names it
+//! by sequence number (`*_seq` fields), so the chain candle → decision → order →
+//! fill → closed trade can be walked.
+//!
+//! Encoding rules (frozen; see `journal/FORMAT.md`): each struct is encoded by
+//! bincode 2 with [`crate::codec::BODY_CONFIG`], fields in declaration order.
+//! Never reorder, remove or retype a field of a kind at an existing schema
+//! version: add a new schema version (or a new kind) instead, and keep a decoder
+//! for the old one. The golden tests fail if an existing encoding changes.
+
+use crate::codec::{dec, opt_dec, Hash32};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+/// A journal sequence number. The first event of a journal has seq 1.
+pub type Seq = u64;
+/// Milliseconds since the Unix epoch, UTC. All times on disk use this form.
+pub type UnixMs = i64;
+
+/// Where a run's events come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunMode {
+    ReplayBacktest,
+    PaperLive,
+}
+
+/// How capital is split between symbols.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CapitalMode {
+    /// Each symbol has its own starting capital and its own pot.
+    Independent,
+    /// All symbols share one pool.
+    Portfolio,
+}
+
+/// What the market time (`as_of`) of a run is measured by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MarketTimeBasis {
+    CandleTimestamp,
+    WallClock,
+}
+
+/// Whether the run used every data check or knowingly skipped one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataIntegrity {
+    Ok,
+    DegradedSkipVolume,
+}
+
+/// The start of a run: everything needed to answer "under which rules and on what
+/// data was this run made" from the journal alone.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunStarted {
+    pub run_id: String,
+    pub run_mode: RunMode,
+    pub capital_mode: CapitalMode,
+    pub market_time_basis: MarketTimeBasis,
+    pub data_integrity: DataIntegrity,
+    pub created_by: String,
+    pub git_sha: String,
+    pub config_hash: Hash32,
+    /// The full effective configuration text the run was started with.
+    pub config_text: String,
+    pub symbols: Vec<String>,
+    pub granularity_s: u32,
+    pub start_ms: UnixMs,
+    pub end_ms: Option<UnixMs>,
+    #[serde(with = "dec")]
+    pub starting_capital: Decimal,
+}
+
+/// One closed OHLCV candle.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Candle {
+    pub symbol: String,
+    pub granularity_s: u32,
+    /// Candle open time; the candle is known at `open_ms + granularity_s * 1000`.
+    pub open_ms: UnixMs,
+    #[serde(with = "dec")]
+    pub open: Decimal,
+    #[serde(with = "dec")]
+    pub high: Decimal,
+    #[serde(with = "dec")]
+    pub low: Decimal,
+    #[serde(with = "dec")]
+    pub close: Decimal,
+    #[serde(with = "dec")]
+    pub volume: Decimal,
+}
+
+/// What a data-quality finding is about.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QualityIssue {
+    /// Bars missing between `after_ms` and `before_ms`.
+    Gap {
+        after_ms: UnixMs,
+        before_ms: UnixMs,
+        missing_bars: u64,
+    },
+    Duplicate {
+        open_ms: UnixMs,
+    },
+    OutOfOrder {
+        open_ms: UnixMs,
+        previous_ms: UnixMs,
+    },
+    VolumeAnomaly {
+        open_ms: UnixMs,
+        #[serde(with = "dec")]
+        volume: Decimal,
+    },
+    /// A row that failed validation (OHLC inconsistent, non-positive price …).
+    InvalidCandle {
+        open_ms: UnixMs,
+    },
+    /// The newest candle is older than allowed.
+    Stale {
+        newest_ms: UnixMs,
+        age_ms: i64,
+    },
+}
+
+/// A data-quality finding, with where it came from (file and line, URL …).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataQuality {
+    pub symbol: String,
+    pub granularity_s: u32,
+    pub issue: QualityIssue,
+    pub source: String,
+    pub detail: String,
+}
+
+/// A named indicator value the decision read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Indicator {
+    pub name: String,
+    #[serde(with = "opt_dec")]
+    pub value: Option<Decimal>,
+}
+
+/// One strategy signal's output for this bar.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignalOutput {
+    pub name: String,
+    pub fired: bool,
+    #[serde(with = "dec")]
+    pub strength: Decimal,
+    #[serde(with = "dec")]
+    pub confidence: Decimal,
+    #[serde(with = "opt_dec")]
+    pub entry: Option<Decimal>,
+    #[serde(with = "opt_dec")]
+    pub stop: Option<Decimal>,
+    #[serde(with = "opt_dec")]
+    pub take_profit: Option<Decimal>,
+    pub note: String,
+}
+
+/// One risk or pacing rule and how it came out.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RiskCheck {
+    /// A stable reason code, e.g. `min_notional`, `symbol_cooldown_active`.
+    pub code: String,
+    pub passed: bool,
+    pub detail: String,
+}
+
+/// The sizing arithmetic, step by step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sizing {
+    #[serde(with = "dec")]
+    pub capital: Decimal,
+    #[serde(with = "dec")]
+    pub risk_fraction: Decimal,
+    #[serde(with = "dec")]
+    pub risk_budget: Decimal,
+    #[serde(with = "dec")]
+    pub entry: Decimal,
+    #[serde(with = "dec")]
+    pub stop_trigger: Decimal,
+    #[serde(with = "dec")]
+    pub worst_case_fill: Decimal,
+    #[serde(with = "dec")]
+    pub risk_per_unit: Decimal,
+    #[serde(with = "dec")]
+    pub quantity_raw: Decimal,
+    #[serde(with = "dec")]
+    pub quantity: Decimal,
+    #[serde(with = "dec")]
+    pub notional: Decimal,
+    #[serde(with = "dec")]
+    pub multiplier: Decimal,
+}
+
+/// What the decision concluded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionOutcome {
+    Hold,
+    Enter,
+    Exit { reason: ExitReason },
+    Rejected { reason_code: String },
+}
+
+/// The glass-box record of one decision on one closed candle.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    pub symbol: String,
+    pub as_of_ms: UnixMs,
+    /// The seq of the `Candle` event this decision read.
+    pub candle_seq: Seq,
+    pub regime: String,
+    pub indicators: Vec<Indicator>,
+    pub signals: Vec<SignalOutput>,
+    pub risk_checks: Vec<RiskCheck>,
+    pub sizing: Option<Sizing>,
+    pub outcome: DecisionOutcome,
+    pub config_hash: Hash32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    Buy,
+    Sell,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderType {
+    Limit,
+    Market,
+    StopLimit,
+}
+
+/// Why an order exists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderPurpose {
+    /// An entry, normally with attached bracket legs.
+    Entry,
+    /// A standalone exit (signal, manual or emergency).
+    Exit,
+}
+
+/// The protection attached to an entry (Coinbase `trigger_bracket_gtc`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BracketLegs {
+    #[serde(with = "dec")]
+    pub take_profit_limit: Decimal,
+    #[serde(with = "dec")]
+    pub stop_trigger: Decimal,
+    /// The limit of the stop-limit the exchange creates when the stop triggers.
+    #[serde(with = "dec")]
+    pub stop_limit: Decimal,
+}
+
+/// An order intent, journaled before it is handed to the broker.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderPlaced {
+    pub client_order_id: String,
+    /// The decision this order came from.
+    pub decision_seq: Seq,
+    pub product_id: String,
+    pub side: Side,
+    pub order_type: OrderType,
+    pub purpose: OrderPurpose,
+    #[serde(with = "opt_dec")]
+    pub limit_price: Option<Decimal>,
+    #[serde(with = "opt_dec")]
+    pub stop_trigger: Option<Decimal>,
+    #[serde(with = "dec")]
+    pub base_size: Decimal,
+    pub post_only: bool,
+    pub bracket: Option<BracketLegs>,
+    /// Exact request payload sent to the broker (JSON), empty if none.
+    pub payload: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderAcknowledged {
+    pub client_order_id: String,
+    pub order_seq: Seq,
+    pub exchange_order_id: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderRejected {
+    pub client_order_id: String,
+    pub order_seq: Seq,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderCancelled {
+    pub client_order_id: String,
+    pub order_seq: Seq,
+    pub reason: String,
+}
+
+/// Both attached legs of an entry were seen live at the broker.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BracketVerified {
+    pub client_order_id: String,
+    pub order_seq: Seq,
+    pub take_profit_order_id: String,
+    pub stop_order_id: String,
+}
+
+/// Which part of an order a fill belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FillLeg {
+    Entry,
+    TakeProfit,
+    StopLoss,
+    Exit,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Liquidity {
+    Maker,
+    Taker,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fill {
+    pub client_order_id: String,
+    /// The `OrderPlaced` this fill belongs to.
+    pub order_seq: Seq,
+    pub fill_id: String,
+    pub leg: FillLeg,
+    pub side: Side,
+    #[serde(with = "dec")]
+    pub price: Decimal,
+    #[serde(with = "dec")]
+    pub size: Decimal,
+    #[serde(with = "dec")]
+    pub fee: Decimal,
+    pub liquidity: Liquidity,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReconcileOutcome {
+    Match,
+    ExitDetected,
+    Mismatch,
+}
+
+/// The broker's view compared with ours.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reconciliation {
+    pub symbol: String,
+    #[serde(with = "dec")]
+    pub broker_position: Decimal,
+    #[serde(with = "dec")]
+    pub our_position: Decimal,
+    pub broker_open_orders: Vec<String>,
+    pub our_open_orders: Vec<String>,
+    pub outcome: ReconcileOutcome,
+    pub detail: String,
+}
+
+/// The per-symbol engine state machine's states.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum EngineState {
+    Idle,
+    EntryPending,
+    PositionOpen,
+    Reconcile,
+    FailClosed,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineTransition {
+    pub symbol: String,
+    pub from: EngineState,
+    pub to: EngineState,
+    pub reason: String,
+    /// The event that caused the transition.
+    pub cause_seq: Seq,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExitReason {
+    Signal,
+    TakeProfit,
+    StopLoss,
+    Manual,
+    Emergency,
+}
+
+/// The single finalize-exit record of a trade.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TradeClosed {
+    pub trade_id: String,
+    pub symbol: String,
+    pub entry_client_order_id: String,
+    pub entry_order_seq: Seq,
+    pub entry_fill_seq: Seq,
+    pub exit_fill_seq: Seq,
+    pub entry_ms: UnixMs,
+    pub exit_ms: UnixMs,
+    #[serde(with = "dec")]
+    pub entry_price: Decimal,
+    #[serde(with = "dec")]
+    pub exit_price: Decimal,
+    #[serde(with = "dec")]
+    pub size: Decimal,
+    /// The stop the trade was sized against (for R).
+    #[serde(with = "dec")]
+    pub initial_stop: Decimal,
+    pub exit_reason: ExitReason,
+    #[serde(with = "dec")]
+    pub fees: Decimal,
+    #[serde(with = "dec")]
+    pub slippage: Decimal,
+    #[serde(with = "dec")]
+    pub gross_pnl: Decimal,
+    #[serde(with = "dec")]
+    pub net_pnl: Decimal,
+    #[serde(with = "dec")]
+    pub theoretical_r: Decimal,
+    #[serde(with = "dec")]
+    pub realized_r: Decimal,
+}
+
+/// A symbol stopped taking entries because protection could not be confirmed or an
+/// order failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailClosed {
+    pub symbol: String,
+    pub cause_seq: Seq,
+    pub reason: String,
+}
+
+/// An operator cleared a FAIL_CLOSED symbol.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorReset {
+    pub symbol: String,
+    pub operator: String,
+    pub reason: String,
+}
+
+/// A projection's state hash at a seq, written so a later fold can prove it agrees.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The last seq folded into `state_hash` (the seq just before this event).
+    pub through_seq: Seq,
+    pub state_hash: Hash32,
+}
+
+/// What the writer repaired when it opened the journal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recovered {
+    /// Segment file name the torn tail was cut from.
+    pub segment: String,
+    /// Byte offset in that segment where the dropped bytes began.
+    pub offset: u64,
+    pub bytes_dropped: u64,
+    /// The last intact seq before the cut.
+    pub last_good_seq: Seq,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunCompleted {
+    pub run_id: String,
+    pub end_ms: UnixMs,
+    pub candles: u64,
+    pub reason: String,
+}
+
+/// The kind code stored in every envelope. Codes are never reused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u16)]
+pub enum EventKind {
+    RunStarted = 1,
+    Candle = 2,
+    DataQuality = 3,
+    Decision = 4,
+    OrderPlaced = 5,
+    OrderAcknowledged = 6,
+    OrderRejected = 7,
+    OrderCancelled = 8,
+    BracketVerified = 9,
+    Fill = 10,
+    Reconciliation = 11,
+    EngineTransition = 12,
+    TradeClosed = 13,
+    FailClosed = 14,
+    OperatorReset = 15,
+    Checkpoint = 16,
+    Recovered = 17,
+    RunCompleted = 18,
+}
+
+/// Declares the [`Event`] enum and its kind table in one place, so a kind cannot
+/// be added to one and forgotten in the other.
+macro_rules! events {
+    ($($name:ident),* $(,)?) => {
+        /// Every event the journal can hold.
+        #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+        #[serde(untagged)]
+        pub enum Event {
+            $($name($name),)*
+        }
+
+        impl Event {
+            pub fn kind(&self) -> EventKind {
+                match self {
+                    $(Event::$name(_) => EventKind::$name,)*
+                }
+            }
+        }
+
+        impl EventKind {
+            /// Every kind, in code order.
+            pub const ALL: &'static [EventKind] = &[$(EventKind::$name,)*];
+
+            pub fn code(self) -> u16 {
+                self as u16
+            }
+
+            pub fn from_code(code: u16) -> Option<EventKind> {
+                Self::ALL.iter().copied().find(|kind| kind.code() == code)
+            }
+
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(EventKind::$name => stringify!($name),)*
+                }
+            }
+        }
+
+        $(impl From<$name> for Event {
+            fn from(body: $name) -> Event {
+                Event::$name(body)
+            }
+        })*
+
+        /// Encodes the body of `event` (not the envelope) with the frozen config.
+        pub(crate) fn encode_body(event: &Event, out: &mut Vec<u8>) -> Result<(), bincode::error::EncodeError> {
+            match event {
+                $(Event::$name(body) => {
+                    bincode::serde::encode_into_std_write(body, out, crate::codec::BODY_CONFIG)?;
+                })*
+            }
+            Ok(())
+        }
+
+        /// Decodes a schema-version-1 body of `kind`; the whole slice must be used.
+        pub(crate) fn decode_body_v1(kind: EventKind, body: &[u8]) -> Result<Event, String> {
+            match kind {
+                $(EventKind::$name => decode_exact::<$name>(body).map(Event::$name),)*
+            }
+        }
+    };
+}
+
+events!(
+    RunStarted,
+    Candle,
+    DataQuality,
+    Decision,
+    OrderPlaced,
+    OrderAcknowledged,
+    OrderRejected,
+    OrderCancelled,
+    BracketVerified,
+    Fill,
+    Reconciliation,
+    EngineTransition,
+    TradeClosed,
+    FailClosed,
+    OperatorReset,
+    Checkpoint,
+    Recovered,
+    RunCompleted,
+);
+
+fn decode_exact<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    let (value, used): (T, usize) =
+        bincode::serde::decode_from_slice(body, crate::codec::BODY_DECODE_CONFIG)
+            .map_err(|e| e.to_string())?;
+    if used != body.len() {
+        return Err(format!(
+            "{} trailing bytes after the body",
+            body.len() - used
+        ));
+    }
+    Ok(value)
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}

@@ -1,0 +1,31 @@
+//! `anx-journal`: the event vocabulary and the append-only, BLAKE3 hash-chained
+//! journal every other part of anx is a fold of.
+//!
+//! - [`event`]: the event kinds (plain data).
+//! - [`format`]: the byte layout (normative text: `journal/FORMAT.md`).
+//! - [`Writer`]: the single writer (lock, durability, rollover, repair at open).
+//! - [`Reader`]: streams records, verifying the chain as it goes.
+//! - [`verify()`]: the whole-journal check behind `anx journal verify`.
+//!
+//! Architecture invariant: this crate knows no trading logic beyond the shapes of
+//! the events, depends on no other anx crate, and never prints.
+
+pub mod codec;
+pub mod error;
+pub mod event;
+pub mod format;
+pub mod head;
+pub mod reader;
+pub mod sample;
+pub mod storage;
+pub mod verify;
+pub mod writer;
+
+pub use codec::Hash32;
+pub use error::{Fault, FaultReason, JournalError, Result};
+pub use event::*;
+pub use format::JournalMeta;
+pub use head::Head;
+pub use reader::{decode_payload, list_segments, Reader, RecordRef, StoredEvent, TailPolicy};
+pub use verify::{verify, VerifyReport};
+pub use writer::{is_locked, Appended, Durability, OpenCheck, Writer, WriterOptions, LOCK_FILE};

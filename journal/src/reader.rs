@@ -1,0 +1,411 @@
+//! Reading a journal: segment discovery, and a scanner that verifies every record
+//! against the chain before handing it out. No unverified byte reaches a caller.
+//!
+//! The scanner also classifies a failure: a fault in the last segment with no
+//! plausible record after it is a *torn tail* (what a crash mid-append leaves);
+//! anything else is *corruption*. The writer repairs the first and refuses the
+//! second; verification reports both.
+
+use crate::codec::Hash32;
+use crate::error::{Fault, FaultReason, JournalError, Result};
+use crate::event::{Event, EventKind, Seq, UnixMs};
+use crate::format::{
+    chain_hash, parse_segment_file_name, Envelope, JournalMeta, RecordHeader, SegmentHeader,
+    ENVELOPE_BYTES, RECORD_HEADER_BYTES, RECORD_OVERHEAD_BYTES, SCHEMA_VERSION_CURRENT,
+    SEGMENT_HEADER_BYTES,
+};
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// A segment file found in a journal directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentFileInfo {
+    pub name: String,
+    pub path: PathBuf,
+    /// The first seq, as the file name says.
+    pub first_seq: Seq,
+}
+
+/// Lists a journal's segment files, ordered by first seq. Other files (the lock,
+/// the derived index, leftover `.tmp` files) are ignored.
+pub fn list_segments(dir: &Path) -> Result<Vec<SegmentFileInfo>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| JournalError::io(dir, e))?;
+    let mut segments = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| JournalError::io(dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(first_seq) = parse_segment_file_name(&name) {
+            segments.push(SegmentFileInfo {
+                path: entry.path(),
+                name,
+                first_seq,
+            });
+        }
+    }
+    segments.sort_by_key(|segment| segment.first_seq);
+    Ok(segments)
+}
+
+/// One verified record, borrowed from the reader's buffer.
+#[derive(Clone, Copy, Debug)]
+pub struct RecordRef<'a> {
+    pub seq: Seq,
+    pub hash: Hash32,
+    /// The payload exactly as stored (envelope + body).
+    pub payload: &'a [u8],
+    /// Index of the segment in the journal's segment list.
+    pub segment_index: usize,
+    /// Byte offset of the record in its segment.
+    pub offset: u64,
+}
+
+impl RecordRef<'_> {
+    pub fn envelope(&self) -> Envelope {
+        Envelope::decode(self.payload)
+    }
+
+    pub fn market_ms(&self) -> UnixMs {
+        self.envelope().market_ms
+    }
+
+    /// Decodes the event, dispatching on the envelope's kind and schema version.
+    pub fn decode(&self) -> Result<Event> {
+        decode_payload(self.seq, self.payload)
+    }
+
+    pub fn to_stored(&self) -> Result<StoredEvent> {
+        Ok(StoredEvent {
+            seq: self.seq,
+            hash: self.hash,
+            market_ms: self.market_ms(),
+            event: self.decode()?,
+        })
+    }
+}
+
+/// An owned, verified and decoded event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredEvent {
+    pub seq: Seq,
+    pub hash: Hash32,
+    pub market_ms: UnixMs,
+    pub event: Event,
+}
+
+/// Decodes a stored payload. Old schema versions stay decodable forever: add a
+/// match arm per version, never change an existing one.
+pub fn decode_payload(seq: Seq, payload: &[u8]) -> Result<Event> {
+    let envelope = Envelope::decode(payload);
+    let kind = EventKind::from_code(envelope.kind_code).ok_or_else(|| JournalError::Decode {
+        seq,
+        what: format!("event kind {}", envelope.kind_code),
+        reason: "unknown kind (written by a newer anx?)".into(),
+    })?;
+    let body = &payload[ENVELOPE_BYTES..];
+    let decoded = match envelope.schema_version {
+        1 => crate::event::decode_body_v1(kind, body),
+        other => Err(format!(
+            "schema version {other} is not supported (this build knows 1..={SCHEMA_VERSION_CURRENT})"
+        )),
+    };
+    decoded.map_err(|reason| JournalError::Decode {
+        seq,
+        what: format!("{kind} body"),
+        reason,
+    })
+}
+
+/// What a reader does when it meets a torn tail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TailPolicy {
+    /// A torn tail is an error ([`JournalError::TornTail`]).
+    Strict,
+    /// A torn tail ends the stream quietly (for readers of a journal a writer may
+    /// be appending to right now); [`Reader::torn_tail`] says it was met.
+    StopAtTorn,
+}
+
+/// Streams verified records from the first segment on.
+pub struct Reader {
+    dir: PathBuf,
+    segments: Vec<SegmentFileInfo>,
+    tail_policy: TailPolicy,
+    /// The segment being read, whole.
+    buf: Vec<u8>,
+    loaded: Option<usize>,
+    pos: usize,
+    next_index: usize,
+    expected_seq: Seq,
+    prev: Hash32,
+    meta: Option<JournalMeta>,
+    torn: Option<Fault>,
+    done: bool,
+    bytes_read: u64,
+}
+
+impl Reader {
+    /// Opens a journal for reading with [`TailPolicy::Strict`].
+    pub fn open(dir: &Path) -> Result<Reader> {
+        Reader::open_with(dir, TailPolicy::Strict)
+    }
+
+    pub fn open_with(dir: &Path, tail_policy: TailPolicy) -> Result<Reader> {
+        let segments = list_segments(dir)?;
+        Ok(Reader::over(dir, segments, 0, tail_policy))
+    }
+
+    /// Starts at segment `start` (0-based) of `segments`, anchored on that
+    /// segment's recorded previous hash. Earlier segments are not read.
+    pub(crate) fn over(
+        dir: &Path,
+        segments: Vec<SegmentFileInfo>,
+        start: usize,
+        tail_policy: TailPolicy,
+    ) -> Reader {
+        Reader {
+            dir: dir.to_path_buf(),
+            segments,
+            tail_policy,
+            buf: Vec::new(),
+            loaded: None,
+            pos: 0,
+            next_index: start,
+            expected_seq: 0,
+            prev: Hash32::default(),
+            meta: None,
+            torn: None,
+            done: false,
+            bytes_read: 0,
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn segments(&self) -> &[SegmentFileInfo] {
+        &self.segments
+    }
+
+    /// The journal identity, once the first segment header was read.
+    pub fn meta(&self) -> Option<JournalMeta> {
+        self.meta
+    }
+
+    /// The last verified seq and hash (seq 0 and the genesis hash before any record).
+    pub fn head(&self) -> (Seq, Hash32) {
+        (self.expected_seq.saturating_sub(1), self.prev)
+    }
+
+    /// The torn tail met under [`TailPolicy::StopAtTorn`].
+    pub fn torn_tail(&self) -> Option<&Fault> {
+        self.torn.as_ref()
+    }
+
+    /// Segment bytes read so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read
+    }
+
+    /// The next verified record, `None` at the end of the journal.
+    pub fn next_record(&mut self) -> Result<Option<RecordRef<'_>>> {
+        if self.done {
+            return Ok(None);
+        }
+        loop {
+            let Some(index) = self.loaded else {
+                if self.next_index >= self.segments.len() {
+                    self.done = true;
+                    if self.meta.is_none() {
+                        return Err(self.fault_error(Fault {
+                            seq: 1,
+                            segment: String::new(),
+                            offset: 0,
+                            reason: FaultReason::NoSegments,
+                            torn_tail: false,
+                        }));
+                    }
+                    return Ok(None);
+                }
+                self.load_segment(self.next_index)?;
+                continue;
+            };
+            if self.pos == self.buf.len() {
+                self.loaded = None;
+                self.next_index = index + 1;
+                continue;
+            }
+            match self.check_record(index) {
+                Ok((header, hash)) => {
+                    let offset = self.pos;
+                    let payload_start = offset + RECORD_HEADER_BYTES;
+                    self.pos = offset + header.record_bytes();
+                    self.expected_seq += 1;
+                    self.prev = hash;
+                    return Ok(Some(RecordRef {
+                        seq: header.seq,
+                        hash,
+                        payload: &self.buf[payload_start..payload_start + header.len as usize],
+                        segment_index: index,
+                        offset: offset as u64,
+                    }));
+                }
+                Err(fault) => {
+                    self.done = true;
+                    if fault.torn_tail && self.tail_policy == TailPolicy::StopAtTorn {
+                        self.torn = Some(fault);
+                        return Ok(None);
+                    }
+                    return Err(self.fault_error(fault));
+                }
+            }
+        }
+    }
+
+    /// The next verified and decoded event.
+    pub fn next_event(&mut self) -> Result<Option<StoredEvent>> {
+        match self.next_record()? {
+            Some(record) => record.to_stored().map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn fault_error(&self, fault: Fault) -> JournalError {
+        if fault.torn_tail {
+            JournalError::TornTail(fault)
+        } else {
+            JournalError::Corrupt(fault)
+        }
+    }
+
+    fn load_segment(&mut self, index: usize) -> Result<()> {
+        let info = &self.segments[index];
+        self.buf.clear();
+        File::open(&info.path)
+            .and_then(|mut file| file.read_to_end(&mut self.buf))
+            .map_err(|e| JournalError::io(&info.path, e))?;
+        self.bytes_read += self.buf.len() as u64;
+        let fault = |seq: Seq, reason: FaultReason| Fault {
+            seq,
+            segment: info.name.clone(),
+            offset: 0,
+            reason,
+            torn_tail: false,
+        };
+        let header = SegmentHeader::decode(&self.buf)
+            .map_err(|why| fault(info.first_seq, FaultReason::SegmentHeader(why)))
+            .map_err(|f| self.fault_error(f))?;
+        let reject = |f: Fault| Err(JournalError::Corrupt(f));
+        if header.first_seq != info.first_seq {
+            return reject(fault(
+                info.first_seq.min(header.first_seq),
+                FaultReason::SegmentNameMismatch {
+                    name_seq: info.first_seq,
+                    header_seq: header.first_seq,
+                },
+            ));
+        }
+        match self.meta {
+            None => {
+                // The first segment read anchors the chain: the genesis for the
+                // journal's first segment, the recorded previous hash otherwise.
+                let anchor_ok = if index == 0 {
+                    header.first_seq == 1 && header.prev_hash == header.meta.genesis()
+                } else {
+                    true
+                };
+                if !anchor_ok {
+                    let reason = if header.first_seq != 1 {
+                        FaultReason::SegmentSeqGap {
+                            expected: 1,
+                            found: header.first_seq,
+                        }
+                    } else {
+                        FaultReason::SegmentChainBreak
+                    };
+                    return reject(fault(1, reason));
+                }
+                self.meta = Some(header.meta);
+                self.expected_seq = header.first_seq;
+                self.prev = header.prev_hash;
+            }
+            Some(meta) => {
+                if header.meta != meta {
+                    return reject(fault(self.expected_seq, FaultReason::SegmentForeign));
+                }
+                if header.first_seq != self.expected_seq {
+                    return reject(fault(
+                        self.expected_seq,
+                        FaultReason::SegmentSeqGap {
+                            expected: self.expected_seq,
+                            found: header.first_seq,
+                        },
+                    ));
+                }
+                if header.prev_hash != self.prev {
+                    return reject(fault(self.expected_seq, FaultReason::SegmentChainBreak));
+                }
+            }
+        }
+        self.loaded = Some(index);
+        self.pos = SEGMENT_HEADER_BYTES;
+        Ok(())
+    }
+
+    /// Checks the record at `self.pos` of the loaded segment.
+    fn check_record(&self, index: usize) -> std::result::Result<(RecordHeader, Hash32), Fault> {
+        let rest = &self.buf[self.pos..];
+        let fault = |reason: FaultReason| Fault {
+            seq: self.expected_seq,
+            segment: self.segments[index].name.clone(),
+            offset: self.pos as u64,
+            torn_tail: index + 1 == self.segments.len()
+                && !plausible_record_after(rest, self.expected_seq),
+            reason,
+        };
+        if rest.len() < RECORD_HEADER_BYTES {
+            return Err(fault(FaultReason::IncompleteHeader { bytes: rest.len() }));
+        }
+        let header = RecordHeader::decode(rest);
+        if !header.len_is_valid() {
+            return Err(fault(FaultReason::BadLength {
+                len: header.len,
+                len_check: header.len_check,
+            }));
+        }
+        if rest.len() < header.record_bytes() {
+            return Err(fault(FaultReason::IncompleteRecord {
+                needed: header.record_bytes(),
+                available: rest.len(),
+            }));
+        }
+        if header.seq != self.expected_seq {
+            return Err(fault(FaultReason::SeqMismatch { found: header.seq }));
+        }
+        let payload = &rest[RECORD_HEADER_BYTES..RECORD_HEADER_BYTES + header.len as usize];
+        let stored = &rest[RECORD_HEADER_BYTES + header.len as usize..header.record_bytes()];
+        let hash = chain_hash(&self.prev, header.seq, payload);
+        if hash.0 != stored {
+            return Err(fault(FaultReason::HashMismatch));
+        }
+        Ok((header, hash))
+    }
+}
+
+/// Whether anything after the start of `rest` looks like an intact record: a
+/// header whose length check passes, whose seq is at or after `expected_seq`
+/// and which fits in what remains. Only then can a fault not be a torn tail.
+/// The bad record itself (at offset 0) is not considered.
+fn plausible_record_after(rest: &[u8], expected_seq: Seq) -> bool {
+    if rest.len() < RECORD_OVERHEAD_BYTES + ENVELOPE_BYTES {
+        return false;
+    }
+    let seq_max = expected_seq.saturating_add(rest.len() as u64 / RECORD_OVERHEAD_BYTES as u64);
+    (1..=rest.len() - RECORD_OVERHEAD_BYTES - ENVELOPE_BYTES).any(|at| {
+        let header = RecordHeader::decode(&rest[at..]);
+        header.len_is_valid()
+            && (expected_seq..=seq_max).contains(&header.seq)
+            && at + header.record_bytes() <= rest.len()
+    })
+}

@@ -1,0 +1,562 @@
+//! Crash and damage: torn tails are repaired, corruption is refused, every byte
+//! flip is caught at the right seq, a second writer is refused, and injected
+//! storage faults poison the writer without losing an acknowledged event.
+
+mod common;
+
+use anx_journal::sample::{golden_events, GOLDEN_META};
+use anx_journal::storage::{FaultPlan, FaultyStorage};
+use anx_journal::{
+    verify, Durability, Event, FaultReason, JournalError, Reader, Writer, WriterOptions,
+};
+use common::*;
+use std::path::Path;
+
+fn reopen(dir: &Path) -> Result<Writer, JournalError> {
+    Writer::open(dir, options(Durability::Always))
+}
+
+/// After repairing a torn tail the journal holds the intact prefix, then exactly
+/// one `Recovered` event describing the cut, and verifies.
+fn assert_repaired(dir: &Path, intact: usize, cut_at: u64, dropped: u64) {
+    let writer = reopen(dir).expect("a torn tail must be repaired at open");
+    let recovered = writer.recovered().cloned().expect("a Recovered event");
+    assert_eq!(recovered.offset, cut_at);
+    assert_eq!(recovered.bytes_dropped, dropped);
+    assert_eq!(recovered.last_good_seq, intact as u64);
+    drop(writer);
+    let events = read_all(dir);
+    let golden = golden_events();
+    assert_eq!(events.len(), intact + 1);
+    for (stored, (_, expected)) in events.iter().zip(&golden[..intact]) {
+        assert_eq!(&stored.event, expected);
+    }
+    match &events[intact].event {
+        Event::Recovered(r) => assert_eq!(r, &recovered),
+        other => panic!("expected Recovered, got {other:?}"),
+    }
+    let report = verify(dir, None).unwrap();
+    assert!(report.ok(), "{:?}", report.fault);
+    assert_eq!(report.events, intact as u64 + 1);
+}
+
+#[test]
+fn torn_tail_at_every_offset_of_the_last_record_is_repaired() {
+    let source = tempfile::tempdir().unwrap();
+    write_golden(source.path());
+    let offsets = record_offsets(source.path());
+    let last_start = offsets[offsets.len() - 2];
+    let end = offsets[offsets.len() - 1];
+    let intact = offsets.len() - 2;
+    // Cutting exactly at the record's start just leaves a shorter, intact journal.
+    for cut in last_start + 1..end {
+        let dir = tempfile::tempdir().unwrap();
+        copy_journal(source.path(), dir.path());
+        let segment = only_segment(dir.path());
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&segment)
+            .unwrap();
+        file.set_len(cut).unwrap();
+        drop(file);
+        let report = verify(dir.path(), None).unwrap();
+        let fault = report.fault.expect("a torn tail is reported by verify");
+        assert!(fault.torn_tail, "cut at {cut}: {fault}");
+        assert_eq!(fault.seq, intact as u64 + 1);
+        assert_repaired(dir.path(), intact, last_start, cut - last_start);
+    }
+}
+
+#[test]
+fn zero_filled_tails_are_repaired() {
+    let source = tempfile::tempdir().unwrap();
+    write_golden(source.path());
+    let offsets = record_offsets(source.path());
+    let last_start = offsets[offsets.len() - 2] as usize;
+    let end = offsets[offsets.len() - 1] as usize;
+    let intact = offsets.len() - 2;
+    // (a) the file was extended with zeros after the last record (preallocation);
+    // (b) the last record's bytes never reached the disk and read back as zeros;
+    // (c) only the second half of the last record is zeros.
+    type Damage = Box<dyn Fn(&mut Vec<u8>)>;
+    let cases: [(&str, Damage, usize, usize); 3] = [
+        (
+            "zeros appended",
+            Box::new(|b: &mut Vec<u8>| b.extend(std::iter::repeat_n(0, 4096))),
+            end,
+            4096,
+        ),
+        (
+            "record zeroed",
+            Box::new(move |b: &mut Vec<u8>| b[last_start..].fill(0)),
+            last_start,
+            end - last_start,
+        ),
+        (
+            "half zeroed",
+            Box::new(move |b: &mut Vec<u8>| b[(last_start + end) / 2..].fill(0)),
+            last_start,
+            end - last_start,
+        ),
+    ];
+    for (name, damage, cut_at, dropped) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        copy_journal(source.path(), dir.path());
+        let segment = only_segment(dir.path());
+        let mut bytes = std::fs::read(&segment).unwrap();
+        damage(&mut bytes);
+        std::fs::write(&segment, &bytes).unwrap();
+        let intact_here = if cut_at == end { intact + 1 } else { intact };
+        let fault = verify(dir.path(), None).unwrap().fault.expect(name);
+        assert!(fault.torn_tail, "{name}: {fault}");
+        assert_repaired(dir.path(), intact_here, cut_at as u64, dropped as u64);
+    }
+}
+
+#[test]
+fn every_single_byte_flip_is_detected_at_the_right_seq() {
+    let source = tempfile::tempdir().unwrap();
+    write_golden(source.path());
+    let offsets = record_offsets(source.path());
+    let segment = only_segment(source.path());
+    let original = std::fs::read(&segment).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    copy_journal(source.path(), dir.path());
+    let target = only_segment(dir.path());
+    for position in 0..original.len() {
+        let mut bytes = original.clone();
+        bytes[position] ^= 0x5a;
+        std::fs::write(&target, &bytes).unwrap();
+        let report = verify(dir.path(), None).unwrap();
+        let fault = report
+            .fault
+            .unwrap_or_else(|| panic!("flip at byte {position} went undetected"));
+        // The seq of the record containing the byte (1 for the header).
+        let expected_seq = offsets
+            .iter()
+            .take_while(|&&start| start as usize <= position)
+            .count()
+            .max(1) as u64;
+        assert_eq!(fault.seq, expected_seq, "flip at byte {position}: {fault}");
+        assert_eq!(report.events, expected_seq - 1);
+    }
+}
+
+#[test]
+fn damage_before_the_tail_is_corruption_and_is_never_repaired() {
+    let source = tempfile::tempdir().unwrap();
+    write_golden(source.path());
+    let offsets = record_offsets(source.path());
+    let original = std::fs::read(only_segment(source.path())).unwrap();
+    let (r3, r4, r5) = (
+        offsets[2] as usize,
+        offsets[3] as usize,
+        offsets[4] as usize,
+    );
+    let mut swapped = original[..r3].to_vec();
+    swapped.extend_from_slice(&original[r4..r5]);
+    swapped.extend_from_slice(&original[r3..r4]);
+    swapped.extend_from_slice(&original[r5..]);
+    let mut flipped = original.clone();
+    flipped[r3 + 20] ^= 1;
+    let mut cut_out = original[..r3 + 10].to_vec();
+    cut_out.extend_from_slice(&original[r4..]);
+    let mut bad_len = original.clone();
+    bad_len[r3 + 8] ^= 0x40; // length field of record 3, making it claim beyond EOF
+    let mut last_two_swapped = original[..offsets[offsets.len() - 3] as usize].to_vec();
+    let (a, b, e) = (
+        offsets[offsets.len() - 3] as usize,
+        offsets[offsets.len() - 2] as usize,
+        original.len(),
+    );
+    last_two_swapped.extend_from_slice(&original[b..e]);
+    last_two_swapped.extend_from_slice(&original[a..b]);
+    let cases = [
+        ("records swapped", swapped, 3u64),
+        ("payload flipped", flipped, 3),
+        ("bytes cut from the middle", cut_out, 3),
+        ("length damaged", bad_len, 3),
+        (
+            "last two records swapped",
+            last_two_swapped,
+            offsets.len() as u64 - 2,
+        ),
+    ];
+    for (name, bytes, seq) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seg-00000000000000000001.anxj");
+        std::fs::write(&path, &bytes).unwrap();
+        let fault = verify(dir.path(), None).unwrap().fault.expect(name);
+        assert_eq!(fault.seq, seq, "{name}: {fault}");
+        assert!(
+            !fault.torn_tail,
+            "{name} must not look like a torn tail: {fault}"
+        );
+        match reopen(dir.path()) {
+            Err(JournalError::Corrupt(f)) => assert_eq!(f.seq, seq, "{name}"),
+            Err(other) => panic!("{name}: expected corruption, got {other}"),
+            Ok(_) => panic!("{name}: a corrupt journal was opened for writing"),
+        }
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            bytes,
+            "{name}: the file was changed"
+        );
+    }
+}
+
+/// A journal spread over several small segments.
+fn multi_segment(dir: &Path) -> Vec<anx_journal::reader::SegmentFileInfo> {
+    let opts = WriterOptions {
+        segment_bytes_max: 700,
+        ..options(Durability::OnClose)
+    };
+    write_events(dir, &golden_events(), opts);
+    let segments = anx_journal::list_segments(dir).unwrap();
+    assert!(
+        segments.len() >= 4,
+        "expected several segments, got {}",
+        segments.len()
+    );
+    segments
+}
+
+#[test]
+fn segments_chain_and_roll_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let segments = multi_segment(dir.path());
+    let report = verify(dir.path(), None).unwrap();
+    assert!(report.ok());
+    assert_eq!(report.segments, segments.len());
+    let single = tempfile::tempdir().unwrap();
+    write_golden(single.path());
+    assert_eq!(
+        report.head,
+        verify(single.path(), None).unwrap().head,
+        "the chain does not depend on segmenting"
+    );
+    let events: Vec<Event> = read_all(dir.path()).into_iter().map(|s| s.event).collect();
+    let golden: Vec<Event> = golden_events().into_iter().map(|(_, e)| e).collect();
+    assert_eq!(events, golden);
+}
+
+#[test]
+fn a_deleted_or_damaged_segment_is_corruption() {
+    let source = tempfile::tempdir().unwrap();
+    let segments = multi_segment(source.path());
+    let last = segments.len() - 1;
+    // Deleting a middle segment or the first one.
+    for victim in [1, 0] {
+        let dir = tempfile::tempdir().unwrap();
+        copy_journal(source.path(), dir.path());
+        std::fs::remove_file(dir.path().join(&segments[victim].name)).unwrap();
+        let fault = verify(dir.path(), None)
+            .unwrap()
+            .fault
+            .expect("deleted segment");
+        assert!(
+            matches!(fault.reason, FaultReason::SegmentSeqGap { .. }),
+            "{fault}"
+        );
+        assert_eq!(fault.seq, segments[victim].first_seq);
+        assert!(matches!(reopen(dir.path()), Err(JournalError::Corrupt(_))));
+    }
+    // A torn record in a segment that is not the last is corruption, not a tail.
+    let dir = tempfile::tempdir().unwrap();
+    copy_journal(source.path(), dir.path());
+    let path = dir.path().join(&segments[last - 1].name);
+    let len = std::fs::metadata(&path).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(len - 5)
+        .unwrap();
+    let fault = verify(dir.path(), None)
+        .unwrap()
+        .fault
+        .expect("cut segment");
+    assert!(!fault.torn_tail, "{fault}");
+    assert!(matches!(reopen(dir.path()), Err(JournalError::Corrupt(_))));
+    // Deleting the last segment leaves a shorter valid chain: only a published
+    // head reveals it.
+    let dir = tempfile::tempdir().unwrap();
+    copy_journal(source.path(), dir.path());
+    let full_head = verify(dir.path(), None).unwrap().head;
+    std::fs::remove_file(dir.path().join(&segments[last].name)).unwrap();
+    assert!(verify(dir.path(), None).unwrap().ok());
+    let fault = verify(dir.path(), Some(full_head))
+        .unwrap()
+        .fault
+        .expect("shorter than head");
+    assert!(
+        matches!(fault.reason, FaultReason::ShorterThanExpectedHead { .. }),
+        "{fault}"
+    );
+}
+
+#[test]
+fn expect_head_detects_a_rewritten_history() {
+    let dir = tempfile::tempdir().unwrap();
+    write_golden(dir.path());
+    let head = verify(dir.path(), None).unwrap().head;
+    assert!(verify(dir.path(), Some(head)).unwrap().ok());
+    // A journal with the same events but another identity has other hashes.
+    let other = tempfile::tempdir().unwrap();
+    let mut writer = Writer::create(
+        other.path(),
+        anx_journal::JournalMeta {
+            journal_id: [1; 16],
+            created_ms: 0,
+        },
+        options(Durability::OnClose),
+    )
+    .unwrap();
+    for (ms, event) in golden_events() {
+        writer.append(ms, &event).unwrap();
+    }
+    writer.close().unwrap();
+    let fault = verify(other.path(), Some(head))
+        .unwrap()
+        .fault
+        .expect("rewritten");
+    assert!(
+        matches!(fault.reason, FaultReason::ExpectedHeadMismatch { .. }),
+        "{fault}"
+    );
+    assert_eq!(fault.seq, head.seq);
+}
+
+#[test]
+fn a_second_writer_is_refused_and_nothing_is_corrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = Writer::create(dir.path(), GOLDEN_META, options(Durability::Always)).unwrap();
+    let golden = golden_events();
+    first.append(golden[0].0, &golden[0].1).unwrap();
+    for attempt in [
+        reopen(dir.path()),
+        Writer::create(dir.path(), GOLDEN_META, options(Durability::Always)),
+    ] {
+        match attempt {
+            Err(JournalError::Locked { lock, holder, .. }) => {
+                assert_eq!(lock, dir.path().join("LOCK"));
+                assert_eq!(holder, format!("pid {}", std::process::id()));
+            }
+            Err(other) => panic!("expected Locked, got {other}"),
+            Ok(_) => panic!("a second writer was allowed"),
+        }
+    }
+    assert!(anx_journal::is_locked(dir.path()).unwrap());
+    first.append(golden[1].0, &golden[1].1).unwrap();
+    first.close().unwrap();
+    assert!(!anx_journal::is_locked(dir.path()).unwrap());
+    let events = read_all(dir.path());
+    assert_eq!(events.len(), 2);
+    // Once the first writer is gone a new one may open and continue the chain.
+    let mut next = reopen(dir.path()).unwrap();
+    assert!(next.recovered().is_none());
+    next.append(golden[2].0, &golden[2].1).unwrap();
+    next.close().unwrap();
+    assert!(verify(dir.path(), None).unwrap().ok());
+}
+
+/// Appends the golden events through `storage` until the writer fails; returns
+/// the events acknowledged as durable.
+fn append_until_poisoned(
+    dir: &Path,
+    storage: FaultyStorage,
+    durability: Durability,
+) -> (usize, String) {
+    let mut writer =
+        Writer::create_with(dir, GOLDEN_META, options(durability), Box::new(storage)).unwrap();
+    let mut cause = None;
+    for round in 0..50 {
+        for (ms, event) in golden_events() {
+            if let Err(e) = writer.append(ms, &event) {
+                cause = Some(e.to_string());
+                break;
+            }
+        }
+        if cause.is_some() || round == 49 {
+            break;
+        }
+    }
+    let cause = cause.expect("the injected fault must surface");
+    // Poisoned: every later append and sync fails and says why.
+    let (ms, event) = &golden_events()[0];
+    match writer.append(*ms, event) {
+        Err(JournalError::Poisoned { cause: why }) => {
+            assert!(why.contains("injected fault"), "{why}")
+        }
+        other => panic!("expected a poisoned writer, got {other:?}"),
+    }
+    assert!(matches!(writer.sync(), Err(JournalError::Poisoned { .. })));
+    (writer.durable_seq() as usize, cause)
+}
+
+fn assert_acknowledged_survive(dir: &Path, acknowledged: usize) {
+    let writer = reopen(dir).expect("reopen after a fault");
+    drop(writer);
+    let events = read_all(dir);
+    let golden = golden_events();
+    assert!(
+        events.len() >= acknowledged,
+        "lost acknowledged events: {} < {acknowledged}",
+        events.len()
+    );
+    for (i, stored) in events.iter().take(acknowledged).enumerate() {
+        assert_eq!(
+            stored.event,
+            golden[i % golden.len()].1,
+            "seq {}",
+            stored.seq
+        );
+    }
+    assert!(verify(dir, None).unwrap().ok());
+}
+
+#[test]
+fn short_writes_are_completed() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = FaultyStorage::new(FaultPlan {
+        write_chunk_max: Some(7),
+        ..FaultPlan::default()
+    });
+    let plan = storage.plan.clone();
+    let mut writer = Writer::create_with(
+        dir.path(),
+        GOLDEN_META,
+        options(Durability::Always),
+        Box::new(storage),
+    )
+    .unwrap();
+    for (ms, event) in golden_events() {
+        writer.append(ms, &event).unwrap();
+    }
+    writer.close().unwrap();
+    assert!(plan.lock().unwrap().syncs >= golden_events().len() as u32);
+    assert_eq!(read_all(dir.path()).len(), golden_events().len());
+    assert!(verify(dir.path(), None).unwrap().ok());
+}
+
+#[test]
+fn a_failed_write_poisons_and_loses_no_acknowledged_event() {
+    // A fault while the first segment's header is written fails creation and
+    // leaves no segment behind.
+    for budget in [0u64, 1, 100, 111] {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = FaultyStorage::new(FaultPlan {
+            write_budget_bytes: Some(budget),
+            ..FaultPlan::default()
+        });
+        match Writer::create_with(
+            dir.path(),
+            GOLDEN_META,
+            options(Durability::Always),
+            Box::new(storage),
+        ) {
+            Err(JournalError::Io { path, .. }) => {
+                assert!(path.to_string_lossy().ends_with(".anxj.tmp"))
+            }
+            Err(other) => panic!("expected an I/O error, got {other}"),
+            Ok(_) => panic!("creation must fail when the header cannot be written"),
+        }
+        assert!(anx_journal::list_segments(dir.path()).unwrap().is_empty());
+        Writer::create(dir.path(), GOLDEN_META, options(Durability::Always))
+            .expect("a later create succeeds");
+    }
+    for budget in [112u64, 113, 1000, 1234, 2500, 3999] {
+        for durability in [
+            Durability::Always,
+            Durability::Batch {
+                events_max: 3,
+                delay_ms_max: 60_000,
+            },
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let storage = FaultyStorage::new(FaultPlan {
+                write_budget_bytes: Some(budget),
+                write_chunk_max: Some(64),
+                ..FaultPlan::default()
+            });
+            let (acknowledged, cause) = append_until_poisoned(dir.path(), storage, durability);
+            assert!(cause.contains("write failed"), "{cause}");
+            assert_acknowledged_survive(dir.path(), acknowledged);
+        }
+    }
+}
+
+#[test]
+fn a_failed_fsync_poisons_and_loses_no_acknowledged_event() {
+    for fail_at in [2u32, 3, 7, 20] {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = FaultyStorage::new(FaultPlan {
+            fail_sync_at: Some(fail_at),
+            ..FaultPlan::default()
+        });
+        let (acknowledged, cause) = append_until_poisoned(dir.path(), storage, Durability::Always);
+        assert!(cause.contains("fdatasync failed"), "{cause}");
+        // The first sync is the segment header's; each later one acknowledges one event.
+        assert_eq!(acknowledged, fail_at as usize - 2);
+        assert_acknowledged_survive(dir.path(), acknowledged);
+    }
+}
+
+#[test]
+fn a_failed_rollover_poisons() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = FaultyStorage::new(FaultPlan::default());
+    let plan = storage.plan.clone();
+    let opts = WriterOptions {
+        segment_bytes_max: 700,
+        ..options(Durability::Always)
+    };
+    let mut writer = Writer::create_with(dir.path(), GOLDEN_META, opts, Box::new(storage)).unwrap();
+    plan.lock().unwrap().fail_sync_dir = true;
+    let mut failure = None;
+    for (ms, event) in golden_events() {
+        if let Err(e) = writer.append(ms, &event) {
+            failure = Some(e);
+            break;
+        }
+    }
+    assert!(
+        matches!(failure, Some(JournalError::Poisoned { .. })),
+        "{failure:?}"
+    );
+    let acknowledged = writer.durable_seq() as usize;
+    drop(writer);
+    assert_acknowledged_survive(dir.path(), acknowledged);
+}
+
+#[test]
+fn reader_can_stop_quietly_at_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    write_golden(dir.path());
+    let segment = only_segment(dir.path());
+    let len = std::fs::metadata(&segment).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .unwrap()
+        .set_len(len - 3)
+        .unwrap();
+    let mut strict = Reader::open(dir.path()).unwrap();
+    let mut seen = 0;
+    let error = loop {
+        match strict.next_record() {
+            Ok(Some(_)) => seen += 1,
+            Ok(None) => panic!("strict reader must not end quietly at a torn tail"),
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(error, JournalError::TornTail(_)));
+    assert_eq!(seen, golden_events().len() - 1);
+    let mut lenient = Reader::open_with(dir.path(), anx_journal::TailPolicy::StopAtTorn).unwrap();
+    let mut count = 0;
+    while lenient.next_record().unwrap().is_some() {
+        count += 1;
+    }
+    assert_eq!(count, golden_events().len() - 1);
+    assert!(lenient.torn_tail().is_some());
+}

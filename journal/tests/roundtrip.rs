@@ -1,0 +1,537 @@
+//! Property test: any sequence of events written (with any segment size and
+//! durability) and read back is identical, market times included.
+
+mod common;
+
+use anx_journal::*;
+use proptest::collection::vec;
+use proptest::prelude::*;
+use rust_decimal::Decimal;
+
+fn dec() -> impl Strategy<Value = Decimal> {
+    (any::<i128>(), 0u32..=28).prop_map(|(m, scale)| {
+        let m = m % (1i128 << 96);
+        Decimal::try_from_i128_with_scale(m, scale).unwrap_or(Decimal::ZERO)
+    })
+}
+
+fn opt_dec() -> impl Strategy<Value = Option<Decimal>> {
+    proptest::option::of(dec())
+}
+
+fn text() -> impl Strategy<Value = String> {
+    "\\PC{0,24}"
+}
+
+fn hash() -> impl Strategy<Value = Hash32> {
+    any::<[u8; 32]>().prop_map(Hash32)
+}
+
+fn state() -> impl Strategy<Value = EngineState> {
+    prop_oneof![
+        Just(EngineState::Idle),
+        Just(EngineState::EntryPending),
+        Just(EngineState::PositionOpen),
+        Just(EngineState::Reconcile),
+        Just(EngineState::FailClosed)
+    ]
+}
+
+fn exit_reason() -> impl Strategy<Value = ExitReason> {
+    prop_oneof![
+        Just(ExitReason::Signal),
+        Just(ExitReason::TakeProfit),
+        Just(ExitReason::StopLoss),
+        Just(ExitReason::Manual),
+        Just(ExitReason::Emergency)
+    ]
+}
+
+fn side() -> impl Strategy<Value = Side> {
+    prop_oneof![Just(Side::Buy), Just(Side::Sell)]
+}
+
+fn candle() -> impl Strategy<Value = Event> {
+    (
+        text(),
+        any::<u32>(),
+        any::<i64>(),
+        [dec(), dec(), dec(), dec(), dec()],
+    )
+        .prop_map(|(symbol, g, t, p)| {
+            Event::Candle(Candle {
+                symbol,
+                granularity_s: g,
+                open_ms: t,
+                open: p[0],
+                high: p[1],
+                low: p[2],
+                close: p[3],
+                volume: p[4],
+            })
+        })
+}
+
+fn run_events() -> impl Strategy<Value = Event> {
+    prop_oneof![
+        (
+            text(),
+            any::<bool>(),
+            any::<bool>(),
+            hash(),
+            text(),
+            vec(text(), 0..4),
+            any::<u32>(),
+            any::<i64>(),
+            proptest::option::of(any::<i64>()),
+            dec()
+        )
+            .prop_map(
+                |(
+                    run_id,
+                    paper,
+                    portfolio,
+                    config_hash,
+                    config_text,
+                    symbols,
+                    g,
+                    start,
+                    end,
+                    capital,
+                )| {
+                    Event::RunStarted(RunStarted {
+                        run_id,
+                        run_mode: if paper {
+                            RunMode::PaperLive
+                        } else {
+                            RunMode::ReplayBacktest
+                        },
+                        capital_mode: if portfolio {
+                            CapitalMode::Portfolio
+                        } else {
+                            CapitalMode::Independent
+                        },
+                        market_time_basis: if paper {
+                            MarketTimeBasis::WallClock
+                        } else {
+                            MarketTimeBasis::CandleTimestamp
+                        },
+                        data_integrity: if portfolio {
+                            DataIntegrity::DegradedSkipVolume
+                        } else {
+                            DataIntegrity::Ok
+                        },
+                        created_by: "prop".into(),
+                        git_sha: "abc".into(),
+                        config_hash,
+                        config_text,
+                        symbols,
+                        granularity_s: g,
+                        start_ms: start,
+                        end_ms: end,
+                        starting_capital: capital,
+                    })
+                }
+            ),
+        (text(), any::<i64>(), any::<u64>(), text()).prop_map(
+            |(run_id, end_ms, candles, reason)| {
+                Event::RunCompleted(RunCompleted {
+                    run_id,
+                    end_ms,
+                    candles,
+                    reason,
+                })
+            }
+        ),
+        (any::<u64>(), hash()).prop_map(|(through_seq, state_hash)| Event::Checkpoint(
+            Checkpoint {
+                through_seq,
+                state_hash
+            }
+        )),
+        (text(), any::<u64>(), any::<u64>(), any::<u64>(), text()).prop_map(
+            |(segment, offset, bytes_dropped, last_good_seq, reason)| {
+                Event::Recovered(Recovered {
+                    segment,
+                    offset,
+                    bytes_dropped,
+                    last_good_seq,
+                    reason,
+                })
+            }
+        ),
+        (
+            text(),
+            0u8..6,
+            any::<i64>(),
+            any::<i64>(),
+            any::<u64>(),
+            dec()
+        )
+            .prop_map(|(symbol, which, a, b, n, v)| {
+                let issue = match which {
+                    0 => QualityIssue::Gap {
+                        after_ms: a,
+                        before_ms: b,
+                        missing_bars: n,
+                    },
+                    1 => QualityIssue::Duplicate { open_ms: a },
+                    2 => QualityIssue::OutOfOrder {
+                        open_ms: a,
+                        previous_ms: b,
+                    },
+                    3 => QualityIssue::VolumeAnomaly {
+                        open_ms: a,
+                        volume: v,
+                    },
+                    4 => QualityIssue::InvalidCandle { open_ms: a },
+                    _ => QualityIssue::Stale {
+                        newest_ms: a,
+                        age_ms: b,
+                    },
+                };
+                Event::DataQuality(DataQuality {
+                    symbol,
+                    granularity_s: 3600,
+                    issue,
+                    source: "f.csv:1".into(),
+                    detail: String::new(),
+                })
+            }),
+    ]
+}
+
+fn decision() -> impl Strategy<Value = Event> {
+    let signal = (
+        text(),
+        any::<bool>(),
+        dec(),
+        dec(),
+        opt_dec(),
+        opt_dec(),
+        opt_dec(),
+    )
+        .prop_map(
+            |(name, fired, strength, confidence, entry, stop, take_profit)| SignalOutput {
+                name,
+                fired,
+                strength,
+                confidence,
+                entry,
+                stop,
+                take_profit,
+                note: "n".into(),
+            },
+        );
+    let sizing = proptest::option::of(vec(dec(), 11).prop_map(|v| Sizing {
+        capital: v[0],
+        risk_fraction: v[1],
+        risk_budget: v[2],
+        entry: v[3],
+        stop_trigger: v[4],
+        worst_case_fill: v[5],
+        risk_per_unit: v[6],
+        quantity_raw: v[7],
+        quantity: v[8],
+        notional: v[9],
+        multiplier: v[10],
+    }));
+    let outcome = prop_oneof![
+        Just(DecisionOutcome::Hold),
+        Just(DecisionOutcome::Enter),
+        exit_reason().prop_map(|reason| DecisionOutcome::Exit { reason }),
+        text().prop_map(|reason_code| DecisionOutcome::Rejected { reason_code }),
+    ];
+    (
+        text(),
+        any::<i64>(),
+        any::<u64>(),
+        vec(
+            (text(), opt_dec()).prop_map(|(name, value)| Indicator { name, value }),
+            0..4,
+        ),
+        vec(signal, 0..3),
+        vec(
+            (text(), any::<bool>(), text()).prop_map(|(code, passed, detail)| RiskCheck {
+                code,
+                passed,
+                detail,
+            }),
+            0..4,
+        ),
+        sizing,
+        outcome,
+        hash(),
+    )
+        .prop_map(
+            |(
+                symbol,
+                as_of_ms,
+                candle_seq,
+                indicators,
+                signals,
+                risk_checks,
+                sizing,
+                outcome,
+                config_hash,
+            )| {
+                Event::Decision(Decision {
+                    symbol,
+                    as_of_ms,
+                    candle_seq,
+                    regime: "trend".into(),
+                    indicators,
+                    signals,
+                    risk_checks,
+                    sizing,
+                    outcome,
+                    config_hash,
+                })
+            },
+        )
+}
+
+fn order_events() -> impl Strategy<Value = Event> {
+    prop_oneof![
+        (
+            text(),
+            any::<u64>(),
+            side(),
+            opt_dec(),
+            opt_dec(),
+            dec(),
+            any::<bool>(),
+            proptest::option::of([dec(), dec(), dec()]),
+            text()
+        )
+            .prop_map(
+                |(
+                    coid,
+                    decision_seq,
+                    side,
+                    limit_price,
+                    stop_trigger,
+                    base_size,
+                    post_only,
+                    bracket,
+                    payload,
+                )| {
+                    Event::OrderPlaced(OrderPlaced {
+                        client_order_id: coid,
+                        decision_seq,
+                        product_id: "BTC-USD".into(),
+                        side,
+                        order_type: if post_only {
+                            OrderType::Limit
+                        } else {
+                            OrderType::StopLimit
+                        },
+                        purpose: if bracket.is_some() {
+                            OrderPurpose::Entry
+                        } else {
+                            OrderPurpose::Exit
+                        },
+                        limit_price,
+                        stop_trigger,
+                        base_size,
+                        post_only,
+                        bracket: bracket.map(|b| BracketLegs {
+                            take_profit_limit: b[0],
+                            stop_trigger: b[1],
+                            stop_limit: b[2],
+                        }),
+                        payload,
+                    })
+                }
+            ),
+        (text(), any::<u64>(), text()).prop_map(|(c, s, x)| Event::OrderAcknowledged(
+            OrderAcknowledged {
+                client_order_id: c,
+                order_seq: s,
+                exchange_order_id: x
+            }
+        )),
+        (text(), any::<u64>(), text()).prop_map(|(c, s, x)| Event::OrderRejected(OrderRejected {
+            client_order_id: c,
+            order_seq: s,
+            reason: x
+        })),
+        (text(), any::<u64>(), text()).prop_map(|(c, s, x)| Event::OrderCancelled(
+            OrderCancelled {
+                client_order_id: c,
+                order_seq: s,
+                reason: x
+            }
+        )),
+        (text(), any::<u64>(), text(), text()).prop_map(|(c, s, a, b)| Event::BracketVerified(
+            BracketVerified {
+                client_order_id: c,
+                order_seq: s,
+                take_profit_order_id: a,
+                stop_order_id: b
+            }
+        )),
+        (
+            text(),
+            any::<u64>(),
+            side(),
+            [dec(), dec(), dec()],
+            any::<bool>()
+        )
+            .prop_map(|(c, s, side, v, maker)| Event::Fill(Fill {
+                client_order_id: c,
+                order_seq: s,
+                fill_id: "f".into(),
+                leg: if maker {
+                    FillLeg::TakeProfit
+                } else {
+                    FillLeg::StopLoss
+                },
+                side,
+                price: v[0],
+                size: v[1],
+                fee: v[2],
+                liquidity: if maker {
+                    Liquidity::Maker
+                } else {
+                    Liquidity::Taker
+                },
+            })),
+    ]
+}
+
+fn lifecycle_events() -> impl Strategy<Value = Event> {
+    prop_oneof![
+        (
+            text(),
+            dec(),
+            dec(),
+            vec(text(), 0..3),
+            vec(text(), 0..3),
+            0u8..3
+        )
+            .prop_map(|(symbol, b, o, bo, oo, which)| Event::Reconciliation(
+                Reconciliation {
+                    symbol,
+                    broker_position: b,
+                    our_position: o,
+                    broker_open_orders: bo,
+                    our_open_orders: oo,
+                    outcome: [
+                        ReconcileOutcome::Match,
+                        ReconcileOutcome::ExitDetected,
+                        ReconcileOutcome::Mismatch
+                    ][which as usize],
+                    detail: String::new(),
+                }
+            )),
+        (text(), state(), state(), text(), any::<u64>()).prop_map(
+            |(symbol, from, to, reason, cause_seq)| Event::EngineTransition(EngineTransition {
+                symbol,
+                from,
+                to,
+                reason,
+                cause_seq
+            })
+        ),
+        (
+            text(),
+            vec(dec(), 12),
+            exit_reason(),
+            vec(any::<u64>(), 3),
+            any::<i64>()
+        )
+            .prop_map(
+                |(id, v, exit_reason, seqs, t)| Event::TradeClosed(TradeClosed {
+                    trade_id: id,
+                    symbol: "ETH-USD".into(),
+                    entry_client_order_id: "c".into(),
+                    entry_order_seq: seqs[0],
+                    entry_fill_seq: seqs[1],
+                    exit_fill_seq: seqs[2],
+                    entry_ms: t,
+                    exit_ms: t.wrapping_add(1),
+                    entry_price: v[0],
+                    exit_price: v[1],
+                    size: v[2],
+                    initial_stop: v[3],
+                    exit_reason,
+                    fees: v[4],
+                    slippage: v[5],
+                    gross_pnl: v[6],
+                    net_pnl: v[7],
+                    theoretical_r: v[8],
+                    realized_r: v[9],
+                })
+            ),
+        (text(), any::<u64>(), text()).prop_map(|(symbol, cause_seq, reason)| Event::FailClosed(
+            FailClosed {
+                symbol,
+                cause_seq,
+                reason
+            }
+        )),
+        (text(), text(), text()).prop_map(|(symbol, operator, reason)| Event::OperatorReset(
+            OperatorReset {
+                symbol,
+                operator,
+                reason
+            }
+        )),
+    ]
+}
+
+fn any_event() -> impl Strategy<Value = Event> {
+    prop_oneof![
+        candle(),
+        run_events(),
+        decision(),
+        order_events(),
+        lifecycle_events()
+    ]
+}
+
+fn durability() -> impl Strategy<Value = Durability> {
+    prop_oneof![
+        Just(Durability::OnClose),
+        Just(Durability::Batch {
+            events_max: 4,
+            delay_ms_max: 1000
+        }),
+        Just(Durability::Always),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn written_events_read_back_identical(
+        events in vec((any::<i64>(), any_event()), 0..60),
+        segment_bytes_max in 200u64..4096,
+        durability in durability(),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let options = WriterOptions { durability, segment_bytes_max, open_check: OpenCheck::FullChain };
+        let mut writer = Writer::create(dir.path(), sample::GOLDEN_META, options).unwrap();
+        let mut heads = Vec::new();
+        for (market_ms, event) in &events {
+            heads.push(writer.append(*market_ms, event).unwrap());
+        }
+        let head = writer.close().unwrap();
+        prop_assert_eq!(head.seq, events.len() as u64);
+        let mut reader = Reader::open(dir.path()).unwrap();
+        let mut read = 0usize;
+        while let Some(stored) = reader.next_event().unwrap() {
+            let (market_ms, event) = &events[read];
+            prop_assert_eq!(stored.seq, read as u64 + 1);
+            prop_assert_eq!(stored.market_ms, *market_ms);
+            prop_assert_eq!(&stored.event, event);
+            prop_assert_eq!(stored.hash, heads[read].hash);
+            read += 1;
+        }
+        prop_assert_eq!(read, events.len());
+        let report = verify(dir.path(), Some(head)).unwrap();
+        prop_assert!(report.ok());
+    }
+}

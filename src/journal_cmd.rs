@@ -1,0 +1,198 @@
+//! `anx journal …`: verify, head, export and stat. All read-only: none of them
+//! takes the writer lock, so they are safe on a journal a trader is appending to.
+
+use crate::cli::{ExportArgs, ExportFormat, StatArgs, VerifyArgs};
+use crate::output::{human_bytes, market_time};
+use crate::EXIT_CHECK_FAILED;
+use anx_journal::{verify as verify_chain, EventKind, Reader, TailPolicy, VerifyReport};
+use anyhow::Context;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+fn check_dir(dir: &Path) -> anyhow::Result<()> {
+    if !dir.is_dir() {
+        anyhow::bail!("{}: not a directory", dir.display());
+    }
+    Ok(())
+}
+
+pub fn verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
+    check_dir(&args.dir)?;
+    let started = Instant::now();
+    let report = verify_chain(&args.dir, args.expect_head)
+        .with_context(|| format!("cannot verify {}", args.dir.display()))?;
+    let elapsed_s = started.elapsed().as_secs_f64();
+    let events_per_s = (report.events as f64 / elapsed_s.max(1e-9)).round();
+    if args.json {
+        println!("{}", verify_json(&report, elapsed_s, events_per_s));
+    } else {
+        print_verify_text(&report, args.expect_head.is_some(), elapsed_s, events_per_s);
+    }
+    Ok(if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_CHECK_FAILED)
+    })
+}
+
+fn verify_json(report: &VerifyReport, elapsed_s: f64, events_per_s: f64) -> Value {
+    let mut out = json!({
+        "ok": report.ok(),
+        "events": report.events,
+        "segments": report.segments,
+        "bytes": report.bytes,
+        "head_seq": report.head.seq,
+        "head_hash": report.head.hash.to_hex(),
+        "journal_id": report.journal_id,
+        "first_market_ms": report.first_market_ms,
+        "last_market_ms": report.last_market_ms,
+        "elapsed_ms": (elapsed_s * 1000.0 * 1000.0).round() / 1000.0,
+        "events_per_s": events_per_s,
+    });
+    if let Some(fault) = &report.fault {
+        out["first_bad_seq"] = json!(fault.seq);
+        out["segment"] = json!(fault.segment);
+        out["offset"] = json!(fault.offset);
+        out["reason"] = json!(fault.reason.to_string());
+        out["torn_tail"] = json!(fault.torn_tail);
+    }
+    out
+}
+
+fn print_verify_text(report: &VerifyReport, expected: bool, elapsed_s: f64, events_per_s: f64) {
+    match &report.fault {
+        None => {
+            println!(
+                "ok: {} events in {} segment{} ({}), head {}",
+                report.events,
+                report.segments,
+                if report.segments == 1 { "" } else { "s" },
+                human_bytes(report.bytes),
+                report.head
+            );
+            if expected {
+                println!("the journal extends the expected head");
+            }
+            println!(
+                "verified in {:.3} s ({} events/s)",
+                elapsed_s, events_per_s as u64
+            );
+        }
+        Some(fault) => {
+            println!(
+                "FAILED at seq {} ({} offset {}): {}",
+                fault.seq, fault.segment, fault.offset, fault.reason
+            );
+            if fault.torn_tail {
+                println!("this is a torn tail (an interrupted append): opening the journal for writing truncates it");
+            }
+            println!(
+                "intact before it: {} events, head {}",
+                report.events, report.head
+            );
+        }
+    }
+}
+
+pub fn head(dir: &Path) -> anyhow::Result<ExitCode> {
+    check_dir(dir)?;
+    let report =
+        verify_chain(dir, None).with_context(|| format!("cannot read {}", dir.display()))?;
+    if let Some(fault) = &report.fault {
+        eprintln!(
+            "anx: journal is not intact, no head to publish: first bad seq {} ({} offset {}): {}",
+            fault.seq, fault.segment, fault.offset, fault.reason
+        );
+        return Ok(ExitCode::from(EXIT_CHECK_FAILED));
+    }
+    println!("{}", report.head);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
+    let ExportFormat::Jsonl = args.format;
+    check_dir(&args.dir)?;
+    let mut reader = Reader::open_with(&args.dir, TailPolicy::Strict)
+        .with_context(|| format!("cannot open {}", args.dir.display()))?;
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    while let Some(record) = reader.next_record()? {
+        let envelope = record.envelope();
+        let event = record.decode()?;
+        let line = json!({
+            "seq": record.seq,
+            "hash": record.hash.to_hex(),
+            "kind": event.kind().name(),
+            "schema_version": envelope.schema_version,
+            "market_ms": envelope.market_ms,
+            "market_time": market_time(envelope.market_ms),
+            "body": event,
+        });
+        serde_json::to_writer(&mut out, &line)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn stat(args: &StatArgs) -> anyhow::Result<ExitCode> {
+    check_dir(&args.dir)?;
+    let mut reader = Reader::open_with(&args.dir, TailPolicy::Strict)
+        .with_context(|| format!("cannot open {}", args.dir.display()))?;
+    let mut counts: BTreeMap<u16, u64> = BTreeMap::new();
+    let mut events = 0u64;
+    let mut first_ms = None;
+    let mut last_ms = None;
+    while let Some(record) = reader.next_record()? {
+        let envelope = record.envelope();
+        *counts.entry(envelope.kind_code).or_default() += 1;
+        events += 1;
+        first_ms.get_or_insert(envelope.market_ms);
+        last_ms = Some(last_ms.map_or(envelope.market_ms, |m: i64| m.max(envelope.market_ms)));
+    }
+    let (head_seq, head_hash) = reader.head();
+    let kind_name = |code: u16| {
+        EventKind::from_code(code)
+            .map(|k| k.name().to_string())
+            .unwrap_or_else(|| format!("kind_{code}"))
+    };
+    if args.json {
+        let by_kind: serde_json::Map<String, Value> = counts
+            .iter()
+            .map(|(code, n)| (kind_name(*code), json!(n)))
+            .collect();
+        println!(
+            "{}",
+            json!({
+                "events": events,
+                "segments": reader.segments().len(),
+                "bytes": reader.bytes_read(),
+                "head_seq": head_seq,
+                "head_hash": head_hash.to_hex(),
+                "first_market_ms": first_ms,
+                "last_market_ms": last_ms,
+                "by_kind": by_kind,
+            })
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("journal    {}", args.dir.display());
+    println!(
+        "events     {events} in {} segment(s), {}",
+        reader.segments().len(),
+        human_bytes(reader.bytes_read())
+    );
+    println!("head       {head_seq}:{head_hash}");
+    if let (Some(first), Some(last)) = (first_ms, last_ms) {
+        println!("market     {} .. {}", market_time(first), market_time(last));
+    }
+    println!("by kind");
+    for (code, n) in &counts {
+        println!("  {:<20} {n:>12}", kind_name(*code));
+    }
+    Ok(ExitCode::SUCCESS)
+}
