@@ -4,8 +4,11 @@
 use crate::cli::{ExportArgs, ExportFormat, StatArgs, VerifyArgs};
 use crate::output::{human_bytes, market_time};
 use crate::EXIT_CHECK_FAILED;
-use anx_journal::{verify as verify_chain, EventKind, Reader, TailPolicy, VerifyReport};
+use anx_journal::{
+    verify as verify_chain, Event, EventKind, Hash32, Reader, TailPolicy, VerifyReport,
+};
 use anyhow::Context;
+use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::{BufWriter, Write};
@@ -113,6 +116,19 @@ pub fn head(dir: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// One exported event; fields in this order so `jq`/pandas users see the
+/// position in the chain first.
+#[derive(Serialize)]
+struct ExportLine<'a> {
+    seq: u64,
+    hash: Hash32,
+    kind: &'static str,
+    schema_version: u16,
+    market_ms: i64,
+    market_time: String,
+    body: &'a Event,
+}
+
 pub fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
     let ExportFormat::Jsonl = args.format;
     check_dir(&args.dir)?;
@@ -123,15 +139,15 @@ pub fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
     while let Some(record) = reader.next_record()? {
         let envelope = record.envelope();
         let event = record.decode()?;
-        let line = json!({
-            "seq": record.seq,
-            "hash": record.hash.to_hex(),
-            "kind": event.kind().name(),
-            "schema_version": envelope.schema_version,
-            "market_ms": envelope.market_ms,
-            "market_time": market_time(envelope.market_ms),
-            "body": event,
-        });
+        let line = ExportLine {
+            seq: record.seq,
+            hash: record.hash,
+            kind: event.kind().name(),
+            schema_version: envelope.schema_version,
+            market_ms: envelope.market_ms,
+            market_time: market_time(envelope.market_ms),
+            body: &event,
+        };
         serde_json::to_writer(&mut out, &line)?;
         out.write_all(b"\n")?;
     }

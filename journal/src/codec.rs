@@ -91,13 +91,18 @@ pub mod opt_dec {
     }
 }
 
+/// Writes `N` (16 or 32) raw bytes. They go out as little-endian `u128`s, which
+/// bincode's fixed-int encoding writes as exactly those bytes in order: the
+/// same wire form as a byte array, without per-byte serializer calls.
 fn serialize_fixed<S: Serializer, const N: usize>(
     bytes: &[u8; N],
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
-    let mut tuple = serializer.serialize_tuple(N)?;
-    for byte in bytes {
-        tuple.serialize_element(byte)?;
+    let mut tuple = serializer.serialize_tuple(N / 16)?;
+    for chunk in bytes.chunks_exact(16) {
+        let mut word = [0u8; 16];
+        word.copy_from_slice(chunk);
+        tuple.serialize_element(&u128::from_le_bytes(word))?;
     }
     tuple.end()
 }
@@ -113,15 +118,16 @@ fn deserialize_fixed<'de, D: Deserializer<'de>, const N: usize>(
         }
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<[u8; N], A::Error> {
             let mut out = [0u8; N];
-            for (i, slot) in out.iter_mut().enumerate() {
-                *slot = seq
+            for (i, chunk) in out.chunks_exact_mut(16).enumerate() {
+                let word: u128 = seq
                     .next_element()?
                     .ok_or_else(|| de::Error::invalid_length(i, &self))?;
+                chunk.copy_from_slice(&word.to_le_bytes());
             }
             Ok(out)
         }
     }
-    deserializer.deserialize_tuple(N, FixedVisitor::<N>)
+    deserializer.deserialize_tuple(N / 16, FixedVisitor::<N>)
 }
 
 /// A 32-byte BLAKE3 hash as stored in the journal and in events that name one

@@ -10,8 +10,6 @@ use std::path::PathBuf;
 /// Why a position in the journal failed verification.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FaultReason {
-    /// No segment files at all.
-    NoSegments,
     /// The segment header failed its own checks.
     SegmentHeader(&'static str),
     /// The file name's seq disagrees with the header's first seq.
@@ -42,7 +40,6 @@ pub enum FaultReason {
 impl fmt::Display for FaultReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            FaultReason::NoSegments => write!(f, "no segment files"),
             FaultReason::SegmentHeader(why) => write!(f, "{why}"),
             FaultReason::SegmentNameMismatch {
                 name_seq,

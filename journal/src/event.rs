@@ -557,7 +557,7 @@ macro_rules! events {
         pub(crate) fn encode_body(event: &Event, out: &mut Vec<u8>) -> Result<(), bincode::error::EncodeError> {
             match event {
                 $(Event::$name(body) => {
-                    bincode::serde::encode_into_std_write(body, out, crate::codec::BODY_CONFIG)?;
+                    bincode::serde::encode_into_writer(body, VecWriter(out), crate::codec::BODY_CONFIG)?;
                 })*
             }
             Ok(())
@@ -592,6 +592,18 @@ events!(
     Recovered,
     RunCompleted,
 );
+
+/// Appends bincode output straight onto a `Vec` (cheaper than going through
+/// `std::io::Write`, which the encoder would call once per field).
+struct VecWriter<'a>(&'a mut Vec<u8>);
+
+impl bincode::enc::write::Writer for VecWriter<'_> {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
+}
 
 fn decode_exact<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
     let (value, used): (T, usize) =

@@ -62,13 +62,22 @@ pub fn genesis_hash(format_version: u32, meta: &JournalMeta) -> Hash32 {
     hasher.finalize().into()
 }
 
+/// Bytes of the chain-hash input before the payload: prev hash, seq, len.
+pub const HASH_PREFIX_BYTES: usize = 44;
+
+/// Writes the chain-hash input prefix `prev_hash[32] ‖ seq u64 ‖ len u32`.
+#[inline]
+pub fn write_hash_prefix(out: &mut [u8], prev: &Hash32, seq: Seq, len: u32) {
+    out[..32].copy_from_slice(&prev.0);
+    out[32..40].copy_from_slice(&seq.to_le_bytes());
+    out[40..HASH_PREFIX_BYTES].copy_from_slice(&len.to_le_bytes());
+}
+
 /// `BLAKE3(prev_hash[32] ‖ seq u64 ‖ len u32 ‖ payload[len])`.
 #[inline]
 pub fn chain_hash(prev: &Hash32, seq: Seq, payload: &[u8]) -> Hash32 {
-    let mut prefix = [0u8; 44];
-    prefix[..32].copy_from_slice(&prev.0);
-    prefix[32..40].copy_from_slice(&seq.to_le_bytes());
-    prefix[40..44].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    let mut prefix = [0u8; HASH_PREFIX_BYTES];
+    write_hash_prefix(&mut prefix, prev, seq, payload.len() as u32);
     let mut hasher = blake3::Hasher::new();
     hasher.update(&prefix);
     hasher.update(payload);

@@ -152,6 +152,9 @@ impl Reader {
 
     pub fn open_with(dir: &Path, tail_policy: TailPolicy) -> Result<Reader> {
         let segments = list_segments(dir)?;
+        if segments.is_empty() {
+            return Err(JournalError::NotAJournal(dir.to_path_buf()));
+        }
         Ok(Reader::over(dir, segments, 0, tail_policy))
     }
 
@@ -217,15 +220,6 @@ impl Reader {
             let Some(index) = self.loaded else {
                 if self.next_index >= self.segments.len() {
                     self.done = true;
-                    if self.meta.is_none() {
-                        return Err(self.fault_error(Fault {
-                            seq: 1,
-                            segment: String::new(),
-                            offset: 0,
-                            reason: FaultReason::NoSegments,
-                            torn_tail: false,
-                        }));
-                    }
                     return Ok(None);
                 }
                 self.load_segment(self.next_index)?;

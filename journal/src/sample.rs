@@ -338,7 +338,7 @@ pub fn golden_events() -> Vec<(UnixMs, Event)> {
             t(20),
             Recovered {
                 segment: "seg-00000000000000000001.anxj".into(),
-                offset: 4096,
+                offset: 3931,
                 bytes_dropped: 17,
                 last_good_seq: 21,
                 reason: "incomplete record".into(),

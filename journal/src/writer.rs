@@ -5,8 +5,8 @@ use crate::codec::Hash32;
 use crate::error::{Fault, JournalError, Result};
 use crate::event::{Event, Recovered, Seq, UnixMs};
 use crate::format::{
-    chain_hash, segment_file_name, Envelope, JournalMeta, RecordHeader, SegmentHeader,
-    FORMAT_VERSION, PAYLOAD_BYTES_MAX, SEGMENT_HEADER_BYTES,
+    segment_file_name, write_hash_prefix, Envelope, JournalMeta, RecordHeader, SegmentHeader,
+    FORMAT_VERSION, HASH_PREFIX_BYTES, PAYLOAD_BYTES_MAX, SEGMENT_HEADER_BYTES,
 };
 use crate::head::Head;
 use crate::reader::{list_segments, Reader, SegmentFileInfo, TailPolicy};
@@ -85,7 +85,8 @@ pub struct Writer {
     last_market_ms: UnixMs,
     /// Record bytes not yet handed to the OS.
     pending: Vec<u8>,
-    /// Scratch for encoding one payload.
+    /// Scratch holding one record's chain-hash input: the 44-byte prefix
+    /// (prev hash, seq, len) followed by the payload, hashed in one call.
     payload: Vec<u8>,
     /// Every seq up to here is durable.
     durable_seq: Seq,
@@ -268,6 +269,7 @@ impl Writer {
     pub fn append(&mut self, market_ms: UnixMs, event: &Event) -> Result<Appended> {
         self.check_not_poisoned()?;
         self.payload.clear();
+        self.payload.resize(HASH_PREFIX_BYTES, 0);
         self.payload
             .extend_from_slice(&Envelope::new(event.kind(), market_ms).encode());
         crate::event::encode_body(event, &mut self.payload)
@@ -279,7 +281,7 @@ impl Writer {
     }
 
     fn append_payload(&mut self) -> Result<Appended> {
-        let len = self.payload.len();
+        let len = self.payload.len() - HASH_PREFIX_BYTES;
         if len > PAYLOAD_BYTES_MAX as usize {
             return Err(JournalError::TooLarge {
                 len,
@@ -294,9 +296,11 @@ impl Writer {
             self.roll_segment()?;
         }
         let seq = self.next_seq;
-        let hash = chain_hash(&self.head, seq, &self.payload);
+        write_hash_prefix(&mut self.payload, &self.head, seq, len as u32);
+        let hash = Hash32::from(blake3::hash(&self.payload));
         self.pending.extend_from_slice(&header.encode());
-        self.pending.extend_from_slice(&self.payload);
+        self.pending
+            .extend_from_slice(&self.payload[HASH_PREFIX_BYTES..]);
         self.pending.extend_from_slice(&hash.0);
         self.segment_bytes += record_bytes;
         self.next_seq = seq.checked_add(1).ok_or(JournalError::SeqExhausted)?;

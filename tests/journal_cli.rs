@@ -1,0 +1,257 @@
+//! End-to-end tests of `anx journal verify|head|export|stat`, run as the real
+//! binary against the committed golden journal and damaged copies of it.
+
+mod common;
+
+use anx_journal::sample::{golden_events, GOLDEN_META};
+use anx_journal::{Durability, Writer, WriterOptions};
+use common::*;
+use serde_json::Value;
+
+const GOLDEN: &str = "journal/tests/fixtures/golden-v1";
+const SEGMENT: &str = "seg-00000000000000000001.anxj";
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+#[test]
+fn verify_reports_an_intact_journal() {
+    let run = anx(&["journal", "verify", GOLDEN]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let head = anx(&["journal", "head", GOLDEN]);
+    assert_eq!(head.code, 0);
+    let head = head.stdout.trim();
+    assert!(
+        run.stdout.starts_with(&format!(
+            "ok: 23 events in 1 segment (4.2 KB), head {head}\n"
+        )),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("events/s"));
+
+    let run = anx(&["journal", "verify", GOLDEN, "--json"]);
+    assert_eq!(run.code, 0);
+    let out = json(&run.stdout);
+    assert_eq!(out["ok"], true);
+    assert_eq!(out["events"], 23);
+    assert_eq!(out["segments"], 1);
+    assert_eq!(
+        format!("{}:{}", out["head_seq"], out["head_hash"].as_str().unwrap()),
+        head
+    );
+    assert!(out["events_per_s"].as_f64().unwrap() > 0.0);
+    assert!(out.get("first_bad_seq").is_none());
+    assert!(
+        run.stderr.is_empty(),
+        "logs must not mix into --json runs: {}",
+        run.stderr
+    );
+}
+
+#[test]
+fn verify_names_the_first_bad_seq_of_a_tampered_journal() {
+    let copy = copy_of(&golden_dir());
+    let segment = copy.path().join(SEGMENT);
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes[2100] ^= 0x01; // inside record 10 (offsets 2068..2263)
+    std::fs::write(&segment, &bytes).unwrap();
+    let dir = path_str(copy.path());
+
+    let run = anx(&["journal", "verify", dir]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stdout.starts_with(&format!(
+            "FAILED at seq 10 ({SEGMENT} offset 2068): hash mismatch\n"
+        )),
+        "{}",
+        run.stdout
+    );
+
+    let run = anx(&["journal", "verify", dir, "--json"]);
+    assert_eq!(run.code, 1);
+    let out = json(&run.stdout);
+    assert_eq!(out["ok"], false);
+    assert_eq!(out["first_bad_seq"], 10);
+    assert_eq!(out["offset"], 2068);
+    assert_eq!(out["reason"], "hash mismatch");
+    assert_eq!(out["torn_tail"], false);
+    assert_eq!(out["events"], 9);
+
+    let head = anx(&["journal", "head", dir]);
+    assert_eq!(head.code, 1);
+    assert!(
+        head.stdout.is_empty(),
+        "no head may be published for a broken journal"
+    );
+    assert!(head.stderr.contains("first bad seq 10"), "{}", head.stderr);
+}
+
+#[test]
+fn verify_reports_a_torn_tail_as_such() {
+    let copy = copy_of(&golden_dir());
+    let segment = copy.path().join(SEGMENT);
+    let len = std::fs::metadata(&segment).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .unwrap()
+        .set_len(len - 10)
+        .unwrap();
+    let run = anx(&["journal", "verify", path_str(copy.path()), "--json"]);
+    assert_eq!(run.code, 1);
+    let out = json(&run.stdout);
+    assert_eq!(out["first_bad_seq"], 23);
+    assert_eq!(out["torn_tail"], true);
+}
+
+#[test]
+fn expect_head_proves_the_journal_extends_a_published_head() {
+    let copy = copy_of(&golden_dir());
+    let dir = path_str(copy.path());
+    let head = anx(&["journal", "head", dir]).stdout.trim().to_string();
+    // Publish an early head, then keep appending: the journal still extends it.
+    let early = {
+        let report = anx_journal::verify(copy.path(), None).unwrap();
+        report.head
+    };
+    let mut writer = Writer::open(
+        copy.path(),
+        WriterOptions {
+            durability: Durability::Always,
+            ..WriterOptions::default()
+        },
+    )
+    .unwrap();
+    for (ms, event) in golden_events().into_iter().take(3) {
+        writer.append(ms, &event).unwrap();
+    }
+    drop(writer);
+    let run = anx(&[
+        "journal",
+        "verify",
+        dir,
+        "--expect-head",
+        &early.to_string(),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert!(run.stdout.contains("extends the expected head"));
+    assert_eq!(head, early.to_string());
+
+    // A head from a journal with other history does not match.
+    let other = tempfile::tempdir().unwrap();
+    let mut writer = Writer::create(
+        other.path(),
+        anx_journal::JournalMeta {
+            journal_id: [9; 16],
+            ..GOLDEN_META
+        },
+        WriterOptions::default(),
+    )
+    .unwrap();
+    for (ms, event) in golden_events() {
+        writer.append(ms, &event).unwrap();
+    }
+    drop(writer);
+    let run = anx(&[
+        "journal",
+        "verify",
+        path_str(other.path()),
+        "--expect-head",
+        &head,
+        "--json",
+    ]);
+    assert_eq!(run.code, 1);
+    let out = json(&run.stdout);
+    assert_eq!(out["first_bad_seq"], 23);
+    assert!(
+        out["reason"].as_str().unwrap().contains("rewritten"),
+        "{}",
+        out["reason"]
+    );
+
+    // A head beyond the journal's end means records were removed.
+    let beyond = format!("99:{}", early.hash);
+    let run = anx(&[
+        "journal",
+        "verify",
+        GOLDEN,
+        "--expect-head",
+        &beyond,
+        "--json",
+    ]);
+    assert_eq!(run.code, 1);
+    assert!(json(&run.stdout)["reason"]
+        .as_str()
+        .unwrap()
+        .contains("before the expected head"));
+}
+
+#[test]
+fn export_streams_one_json_object_per_event() {
+    let run = anx(&["journal", "export", GOLDEN]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lines: Vec<Value> = run.stdout.lines().map(json).collect();
+    assert_eq!(lines.len(), golden_events().len());
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(line["seq"], i as u64 + 1);
+        assert_eq!(line["hash"].as_str().unwrap().len(), 64);
+    }
+    assert_eq!(lines[1]["kind"], "Candle");
+    assert_eq!(lines[1]["market_time"], "2024-01-01T04:00:00.000Z");
+    assert_eq!(
+        lines[1]["body"]["high"], "104600.5",
+        "decimals export as exact strings"
+    );
+    insta::assert_snapshot!("export_golden", run.stdout);
+}
+
+#[test]
+fn stat_counts_by_kind() {
+    let run = anx(&["journal", "stat", GOLDEN]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    insta::assert_snapshot!("stat_golden", run.stdout);
+    let run = anx(&["journal", "stat", GOLDEN, "--json"]);
+    let out = json(&run.stdout);
+    assert_eq!(out["events"], 23);
+    assert_eq!(out["by_kind"]["EngineTransition"], 4);
+    assert_eq!(out["by_kind"]["Candle"], 2);
+}
+
+#[test]
+fn readers_work_while_a_writer_holds_the_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = Writer::create(dir.path(), GOLDEN_META, WriterOptions::default()).unwrap();
+    for (ms, event) in golden_events() {
+        writer.append(ms, &event).unwrap();
+    }
+    let run = anx(&["journal", "verify", path_str(dir.path()), "--json"]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert_eq!(json(&run.stdout)["events"], 23);
+    drop(writer);
+}
+
+#[test]
+fn user_mistakes_get_one_line_and_a_non_zero_exit() {
+    anx(&["journal", "verify", "no/such/dir"]).assert_one_line_error(2);
+    anx(&["journal", "verify", GOLDEN, "--expect-head", "12"]).assert_one_line_error(2);
+    anx(&["journal", "verify", GOLDEN, "--expect-head", "1:abc"]).assert_one_line_error(2);
+    anx(&["journal", "frobnicate"]).assert_one_line_error(2);
+    anx(&["journal", "export", GOLDEN, "--format", "csv"]).assert_one_line_error(2);
+    let empty = tempfile::tempdir().unwrap();
+    let run = anx(&["journal", "export", path_str(empty.path())]);
+    run.assert_one_line_error(2);
+    assert!(run.stderr.contains("not a journal"), "{}", run.stderr);
+    // A file where a segment should be.
+    let junk = tempfile::tempdir().unwrap();
+    std::fs::write(junk.path().join(SEGMENT), b"this is not a journal").unwrap();
+    let run = anx(&["journal", "verify", path_str(junk.path())]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stdout.contains("segment shorter than its header"),
+        "{}",
+        run.stdout
+    );
+    anx(&["journal", "export", path_str(junk.path())]).assert_one_line_error(2);
+}
