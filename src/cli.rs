@@ -23,9 +23,11 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Inspect, verify and export a journal.
+    /// Inspect, verify, replay and export a journal.
     #[command(subcommand)]
     Journal(JournalCommand),
+    /// The full causal trail of a trade, an order id or a client_order_id.
+    Why(WhyArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -38,6 +40,41 @@ pub enum JournalCommand {
     Export(ExportArgs),
     /// Counts by event kind, size and market-time range.
     Stat(StatArgs),
+    /// Rebuild the state by folding the journal and print it with the report.
+    Replay(ReplayArgs),
+    /// Delete and rebuild the derived index store (<DIR>/index) from the journal.
+    Reindex(DirArg),
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ReplayFormat {
+    Table,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// The journal directory.
+    pub dir: PathBuf,
+    /// Fold only up to and including this seq.
+    #[arg(long, value_name = "N")]
+    pub to_seq: Option<u64>,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ReplayFormat,
+    /// Fold every event from seq 1 instead of starting from a snapshot.
+    #[arg(long)]
+    pub no_snapshot: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct WhyArgs {
+    /// The journal directory.
+    pub dir: PathBuf,
+    /// A trade id, an exchange order id or a client_order_id.
+    pub id: String,
+    /// Print one JSON document instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -87,6 +124,9 @@ impl Cli {
             Command::Journal(JournalCommand::Head(args)) => journal_cmd::head(&args.dir),
             Command::Journal(JournalCommand::Export(args)) => journal_cmd::export(&args),
             Command::Journal(JournalCommand::Stat(args)) => journal_cmd::stat(&args),
+            Command::Journal(JournalCommand::Replay(args)) => journal_cmd::replay(&args),
+            Command::Journal(JournalCommand::Reindex(args)) => journal_cmd::reindex(&args.dir),
+            Command::Why(args) => journal_cmd::why(&args),
         }
     }
 }

@@ -1,8 +1,12 @@
 //! `anx journal …`: verify, head, export and stat. All read-only: none of them
 //! takes the writer lock, so they are safe on a journal a trader is appending to.
 
-use crate::cli::{ExportArgs, ExportFormat, StatArgs, VerifyArgs};
+use crate::cli::{
+    ExportArgs, ExportFormat, ReplayArgs, ReplayFormat, StatArgs, VerifyArgs, WhyArgs,
+};
 use crate::output::{human_bytes, market_time};
+use crate::render::{replay_json, replay_table, ReplayView};
+use crate::store::{self, LoadOptions};
 use crate::EXIT_CHECK_FAILED;
 use anx_journal::{
     verify as verify_chain, Event, EventKind, Hash32, Reader, TailPolicy, VerifyReport,
@@ -209,6 +213,84 @@ pub fn stat(args: &StatArgs) -> anyhow::Result<ExitCode> {
     println!("by kind");
     for (code, n) in &counts {
         println!("  {:<20} {n:>12}", kind_name(*code));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn warn_all(warnings: &[String]) {
+    for warning in warnings {
+        tracing::warn!("{warning}");
+        eprintln!("anx: warning: {warning}");
+    }
+}
+
+pub fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
+    check_dir(&args.dir)?;
+    let started = Instant::now();
+    let loaded = store::load(
+        &args.dir,
+        LoadOptions {
+            to_seq: args.to_seq,
+            use_store: !args.no_snapshot,
+        },
+    )
+    .with_context(|| format!("cannot replay {}", args.dir.display()))?;
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    warn_all(&loaded.warnings);
+    let view = ReplayView {
+        projection: &loaded.projection,
+        head_seq: loaded.head_seq,
+        head_hash: loaded.head_hash,
+        from_snapshot: loaded.from_snapshot,
+        folded: loaded.folded,
+        elapsed_ms,
+    };
+    match args.format {
+        ReplayFormat::Json => println!("{}", replay_json(&view)),
+        ReplayFormat::Table => print!("{}", replay_table(&view)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn reindex(dir: &Path) -> anyhow::Result<ExitCode> {
+    check_dir(dir)?;
+    let started = Instant::now();
+    let loaded =
+        store::reindex(dir).with_context(|| format!("cannot reindex {}", dir.display()))?;
+    warn_all(&loaded.warnings);
+    println!(
+        "reindexed {} events into {} in {:.3} s; head {}:{}",
+        loaded.folded,
+        dir.join("index").display(),
+        started.elapsed().as_secs_f64(),
+        loaded.head_seq,
+        loaded.head_hash
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn why(args: &WhyArgs) -> anyhow::Result<ExitCode> {
+    check_dir(&args.dir)?;
+    let loaded = store::load(
+        &args.dir,
+        LoadOptions {
+            to_seq: None,
+            use_store: true,
+        },
+    )
+    .with_context(|| format!("cannot read {}", args.dir.display()))?;
+    warn_all(&loaded.warnings);
+    let index = loaded
+        .store
+        .as_ref()
+        .context("the index store was not opened")?;
+    let started = Instant::now();
+    let trail = crate::why::lookup(index, &args.dir, &loaded.segments, &args.id)?;
+    let lookup_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if args.json {
+        println!("{}", crate::why::trail_json(&trail, lookup_ms));
+    } else {
+        print!("{}", crate::why::trail_text(&trail, lookup_ms));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -5,6 +5,9 @@
 mod cli;
 mod journal_cmd;
 mod output;
+mod render;
+mod store;
+mod why;
 
 use clap::error::ErrorKind;
 use clap::Parser;

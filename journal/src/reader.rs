@@ -142,6 +142,8 @@ pub struct Reader {
     torn: Option<Fault>,
     done: bool,
     bytes_read: u64,
+    /// Records before this seq are verified but not handed out.
+    from_seq: Seq,
 }
 
 impl Reader {
@@ -180,7 +182,26 @@ impl Reader {
             torn: None,
             done: false,
             bytes_read: 0,
+            from_seq: 0,
         }
+    }
+
+    /// Opens a journal to read from `from_seq` on: starts at the segment holding
+    /// it, anchored on that segment's recorded previous hash, and verifies the
+    /// chain from there (records before `from_seq` are checked, not returned).
+    /// Earlier segments are not read: a full check is `verify`'s job.
+    pub fn open_from(dir: &Path, from_seq: Seq, tail_policy: TailPolicy) -> Result<Reader> {
+        let segments = list_segments(dir)?;
+        if segments.is_empty() {
+            return Err(JournalError::NotAJournal(dir.to_path_buf()));
+        }
+        let start = segments
+            .iter()
+            .rposition(|s| s.first_seq <= from_seq)
+            .unwrap_or(0);
+        let mut reader = Reader::over(dir, segments, start, tail_policy);
+        reader.from_seq = from_seq;
+        Ok(reader)
     }
 
     pub fn dir(&self) -> &Path {
@@ -237,6 +258,9 @@ impl Reader {
                     self.pos = offset + header.record_bytes();
                     self.expected_seq += 1;
                     self.prev = hash;
+                    if header.seq < self.from_seq {
+                        continue;
+                    }
                     return Ok(Some(RecordRef {
                         seq: header.seq,
                         hash,
@@ -402,4 +426,134 @@ fn plausible_record_after(rest: &[u8], expected_seq: Seq) -> bool {
             && (expected_seq..=seq_max).contains(&header.seq)
             && at + header.record_bytes() <= rest.len()
     })
+}
+
+/// Reads record `target` of `segment` without walking the journal from the
+/// start: scans record headers forward from a known record position
+/// (`start_seq` at byte `start_offset`), then checks the record against its
+/// predecessor's stored hash (the 32 bytes just before it, or the segment
+/// header's previous hash for the segment's first record). This proves the
+/// record is intact and linked to the record before it; `verify` proves the
+/// whole chain. For lookups (`anx why`) on long journals.
+pub fn read_record_at(
+    segment: &SegmentFileInfo,
+    start_seq: Seq,
+    start_offset: u64,
+    target: Seq,
+) -> Result<(StoredEvent, u64)> {
+    use std::os::unix::fs::FileExt;
+    let file = File::open(&segment.path).map_err(|e| JournalError::io(&segment.path, e))?;
+    let read_at = |offset: u64, len: usize| -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; len];
+        let mut filled = 0;
+        while filled < len {
+            let n = file
+                .read_at(&mut buf[filled..], offset + filled as u64)
+                .map_err(|e| JournalError::io(&segment.path, e))?;
+            if n == 0 {
+                break;
+            }
+            filled += n;
+        }
+        buf.truncate(filled);
+        Ok(buf)
+    };
+    let corrupt = |seq: Seq, offset: u64, reason: FaultReason| {
+        JournalError::Corrupt(Fault {
+            seq,
+            segment: segment.name.clone(),
+            offset,
+            reason,
+            torn_tail: false,
+        })
+    };
+    let (mut seq, mut offset) = (start_seq, start_offset);
+    if target < seq {
+        return Err(corrupt(
+            target,
+            offset,
+            FaultReason::SeqMismatch { found: seq },
+        ));
+    }
+    // Scan forward in 64 KiB windows, reading only record headers.
+    const WINDOW: usize = 64 << 10;
+    let header = loop {
+        let window = read_at(offset, WINDOW)?;
+        let mut at = 0usize;
+        let mut found = None;
+        while at + RECORD_HEADER_BYTES <= window.len() {
+            let header = RecordHeader::decode(&window[at..]);
+            if !header.len_is_valid() {
+                return Err(corrupt(
+                    seq,
+                    offset + at as u64,
+                    FaultReason::BadLength {
+                        len: header.len,
+                        len_check: header.len_check,
+                    },
+                ));
+            }
+            if header.seq != seq {
+                return Err(corrupt(
+                    seq,
+                    offset + at as u64,
+                    FaultReason::SeqMismatch { found: header.seq },
+                ));
+            }
+            if seq == target {
+                found = Some(header);
+                break;
+            }
+            at += header.record_bytes();
+            seq += 1;
+        }
+        offset += at as u64;
+        if let Some(header) = found {
+            break header;
+        }
+        if window.len() < WINDOW {
+            return Err(corrupt(
+                seq,
+                offset,
+                FaultReason::IncompleteHeader {
+                    bytes: window.len() - at,
+                },
+            ));
+        }
+    };
+    let prev = if offset == SEGMENT_HEADER_BYTES as u64 {
+        SegmentHeader::decode(&read_at(0, SEGMENT_HEADER_BYTES)?)
+            .map_err(|why| corrupt(target, 0, FaultReason::SegmentHeader(why)))?
+            .prev_hash
+    } else {
+        let bytes = read_at(offset - 32, 32)?;
+        let mut prev = [0u8; 32];
+        prev.copy_from_slice(&bytes);
+        Hash32(prev)
+    };
+    let record = read_at(offset, header.record_bytes())?;
+    if record.len() < header.record_bytes() {
+        return Err(corrupt(
+            target,
+            offset,
+            FaultReason::IncompleteRecord {
+                needed: header.record_bytes(),
+                available: record.len(),
+            },
+        ));
+    }
+    let payload = &record[RECORD_HEADER_BYTES..RECORD_HEADER_BYTES + header.len as usize];
+    let hash = chain_hash(&prev, target, payload);
+    if hash.0 != record[RECORD_HEADER_BYTES + header.len as usize..] {
+        return Err(corrupt(target, offset, FaultReason::HashMismatch));
+    }
+    let stored = RecordRef {
+        seq: target,
+        hash,
+        payload,
+        segment_index: 0,
+        offset,
+    }
+    .to_stored()?;
+    Ok((stored, offset))
 }

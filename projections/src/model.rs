@@ -1,0 +1,330 @@
+//! The projected state: plain data, serializable (for snapshots) and hashable
+//! (for checkpoints). Everything here is derived from the journal alone.
+//!
+//! The state is split in two. [`State`] is what the system *knows* – engine
+//! states, positions, cash, trades, audit coverage, data quality, the equity
+//! curve – and is what the state hash covers. [`Links`] holds journal positions
+//! (seqs) used to check causal links as events arrive; they are not part of the
+//! hash, so two journals that record the same history with different seq
+//! numbering (say, one with a repaired torn tail) project the same state hash.
+
+use anx_journal::codec::{dec, opt_dec};
+use anx_journal::{
+    CapitalMode, DataIntegrity, EngineState, ExitReason, MarketTimeBasis, OrderPurpose,
+    ReconcileOutcome, RunMode, Seq, Side, UnixMs,
+};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The run's metadata row.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRow {
+    pub run_id: String,
+    pub run_mode: RunMode,
+    pub capital_mode: CapitalMode,
+    pub market_time_basis: MarketTimeBasis,
+    pub data_integrity: DataIntegrity,
+    pub created_by: String,
+    pub git_sha: String,
+    pub config_hash: String,
+    pub symbols: Vec<String>,
+    pub granularity_s: u32,
+    pub start_ms: UnixMs,
+    pub end_ms: Option<UnixMs>,
+    #[serde(with = "dec")]
+    pub starting_capital: Decimal,
+    /// Market time of the `RunStarted` event.
+    pub started_ms: UnixMs,
+    /// Market time of the `RunCompleted` event, once there is one.
+    pub completed_ms: Option<UnixMs>,
+    pub completion: Option<String>,
+    pub candles: u64,
+    pub trades_opened: u64,
+    pub trades_closed: u64,
+}
+
+/// A symbol's position. Average entry is `cost / quantity`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    #[serde(with = "dec")]
+    pub quantity: Decimal,
+    /// Quote spent on the units still held.
+    #[serde(with = "dec")]
+    pub cost: Decimal,
+    /// Every fee paid on this symbol.
+    #[serde(with = "dec")]
+    pub fees_paid: Decimal,
+    /// Realized PnL before fees: Σ sold × (price − average entry).
+    #[serde(with = "dec")]
+    pub realized_gross: Decimal,
+}
+
+impl Position {
+    pub fn average_entry(&self) -> Option<Decimal> {
+        (!self.quantity.is_zero()).then(|| self.cost / self.quantity)
+    }
+
+    /// Realized PnL after every fee paid on this symbol.
+    pub fn realized_net(&self) -> Decimal {
+        self.realized_gross - self.fees_paid
+    }
+}
+
+/// The trade currently open on a symbol, accumulated from its fills so the
+/// closing record can be checked against them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenTrade {
+    pub entry_client_order_id: String,
+    pub opened_ms: UnixMs,
+    #[serde(with = "dec")]
+    pub bought: Decimal,
+    #[serde(with = "dec")]
+    pub buy_notional: Decimal,
+    #[serde(with = "dec")]
+    pub sell_notional: Decimal,
+    #[serde(with = "dec")]
+    pub fees: Decimal,
+    /// Exit orders placed for this trade (client order ids).
+    pub exit_orders: Vec<String>,
+}
+
+/// Per-symbol state: the engine state machine, the position and market data.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SymbolState {
+    pub engine: EngineStateCell,
+    /// The entry order in flight (placed, not yet filled, cancelled or rejected).
+    pub in_flight: Option<String>,
+    /// Why the symbol is fail-closed, until an operator resets it.
+    pub fail_closed: Option<String>,
+    pub position: Position,
+    pub open_trade: Option<OpenTrade>,
+    #[serde(with = "opt_dec")]
+    pub last_close: Option<Decimal>,
+    pub last_candle_open_ms: Option<UnixMs>,
+    pub last_reconciliation: Option<ReconcileOutcome>,
+    pub trades_opened: u64,
+    pub trades_closed: u64,
+}
+
+/// `EngineState` with a default (IDLE), so per-symbol state can be created on demand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineStateCell(pub EngineState);
+
+impl Default for EngineStateCell {
+    fn default() -> Self {
+        EngineStateCell(EngineState::Idle)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OrderStatus {
+    Placed,
+    Acknowledged,
+    Filled,
+    Cancelled,
+    Rejected,
+}
+
+/// A live order (removed once its trade closes or it ends unfilled).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderState {
+    pub client_order_id: String,
+    pub symbol: String,
+    pub side: Side,
+    pub purpose: OrderPurpose,
+    pub has_bracket: bool,
+    pub status: OrderStatus,
+    pub bracket_verified: bool,
+    pub exchange_order_id: String,
+    #[serde(with = "dec")]
+    pub size: Decimal,
+    /// Filled quantity of the order itself (entry or exit), not its bracket legs.
+    #[serde(with = "dec")]
+    pub filled: Decimal,
+}
+
+/// One closed trade: the ledger row.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TradeRow {
+    pub trade_id: String,
+    pub symbol: String,
+    pub entry_client_order_id: String,
+    pub entry_ms: UnixMs,
+    pub exit_ms: UnixMs,
+    #[serde(with = "dec")]
+    pub entry_price: Decimal,
+    #[serde(with = "dec")]
+    pub exit_price: Decimal,
+    #[serde(with = "dec")]
+    pub size: Decimal,
+    #[serde(with = "dec")]
+    pub initial_stop: Decimal,
+    pub exit_reason: ExitReason,
+    #[serde(with = "dec")]
+    pub fees: Decimal,
+    #[serde(with = "dec")]
+    pub slippage: Decimal,
+    #[serde(with = "dec")]
+    pub gross_pnl: Decimal,
+    #[serde(with = "dec")]
+    pub net_pnl: Decimal,
+    #[serde(with = "dec")]
+    pub theoretical_r: Decimal,
+    #[serde(with = "dec")]
+    pub realized_r: Decimal,
+}
+
+impl TradeRow {
+    pub fn hold_ms(&self) -> i64 {
+        self.exit_ms - self.entry_ms
+    }
+}
+
+/// Which link of a trade's causal chain is missing or out of order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum AuditGap {
+    /// The entry decision did not conclude `enter`.
+    DecisionNotEnter,
+    /// The entry order carried no bracket.
+    NoBracket,
+    /// The bracket was never verified at the broker.
+    BracketNotVerified,
+    /// The entry was never acknowledged by the broker.
+    NotAcknowledged,
+    /// Candle → decision → order → fill → exit → close is not in seq order.
+    OutOfOrder,
+}
+
+impl AuditGap {
+    pub fn name(self) -> &'static str {
+        match self {
+            AuditGap::DecisionNotEnter => "decision_not_enter",
+            AuditGap::NoBracket => "no_bracket",
+            AuditGap::BracketNotVerified => "bracket_not_verified",
+            AuditGap::NotAcknowledged => "not_acknowledged",
+            AuditGap::OutOfOrder => "out_of_order",
+        }
+    }
+}
+
+/// Audit coverage: how many closed trades have the full causal trail.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditCoverage {
+    pub trades: u64,
+    pub complete: u64,
+    /// Trade id → what is missing, for the incomplete ones.
+    pub incomplete: BTreeMap<String, Vec<AuditGap>>,
+}
+
+/// Data-quality counts for one symbol.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QualityCounts {
+    pub candles: u64,
+    pub gaps: u64,
+    pub missing_bars: u64,
+    pub duplicates: u64,
+    pub out_of_order: u64,
+    pub volume_anomalies: u64,
+    pub invalid: u64,
+    pub stale: u64,
+}
+
+/// The equity curve, kept as running figures so memory does not grow with the
+/// journal. Equity is sampled on every candle and every closed trade.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EquityCurve {
+    #[serde(with = "dec")]
+    pub start: Decimal,
+    /// Cash in every pot.
+    #[serde(with = "dec")]
+    pub cash: Decimal,
+    /// Σ quantity × last close over symbols.
+    #[serde(with = "dec")]
+    pub marked: Decimal,
+    #[serde(with = "dec")]
+    pub last: Decimal,
+    #[serde(with = "dec")]
+    pub peak: Decimal,
+    /// Largest peak-to-trough fall in quote currency.
+    #[serde(with = "dec")]
+    pub max_drawdown: Decimal,
+    /// The (fall, peak) pair with the largest fall / peak.
+    #[serde(with = "dec")]
+    pub max_drawdown_pct_fall: Decimal,
+    #[serde(with = "dec")]
+    pub max_drawdown_pct_peak: Decimal,
+    pub samples: u64,
+    /// Daily returns (UTC days, last equity of each day), as running sums.
+    pub day: Option<i64>,
+    #[serde(with = "dec")]
+    pub day_open: Decimal,
+    pub returns_n: u64,
+    #[serde(with = "dec")]
+    pub returns_sum: Decimal,
+    #[serde(with = "dec")]
+    pub returns_sum_sq: Decimal,
+    #[serde(with = "dec")]
+    pub returns_down_sum_sq: Decimal,
+}
+
+/// Everything the journal says the system knows. Covered by the state hash.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    pub run: Option<RunRow>,
+    pub symbols: BTreeMap<String, SymbolState>,
+    /// Cash by pot: one per symbol (`independent`) or one named `portfolio`.
+    pub cash: BTreeMap<String, DecimalCell>,
+    pub orders: BTreeMap<String, OrderState>,
+    pub trades: Vec<TradeRow>,
+    pub audit: AuditCoverage,
+    pub quality: BTreeMap<String, QualityCounts>,
+    pub equity: EquityCurve,
+    #[serde(with = "dec")]
+    pub fees_total: Decimal,
+    /// Σ over closed trades of their hold time.
+    pub exposure_ms: i64,
+    pub first_market_ms: Option<UnixMs>,
+    pub last_market_ms: Option<UnixMs>,
+}
+
+/// A `Decimal` with the compact encoding, usable as a map value.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecimalCell(#[serde(with = "dec")] pub Decimal);
+
+/// Causal links of a live order: where its events are in the journal.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderLinks {
+    pub order_seq: Seq,
+    pub decision_seq: Seq,
+    pub candle_seq: Seq,
+    pub decision_entered: bool,
+    pub ack_seq: Option<Seq>,
+    pub bracket_seq: Option<Seq>,
+    pub first_fill_seq: Option<Seq>,
+    pub last_fill_seq: Option<Seq>,
+}
+
+/// A torn tail repaired when the journal was reopened.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryNote {
+    pub seq: Seq,
+    pub segment: String,
+    pub offset: u64,
+    pub bytes_dropped: u64,
+}
+
+/// Journal positions for causal checks. Not covered by the state hash.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Links {
+    /// The last seq folded.
+    pub seq: Seq,
+    pub last_candle: BTreeMap<String, Seq>,
+    /// Symbol → (decision seq, the candle it read, whether it said `enter`).
+    pub last_decision: BTreeMap<String, (Seq, Seq, bool)>,
+    pub orders: BTreeMap<String, OrderLinks>,
+    /// Symbol → seq of the last exit fill of its open trade.
+    pub last_exit_fill: BTreeMap<String, Seq>,
+    pub recoveries: Vec<RecoveryNote>,
+    pub checkpoints_verified: u64,
+}

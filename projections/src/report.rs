@@ -1,0 +1,196 @@
+//! The report: strategy-level metrics computed from the trades and equity
+//! projections only. Trade-level facts live on the trade rows; aggregates such
+//! as win rate and expectancy exist only here, never stored per trade.
+//!
+//! Conventions: a win is a trade with net PnL > 0, a loss one with net PnL < 0
+//! (a trade at exactly 0 is neither). Sharpe and Sortino use daily returns
+//! (UTC days, the last equity sample of each day, the current day included),
+//! annualized by √365 (crypto trades every day); Sharpe uses the sample
+//! standard deviation, Sortino the downside deviation √(Σ min(r,0)² / n).
+//! A metric that is undefined for the data (no trades, no losses, fewer than
+//! two days) is `None`, never a division by zero.
+
+use crate::fold::close_day;
+use crate::model::{EquityCurve, State, TradeRow};
+use rust_decimal::{Decimal, MathematicalOps};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Decimal places kept in reported figures.
+pub const REPORT_DP: u32 = 8;
+
+/// How Sharpe and Sortino are computed, for the report's readers.
+pub const RATIO_BASIS: &str = "daily returns (UTC days), annualized by sqrt(365)";
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub trades_opened: u64,
+    pub trades_closed: u64,
+    pub wins: u64,
+    pub losses: u64,
+    pub win_rate: Option<Decimal>,
+    pub avg_win: Option<Decimal>,
+    pub avg_loss: Option<Decimal>,
+    /// Average win / |average loss|.
+    pub rr_actual: Option<Decimal>,
+    /// Mean net PnL per closed trade.
+    pub expectancy: Option<Decimal>,
+    /// Mean realized R per closed trade.
+    pub expectancy_r: Option<Decimal>,
+    /// Σ wins / |Σ losses|.
+    pub profit_factor: Option<Decimal>,
+    pub net_pnl: Decimal,
+    pub starting_equity: Decimal,
+    pub final_equity: Decimal,
+    pub peak_equity: Decimal,
+    pub return_pct: Option<Decimal>,
+    pub max_drawdown: Decimal,
+    pub max_drawdown_pct: Decimal,
+    pub max_consecutive_losses: u64,
+    pub max_consecutive_losses_usd: Decimal,
+    pub sharpe: Option<Decimal>,
+    pub sortino: Option<Decimal>,
+    pub ratio_basis: &'static str,
+    pub return_days: u64,
+    /// Share of symbol-time with a position open.
+    pub exposure_pct: Option<Decimal>,
+    pub fees_total: Decimal,
+    pub exits_by_reason: BTreeMap<String, u64>,
+}
+
+fn round(value: Decimal) -> Decimal {
+    value.round_dp(REPORT_DP).normalize()
+}
+
+fn ratio(numerator: Decimal, denominator: Decimal) -> Option<Decimal> {
+    (!denominator.is_zero()).then(|| round(numerator / denominator))
+}
+
+/// The longest losing streak, and its total loss (the larger loss on ties).
+pub fn max_consecutive_losses(trades: &[TradeRow]) -> (u64, Decimal) {
+    let (mut best, mut best_usd) = (0u64, Decimal::ZERO);
+    let (mut run, mut run_usd) = (0u64, Decimal::ZERO);
+    for trade in trades {
+        if trade.net_pnl < Decimal::ZERO {
+            run += 1;
+            run_usd += trade.net_pnl;
+            if run > best || (run == best && run_usd < best_usd) {
+                best = run;
+                best_usd = run_usd;
+            }
+        } else {
+            run = 0;
+            run_usd = Decimal::ZERO;
+        }
+    }
+    (best, best_usd)
+}
+
+/// (Sharpe, Sortino, number of daily returns) over the curve, the current day included.
+fn risk_ratios(curve: &EquityCurve, current_equity: Decimal) -> (Option<Decimal>, Option<Decimal>, u64) {
+    let mut curve = curve.clone();
+    curve.last = current_equity;
+    if curve.day.is_some() {
+        close_day(&mut curve);
+    }
+    let n = curve.returns_n;
+    if n < 2 {
+        return (None, None, n);
+    }
+    let count = Decimal::from(n);
+    let mean = curve.returns_sum / count;
+    let variance = (curve.returns_sum_sq - count * mean * mean) / (count - Decimal::ONE);
+    let annualize = Decimal::from(365).sqrt().unwrap_or(Decimal::ZERO);
+    let sharpe = variance
+        .max(Decimal::ZERO)
+        .sqrt()
+        .and_then(|std| (!std.is_zero()).then(|| round(mean / std * annualize)));
+    let downside = (curve.returns_down_sum_sq / count).sqrt();
+    let sortino = downside.and_then(|dd| (!dd.is_zero()).then(|| round(mean / dd * annualize)));
+    (sharpe, sortino, n)
+}
+
+impl Report {
+    pub fn from_state(state: &State) -> Report {
+        let trades = &state.trades;
+        let wins: Vec<Decimal> = trades.iter().map(|t| t.net_pnl).filter(|p| *p > Decimal::ZERO).collect();
+        let losses: Vec<Decimal> = trades.iter().map(|t| t.net_pnl).filter(|p| *p < Decimal::ZERO).collect();
+        let sum = |values: &[Decimal]| values.iter().copied().sum::<Decimal>();
+        let (win_sum, loss_sum) = (sum(&wins), sum(&losses));
+        let closed = Decimal::from(trades.len() as u64);
+        let avg_win = ratio(win_sum, Decimal::from(wins.len() as u64));
+        let avg_loss = ratio(loss_sum, Decimal::from(losses.len() as u64));
+        let net_pnl: Decimal = trades.iter().map(|t| t.net_pnl).sum();
+        let curve = &state.equity;
+        let final_equity = curve.cash + curve.marked;
+        let peak = curve.peak.max(final_equity);
+        let (streak, streak_usd) = max_consecutive_losses(trades);
+        let (sharpe, sortino, return_days) = risk_ratios(curve, final_equity);
+        let mut exits_by_reason = BTreeMap::new();
+        for trade in trades {
+            let name = serde_plain_name(&trade.exit_reason);
+            *exits_by_reason.entry(name).or_insert(0) += 1;
+        }
+        Report {
+            trades_opened: state.run.as_ref().map_or(0, |r| r.trades_opened),
+            trades_closed: trades.len() as u64,
+            wins: wins.len() as u64,
+            losses: losses.len() as u64,
+            win_rate: ratio(Decimal::from(wins.len() as u64), closed),
+            avg_win,
+            avg_loss,
+            rr_actual: match (avg_win, avg_loss) {
+                (Some(win), Some(loss)) => ratio(win, loss.abs()),
+                _ => None,
+            },
+            expectancy: ratio(net_pnl, closed),
+            expectancy_r: ratio(trades.iter().map(|t| t.realized_r).sum(), closed),
+            profit_factor: ratio(win_sum, loss_sum.abs()),
+            net_pnl: round(net_pnl),
+            starting_equity: round(curve.start),
+            final_equity: round(final_equity),
+            peak_equity: round(peak),
+            return_pct: ratio((final_equity - curve.start) * Decimal::ONE_HUNDRED, curve.start),
+            max_drawdown: round(curve.max_drawdown),
+            max_drawdown_pct: ratio(curve.max_drawdown_pct_fall * Decimal::ONE_HUNDRED, curve.max_drawdown_pct_peak)
+                .unwrap_or(Decimal::ZERO),
+            max_consecutive_losses: streak,
+            max_consecutive_losses_usd: round(streak_usd),
+            sharpe,
+            sortino,
+            ratio_basis: RATIO_BASIS,
+            return_days,
+            exposure_pct: exposure_pct(state),
+            fees_total: round(state.fees_total),
+            exits_by_reason,
+        }
+    }
+}
+
+/// Position time (closed trades plus any open one) over symbol-time of the run.
+fn exposure_pct(state: &State) -> Option<Decimal> {
+    let run = state.run.as_ref()?;
+    let end = state.last_market_ms?;
+    let span = end - run.started_ms;
+    let open: i64 = state
+        .symbols
+        .values()
+        .filter_map(|s| s.open_trade.as_ref())
+        .map(|t| end - t.opened_ms)
+        .sum();
+    let symbol_time = Decimal::from(span) * Decimal::from(run.symbols.len() as u64);
+    ratio(Decimal::from(state.exposure_ms + open) * Decimal::ONE_HUNDRED, symbol_time)
+}
+
+/// The snake_case name serde gives a unit enum variant.
+fn serde_plain_name(reason: &anx_journal::ExitReason) -> String {
+    use anx_journal::ExitReason::*;
+    match reason {
+        Signal => "signal",
+        TakeProfit => "take_profit",
+        StopLoss => "stop_loss",
+        Manual => "manual",
+        Emergency => "emergency",
+    }
+    .to_string()
+}

@@ -1,0 +1,459 @@
+//! Builds valid event sequences – whole trades through every state of the engine
+//! state machine – for tests, fixture journals and benchmarks. Every event is
+//! folded as it is built, so a scenario that breaks a rule fails at once, and
+//! checkpoints carry the real state hash.
+//!
+//! This is test support: production events come from the engine.
+
+use crate::fold::Projection;
+use anx_journal::*;
+use rust_decimal::Decimal;
+
+/// How a scripted trade ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    TakeProfit,
+    StopLoss,
+    /// An exit order placed by a decision (`signal`, `manual` or `emergency`).
+    Order(ExitReason),
+}
+
+/// Fee rates used by scripted fills (basis points of notional).
+const MAKER_FEE_BPS: i64 = 40;
+const TAKER_FEE_BPS: i64 = 60;
+
+/// A scenario under construction: the events so far and their fold.
+pub struct Scenario {
+    pub events: Vec<(UnixMs, Event)>,
+    pub projection: Projection,
+    granularity_ms: i64,
+    now_ms: UnixMs,
+    config_hash: Hash32,
+    run_id: String,
+    order_counter: u64,
+}
+
+fn fee(notional: Decimal, bps: i64) -> Decimal {
+    (notional * Decimal::new(bps, 4)).round_dp(8)
+}
+
+impl Scenario {
+    /// Starts a run on `symbols` with `capital` (per symbol or shared).
+    pub fn new(symbols: &[&str], capital_mode: CapitalMode, capital: Decimal, start_ms: UnixMs) -> Scenario {
+        let mut scenario = Scenario {
+            events: Vec::new(),
+            projection: Projection::new(),
+            granularity_ms: 4 * 3_600_000,
+            now_ms: start_ms,
+            config_hash: Hash32::from(blake3::hash(b"testkit config")),
+            run_id: "testkit1".into(),
+            order_counter: 0,
+        };
+        let config_hash = scenario.config_hash;
+        scenario.push(
+            start_ms,
+            RunStarted {
+                run_id: scenario.run_id.clone(),
+                run_mode: RunMode::ReplayBacktest,
+                capital_mode,
+                market_time_basis: MarketTimeBasis::CandleTimestamp,
+                data_integrity: DataIntegrity::Ok,
+                created_by: "testkit".into(),
+                git_sha: "testkit".into(),
+                config_hash,
+                config_text: "# testkit\n".into(),
+                symbols: symbols.iter().map(|s| s.to_string()).collect(),
+                granularity_s: 14_400,
+                start_ms,
+                end_ms: None,
+                starting_capital: capital,
+            }
+            .into(),
+        );
+        scenario
+    }
+
+    /// The seq the next event gets.
+    pub fn next_seq(&self) -> Seq {
+        self.events.len() as Seq + 1
+    }
+
+    /// Appends and folds one event; panics (naming the rule) if the fold refuses it.
+    pub fn push(&mut self, market_ms: UnixMs, event: Event) -> Seq {
+        let seq = self.next_seq();
+        if let Err(error) = self.projection.apply(seq, market_ms, &event) {
+            panic!("testkit built an invalid event: {error}\n{event:?}");
+        }
+        self.events.push((market_ms, event));
+        seq
+    }
+
+    /// A closed candle for `symbol` around `close`; advances market time one bar.
+    pub fn candle(&mut self, symbol: &str, close: Decimal) -> Seq {
+        let open_ms = self.now_ms;
+        self.now_ms += self.granularity_ms;
+        let spread = (close / Decimal::from(100)).round_dp(2);
+        let candle = Candle {
+            symbol: symbol.into(),
+            granularity_s: (self.granularity_ms / 1000) as u32,
+            open_ms,
+            open: close,
+            high: close + spread,
+            low: close - spread,
+            close,
+            volume: Decimal::new(1234, 2),
+        };
+        self.push(self.now_ms, candle.into())
+    }
+
+    /// A candle for `symbol` at the same market time as the previous one (for
+    /// several symbols per bar).
+    pub fn candle_same_bar(&mut self, symbol: &str, close: Decimal) -> Seq {
+        self.now_ms -= self.granularity_ms;
+        self.candle(symbol, close)
+    }
+
+    pub fn quality(&mut self, symbol: &str, issue: QualityIssue) -> Seq {
+        let event = DataQuality {
+            symbol: symbol.into(),
+            granularity_s: 14_400,
+            issue,
+            source: "testkit".into(),
+            detail: String::new(),
+        };
+        self.push(self.now_ms, event.into())
+    }
+
+    /// A decision on the newest candle of `symbol`.
+    pub fn decision(&mut self, symbol: &str, outcome: DecisionOutcome, sizing: Option<Sizing>) -> Seq {
+        let candle_seq = self.projection.links.last_candle[symbol];
+        let event = Decision {
+            symbol: symbol.into(),
+            as_of_ms: self.now_ms,
+            candle_seq,
+            regime: "trend".into(),
+            indicators: vec![Indicator {
+                name: "atr".into(),
+                value: Some(Decimal::new(15, 1)),
+            }],
+            signals: vec![SignalOutput {
+                name: "breakout".into(),
+                fired: outcome == DecisionOutcome::Enter,
+                strength: Decimal::new(7, 1),
+                confidence: Decimal::new(6, 1),
+                entry: None,
+                stop: None,
+                take_profit: None,
+                note: String::new(),
+            }],
+            risk_checks: vec![RiskCheck {
+                code: "min_notional".into(),
+                passed: true,
+                detail: String::new(),
+            }],
+            sizing,
+            outcome,
+            config_hash: self.config_hash,
+        };
+        self.push(self.now_ms, event.into())
+    }
+
+    fn next_client_order_id(&mut self, symbol: &str) -> String {
+        self.order_counter += 1;
+        format!("ANX4_{}_{}_{:06}", self.run_id, symbol.replace('-', ""), self.order_counter)
+    }
+
+    fn transition(&mut self, symbol: &str, from: EngineState, to: EngineState, reason: &str, cause_seq: Seq) {
+        let event = EngineTransition {
+            symbol: symbol.into(),
+            from,
+            to,
+            reason: reason.into(),
+            cause_seq,
+        };
+        self.push(self.now_ms, event.into());
+    }
+
+    /// Decision to enter, bracket entry at `entry` with `stop` and `take_profit`,
+    /// acknowledged and verified: the symbol ends ENTRY_PENDING. Returns the
+    /// client order id and the order's seq.
+    pub fn place_entry(&mut self, symbol: &str, entry: Decimal, stop: Decimal, take_profit: Decimal, size: Decimal) -> (String, Seq) {
+        let decision_seq = self.decision(symbol, DecisionOutcome::Enter, Some(sizing(entry, stop, size)));
+        let client_order_id = self.next_client_order_id(symbol);
+        let order = OrderPlaced {
+            client_order_id: client_order_id.clone(),
+            decision_seq,
+            product_id: symbol.into(),
+            side: Side::Buy,
+            order_type: OrderType::Limit,
+            purpose: OrderPurpose::Entry,
+            limit_price: Some(entry),
+            stop_trigger: None,
+            base_size: size,
+            post_only: false,
+            bracket: Some(BracketLegs {
+                take_profit_limit: take_profit,
+                stop_trigger: stop,
+                stop_limit: (stop * Decimal::new(95, 2)).round_dp(2),
+            }),
+            payload: String::new(),
+        };
+        let order_seq = self.push(self.now_ms, order.into());
+        self.transition(symbol, EngineState::Idle, EngineState::EntryPending, "bracket entry placed", order_seq);
+        self.push(
+            self.now_ms,
+            OrderAcknowledged {
+                client_order_id: client_order_id.clone(),
+                order_seq,
+                exchange_order_id: format!("x-{client_order_id}"),
+            }
+            .into(),
+        );
+        (client_order_id, order_seq)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn fill(&mut self, client_order_id: &str, order_seq: Seq, leg: FillLeg, side: Side, price: Decimal, size: Decimal, maker: bool) -> (Seq, Decimal) {
+        let fee = fee(price * size, if maker { MAKER_FEE_BPS } else { TAKER_FEE_BPS });
+        let event = Fill {
+            client_order_id: client_order_id.into(),
+            order_seq,
+            fill_id: format!("f{}", self.next_seq()),
+            leg,
+            side,
+            price,
+            size,
+            fee,
+            liquidity: if maker { Liquidity::Maker } else { Liquidity::Taker },
+        };
+        (self.push(self.now_ms, event.into()), fee)
+    }
+
+    /// A whole trade: entry decision, bracket order, ack, bracket verification,
+    /// entry fill, `bars_held` candles at `hold_close`, the exit and its
+    /// finalization. Returns the trade id.
+    #[allow(clippy::too_many_arguments)]
+    pub fn trade(&mut self, symbol: &str, entry: Decimal, stop: Decimal, take_profit: Decimal, size: Decimal, exit: Exit, exit_price: Decimal, bars_held: u32) -> String {
+        let (coid, order_seq) = self.place_entry(symbol, entry, stop, take_profit, size);
+        self.push(
+            self.now_ms,
+            BracketVerified {
+                client_order_id: coid.clone(),
+                order_seq,
+                take_profit_order_id: format!("x-{coid}-tp"),
+                stop_order_id: format!("x-{coid}-sl"),
+            }
+            .into(),
+        );
+        self.candle(symbol, entry);
+        let entry_ms = self.now_ms;
+        let (entry_fill_seq, entry_fee) = self.fill(&coid, order_seq, FillLeg::Entry, Side::Buy, entry, size, true);
+        self.transition(symbol, EngineState::EntryPending, EngineState::PositionOpen, "entry filled", entry_fill_seq);
+        for _ in 0..bars_held {
+            self.candle(symbol, exit_price);
+        }
+        let (exit_fill_seq, exit_fee, reason) = match exit {
+            Exit::TakeProfit => {
+                let (seq, fee) = self.fill(&coid, order_seq, FillLeg::TakeProfit, Side::Sell, exit_price, size, true);
+                (seq, fee, ExitReason::TakeProfit)
+            }
+            Exit::StopLoss => {
+                let (seq, fee) = self.fill(&coid, order_seq, FillLeg::StopLoss, Side::Sell, exit_price, size, false);
+                (seq, fee, ExitReason::StopLoss)
+            }
+            Exit::Order(reason) => {
+                let decision_seq = self.decision(symbol, DecisionOutcome::Exit { reason }, None);
+                let exit_coid = self.next_client_order_id(symbol);
+                let exit_seq = self.push(
+                    self.now_ms,
+                    OrderPlaced {
+                        client_order_id: exit_coid.clone(),
+                        decision_seq,
+                        product_id: symbol.into(),
+                        side: Side::Sell,
+                        order_type: OrderType::Market,
+                        purpose: OrderPurpose::Exit,
+                        limit_price: None,
+                        stop_trigger: None,
+                        base_size: size,
+                        post_only: false,
+                        bracket: None,
+                        payload: String::new(),
+                    }
+                    .into(),
+                );
+                let (seq, fee) = self.fill(&exit_coid, exit_seq, FillLeg::Exit, Side::Sell, exit_price, size, false);
+                (seq, fee, reason)
+            }
+        };
+        self.transition(symbol, EngineState::PositionOpen, EngineState::Reconcile, "exit detected", exit_fill_seq);
+        let trade_id = format!("T-{symbol}-{order_seq}");
+        let gross = exit_price * size - entry * size;
+        let fees = entry_fee + exit_fee;
+        let risk = (entry - stop) * size;
+        let close = TradeClosed {
+            trade_id: trade_id.clone(),
+            symbol: symbol.into(),
+            entry_client_order_id: coid,
+            entry_order_seq: order_seq,
+            entry_fill_seq,
+            exit_fill_seq,
+            entry_ms,
+            exit_ms: self.now_ms,
+            entry_price: entry,
+            exit_price,
+            size,
+            initial_stop: stop,
+            exit_reason: reason,
+            fees,
+            slippage: Decimal::ZERO,
+            gross_pnl: gross,
+            net_pnl: gross - fees,
+            theoretical_r: ((exit_price - entry) / (entry - stop)).round_dp(4),
+            realized_r: ((gross - fees) / risk).round_dp(4),
+        };
+        let closed_seq = self.push(self.now_ms, close.into());
+        self.transition(symbol, EngineState::Reconcile, EngineState::Idle, "trade finalized", closed_seq);
+        trade_id
+    }
+
+    /// An entry that is cancelled before it fills (ENTRY_PENDING → IDLE).
+    pub fn cancelled_entry(&mut self, symbol: &str, entry: Decimal, size: Decimal) {
+        let (coid, order_seq) = self.place_entry(symbol, entry, entry * Decimal::new(95, 2), entry * Decimal::new(110, 2), size);
+        let seq = self.push(
+            self.now_ms,
+            OrderCancelled {
+                client_order_id: coid,
+                order_seq,
+                reason: "time to live expired".into(),
+            }
+            .into(),
+        );
+        self.transition(symbol, EngineState::EntryPending, EngineState::Idle, "entry cancelled", seq);
+    }
+
+    /// An entry whose protection cannot be confirmed: FAIL_CLOSED, the entry is
+    /// cancelled, and an operator resets the symbol (FAIL_CLOSED → IDLE).
+    pub fn fail_closed_entry(&mut self, symbol: &str, entry: Decimal, size: Decimal) {
+        let (coid, order_seq) = self.place_entry(symbol, entry, entry * Decimal::new(95, 2), entry * Decimal::new(110, 2), size);
+        let seq = self.push(
+            self.now_ms,
+            FailClosed {
+                symbol: symbol.into(),
+                cause_seq: order_seq,
+                reason: "bracket legs not confirmed".into(),
+            }
+            .into(),
+        );
+        self.transition(symbol, EngineState::EntryPending, EngineState::FailClosed, "protection unverified", seq);
+        self.push(
+            self.now_ms,
+            OrderCancelled {
+                client_order_id: coid,
+                order_seq,
+                reason: "fail-closed".into(),
+            }
+            .into(),
+        );
+        let reset = self.push(
+            self.now_ms,
+            OperatorReset {
+                symbol: symbol.into(),
+                operator: "ops".into(),
+                reason: "checked at the exchange".into(),
+            }
+            .into(),
+        );
+        self.transition(symbol, EngineState::FailClosed, EngineState::Idle, "operator reset", reset);
+    }
+
+    /// An entry rejected by the broker (ENTRY_PENDING → IDLE).
+    pub fn rejected_entry(&mut self, symbol: &str, entry: Decimal, size: Decimal) {
+        let (coid, order_seq) = self.place_entry(symbol, entry, entry * Decimal::new(95, 2), entry * Decimal::new(110, 2), size);
+        let seq = self.push(
+            self.now_ms,
+            OrderRejected {
+                client_order_id: coid,
+                order_seq,
+                reason: "INSUFFICIENT_FUND".into(),
+            }
+            .into(),
+        );
+        self.transition(symbol, EngineState::EntryPending, EngineState::Idle, "entry rejected", seq);
+    }
+
+    /// A checkpoint carrying the fold's state hash.
+    pub fn checkpoint(&mut self) -> Seq {
+        let event = Checkpoint {
+            through_seq: self.projection.seq(),
+            state_hash: self.projection.state_hash(),
+        };
+        self.push(self.now_ms, event.into())
+    }
+
+    /// Ends the run and writes a final checkpoint.
+    pub fn finish(mut self) -> Vec<(UnixMs, Event)> {
+        let event = RunCompleted {
+            run_id: self.run_id.clone(),
+            end_ms: self.now_ms,
+            candles: self.projection.state.run.as_ref().map_or(0, |r| r.candles),
+            reason: "end of data".into(),
+        };
+        self.push(self.now_ms, event.into());
+        self.checkpoint();
+        self.events
+    }
+
+    pub fn now_ms(&self) -> UnixMs {
+        self.now_ms
+    }
+}
+
+fn sizing(entry: Decimal, stop: Decimal, quantity: Decimal) -> Sizing {
+    let worst = (stop * Decimal::new(95, 2)).round_dp(2);
+    Sizing {
+        capital: Decimal::from(500),
+        risk_fraction: Decimal::new(1, 2),
+        risk_budget: Decimal::from(5),
+        entry,
+        stop_trigger: stop,
+        worst_case_fill: worst,
+        risk_per_unit: entry - worst,
+        quantity_raw: quantity,
+        quantity,
+        notional: entry * quantity,
+        multiplier: Decimal::ONE,
+    }
+}
+
+/// The fixture scenario: every engine state transition and every exit reason,
+/// on two symbols, with data-quality findings and checkpoints.
+pub fn fixture_events() -> Vec<(UnixMs, Event)> {
+    let d = |text: &str| text.parse::<Decimal>().expect("fixture decimal");
+    let mut s = Scenario::new(&["BTC-USD", "ETH-USD"], CapitalMode::Independent, d("500"), 1_704_067_200_000);
+    for close in ["42000", "42100", "42300"] {
+        s.candle("BTC-USD", d(close));
+        s.candle_same_bar("ETH-USD", d("2300"));
+    }
+    s.quality(
+        "BTC-USD",
+        QualityIssue::Gap {
+            after_ms: 1_704_067_200_000,
+            before_ms: 1_704_096_000_000,
+            missing_bars: 1,
+        },
+    );
+    s.trade("BTC-USD", d("42300"), d("41800"), d("43300"), d("0.00238"), Exit::TakeProfit, d("43300"), 2);
+    s.trade("ETH-USD", d("2300"), d("2250"), d("2400"), d("0.021"), Exit::StopLoss, d("2245.5"), 1);
+    s.checkpoint();
+    s.trade("BTC-USD", d("43300"), d("42800"), d("44300"), d("0.0023"), Exit::Order(ExitReason::Signal), d("43650"), 3);
+    s.cancelled_entry("ETH-USD", d("2300"), d("0.02"));
+    s.trade("ETH-USD", d("2300"), d("2260"), d("2420"), d("0.02"), Exit::Order(ExitReason::Manual), d("2310"), 1);
+    s.rejected_entry("BTC-USD", d("43650"), d("0.002"));
+    s.fail_closed_entry("BTC-USD", d("43650"), d("0.002"));
+    s.quality("ETH-USD", QualityIssue::Duplicate { open_ms: 1_704_081_600_000 });
+    s.trade("BTC-USD", d("43650"), d("43100"), d("44700"), d("0.0021"), Exit::Order(ExitReason::Emergency), d("42900"), 1);
+    s.trade("ETH-USD", d("2310"), d("2270"), d("2430"), d("0.02"), Exit::StopLoss, d("2268"), 2);
+    s.candle("BTC-USD", d("43000"));
+    s.finish()
+}

@@ -1,0 +1,421 @@
+//! Rendering projected state for people (tables) and machines (JSON with stable
+//! keys; money and ratios as exact JSON numbers, undefined metrics as null).
+
+use crate::output::market_time;
+use anx_journal::codec::Hash32;
+use anx_journal::{EngineState, Seq};
+use anx_projections::{Projection, Report, State};
+use rust_decimal::Decimal;
+use serde_json::{json, Map, Number, Value};
+use std::fmt::Write;
+
+/// An exact decimal as a JSON number.
+pub fn num(value: Decimal) -> Value {
+    let text = value.normalize().to_string();
+    text.parse::<Number>()
+        .map(Value::Number)
+        .unwrap_or(Value::String(text))
+}
+
+pub fn opt_num(value: Option<Decimal>) -> Value {
+    value.map_or(Value::Null, num)
+}
+
+pub fn engine_name(state: EngineState) -> &'static str {
+    match state {
+        EngineState::Idle => "IDLE",
+        EngineState::EntryPending => "ENTRY_PENDING",
+        EngineState::PositionOpen => "POSITION_OPEN",
+        EngineState::Reconcile => "RECONCILE",
+        EngineState::FailClosed => "FAIL_CLOSED",
+    }
+}
+
+/// What `anx journal replay` shows, besides the state itself.
+pub struct ReplayView<'a> {
+    pub projection: &'a Projection,
+    pub head_seq: Seq,
+    pub head_hash: Hash32,
+    pub from_snapshot: Option<Seq>,
+    pub folded: u64,
+    pub elapsed_ms: f64,
+}
+
+pub fn report_json(report: &Report) -> Value {
+    json!({
+        "trades_opened": report.trades_opened,
+        "trades_closed": report.trades_closed,
+        "wins": report.wins,
+        "losses": report.losses,
+        "win_rate": opt_num(report.win_rate),
+        "avg_win": opt_num(report.avg_win),
+        "avg_loss": opt_num(report.avg_loss),
+        "rr_actual": opt_num(report.rr_actual),
+        "expectancy": opt_num(report.expectancy),
+        "expectancy_r": opt_num(report.expectancy_r),
+        "profit_factor": opt_num(report.profit_factor),
+        "net_pnl": num(report.net_pnl),
+        "starting_equity": num(report.starting_equity),
+        "final_equity": num(report.final_equity),
+        "peak_equity": num(report.peak_equity),
+        "return_pct": opt_num(report.return_pct),
+        "max_drawdown": num(report.max_drawdown),
+        "max_drawdown_pct": num(report.max_drawdown_pct),
+        "max_consecutive_losses": report.max_consecutive_losses,
+        "max_consecutive_losses_usd": num(report.max_consecutive_losses_usd),
+        "sharpe": opt_num(report.sharpe),
+        "sortino": opt_num(report.sortino),
+        "ratio_basis": report.ratio_basis,
+        "return_days": report.return_days,
+        "exposure_pct": opt_num(report.exposure_pct),
+        "fees_total": num(report.fees_total),
+        "exits_by_reason": report.exits_by_reason,
+    })
+}
+
+fn audit_pct(state: &State) -> Value {
+    let audit = &state.audit;
+    if audit.trades == 0 {
+        return Value::Null;
+    }
+    num(
+        (Decimal::from(audit.complete) * Decimal::ONE_HUNDRED / Decimal::from(audit.trades))
+            .round_dp(2),
+    )
+}
+
+/// The JSON document of `anx journal replay --format json`.
+pub fn replay_json(view: &ReplayView) -> Value {
+    let state = &view.projection.state;
+    let report = Report::from_state(state);
+    let mut engine = Map::new();
+    let mut positions = Map::new();
+    for (symbol, s) in &state.symbols {
+        engine.insert(
+            symbol.clone(),
+            json!({
+                "state": engine_name(s.engine.0),
+                "in_flight": s.in_flight,
+                "fail_closed": s.fail_closed,
+                "trades_opened": s.trades_opened,
+                "trades_closed": s.trades_closed,
+            }),
+        );
+        let p = &s.position;
+        positions.insert(
+            symbol.clone(),
+            json!({
+                "quantity": num(p.quantity),
+                "avg_entry": opt_num(p.average_entry().map(|d| d.round_dp(8))),
+                "cost": num(p.cost),
+                "fees_paid": num(p.fees_paid),
+                "realized_pnl": num(p.realized_gross),
+                "realized_pnl_net": num(p.realized_net()),
+                "last_price": opt_num(s.last_close),
+                "market_value": num(s.last_close.map_or(Decimal::ZERO, |c| c * p.quantity)),
+            }),
+        );
+    }
+    let cash: Map<String, Value> = state
+        .cash
+        .iter()
+        .map(|(pot, c)| (pot.clone(), num(c.0)))
+        .collect();
+    let incomplete: Vec<Value> = state
+        .audit
+        .incomplete
+        .iter()
+        .map(|(id, gaps)| json!({"trade_id": id, "missing": gaps.iter().map(|g| g.name()).collect::<Vec<_>>()}))
+        .collect();
+    let quality: Map<String, Value> = state
+        .quality
+        .iter()
+        .map(|(symbol, q)| {
+            (
+                symbol.clone(),
+                json!({
+                    "candles": q.candles, "gaps": q.gaps, "missing_bars": q.missing_bars,
+                    "duplicates": q.duplicates, "out_of_order": q.out_of_order,
+                    "volume_anomalies": q.volume_anomalies, "invalid": q.invalid, "stale": q.stale,
+                }),
+            )
+        })
+        .collect();
+    let runs: Vec<Value> = state
+        .run
+        .iter()
+        .map(|run| run_json(view.projection, run))
+        .collect();
+    json!({
+        "state_hash": view.projection.state_hash().to_hex(),
+        "head_seq": view.head_seq,
+        "head_hash": view.head_hash.to_hex(),
+        "engine": engine,
+        "positions": positions,
+        "cash": cash,
+        "trades": state.trades.len(),
+        "report": report_json(&report),
+        "audit_coverage": {
+            "trades": state.audit.trades,
+            "complete": state.audit.complete,
+            "pct": audit_pct(state),
+            "incomplete": incomplete,
+        },
+        "data_quality": quality,
+        "runs": runs,
+        "fold": {
+            "events": view.folded,
+            "from_snapshot": view.from_snapshot,
+            "elapsed_ms": (view.elapsed_ms * 1000.0).round() / 1000.0,
+            "checkpoints_verified": view.projection.links.checkpoints_verified,
+            "recoveries": view.projection.links.recoveries.len(),
+        },
+    })
+}
+
+fn run_json(projection: &Projection, run: &anx_projections::RunRow) -> Value {
+    let notes: Vec<String> = projection
+        .links
+        .recoveries
+        .iter()
+        .map(|r| {
+            format!(
+                "seq {}: repaired a torn tail ({} bytes at {} offset {})",
+                r.seq, r.bytes_dropped, r.segment, r.offset
+            )
+        })
+        .collect();
+    json!({
+        "run_id": run.run_id,
+        "run_mode": run.run_mode,
+        "capital_mode": run.capital_mode,
+        "market_time_basis": run.market_time_basis,
+        "data_integrity": run.data_integrity,
+        "created_by": run.created_by,
+        "git_sha": run.git_sha,
+        "config_hash": run.config_hash,
+        "symbols": run.symbols,
+        "granularity_s": run.granularity_s,
+        "start": market_time(run.start_ms),
+        "end": run.end_ms.map(market_time),
+        "starting_capital": num(run.starting_capital),
+        "started_at": market_time(run.started_ms),
+        "completed_at": run.completed_ms.map(market_time),
+        "completion": run.completion,
+        "candles": run.candles,
+        "trades_opened": run.trades_opened,
+        "trades_closed": run.trades_closed,
+        "notes": notes,
+    })
+}
+
+fn fmt_opt(value: Option<Decimal>, dp: u32) -> String {
+    value.map_or_else(
+        || "n/a".to_string(),
+        |v| v.round_dp(dp).normalize().to_string(),
+    )
+}
+
+fn fmt_dec(value: Decimal, dp: u32) -> String {
+    value.round_dp(dp).normalize().to_string()
+}
+
+/// The table of `anx journal replay`.
+pub fn replay_table(view: &ReplayView) -> String {
+    let state = &view.projection.state;
+    let report = Report::from_state(state);
+    let mut out = String::new();
+    let w = &mut out;
+    if let Some(run) = &state.run {
+        let _ = writeln!(
+            w,
+            "run        {} ({:?}, {:?} capital, {:?})",
+            run.run_id, run.run_mode, run.capital_mode, run.data_integrity
+        );
+        let _ = writeln!(
+            w,
+            "           symbols {} | {} .. {} | starting capital {}",
+            run.symbols.join(","),
+            market_time(run.start_ms),
+            run.end_ms.map_or("open".into(), market_time),
+            fmt_dec(run.starting_capital, 2)
+        );
+        let _ = writeln!(
+            w,
+            "           config {} | git {} | by {}",
+            &run.config_hash[..16.min(run.config_hash.len())],
+            run.git_sha,
+            run.created_by
+        );
+        let _ = writeln!(
+            w,
+            "           {} candles | {}",
+            run.candles,
+            run.completion
+                .as_deref()
+                .map_or("running".to_string(), |c| format!("completed: {c}"))
+        );
+    }
+    for note in &view.projection.links.recoveries {
+        let _ = writeln!(
+            w,
+            "note       seq {}: repaired a torn tail ({} bytes at {} offset {})",
+            note.seq, note.bytes_dropped, note.segment, note.offset
+        );
+    }
+    let _ = writeln!(w, "\nsymbol     state          position       avg entry      last price     cash           realized net   trades");
+    for (symbol, s) in &state.symbols {
+        let cash = state
+            .cash
+            .get(symbol)
+            .map_or("(pool)".to_string(), |c| fmt_dec(c.0, 2));
+        let _ = writeln!(
+            w,
+            "{:<10} {:<14} {:<14} {:<14} {:<14} {:<14} {:<14} {}/{}{}",
+            symbol,
+            engine_name(s.engine.0),
+            fmt_dec(s.position.quantity, 8),
+            fmt_opt(s.position.average_entry(), 2),
+            fmt_opt(s.last_close, 2),
+            cash,
+            fmt_dec(s.position.realized_net(), 2),
+            s.trades_opened,
+            s.trades_closed,
+            s.fail_closed
+                .as_ref()
+                .map_or(String::new(), |r| format!("  FAIL_CLOSED: {r}")),
+        );
+    }
+    if let Some(pool) = state.cash.get(anx_projections::PORTFOLIO_POT) {
+        let _ = writeln!(w, "portfolio cash {}", fmt_dec(pool.0, 2));
+    }
+    let _ = writeln!(w, "\nreport");
+    let rows: Vec<(&str, String)> = vec![
+        (
+            "trades opened / closed",
+            format!("{} / {}", report.trades_opened, report.trades_closed),
+        ),
+        (
+            "wins / losses",
+            format!("{} / {}", report.wins, report.losses),
+        ),
+        (
+            "win rate",
+            fmt_opt(report.win_rate.map(|r| r * Decimal::ONE_HUNDRED), 2) + " %",
+        ),
+        (
+            "avg win / avg loss",
+            format!(
+                "{} / {}",
+                fmt_opt(report.avg_win, 2),
+                fmt_opt(report.avg_loss, 2)
+            ),
+        ),
+        ("actual R:R", fmt_opt(report.rr_actual, 2)),
+        (
+            "expectancy",
+            format!(
+                "{} $ / {} R",
+                fmt_opt(report.expectancy, 2),
+                fmt_opt(report.expectancy_r, 3)
+            ),
+        ),
+        ("profit factor", fmt_opt(report.profit_factor, 2)),
+        ("net PnL", fmt_dec(report.net_pnl, 2)),
+        (
+            "equity start / final / peak",
+            format!(
+                "{} / {} / {}",
+                fmt_dec(report.starting_equity, 2),
+                fmt_dec(report.final_equity, 2),
+                fmt_dec(report.peak_equity, 2)
+            ),
+        ),
+        ("return", fmt_opt(report.return_pct, 2) + " %"),
+        (
+            "max drawdown",
+            format!(
+                "{} $ ({} %)",
+                fmt_dec(report.max_drawdown, 2),
+                fmt_dec(report.max_drawdown_pct, 2)
+            ),
+        ),
+        (
+            "max consecutive losses",
+            format!(
+                "{} ({} $)",
+                report.max_consecutive_losses,
+                fmt_dec(report.max_consecutive_losses_usd, 2)
+            ),
+        ),
+        (
+            "sharpe / sortino",
+            format!(
+                "{} / {}  ({}, {} days)",
+                fmt_opt(report.sharpe, 2),
+                fmt_opt(report.sortino, 2),
+                report.ratio_basis,
+                report.return_days
+            ),
+        ),
+        ("exposure", fmt_opt(report.exposure_pct, 2) + " %"),
+        ("fees total", fmt_dec(report.fees_total, 2)),
+        (
+            "exits by reason",
+            report
+                .exits_by_reason
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+    ];
+    for (name, value) in rows {
+        let _ = writeln!(w, "  {name:<28} {value}");
+    }
+    let audit = &state.audit;
+    let _ = writeln!(
+        w,
+        "\naudit coverage  {} of {} trades have the full trail ({} %)",
+        audit.complete,
+        audit.trades,
+        audit_pct(state)
+    );
+    for (id, gaps) in &audit.incomplete {
+        let _ = writeln!(
+            w,
+            "  {id}: missing {}",
+            gaps.iter().map(|g| g.name()).collect::<Vec<_>>().join(", ")
+        );
+    }
+    let _ = writeln!(
+        w,
+        "\ndata quality    candles  gaps  missing  dup  out-of-order  volume  invalid  stale"
+    );
+    for (symbol, q) in &state.quality {
+        let _ = writeln!(
+            w,
+            "  {symbol:<13} {:>7} {:>5} {:>8} {:>4} {:>13} {:>7} {:>8} {:>6}",
+            q.candles,
+            q.gaps,
+            q.missing_bars,
+            q.duplicates,
+            q.out_of_order,
+            q.volume_anomalies,
+            q.invalid,
+            q.stale
+        );
+    }
+    let _ = writeln!(w, "\nstate hash      {}", view.projection.state_hash());
+    let _ = writeln!(w, "head            {}:{}", view.head_seq, view.head_hash);
+    let _ = writeln!(
+        w,
+        "fold            {} events{} in {:.1} ms, {} checkpoint(s) verified",
+        view.folded,
+        view.from_snapshot
+            .map_or(String::new(), |s| format!(" after the snapshot at seq {s}")),
+        view.elapsed_ms,
+        view.projection.links.checkpoints_verified
+    );
+    out
+}

@@ -1,0 +1,315 @@
+//! `anx why`: the full causal trail of a trade or an order – the candle the
+//! decision read, its indicators, signals, risk checks and sizing, the order
+//! payload, acknowledgement, bracket verification, fills and the exit – found
+//! through the id index and read record by record (each checked against its
+//! predecessor's hash).
+
+use crate::output::market_time;
+use crate::render::engine_name;
+use crate::store::Store;
+use anx_journal::reader::SegmentFileInfo;
+use anx_journal::{DecisionOutcome, Event, Seq, StoredEvent};
+use anyhow::{anyhow, bail, Result};
+use rust_decimal::Decimal;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::Path;
+
+/// What an id turned out to be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdKind {
+    Trade,
+    ClientOrderId,
+    OrderId,
+}
+
+impl IdKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            IdKind::Trade => "trade",
+            IdKind::ClientOrderId => "client_order_id",
+            IdKind::OrderId => "order_id",
+        }
+    }
+}
+
+pub struct Trail {
+    pub id: String,
+    pub kind: IdKind,
+    pub events: Vec<StoredEvent>,
+}
+
+fn read(
+    store: &Store,
+    journal: &Path,
+    segments: &[SegmentFileInfo],
+    seq: Seq,
+) -> Result<StoredEvent> {
+    Ok(store.read_record(journal, segments, seq)?.0)
+}
+
+/// Finds the trail of `id` (a trade id, a client order id or an exchange order id).
+pub fn lookup(
+    store: &Store,
+    journal: &Path,
+    segments: &[SegmentFileInfo],
+    id: &str,
+) -> Result<Trail> {
+    let (kind, order_seqs) = {
+        let trade = store.seqs(&format!("t:{id}"))?;
+        if let Some(&closed) = trade.first() {
+            let record = read(store, journal, segments, closed)?;
+            let Event::TradeClosed(e) = &record.event else {
+                bail!(
+                    "index points trade {id} at seq {closed}, which is a {}",
+                    record.event.kind()
+                );
+            };
+            (
+                IdKind::Trade,
+                store.seqs(&format!("c:{}", e.entry_client_order_id))?,
+            )
+        } else {
+            let direct = store.seqs(&format!("c:{id}"))?;
+            if !direct.is_empty() {
+                (IdKind::ClientOrderId, direct)
+            } else {
+                let acks = store.seqs(&format!("x:{id}"))?;
+                let Some(&ack) = acks.first() else {
+                    bail!("no trade, client_order_id or order id {id:?} in this journal");
+                };
+                let record = read(store, journal, segments, ack)?;
+                let Event::OrderAcknowledged(e) = &record.event else {
+                    bail!(
+                        "index points order id {id} at seq {ack}, which is a {}",
+                        record.event.kind()
+                    );
+                };
+                (
+                    IdKind::OrderId,
+                    store.seqs(&format!("c:{}", e.client_order_id))?,
+                )
+            }
+        }
+    };
+    let mut events: BTreeMap<Seq, StoredEvent> = BTreeMap::new();
+    for seq in order_seqs {
+        let record = read(store, journal, segments, seq)?;
+        if let Event::OrderPlaced(order) = &record.event {
+            let decision = read(store, journal, segments, order.decision_seq)?;
+            if let Event::Decision(d) = &decision.event {
+                let candle = read(store, journal, segments, d.candle_seq)?;
+                events.insert(candle.seq, candle);
+            }
+            events.insert(decision.seq, decision);
+        }
+        events.insert(record.seq, record);
+    }
+    if events.is_empty() {
+        return Err(anyhow!("the index lists no events for {id:?}"));
+    }
+    Ok(Trail {
+        id: id.to_string(),
+        kind,
+        events: events.into_values().collect(),
+    })
+}
+
+fn d(value: Decimal) -> String {
+    value.normalize().to_string()
+}
+
+fn od(value: Option<Decimal>) -> String {
+    value.map_or("-".into(), d)
+}
+
+/// One event of the trail, in words.
+fn describe(event: &Event, out: &mut String) {
+    match event {
+        Event::Candle(c) => {
+            let _ = writeln!(
+                out,
+                "{} {}s candle opened {}: open {} high {} low {} close {} volume {}",
+                c.symbol,
+                c.granularity_s,
+                market_time(c.open_ms),
+                d(c.open),
+                d(c.high),
+                d(c.low),
+                d(c.close),
+                d(c.volume)
+            );
+        }
+        Event::Decision(e) => {
+            let outcome = match &e.outcome {
+                DecisionOutcome::Hold => "hold".to_string(),
+                DecisionOutcome::Enter => "enter".to_string(),
+                DecisionOutcome::Exit { reason } => format!("exit ({reason:?})"),
+                DecisionOutcome::Rejected { reason_code } => format!("rejected: {reason_code}"),
+            };
+            let _ = writeln!(
+                out,
+                "decision on {} (candle seq {}): {outcome}; regime {}; config {}",
+                e.symbol, e.candle_seq, e.regime, e.config_hash
+            );
+            let indicators: Vec<String> = e
+                .indicators
+                .iter()
+                .map(|i| format!("{}={}", i.name, od(i.value)))
+                .collect();
+            let _ = writeln!(out, "      indicators: {}", indicators.join(", "));
+            for s in &e.signals {
+                let note = if s.note.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", s.note)
+                };
+                let _ = writeln!(out, "      signal {}: {} strength {} confidence {} entry {} stop {} take-profit {}{note}", s.name, if s.fired { "FIRED" } else { "quiet" }, d(s.strength), d(s.confidence), od(s.entry), od(s.stop), od(s.take_profit));
+            }
+            for r in &e.risk_checks {
+                let detail = if r.detail.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", r.detail)
+                };
+                let _ = writeln!(
+                    out,
+                    "      risk {} {}{detail}",
+                    r.code,
+                    if r.passed { "pass" } else { "FAIL" }
+                );
+            }
+            if let Some(s) = &e.sizing {
+                let _ = writeln!(out, "      sizing: capital {} x risk {} = budget {}; entry {}, stop trigger {} -> worst-case fill {}; risk/unit {}; quantity {} -> {} (rounded); notional {}; multiplier {}",
+                    d(s.capital), d(s.risk_fraction), d(s.risk_budget), d(s.entry), d(s.stop_trigger), d(s.worst_case_fill), d(s.risk_per_unit), d(s.quantity_raw), d(s.quantity), d(s.notional), d(s.multiplier));
+            }
+        }
+        Event::OrderPlaced(o) => {
+            let _ = writeln!(
+                out,
+                "order {} placed: {:?} {:?} {:?} {} {} limit {} stop {} post-only {}",
+                o.client_order_id,
+                o.purpose,
+                o.side,
+                o.order_type,
+                d(o.base_size),
+                o.product_id,
+                od(o.limit_price),
+                od(o.stop_trigger),
+                o.post_only
+            );
+            if let Some(b) = &o.bracket {
+                let _ = writeln!(
+                    out,
+                    "      bracket: take-profit {} / stop trigger {} (stop-limit {})",
+                    d(b.take_profit_limit),
+                    d(b.stop_trigger),
+                    d(b.stop_limit)
+                );
+            }
+            if !o.payload.is_empty() {
+                let _ = writeln!(out, "      payload: {}", o.payload);
+            }
+        }
+        Event::OrderAcknowledged(a) => {
+            let _ = writeln!(
+                out,
+                "acknowledged: {} is exchange order {}",
+                a.client_order_id, a.exchange_order_id
+            );
+        }
+        Event::OrderRejected(r) => {
+            let _ = writeln!(out, "rejected: {}: {}", r.client_order_id, r.reason);
+        }
+        Event::OrderCancelled(c) => {
+            let _ = writeln!(out, "cancelled: {}: {}", c.client_order_id, c.reason);
+        }
+        Event::BracketVerified(b) => {
+            let _ = writeln!(
+                out,
+                "bracket verified: take-profit {} and stop {} are live",
+                b.take_profit_order_id, b.stop_order_id
+            );
+        }
+        Event::Fill(f) => {
+            let _ = writeln!(
+                out,
+                "fill {} ({:?} leg, {:?}): {:?} {} @ {} fee {} ({:?})",
+                f.fill_id,
+                f.leg,
+                f.liquidity,
+                f.side,
+                d(f.size),
+                d(f.price),
+                d(f.fee),
+                f.client_order_id
+            );
+        }
+        Event::TradeClosed(t) => {
+            let _ = writeln!(out, "trade {} closed ({:?}): {} {} from {} to {}; gross {} fees {} slippage {} net {}; R theoretical {} realized {}; held {} h",
+                t.trade_id, t.exit_reason, d(t.size), t.symbol, d(t.entry_price), d(t.exit_price), d(t.gross_pnl), d(t.fees), d(t.slippage), d(t.net_pnl), d(t.theoretical_r), d(t.realized_r), (t.exit_ms - t.entry_ms) / 3_600_000);
+        }
+        Event::EngineTransition(t) => {
+            let _ = writeln!(
+                out,
+                "{}: {} -> {} ({})",
+                t.symbol,
+                engine_name(t.from),
+                engine_name(t.to),
+                t.reason
+            );
+        }
+        other => {
+            let _ = writeln!(out, "{}", other.kind());
+        }
+    }
+}
+
+pub fn trail_text(trail: &Trail, lookup_ms: f64) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "why {} ({}): {} events",
+        trail.id,
+        trail.kind.name(),
+        trail.events.len()
+    );
+    for event in &trail.events {
+        let _ = write!(
+            out,
+            "seq {:<8} {}  {:<17} ",
+            event.seq,
+            market_time(event.market_ms),
+            event.event.kind().name()
+        );
+        describe(&event.event, &mut out);
+    }
+    let _ = writeln!(
+        out,
+        "lookup took {lookup_ms:.3} ms (each record checked against its predecessor's hash)"
+    );
+    out
+}
+
+pub fn trail_json(trail: &Trail, lookup_ms: f64) -> Value {
+    let events: Vec<Value> = trail
+        .events
+        .iter()
+        .map(|e| {
+            json!({
+                "seq": e.seq,
+                "hash": e.hash.to_hex(),
+                "kind": e.event.kind().name(),
+                "market_time": market_time(e.market_ms),
+                "body": serde_json::to_value(&e.event).unwrap_or(Value::Null),
+            })
+        })
+        .collect();
+    json!({
+        "id": trail.id,
+        "kind": trail.kind.name(),
+        "events": events,
+        "lookup_ms": (lookup_ms * 1000.0).round() / 1000.0,
+    })
+}
