@@ -65,13 +65,18 @@ impl Projection {
         self.links.seq
     }
 
-    /// Folds one verified event.
+    /// Folds one verified event. After an error the projection may hold part
+    /// of the refused event and must be discarded: the fold stops at the first
+    /// impossible event, it never continues past one.
     pub fn apply(&mut self, seq: Seq, market_ms: UnixMs, event: &Event) -> FoldResult {
         if seq != self.links.seq + 1 {
             return fail(
                 seq,
                 Rule::RunLifecycle,
-                format!("events must be folded in order: expected seq {}", self.links.seq + 1),
+                format!(
+                    "events must be folded in order: expected seq {}",
+                    self.links.seq + 1
+                ),
             );
         }
         self.check_run_phase(seq, event)?;
@@ -82,8 +87,12 @@ impl Projection {
             Event::Decision(e) => self.decision(seq, e)?,
             Event::OrderPlaced(e) => self.order_placed(seq, e)?,
             Event::OrderAcknowledged(e) => self.order_acknowledged(seq, e)?,
-            Event::OrderRejected(e) => self.order_ended(seq, &e.client_order_id, OrderStatus::Rejected)?,
-            Event::OrderCancelled(e) => self.order_ended(seq, &e.client_order_id, OrderStatus::Cancelled)?,
+            Event::OrderRejected(e) => {
+                self.order_ended(seq, &e.client_order_id, OrderStatus::Rejected)?
+            }
+            Event::OrderCancelled(e) => {
+                self.order_ended(seq, &e.client_order_id, OrderStatus::Cancelled)?
+            }
             Event::BracketVerified(e) => self.bracket_verified(seq, e)?,
             Event::Fill(e) => self.fill(seq, market_ms, e)?,
             Event::Reconciliation(e) => self.reconciliation(seq, e)?,
@@ -98,12 +107,13 @@ impl Projection {
                 offset: e.offset,
                 bytes_dropped: e.bytes_dropped,
             }),
-            Event::RunCompleted(e) => self.run_completed(market_ms, e),
+            Event::RunCompleted(e) => self.run_completed(seq, market_ms, e)?,
         }
         if !matches!(event, Event::Recovered(_) | Event::Checkpoint(_)) {
             let state = &mut self.state;
             state.first_market_ms.get_or_insert(market_ms);
-            state.last_market_ms = Some(state.last_market_ms.map_or(market_ms, |m| m.max(market_ms)));
+            state.last_market_ms =
+                Some(state.last_market_ms.map_or(market_ms, |m| m.max(market_ms)));
         }
         self.links.seq = seq;
         Ok(())
@@ -117,11 +127,18 @@ impl Projection {
         }
         match (&self.state.run, event) {
             (None, Event::RunStarted(_)) => Ok(()),
-            (None, other) => fail(seq, Rule::RunLifecycle, format!("{} before RunStarted", other.kind())),
+            (None, other) => fail(
+                seq,
+                Rule::RunLifecycle,
+                format!("{} before RunStarted", other.kind()),
+            ),
             (Some(run), Event::RunStarted(_)) => fail(
                 seq,
                 Rule::RunLifecycle,
-                format!("a journal holds one run; run {} already started", run.run_id),
+                format!(
+                    "a journal holds one run; run {} already started",
+                    run.run_id
+                ),
             ),
             (Some(run), other) if run.completed_ms.is_some() => fail(
                 seq,
@@ -139,11 +156,15 @@ impl Projection {
             CapitalMode::Portfolio => vec![PORTFOLIO_POT.to_string()],
         };
         for pot in &pots {
-            state.cash.insert(pot.clone(), DecimalCell(e.starting_capital));
+            state
+                .cash
+                .insert(pot.clone(), DecimalCell(e.starting_capital));
         }
         for symbol in &e.symbols {
             state.symbols.insert(symbol.clone(), SymbolState::default());
-            state.quality.insert(symbol.clone(), QualityCounts::default());
+            state
+                .quality
+                .insert(symbol.clone(), QualityCounts::default());
         }
         let start = e.starting_capital * Decimal::from(pots.len() as u64);
         state.equity = EquityCurve {
@@ -176,17 +197,32 @@ impl Projection {
         });
     }
 
-    fn run_completed(&mut self, market_ms: UnixMs, e: &RunCompleted) {
+    fn run_completed(&mut self, seq: Seq, market_ms: UnixMs, e: &RunCompleted) -> FoldResult {
         if let Some(run) = &mut self.state.run {
+            if run.run_id != e.run_id {
+                return fail(
+                    seq,
+                    Rule::RunLifecycle,
+                    format!(
+                        "RunCompleted for run {}, but the journal's run is {}",
+                        e.run_id, run.run_id
+                    ),
+                );
+            }
             run.completed_ms = Some(market_ms);
             run.completion = Some(e.reason.clone());
         }
+        Ok(())
     }
 
     fn symbol_mut(&mut self, seq: Seq, symbol: &str) -> FoldResult<&mut SymbolState> {
         match self.state.symbols.get_mut(symbol) {
             Some(state) => Ok(state),
-            None => fail(seq, Rule::UnknownSymbol, format!("symbol {symbol} is not in the run")),
+            None => fail(
+                seq,
+                Rule::UnknownSymbol,
+                format!("symbol {symbol} is not in the run"),
+            ),
         }
     }
 
@@ -200,10 +236,30 @@ impl Projection {
     fn candle(&mut self, seq: Seq, market_ms: UnixMs, e: &Candle) -> FoldResult {
         let prices = [e.open, e.high, e.low, e.close];
         if prices.iter().any(|p| *p <= Decimal::ZERO) || e.volume < Decimal::ZERO {
-            return fail(seq, Rule::Domain, "candle with a non-positive price or negative volume");
+            return fail(
+                seq,
+                Rule::Domain,
+                "candle with a non-positive price or negative volume",
+            );
         }
         if e.low > e.open.min(e.close) || e.high < e.open.max(e.close) {
-            return fail(seq, Rule::Domain, "candle with low/high inconsistent with open/close");
+            return fail(
+                seq,
+                Rule::Domain,
+                "candle with low/high inconsistent with open/close",
+            );
+        }
+        let run_granularity_s = self
+            .state
+            .run
+            .as_ref()
+            .map_or(e.granularity_s, |r| r.granularity_s);
+        if e.granularity_s != run_granularity_s {
+            return fail(
+                seq,
+                Rule::Domain,
+                format!("{}s candle in a {run_granularity_s}s run", e.granularity_s),
+            );
         }
         let symbol = self.symbol_mut(seq, &e.symbol)?;
         if let Some(last) = symbol.last_candle_open_ms {
@@ -211,13 +267,18 @@ impl Projection {
                 return fail(
                     seq,
                     Rule::CandleOrder,
-                    format!("{} candle at {} is not after the previous one at {last}", e.symbol, e.open_ms),
+                    format!(
+                        "{} candle at {} is not after the previous one at {last}",
+                        e.symbol, e.open_ms
+                    ),
                 );
             }
         }
         symbol.last_candle_open_ms = Some(e.open_ms);
         let moved = match symbol.last_close {
-            Some(previous) if !symbol.position.quantity.is_zero() => symbol.position.quantity * (e.close - previous),
+            Some(previous) if !symbol.position.quantity.is_zero() => {
+                symbol.position.quantity * (e.close - previous)
+            }
             _ => Decimal::ZERO,
         };
         symbol.last_close = Some(e.close);
@@ -235,7 +296,11 @@ impl Projection {
 
     fn data_quality(&mut self, seq: Seq, e: &DataQuality) -> FoldResult {
         let Some(counts) = self.state.quality.get_mut(&e.symbol) else {
-            return fail(seq, Rule::UnknownSymbol, format!("symbol {} is not in the run", e.symbol));
+            return fail(
+                seq,
+                Rule::UnknownSymbol,
+                format!("symbol {} is not in the run", e.symbol),
+            );
         };
         match &e.issue {
             QualityIssue::Gap { missing_bars, .. } => {
@@ -268,14 +333,35 @@ impl Projection {
             );
         }
         let entered = matches!(e.outcome, DecisionOutcome::Enter);
-        self.links.last_decision.insert(e.symbol.clone(), (seq, e.candle_seq, entered));
+        self.links
+            .last_decision
+            .insert(e.symbol.clone(), (seq, e.candle_seq, entered));
         Ok(())
     }
 
     fn order_placed(&mut self, seq: Seq, e: &OrderPlaced) -> FoldResult {
         let symbol_name = e.product_id.clone();
-        let Some(&(decision_seq, candle_seq, entered)) = self.links.last_decision.get(&symbol_name) else {
-            return fail(seq, Rule::OrderLink, format!("order {} on {} without a decision", e.client_order_id, symbol_name));
+        self.symbol_mut(seq, &symbol_name)?;
+        if !self.links.placed.insert(e.client_order_id.clone()) {
+            return fail(
+                seq,
+                Rule::OrderLifecycle,
+                format!(
+                    "client_order_id {} was placed before: an order is never placed twice",
+                    e.client_order_id
+                ),
+            );
+        }
+        let Some(&(decision_seq, candle_seq, entered)) = self.links.last_decision.get(&symbol_name)
+        else {
+            return fail(
+                seq,
+                Rule::OrderLink,
+                format!(
+                    "order {} on {} without a decision",
+                    e.client_order_id, symbol_name
+                ),
+            );
         };
         if decision_seq != e.decision_seq {
             return fail(
@@ -285,25 +371,58 @@ impl Projection {
             );
         }
         if e.base_size <= Decimal::ZERO || e.limit_price.is_some_and(|p| p <= Decimal::ZERO) {
-            return fail(seq, Rule::Domain, format!("order {} with a non-positive size or price", e.client_order_id));
+            return fail(
+                seq,
+                Rule::Domain,
+                format!(
+                    "order {} with a non-positive size or price",
+                    e.client_order_id
+                ),
+            );
         }
-        if self.state.orders.contains_key(&e.client_order_id) || self.links.orders.contains_key(&e.client_order_id) {
-            return fail(seq, Rule::OrderLifecycle, format!("client_order_id {} placed twice", e.client_order_id));
+        if self.state.orders.contains_key(&e.client_order_id)
+            || self.links.orders.contains_key(&e.client_order_id)
+        {
+            return fail(
+                seq,
+                Rule::OrderLifecycle,
+                format!("client_order_id {} placed twice", e.client_order_id),
+            );
         }
         let symbol = self.symbol_mut(seq, &symbol_name)?;
         match e.purpose {
             OrderPurpose::Entry => {
                 if e.side != Side::Buy {
-                    return fail(seq, Rule::OrderLifecycle, "entries are buys (spot, long only)");
+                    return fail(
+                        seq,
+                        Rule::OrderLifecycle,
+                        "entries are buys (spot, long only)",
+                    );
                 }
                 if let Some(reason) = &symbol.fail_closed {
-                    return fail(seq, Rule::FailClosedBlocks, format!("{symbol_name} is fail-closed ({reason}); entry {} refused", e.client_order_id));
+                    return fail(
+                        seq,
+                        Rule::FailClosedBlocks,
+                        format!(
+                            "{symbol_name} is fail-closed ({reason}); entry {} refused",
+                            e.client_order_id
+                        ),
+                    );
                 }
-                if symbol.in_flight.is_some() || !symbol.position.quantity.is_zero() || symbol.engine.0 != EngineState::Idle {
+                if symbol.in_flight.is_some()
+                    || !symbol.position.quantity.is_zero()
+                    || symbol.engine.0 != EngineState::Idle
+                {
                     return fail(
                         seq,
                         Rule::SecondPosition,
-                        format!("entry {} on {symbol_name} while {:?} (in flight: {:?}, position {})", e.client_order_id, symbol.engine.0, symbol.in_flight, symbol.position.quantity),
+                        format!(
+                            "entry {} on {symbol_name} while {:?} (in flight: {:?}, position {})",
+                            e.client_order_id,
+                            symbol.engine.0,
+                            symbol.in_flight,
+                            symbol.position.quantity
+                        ),
                     );
                 }
                 symbol.in_flight = Some(e.client_order_id.clone());
@@ -313,7 +432,14 @@ impl Projection {
                     return fail(seq, Rule::OrderLifecycle, "exits are sells");
                 }
                 let Some(trade) = symbol.open_trade.as_mut() else {
-                    return fail(seq, Rule::OrderLifecycle, format!("exit {} on {symbol_name} with no open position", e.client_order_id));
+                    return fail(
+                        seq,
+                        Rule::OrderLifecycle,
+                        format!(
+                            "exit {} on {symbol_name} with no open position",
+                            e.client_order_id
+                        ),
+                    );
                 };
                 trade.exit_orders.push(e.client_order_id.clone());
             }
@@ -349,14 +475,25 @@ impl Projection {
     fn order_mut(&mut self, seq: Seq, client_order_id: &str) -> FoldResult<&mut OrderState> {
         match self.state.orders.get_mut(client_order_id) {
             Some(order) => Ok(order),
-            None => fail(seq, Rule::UnknownOrder, format!("no live order {client_order_id}")),
+            None => fail(
+                seq,
+                Rule::UnknownOrder,
+                format!("no live order {client_order_id}"),
+            ),
         }
     }
 
     fn order_acknowledged(&mut self, seq: Seq, e: &OrderAcknowledged) -> FoldResult {
         let order = self.order_mut(seq, &e.client_order_id)?;
         if order.status != OrderStatus::Placed {
-            return fail(seq, Rule::OrderLifecycle, format!("order {} acknowledged while {:?}", e.client_order_id, order.status));
+            return fail(
+                seq,
+                Rule::OrderLifecycle,
+                format!(
+                    "order {} acknowledged while {:?}",
+                    e.client_order_id, order.status
+                ),
+            );
         }
         order.status = OrderStatus::Acknowledged;
         order.exchange_order_id = e.exchange_order_id.clone();
@@ -380,13 +517,37 @@ impl Projection {
     }
 
     /// A rejection or cancellation: only an order with nothing filled can end so.
+    /// A rejection or cancellation. A rejected order has filled nothing; a
+    /// cancelled entry may have filled in part, and then only its remainder ends
+    /// (the order stays live for its bracket legs and the open trade).
     fn order_ended(&mut self, seq: Seq, client_order_id: &str, status: OrderStatus) -> FoldResult {
         let order = self.order_mut(seq, client_order_id)?;
-        if !matches!(order.status, OrderStatus::Placed | OrderStatus::Acknowledged) || !order.filled.is_zero() {
+        let partial_cancel = status == OrderStatus::Cancelled
+            && order.purpose == OrderPurpose::Entry
+            && order.status == OrderStatus::Acknowledged
+            && !order.filled.is_zero();
+        if partial_cancel {
+            order.size = order.filled;
+            order.status = OrderStatus::Filled;
+            let symbol_name = order.symbol.clone();
+            let symbol = self.symbol_mut(seq, &symbol_name)?;
+            if symbol.in_flight.as_deref() == Some(client_order_id) {
+                symbol.in_flight = None;
+            }
+            return Ok(());
+        }
+        if !matches!(
+            order.status,
+            OrderStatus::Placed | OrderStatus::Acknowledged
+        ) || !order.filled.is_zero()
+        {
             return fail(
                 seq,
                 Rule::OrderLifecycle,
-                format!("order {client_order_id} {status:?} while {:?} with {} filled", order.status, order.filled),
+                format!(
+                    "order {client_order_id} {status:?} while {:?} with {} filled",
+                    order.status, order.filled
+                ),
             );
         }
         let symbol_name = order.symbol.clone();
@@ -406,7 +567,11 @@ impl Projection {
         self.check_order_seq(seq, &e.client_order_id, e.order_seq)?;
         let order = self.order_mut(seq, &e.client_order_id)?;
         if !order.has_bracket {
-            return fail(seq, Rule::OrderLifecycle, format!("bracket verified for {}, which has none", e.client_order_id));
+            return fail(
+                seq,
+                Rule::OrderLifecycle,
+                format!("bracket verified for {}, which has none", e.client_order_id),
+            );
         }
         order.bracket_verified = true;
         if let Some(links) = self.links.orders.get_mut(&e.client_order_id) {
@@ -418,44 +583,96 @@ impl Projection {
     fn fill(&mut self, seq: Seq, market_ms: UnixMs, e: &Fill) -> FoldResult {
         self.check_order_seq(seq, &e.client_order_id, e.order_seq)?;
         if e.price <= Decimal::ZERO || e.size <= Decimal::ZERO || e.fee < Decimal::ZERO {
-            return fail(seq, Rule::Domain, format!("fill {} with non-positive price or size, or a negative fee", e.fill_id));
+            return fail(
+                seq,
+                Rule::Domain,
+                format!(
+                    "fill {} with non-positive price or size, or a negative fee",
+                    e.fill_id
+                ),
+            );
         }
-        let order = self.state.orders.get(&e.client_order_id).cloned().ok_or(FoldError {
-            seq,
-            rule: Rule::UnknownOrder,
-            detail: format!("no live order {}", e.client_order_id),
-        })?;
+        let order = self
+            .state
+            .orders
+            .get(&e.client_order_id)
+            .cloned()
+            .ok_or(FoldError {
+                seq,
+                rule: Rule::UnknownOrder,
+                detail: format!("no live order {}", e.client_order_id),
+            })?;
         let expected = match e.leg {
             FillLeg::Entry => (OrderPurpose::Entry, Side::Buy, false),
             FillLeg::TakeProfit | FillLeg::StopLoss => (OrderPurpose::Entry, Side::Sell, true),
             FillLeg::Exit => (OrderPurpose::Exit, Side::Sell, false),
         };
-        if (order.purpose, e.side) != (expected.0, expected.1) || (expected.2 && !order.has_bracket) {
+        if (order.purpose, e.side) != (expected.0, expected.1) || (expected.2 && !order.has_bracket)
+        {
             return fail(
                 seq,
                 Rule::FillMismatch,
-                format!("{:?} {:?} fill {} does not fit {:?} order {}", e.leg, e.side, e.fill_id, order.purpose, e.client_order_id),
+                format!(
+                    "{:?} {:?} fill {} does not fit {:?} order {}",
+                    e.leg, e.side, e.fill_id, order.purpose, e.client_order_id
+                ),
             );
         }
         if matches!(e.leg, FillLeg::Entry | FillLeg::Exit) && order.filled + e.size > order.size {
-            return fail(seq, Rule::FillMismatch, format!("fill {} overfills order {} ({} + {} > {})", e.fill_id, e.client_order_id, order.filled, e.size, order.size));
+            return fail(
+                seq,
+                Rule::FillMismatch,
+                format!(
+                    "fill {} overfills order {} ({} + {} > {})",
+                    e.fill_id, e.client_order_id, order.filled, e.size, order.size
+                ),
+            );
         }
         let notional = e.price * e.size;
         let pot = self.pot_key(&order.symbol).to_string();
         let symbol_name = order.symbol.clone();
+        let cash_change = match e.side {
+            Side::Buy => -(notional + e.fee),
+            Side::Sell => notional - e.fee,
+        };
+        let cash_before = self.state.cash.get(&pot).map_or(Decimal::ZERO, |c| c.0);
+        if cash_before + cash_change < Decimal::ZERO {
+            return fail(
+                seq,
+                Rule::Cash,
+                format!(
+                    "cash in pot {pot} would be {} after fill {}",
+                    cash_before + cash_change,
+                    e.fill_id
+                ),
+            );
+        }
         let symbol = self.symbol_mut(seq, &symbol_name)?;
         // Held units are marked at the last close, or at the fill price before the
         // symbol's first candle.
         let mark = *symbol.last_close.get_or_insert(e.price);
-        let cash_change;
         match e.side {
             Side::Buy => {
-                if !matches!(symbol.engine.0, EngineState::EntryPending | EngineState::PositionOpen | EngineState::FailClosed) {
-                    return fail(seq, Rule::FillMismatch, format!("entry fill {} on {symbol_name} while {:?}", e.fill_id, symbol.engine.0));
+                if !matches!(
+                    symbol.engine.0,
+                    EngineState::EntryPending | EngineState::PositionOpen | EngineState::FailClosed
+                ) {
+                    return fail(
+                        seq,
+                        Rule::FillMismatch,
+                        format!(
+                            "entry fill {} on {symbol_name} while {:?}",
+                            e.fill_id, symbol.engine.0
+                        ),
+                    );
                 }
                 let opening = symbol.open_trade.is_none();
                 if opening && !symbol.position.quantity.is_zero() {
-                    return fail(seq, Rule::SecondPosition, format!("{symbol_name} already holds a position"));
+                    return fail(
+                        seq,
+                        Rule::SecondPosition,
+                        format!("{symbol_name} already holds a position"),
+                    );
                 }
                 let trade = symbol.open_trade.get_or_insert_with(|| OpenTrade {
                     entry_client_order_id: e.client_order_id.clone(),
@@ -463,7 +680,14 @@ impl Projection {
                     ..OpenTrade::default()
                 });
                 if trade.entry_client_order_id != e.client_order_id {
-                    return fail(seq, Rule::SecondPosition, format!("entry fill for {} while trade {} is open on {symbol_name}", e.client_order_id, trade.entry_client_order_id));
+                    return fail(
+                        seq,
+                        Rule::SecondPosition,
+                        format!(
+                            "entry fill for {} while trade {} is open on {symbol_name}",
+                            e.client_order_id, trade.entry_client_order_id
+                        ),
+                    );
                 }
                 trade.bought += e.size;
                 trade.buy_notional += notional;
@@ -480,17 +704,31 @@ impl Projection {
                         run.trades_opened += 1;
                     }
                 }
-                cash_change = -(notional + e.fee);
                 self.state.equity.marked += e.size * mark;
             }
             Side::Sell => {
                 if symbol.position.quantity < e.size {
-                    return fail(seq, Rule::FillMismatch, format!("sell fill {} of {} exceeds the {symbol_name} position of {}", e.fill_id, e.size, symbol.position.quantity));
+                    return fail(
+                        seq,
+                        Rule::FillMismatch,
+                        format!(
+                            "sell fill {} of {} exceeds the {symbol_name} position of {}",
+                            e.fill_id, e.size, symbol.position.quantity
+                        ),
+                    );
                 }
                 let Some(trade) = symbol.open_trade.as_mut() else {
-                    return fail(seq, Rule::FillMismatch, format!("sell fill {} with no open trade on {symbol_name}", e.fill_id));
+                    return fail(
+                        seq,
+                        Rule::FillMismatch,
+                        format!(
+                            "sell fill {} with no open trade on {symbol_name}",
+                            e.fill_id
+                        ),
+                    );
                 };
-                let belongs = trade.entry_client_order_id == e.client_order_id || trade.exit_orders.contains(&e.client_order_id);
+                let belongs = trade.entry_client_order_id == e.client_order_id
+                    || trade.exit_orders.contains(&e.client_order_id);
                 if !belongs {
                     return fail(seq, Rule::FillMismatch, format!("sell fill {} on order {} which is not part of the open {symbol_name} trade", e.fill_id, e.client_order_id));
                 }
@@ -506,16 +744,11 @@ impl Projection {
                 position.quantity -= e.size;
                 position.cost -= cost_removed;
                 position.fees_paid += e.fee;
-                cash_change = notional - e.fee;
                 self.state.equity.marked -= e.size * mark;
                 self.links.last_exit_fill.insert(symbol_name.clone(), seq);
             }
         }
-        let cash = self.state.cash.entry(pot.clone()).or_default();
-        cash.0 += cash_change;
-        if cash.0 < Decimal::ZERO {
-            return fail(seq, Rule::Cash, format!("cash in pot {pot} would be {} after fill {}", cash.0, e.fill_id));
-        }
+        self.state.cash.entry(pot).or_default().0 += cash_change;
         self.state.equity.cash += cash_change;
         self.state.fees_total += e.fee;
         if let Some(order) = self.state.orders.get_mut(&e.client_order_id) {
@@ -530,6 +763,7 @@ impl Projection {
             links.first_fill_seq.get_or_insert(seq);
             links.last_fill_seq = Some(seq);
         }
+        self.sample_equity(market_ms);
         Ok(())
     }
 
@@ -539,7 +773,10 @@ impl Projection {
             return fail(
                 seq,
                 Rule::FillMismatch,
-                format!("reconciliation says our {} position is {}, the journal's fills say {}", e.symbol, e.our_position, symbol.position.quantity),
+                format!(
+                    "reconciliation says our {} position is {}, the journal's fills say {}",
+                    e.symbol, e.our_position, symbol.position.quantity
+                ),
             );
         }
         symbol.last_reconciliation = Some(e.outcome);
@@ -551,10 +788,24 @@ impl Projection {
         let symbol = self.symbol_mut(seq, &symbol_name)?;
         let current = symbol.engine.0;
         if e.from != current {
-            return fail(seq, Rule::Transition, format!("{symbol_name} transition from {:?}, but the state is {current:?}", e.from));
+            return fail(
+                seq,
+                Rule::Transition,
+                format!(
+                    "{symbol_name} transition from {:?}, but the state is {current:?}",
+                    e.from
+                ),
+            );
         }
         if !transition_allowed(e.from, e.to) {
-            return fail(seq, Rule::Transition, format!("{symbol_name} {:?} -> {:?} is not a transition of the engine state machine", e.from, e.to));
+            return fail(
+                seq,
+                Rule::Transition,
+                format!(
+                    "{symbol_name} {:?} -> {:?} is not a transition of the engine state machine",
+                    e.from, e.to
+                ),
+            );
         }
         let flat = symbol.position.quantity.is_zero();
         let guard: Result<(), String> = match (e.from, e.to) {
@@ -563,7 +814,11 @@ impl Projection {
                 None => Err("no entry order in flight".into()),
             },
             (EngineState::EntryPending, EngineState::PositionOpen) => {
-                if flat { Err("the entry has not filled".into()) } else { Ok(()) }
+                if flat {
+                    Err("the entry has not filled".into())
+                } else {
+                    Ok(())
+                }
             }
             (EngineState::EntryPending, EngineState::Idle) => {
                 // A partly filled entry whose units the bracket already sold is flat
@@ -597,7 +852,11 @@ impl Projection {
             _ => Ok(()),
         };
         if let Err(why) = guard {
-            return fail(seq, Rule::Transition, format!("{symbol_name} {:?} -> {:?} refused: {why}", e.from, e.to));
+            return fail(
+                seq,
+                Rule::Transition,
+                format!("{symbol_name} {:?} -> {:?} refused: {why}", e.from, e.to),
+            );
         }
         symbol.engine = EngineStateCell(e.to);
         Ok(())
@@ -608,37 +867,74 @@ impl Projection {
         let entry_links = self.links.orders.get(&e.entry_client_order_id).cloned();
         let symbol = self.symbol_mut(seq, &e.symbol)?;
         let Some(trade) = symbol.open_trade.clone() else {
-            return fail(seq, Rule::TradeMismatch, format!("trade {} closed on {} with no open trade", e.trade_id, e.symbol));
+            return fail(
+                seq,
+                Rule::TradeMismatch,
+                format!(
+                    "trade {} closed on {} with no open trade",
+                    e.trade_id, e.symbol
+                ),
+            );
         };
-        let mismatch = |what: String| fail(seq, Rule::TradeMismatch, format!("trade {}: {what}", e.trade_id));
+        let mismatch = |what: String| {
+            fail(
+                seq,
+                Rule::TradeMismatch,
+                format!("trade {}: {what}", e.trade_id),
+            )
+        };
         if trade.entry_client_order_id != e.entry_client_order_id {
-            return mismatch(format!("entry order {} but the open trade's is {}", e.entry_client_order_id, trade.entry_client_order_id));
+            return mismatch(format!(
+                "entry order {} but the open trade's is {}",
+                e.entry_client_order_id, trade.entry_client_order_id
+            ));
         }
         if !symbol.position.quantity.is_zero() {
-            return mismatch(format!("closed while {} {} is still held", symbol.position.quantity, e.symbol));
+            return mismatch(format!(
+                "closed while {} {} is still held",
+                symbol.position.quantity, e.symbol
+            ));
         }
         if e.size != trade.bought {
-            return mismatch(format!("size {} but the fills bought {}", e.size, trade.bought));
+            return mismatch(format!(
+                "size {} but the fills bought {}",
+                e.size, trade.bought
+            ));
         }
         if e.gross_pnl != trade.sell_notional - trade.buy_notional {
-            return mismatch(format!("gross PnL {} but the fills give {}", e.gross_pnl, trade.sell_notional - trade.buy_notional));
+            return mismatch(format!(
+                "gross PnL {} but the fills give {}",
+                e.gross_pnl,
+                trade.sell_notional - trade.buy_notional
+            ));
         }
         if e.fees != trade.fees {
             return mismatch(format!("fees {} but the fills paid {}", e.fees, trade.fees));
         }
         if e.net_pnl != e.gross_pnl - e.fees {
-            return mismatch(format!("net PnL {} is not gross {} minus fees {}", e.net_pnl, e.gross_pnl, e.fees));
+            return mismatch(format!(
+                "net PnL {} is not gross {} minus fees {}",
+                e.net_pnl, e.gross_pnl, e.fees
+            ));
         }
         if last_exit_fill != Some(e.exit_fill_seq) {
-            return mismatch(format!("exit fill seq {} but the last exit fill is {:?}", e.exit_fill_seq, last_exit_fill));
+            return mismatch(format!(
+                "exit fill seq {} but the last exit fill is {:?}",
+                e.exit_fill_seq, last_exit_fill
+            ));
         }
         let Some(entry_links) = entry_links else {
             return mismatch(format!("entry order {} unknown", e.entry_client_order_id));
         };
-        if entry_links.order_seq != e.entry_order_seq || entry_links.first_fill_seq != Some(e.entry_fill_seq) {
+        if entry_links.order_seq != e.entry_order_seq
+            || entry_links.first_fill_seq != Some(e.entry_fill_seq)
+        {
             return mismatch(format!(
                 "entry order/fill seqs {}/{} but the journal has {}/{:?}",
-                e.entry_order_seq, e.entry_fill_seq, entry_links.order_seq, entry_links.first_fill_seq
+                e.entry_order_seq,
+                e.entry_fill_seq,
+                entry_links.order_seq,
+                entry_links.first_fill_seq
             ));
         }
         symbol.open_trade = None;
@@ -699,7 +995,9 @@ impl Projection {
         chain.extend(links.first_fill_seq);
         chain.push(exit_fill_seq);
         chain.push(seq);
-        if chain.windows(2).any(|w| w[0] >= w[1]) || links.bracket_seq.is_some_and(|b| b <= links.order_seq) {
+        if chain.windows(2).any(|w| w[0] >= w[1])
+            || links.bracket_seq.is_some_and(|b| b <= links.order_seq)
+        {
             gaps.push(AuditGap::OutOfOrder);
         }
         let audit = &mut self.state.audit;
@@ -720,7 +1018,11 @@ impl Projection {
     fn operator_reset(&mut self, seq: Seq, e: &OperatorReset) -> FoldResult {
         let symbol = self.symbol_mut(seq, &e.symbol)?;
         if symbol.fail_closed.is_none() {
-            return fail(seq, Rule::Reset, format!("operator reset of {}, which is not fail-closed", e.symbol));
+            return fail(
+                seq,
+                Rule::Reset,
+                format!("operator reset of {}, which is not fail-closed", e.symbol),
+            );
         }
         symbol.fail_closed = None;
         Ok(())
@@ -728,11 +1030,25 @@ impl Projection {
 
     fn checkpoint(&mut self, seq: Seq, e: &Checkpoint) -> FoldResult {
         if e.through_seq != self.links.seq {
-            return fail(seq, Rule::Checkpoint, format!("checkpoint through seq {} placed after seq {}", e.through_seq, self.links.seq));
+            return fail(
+                seq,
+                Rule::Checkpoint,
+                format!(
+                    "checkpoint through seq {} placed after seq {}",
+                    e.through_seq, self.links.seq
+                ),
+            );
         }
         let ours = self.state_hash();
         if ours != e.state_hash {
-            return fail(seq, Rule::Checkpoint, format!("journal says state hash {} through seq {}, the fold computes {ours}", e.state_hash, e.through_seq));
+            return fail(
+                seq,
+                Rule::Checkpoint,
+                format!(
+                    "journal says state hash {} through seq {}, the fold computes {ours}",
+                    e.state_hash, e.through_seq
+                ),
+            );
         }
         self.links.checkpoints_verified += 1;
         Ok(())

@@ -15,7 +15,7 @@ use anx_journal::{
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The run's metadata row.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -327,4 +327,6 @@ pub struct Links {
     pub last_exit_fill: BTreeMap<String, Seq>,
     pub recoveries: Vec<RecoveryNote>,
     pub checkpoints_verified: u64,
+    /// Every client order id ever placed: an order is never placed twice.
+    pub placed: BTreeSet<String>,
 }

@@ -87,7 +87,10 @@ pub fn max_consecutive_losses(trades: &[TradeRow]) -> (u64, Decimal) {
 }
 
 /// (Sharpe, Sortino, number of daily returns) over the curve, the current day included.
-fn risk_ratios(curve: &EquityCurve, current_equity: Decimal) -> (Option<Decimal>, Option<Decimal>, u64) {
+fn risk_ratios(
+    curve: &EquityCurve,
+    current_equity: Decimal,
+) -> (Option<Decimal>, Option<Decimal>, u64) {
     let mut curve = curve.clone();
     curve.last = current_equity;
     if curve.day.is_some() {
@@ -113,8 +116,16 @@ fn risk_ratios(curve: &EquityCurve, current_equity: Decimal) -> (Option<Decimal>
 impl Report {
     pub fn from_state(state: &State) -> Report {
         let trades = &state.trades;
-        let wins: Vec<Decimal> = trades.iter().map(|t| t.net_pnl).filter(|p| *p > Decimal::ZERO).collect();
-        let losses: Vec<Decimal> = trades.iter().map(|t| t.net_pnl).filter(|p| *p < Decimal::ZERO).collect();
+        let wins: Vec<Decimal> = trades
+            .iter()
+            .map(|t| t.net_pnl)
+            .filter(|p| *p > Decimal::ZERO)
+            .collect();
+        let losses: Vec<Decimal> = trades
+            .iter()
+            .map(|t| t.net_pnl)
+            .filter(|p| *p < Decimal::ZERO)
+            .collect();
         let sum = |values: &[Decimal]| values.iter().copied().sum::<Decimal>();
         let (win_sum, loss_sum) = (sum(&wins), sum(&losses));
         let closed = Decimal::from(trades.len() as u64);
@@ -150,10 +161,16 @@ impl Report {
             starting_equity: round(curve.start),
             final_equity: round(final_equity),
             peak_equity: round(peak),
-            return_pct: ratio((final_equity - curve.start) * Decimal::ONE_HUNDRED, curve.start),
+            return_pct: ratio(
+                (final_equity - curve.start) * Decimal::ONE_HUNDRED,
+                curve.start,
+            ),
             max_drawdown: round(curve.max_drawdown),
-            max_drawdown_pct: ratio(curve.max_drawdown_pct_fall * Decimal::ONE_HUNDRED, curve.max_drawdown_pct_peak)
-                .unwrap_or(Decimal::ZERO),
+            max_drawdown_pct: ratio(
+                curve.max_drawdown_pct_fall * Decimal::ONE_HUNDRED,
+                curve.max_drawdown_pct_peak,
+            )
+            .unwrap_or(Decimal::ZERO),
             max_consecutive_losses: streak,
             max_consecutive_losses_usd: round(streak_usd),
             sharpe,
@@ -179,7 +196,10 @@ fn exposure_pct(state: &State) -> Option<Decimal> {
         .map(|t| end - t.opened_ms)
         .sum();
     let symbol_time = Decimal::from(span) * Decimal::from(run.symbols.len() as u64);
-    ratio(Decimal::from(state.exposure_ms + open) * Decimal::ONE_HUNDRED, symbol_time)
+    ratio(
+        Decimal::from(state.exposure_ms + open) * Decimal::ONE_HUNDRED,
+        symbol_time,
+    )
 }
 
 /// The snake_case name serde gives a unit enum variant.

@@ -39,7 +39,12 @@ fn fee(notional: Decimal, bps: i64) -> Decimal {
 
 impl Scenario {
     /// Starts a run on `symbols` with `capital` (per symbol or shared).
-    pub fn new(symbols: &[&str], capital_mode: CapitalMode, capital: Decimal, start_ms: UnixMs) -> Scenario {
+    pub fn new(
+        symbols: &[&str],
+        capital_mode: CapitalMode,
+        capital: Decimal,
+        start_ms: UnixMs,
+    ) -> Scenario {
         let mut scenario = Scenario {
             events: Vec::new(),
             projection: Projection::new(),
@@ -75,7 +80,12 @@ impl Scenario {
 
     /// The seq the next event gets.
     pub fn next_seq(&self) -> Seq {
-        self.events.len() as Seq + 1
+        self.projection.seq() + 1
+    }
+
+    /// Takes the events built so far (for streaming long scenarios to disk).
+    pub fn drain(&mut self) -> Vec<(UnixMs, Event)> {
+        std::mem::take(&mut self.events)
     }
 
     /// Appends and folds one event; panics (naming the rule) if the fold refuses it.
@@ -125,7 +135,12 @@ impl Scenario {
     }
 
     /// A decision on the newest candle of `symbol`.
-    pub fn decision(&mut self, symbol: &str, outcome: DecisionOutcome, sizing: Option<Sizing>) -> Seq {
+    pub fn decision(
+        &mut self,
+        symbol: &str,
+        outcome: DecisionOutcome,
+        sizing: Option<Sizing>,
+    ) -> Seq {
         let candle_seq = self.projection.links.last_candle[symbol];
         let event = Decision {
             symbol: symbol.into(),
@@ -160,10 +175,22 @@ impl Scenario {
 
     fn next_client_order_id(&mut self, symbol: &str) -> String {
         self.order_counter += 1;
-        format!("ANX4_{}_{}_{:06}", self.run_id, symbol.replace('-', ""), self.order_counter)
+        format!(
+            "ANX4_{}_{}_{:06}",
+            self.run_id,
+            symbol.replace('-', ""),
+            self.order_counter
+        )
     }
 
-    fn transition(&mut self, symbol: &str, from: EngineState, to: EngineState, reason: &str, cause_seq: Seq) {
+    fn transition(
+        &mut self,
+        symbol: &str,
+        from: EngineState,
+        to: EngineState,
+        reason: &str,
+        cause_seq: Seq,
+    ) {
         let event = EngineTransition {
             symbol: symbol.into(),
             from,
@@ -177,8 +204,19 @@ impl Scenario {
     /// Decision to enter, bracket entry at `entry` with `stop` and `take_profit`,
     /// acknowledged and verified: the symbol ends ENTRY_PENDING. Returns the
     /// client order id and the order's seq.
-    pub fn place_entry(&mut self, symbol: &str, entry: Decimal, stop: Decimal, take_profit: Decimal, size: Decimal) -> (String, Seq) {
-        let decision_seq = self.decision(symbol, DecisionOutcome::Enter, Some(sizing(entry, stop, size)));
+    pub fn place_entry(
+        &mut self,
+        symbol: &str,
+        entry: Decimal,
+        stop: Decimal,
+        take_profit: Decimal,
+        size: Decimal,
+    ) -> (String, Seq) {
+        let decision_seq = self.decision(
+            symbol,
+            DecisionOutcome::Enter,
+            Some(sizing(entry, stop, size)),
+        );
         let client_order_id = self.next_client_order_id(symbol);
         let order = OrderPlaced {
             client_order_id: client_order_id.clone(),
@@ -199,7 +237,13 @@ impl Scenario {
             payload: String::new(),
         };
         let order_seq = self.push(self.now_ms, order.into());
-        self.transition(symbol, EngineState::Idle, EngineState::EntryPending, "bracket entry placed", order_seq);
+        self.transition(
+            symbol,
+            EngineState::Idle,
+            EngineState::EntryPending,
+            "bracket entry placed",
+            order_seq,
+        );
         self.push(
             self.now_ms,
             OrderAcknowledged {
@@ -213,8 +257,20 @@ impl Scenario {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn fill(&mut self, client_order_id: &str, order_seq: Seq, leg: FillLeg, side: Side, price: Decimal, size: Decimal, maker: bool) -> (Seq, Decimal) {
-        let fee = fee(price * size, if maker { MAKER_FEE_BPS } else { TAKER_FEE_BPS });
+    fn fill(
+        &mut self,
+        client_order_id: &str,
+        order_seq: Seq,
+        leg: FillLeg,
+        side: Side,
+        price: Decimal,
+        size: Decimal,
+        maker: bool,
+    ) -> (Seq, Decimal) {
+        let fee = fee(
+            price * size,
+            if maker { MAKER_FEE_BPS } else { TAKER_FEE_BPS },
+        );
         let event = Fill {
             client_order_id: client_order_id.into(),
             order_seq,
@@ -224,7 +280,11 @@ impl Scenario {
             price,
             size,
             fee,
-            liquidity: if maker { Liquidity::Maker } else { Liquidity::Taker },
+            liquidity: if maker {
+                Liquidity::Maker
+            } else {
+                Liquidity::Taker
+            },
         };
         (self.push(self.now_ms, event.into()), fee)
     }
@@ -233,7 +293,17 @@ impl Scenario {
     /// entry fill, `bars_held` candles at `hold_close`, the exit and its
     /// finalization. Returns the trade id.
     #[allow(clippy::too_many_arguments)]
-    pub fn trade(&mut self, symbol: &str, entry: Decimal, stop: Decimal, take_profit: Decimal, size: Decimal, exit: Exit, exit_price: Decimal, bars_held: u32) -> String {
+    pub fn trade(
+        &mut self,
+        symbol: &str,
+        entry: Decimal,
+        stop: Decimal,
+        take_profit: Decimal,
+        size: Decimal,
+        exit: Exit,
+        exit_price: Decimal,
+        bars_held: u32,
+    ) -> String {
         let (coid, order_seq) = self.place_entry(symbol, entry, stop, take_profit, size);
         self.push(
             self.now_ms,
@@ -247,18 +317,48 @@ impl Scenario {
         );
         self.candle(symbol, entry);
         let entry_ms = self.now_ms;
-        let (entry_fill_seq, entry_fee) = self.fill(&coid, order_seq, FillLeg::Entry, Side::Buy, entry, size, true);
-        self.transition(symbol, EngineState::EntryPending, EngineState::PositionOpen, "entry filled", entry_fill_seq);
+        let (entry_fill_seq, entry_fee) = self.fill(
+            &coid,
+            order_seq,
+            FillLeg::Entry,
+            Side::Buy,
+            entry,
+            size,
+            true,
+        );
+        self.transition(
+            symbol,
+            EngineState::EntryPending,
+            EngineState::PositionOpen,
+            "entry filled",
+            entry_fill_seq,
+        );
         for _ in 0..bars_held {
             self.candle(symbol, exit_price);
         }
         let (exit_fill_seq, exit_fee, reason) = match exit {
             Exit::TakeProfit => {
-                let (seq, fee) = self.fill(&coid, order_seq, FillLeg::TakeProfit, Side::Sell, exit_price, size, true);
+                let (seq, fee) = self.fill(
+                    &coid,
+                    order_seq,
+                    FillLeg::TakeProfit,
+                    Side::Sell,
+                    exit_price,
+                    size,
+                    true,
+                );
                 (seq, fee, ExitReason::TakeProfit)
             }
             Exit::StopLoss => {
-                let (seq, fee) = self.fill(&coid, order_seq, FillLeg::StopLoss, Side::Sell, exit_price, size, false);
+                let (seq, fee) = self.fill(
+                    &coid,
+                    order_seq,
+                    FillLeg::StopLoss,
+                    Side::Sell,
+                    exit_price,
+                    size,
+                    false,
+                );
                 (seq, fee, ExitReason::StopLoss)
             }
             Exit::Order(reason) => {
@@ -282,11 +382,25 @@ impl Scenario {
                     }
                     .into(),
                 );
-                let (seq, fee) = self.fill(&exit_coid, exit_seq, FillLeg::Exit, Side::Sell, exit_price, size, false);
+                let (seq, fee) = self.fill(
+                    &exit_coid,
+                    exit_seq,
+                    FillLeg::Exit,
+                    Side::Sell,
+                    exit_price,
+                    size,
+                    false,
+                );
                 (seq, fee, reason)
             }
         };
-        self.transition(symbol, EngineState::PositionOpen, EngineState::Reconcile, "exit detected", exit_fill_seq);
+        self.transition(
+            symbol,
+            EngineState::PositionOpen,
+            EngineState::Reconcile,
+            "exit detected",
+            exit_fill_seq,
+        );
         let trade_id = format!("T-{symbol}-{order_seq}");
         let gross = exit_price * size - entry * size;
         let fees = entry_fee + exit_fee;
@@ -313,13 +427,25 @@ impl Scenario {
             realized_r: ((gross - fees) / risk).round_dp(4),
         };
         let closed_seq = self.push(self.now_ms, close.into());
-        self.transition(symbol, EngineState::Reconcile, EngineState::Idle, "trade finalized", closed_seq);
+        self.transition(
+            symbol,
+            EngineState::Reconcile,
+            EngineState::Idle,
+            "trade finalized",
+            closed_seq,
+        );
         trade_id
     }
 
     /// An entry that is cancelled before it fills (ENTRY_PENDING → IDLE).
     pub fn cancelled_entry(&mut self, symbol: &str, entry: Decimal, size: Decimal) {
-        let (coid, order_seq) = self.place_entry(symbol, entry, entry * Decimal::new(95, 2), entry * Decimal::new(110, 2), size);
+        let (coid, order_seq) = self.place_entry(
+            symbol,
+            entry,
+            entry * Decimal::new(95, 2),
+            entry * Decimal::new(110, 2),
+            size,
+        );
         let seq = self.push(
             self.now_ms,
             OrderCancelled {
@@ -329,13 +455,25 @@ impl Scenario {
             }
             .into(),
         );
-        self.transition(symbol, EngineState::EntryPending, EngineState::Idle, "entry cancelled", seq);
+        self.transition(
+            symbol,
+            EngineState::EntryPending,
+            EngineState::Idle,
+            "entry cancelled",
+            seq,
+        );
     }
 
     /// An entry whose protection cannot be confirmed: FAIL_CLOSED, the entry is
     /// cancelled, and an operator resets the symbol (FAIL_CLOSED → IDLE).
     pub fn fail_closed_entry(&mut self, symbol: &str, entry: Decimal, size: Decimal) {
-        let (coid, order_seq) = self.place_entry(symbol, entry, entry * Decimal::new(95, 2), entry * Decimal::new(110, 2), size);
+        let (coid, order_seq) = self.place_entry(
+            symbol,
+            entry,
+            entry * Decimal::new(95, 2),
+            entry * Decimal::new(110, 2),
+            size,
+        );
         let seq = self.push(
             self.now_ms,
             FailClosed {
@@ -345,7 +483,13 @@ impl Scenario {
             }
             .into(),
         );
-        self.transition(symbol, EngineState::EntryPending, EngineState::FailClosed, "protection unverified", seq);
+        self.transition(
+            symbol,
+            EngineState::EntryPending,
+            EngineState::FailClosed,
+            "protection unverified",
+            seq,
+        );
         self.push(
             self.now_ms,
             OrderCancelled {
@@ -364,12 +508,24 @@ impl Scenario {
             }
             .into(),
         );
-        self.transition(symbol, EngineState::FailClosed, EngineState::Idle, "operator reset", reset);
+        self.transition(
+            symbol,
+            EngineState::FailClosed,
+            EngineState::Idle,
+            "operator reset",
+            reset,
+        );
     }
 
     /// An entry rejected by the broker (ENTRY_PENDING → IDLE).
     pub fn rejected_entry(&mut self, symbol: &str, entry: Decimal, size: Decimal) {
-        let (coid, order_seq) = self.place_entry(symbol, entry, entry * Decimal::new(95, 2), entry * Decimal::new(110, 2), size);
+        let (coid, order_seq) = self.place_entry(
+            symbol,
+            entry,
+            entry * Decimal::new(95, 2),
+            entry * Decimal::new(110, 2),
+            size,
+        );
         let seq = self.push(
             self.now_ms,
             OrderRejected {
@@ -379,7 +535,13 @@ impl Scenario {
             }
             .into(),
         );
-        self.transition(symbol, EngineState::EntryPending, EngineState::Idle, "entry rejected", seq);
+        self.transition(
+            symbol,
+            EngineState::EntryPending,
+            EngineState::Idle,
+            "entry rejected",
+            seq,
+        );
     }
 
     /// A checkpoint carrying the fold's state hash.
@@ -430,7 +592,12 @@ fn sizing(entry: Decimal, stop: Decimal, quantity: Decimal) -> Sizing {
 /// on two symbols, with data-quality findings and checkpoints.
 pub fn fixture_events() -> Vec<(UnixMs, Event)> {
     let d = |text: &str| text.parse::<Decimal>().expect("fixture decimal");
-    let mut s = Scenario::new(&["BTC-USD", "ETH-USD"], CapitalMode::Independent, d("500"), 1_704_067_200_000);
+    let mut s = Scenario::new(
+        &["BTC-USD", "ETH-USD"],
+        CapitalMode::Independent,
+        d("500"),
+        1_704_067_200_000,
+    );
     for close in ["42000", "42100", "42300"] {
         s.candle("BTC-USD", d(close));
         s.candle_same_bar("ETH-USD", d("2300"));
@@ -443,17 +610,76 @@ pub fn fixture_events() -> Vec<(UnixMs, Event)> {
             missing_bars: 1,
         },
     );
-    s.trade("BTC-USD", d("42300"), d("41800"), d("43300"), d("0.00238"), Exit::TakeProfit, d("43300"), 2);
-    s.trade("ETH-USD", d("2300"), d("2250"), d("2400"), d("0.021"), Exit::StopLoss, d("2245.5"), 1);
+    s.trade(
+        "BTC-USD",
+        d("42300"),
+        d("41800"),
+        d("43300"),
+        d("0.00238"),
+        Exit::TakeProfit,
+        d("43300"),
+        2,
+    );
+    s.trade(
+        "ETH-USD",
+        d("2300"),
+        d("2250"),
+        d("2400"),
+        d("0.021"),
+        Exit::StopLoss,
+        d("2245.5"),
+        1,
+    );
     s.checkpoint();
-    s.trade("BTC-USD", d("43300"), d("42800"), d("44300"), d("0.0023"), Exit::Order(ExitReason::Signal), d("43650"), 3);
+    s.trade(
+        "BTC-USD",
+        d("43300"),
+        d("42800"),
+        d("44300"),
+        d("0.0023"),
+        Exit::Order(ExitReason::Signal),
+        d("43650"),
+        3,
+    );
     s.cancelled_entry("ETH-USD", d("2300"), d("0.02"));
-    s.trade("ETH-USD", d("2300"), d("2260"), d("2420"), d("0.02"), Exit::Order(ExitReason::Manual), d("2310"), 1);
+    s.trade(
+        "ETH-USD",
+        d("2300"),
+        d("2260"),
+        d("2420"),
+        d("0.02"),
+        Exit::Order(ExitReason::Manual),
+        d("2310"),
+        1,
+    );
     s.rejected_entry("BTC-USD", d("43650"), d("0.002"));
     s.fail_closed_entry("BTC-USD", d("43650"), d("0.002"));
-    s.quality("ETH-USD", QualityIssue::Duplicate { open_ms: 1_704_081_600_000 });
-    s.trade("BTC-USD", d("43650"), d("43100"), d("44700"), d("0.0021"), Exit::Order(ExitReason::Emergency), d("42900"), 1);
-    s.trade("ETH-USD", d("2310"), d("2270"), d("2430"), d("0.02"), Exit::StopLoss, d("2268"), 2);
+    s.quality(
+        "ETH-USD",
+        QualityIssue::Duplicate {
+            open_ms: 1_704_081_600_000,
+        },
+    );
+    s.trade(
+        "BTC-USD",
+        d("43650"),
+        d("43100"),
+        d("44700"),
+        d("0.0021"),
+        Exit::Order(ExitReason::Emergency),
+        d("42900"),
+        1,
+    );
+    s.trade(
+        "ETH-USD",
+        d("2310"),
+        d("2270"),
+        d("2430"),
+        d("0.02"),
+        Exit::StopLoss,
+        d("2268"),
+        2,
+    );
     s.candle("BTC-USD", d("43000"));
     s.finish()
 }
