@@ -70,8 +70,9 @@ pub struct ReplayArgs {
 pub struct WhyArgs {
     /// The journal directory.
     pub dir: PathBuf,
-    /// A trade id, an exchange order id or a client_order_id.
-    pub id: String,
+    /// Trade ids, exchange order ids or client_order_ids (one trail each).
+    #[arg(required = true)]
+    pub ids: Vec<String>,
     /// Print one JSON document instead of text.
     #[arg(long)]
     pub json: bool,

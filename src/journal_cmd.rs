@@ -284,13 +284,27 @@ pub fn why(args: &WhyArgs) -> anyhow::Result<ExitCode> {
         .store
         .as_ref()
         .context("the index store was not opened")?;
-    let started = Instant::now();
-    let trail = crate::why::lookup(index, &args.dir, &loaded.segments, &args.id)?;
-    let lookup_ms = started.elapsed().as_secs_f64() * 1000.0;
-    if args.json {
-        println!("{}", crate::why::trail_json(&trail, lookup_ms));
-    } else {
-        print!("{}", crate::why::trail_text(&trail, lookup_ms));
+    let mut timings_ms = Vec::with_capacity(args.ids.len());
+    for id in &args.ids {
+        let started = Instant::now();
+        let trail = crate::why::lookup(index, &args.dir, &loaded.segments, id)?;
+        let lookup_ms = started.elapsed().as_secs_f64() * 1000.0;
+        timings_ms.push(lookup_ms);
+        if args.json {
+            println!("{}", crate::why::trail_json(&trail, lookup_ms));
+        } else {
+            print!("{}", crate::why::trail_text(&trail, lookup_ms));
+        }
+    }
+    if timings_ms.len() > 1 {
+        timings_ms.sort_by(|a, b| a.total_cmp(b));
+        let p95 = timings_ms[((timings_ms.len() - 1) as f64 * 0.95).round() as usize];
+        let avg = timings_ms.iter().sum::<f64>() / timings_ms.len() as f64;
+        let max = timings_ms[timings_ms.len() - 1];
+        eprintln!(
+            "{} lookups: avg {avg:.3} ms, p95 {p95:.3} ms, max {max:.3} ms",
+            timings_ms.len()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

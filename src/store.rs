@@ -374,13 +374,7 @@ pub fn load(journal: &Path, options: LoadOptions) -> Result<Loaded> {
     let mut keys = Vec::new();
     let mut folded = 0u64;
     let mut head = from_snapshot;
-    let mut stopped_at_max = false;
-    while let Some(record) = reader.next_record()? {
-        if record.seq > max_seq {
-            stopped_at_max = true;
-            break;
-        }
-        let event = record.decode()?;
+    let streamed = anx_journal::stream_events(&mut reader, max_seq, |record| {
         if indexing {
             if (record.seq - 1) % OFFSET_EVERY == 0 {
                 offsets.push((
@@ -390,20 +384,23 @@ pub fn load(journal: &Path, options: LoadOptions) -> Result<Loaded> {
                 ));
             }
             keys.clear();
-            id_keys(&event, &projection, &mut keys);
+            id_keys(&record.event, &projection, &mut keys);
             for key in keys.drain(..) {
                 pending_ids.entry(key).or_default().push(record.seq);
             }
         }
-        let (seq, market_ms, hash) = (record.seq, record.market_ms(), record.hash);
-        projection.apply(seq, market_ms, &event)?;
-        head = Some((seq, hash));
+        projection.apply(record.seq, record.market_ms, &record.event)?;
+        head = Some((record.seq, record.hash));
         folded += 1;
+        Ok::<(), anx_projections::FoldError>(())
+    });
+    match streamed {
+        Ok(()) => {}
+        Err(anx_journal::StreamError::Journal(error)) => return Err(error.into()),
+        Err(anx_journal::StreamError::Sink(error)) => return Err(error.into()),
     }
-    if !stopped_at_max && folded == 0 {
-        head = Some(reader.head());
-    }
-    let head = head.unwrap_or_else(|| reader.head());
+    // Nothing folded: the head is the snapshot's, or the genesis of an empty journal.
+    let head = head.unwrap_or((0, meta.genesis()));
     if let Some(torn) = reader.torn_tail() {
         warnings.push(format!(
             "the journal ends in a torn tail ({torn}); folded up to seq {}",

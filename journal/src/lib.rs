@@ -18,6 +18,7 @@ pub mod head;
 pub mod reader;
 pub mod sample;
 pub mod storage;
+pub mod stream;
 pub mod verify;
 pub mod writer;
 
@@ -27,5 +28,6 @@ pub use event::*;
 pub use format::JournalMeta;
 pub use head::Head;
 pub use reader::{decode_payload, list_segments, Reader, RecordRef, StoredEvent, TailPolicy};
+pub use stream::{stream_events, StreamError, StreamedEvent};
 pub use verify::{verify, VerifyReport};
 pub use writer::{is_locked, Appended, Durability, OpenCheck, Writer, WriterOptions, LOCK_FILE};

@@ -301,7 +301,13 @@ impl Reader {
         let info = &self.segments[index];
         self.buf.clear();
         File::open(&info.path)
-            .and_then(|mut file| file.read_to_end(&mut self.buf))
+            .and_then(|mut file| {
+                // Reserve the whole file first: growing the buffer while reading
+                // would copy it again and again.
+                let len = file.metadata()?.len() as usize;
+                self.buf.reserve(len + 1);
+                file.read_to_end(&mut self.buf)
+            })
             .map_err(|e| JournalError::io(&info.path, e))?;
         self.bytes_read += self.buf.len() as u64;
         let fault = |seq: Seq, reason: FaultReason| Fault {

@@ -289,7 +289,7 @@ impl Projection {
         if let Some(run) = &mut self.state.run {
             run.candles += 1;
         }
-        self.links.last_candle.insert(e.symbol.clone(), seq);
+        set_by_symbol(&mut self.links.last_candle, &e.symbol, seq);
         self.sample_equity(market_ms);
         Ok(())
     }
@@ -333,9 +333,11 @@ impl Projection {
             );
         }
         let entered = matches!(e.outcome, DecisionOutcome::Enter);
-        self.links
-            .last_decision
-            .insert(e.symbol.clone(), (seq, e.candle_seq, entered));
+        set_by_symbol(
+            &mut self.links.last_decision,
+            &e.symbol,
+            (seq, e.candle_seq, entered),
+        );
         Ok(())
     }
 
@@ -1087,6 +1089,17 @@ impl Projection {
         {
             curve.max_drawdown_pct_fall = fall;
             curve.max_drawdown_pct_peak = curve.peak;
+        }
+    }
+}
+
+/// Sets `map[symbol]`, allocating a key only the first time (this runs for
+/// every candle and decision).
+fn set_by_symbol<V>(map: &mut std::collections::BTreeMap<String, V>, symbol: &str, value: V) {
+    match map.get_mut(symbol) {
+        Some(slot) => *slot = value,
+        None => {
+            map.insert(symbol.to_string(), value);
         }
     }
 }

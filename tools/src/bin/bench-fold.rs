@@ -7,6 +7,9 @@ use anx_projections::{Projection, Report};
 use anx_tools::{median, synthetic_run, write_synthetic_journal};
 use std::time::Instant;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn arg(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();
     args.iter()
@@ -73,10 +76,52 @@ fn main() {
     }
     let mid = median(&mut seconds);
     println!(
-        "fold end to end from disk   median {:>10.0} events/s",
+        "fold from disk, one thread  median {:>10.0} events/s",
         written as f64 / mid
     );
 
+    // The path `anx journal replay` takes: reading and verifying on a second
+    // core, decoding shared between the two.
+    let mut seconds = Vec::new();
+    for _ in 0..runs {
+        let started = Instant::now();
+        let mut reader = Reader::open_with(dir.path(), TailPolicy::Strict).expect("open");
+        let mut projection = Projection::new();
+        let streamed = anx_journal::stream_events(&mut reader, u64::MAX, |e| {
+            projection.apply(e.seq, e.market_ms, &e.event)
+        });
+        assert!(streamed.is_ok(), "stream failed");
+        seconds.push(started.elapsed().as_secs_f64());
+        assert_eq!(Some(projection.state_hash()), hash, "streamed fold differs");
+    }
+    println!(
+        "fold end to end from disk   median {:>10.0} events/s  (read+verify+decode+fold, 2 threads)",
+        written as f64 / median(&mut seconds)
+    );
+
+    {
+        let mut seconds = Vec::new();
+        for _ in 0..runs {
+            let started = Instant::now();
+            let mut reader = Reader::open_with(dir.path(), TailPolicy::Strict).expect("open");
+            let mut n = 0u64;
+            let streamed = anx_journal::stream_events(&mut reader, u64::MAX, |e| {
+                n += e.seq & 1;
+                std::hint::black_box(&e);
+                Ok::<(), ()>(())
+            });
+            assert!(streamed.is_ok());
+            seconds.push(started.elapsed().as_secs_f64());
+        }
+        println!(
+            "  stream, no fold            median {:>10.0} events/s",
+            written as f64 / median(&mut seconds)
+        );
+        println!(
+            "  size of Event: {} bytes",
+            std::mem::size_of::<anx_journal::Event>()
+        );
+    }
     // Where the end-to-end time goes: read + verify, then + decode.
     for decode in [false, true] {
         let mut seconds = Vec::new();
