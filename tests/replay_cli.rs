@@ -371,3 +371,60 @@ fn a_stale_or_corrupt_index_is_rebuilt_not_trusted() {
     assert_eq!(out["fold"]["from_snapshot"], reference["head_seq"]);
     assert_eq!(out["state_hash"], reference["state_hash"]);
 }
+
+/// Writes `events` to a new journal with the fixture's identity.
+fn write_events(dir: &Path, events: &[(i64, anx_journal::Event)]) {
+    let mut writer = Writer::create(dir, FIXTURE_META, WriterOptions::default()).unwrap();
+    for (ms, event) in events {
+        writer.append(*ms, event).unwrap();
+    }
+    writer.close().unwrap();
+}
+
+#[test]
+fn a_snapshot_behind_the_head_folds_only_the_tail() {
+    let events = fixture_events();
+    let dir = tempfile::tempdir().unwrap();
+    let cut = 60;
+    write_events(dir.path(), &events[..cut]);
+    let path = path_str(dir.path());
+    let first = json(&anx(&["journal", "replay", path, "--format", "json"]).stdout);
+    assert_eq!(first["head_seq"], cut as u64);
+    // The journal grows after the snapshot was taken.
+    let mut writer = Writer::open(dir.path(), WriterOptions::default()).unwrap();
+    for (ms, event) in &events[cut..] {
+        writer.append(*ms, event).unwrap();
+    }
+    writer.close().unwrap();
+    let resumed = json(&anx(&["journal", "replay", path, "--format", "json"]).stdout);
+    assert_eq!(resumed["fold"]["from_snapshot"], cut as u64);
+    assert_eq!(resumed["fold"]["events"], (events.len() - cut) as u64);
+    let full = json(&anx(&["journal", "replay", path, "--no-snapshot", "--format", "json"]).stdout);
+    assert_eq!(resumed["state_hash"], full["state_hash"]);
+    assert_eq!(without_timing(resumed)["report"], without_timing(full)["report"]);
+}
+
+#[test]
+fn a_snapshot_of_another_history_is_never_trusted() {
+    let events = fixture_events();
+    let dir = tempfile::tempdir().unwrap();
+    write_events(dir.path(), &events);
+    let path = path_str(dir.path());
+    assert_eq!(anx(&["journal", "replay", path]).code, 0);
+    let index = dir.path().join("index");
+    // The journal is replaced by a shorter history with the same identity; the
+    // old index (snapshot at the old head) stays behind.
+    let keep = tempfile::tempdir().unwrap();
+    std::fs::rename(&index, keep.path().join("index")).unwrap();
+    std::fs::remove_dir_all(dir.path()).unwrap();
+    write_events(dir.path(), &events[..40]);
+    std::fs::rename(keep.path().join("index"), &index).unwrap();
+    let run = anx(&["journal", "replay", path, "--format", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("warning"), "a stale store must be reported: {}", run.stderr);
+    let out = json(&run.stdout);
+    assert_eq!(out["head_seq"], 40);
+    assert_eq!(out["fold"]["from_snapshot"], Value::Null);
+    let full = json(&anx(&["journal", "replay", path, "--no-snapshot", "--format", "json"]).stdout);
+    assert_eq!(out["state_hash"], full["state_hash"]);
+}
