@@ -563,6 +563,13 @@ macro_rules! events {
             Ok(())
         }
 
+        /// The encoded body of `event` (what follows the envelope on disk).
+        pub fn body_bytes(event: &Event) -> Vec<u8> {
+            let mut out = Vec::new();
+            encode_body(event, &mut out).expect("encoding plain data into a Vec cannot fail");
+            out
+        }
+
         /// Decodes a schema-version-1 body of `kind`; the whole slice must be used.
         pub(crate) fn decode_body_v1(kind: EventKind, body: &[u8]) -> Result<Event, String> {
             match kind {

@@ -1,0 +1,591 @@
+//! The engine's configuration: every tunable number has its home here (the
+//! shipped files are `config/default.toml`, `config/replay.toml`,
+//! `config/paper.toml`). Decimals are written as strings in TOML so they stay
+//! exact; a float is refused.
+//!
+//! Loading is layered: a file may say `extends = "other.toml"` (relative to its
+//! own directory) and then only overrides keys; tables merge key by key.
+//! Reading files is the caller's business (this crate does no I/O): it passes a
+//! resolver that returns a file's text.
+//!
+//! [`Config::validate`] reports every problem at once, one line each, naming
+//! the key, the value and the allowed range. [`Config::canonical_text`] is the
+//! effective configuration as TOML with keys in a fixed order; the config hash
+//! is BLAKE3 of that text, and the text itself is journaled in `RunStarted`.
+
+use anx_journal::codec::{dec, Hash32};
+use anx_journal::CapitalMode;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Files may chain at most this deep through `extends`.
+pub const EXTENDS_DEPTH_MAX: usize = 8;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub run: RunConfig,
+    pub strategy: StrategyConfig,
+    pub regime: RegimeConfig,
+    pub exits: ExitConfig,
+    pub risk: RiskConfig,
+    pub pacing: PacingConfig,
+    pub breakers: BreakerConfig,
+    pub costs: CostConfig,
+    pub orders: OrderConfig,
+    pub exchange: ExchangeConfig,
+    /// Product specs by symbol; `default` applies to a symbol without its own.
+    pub products: BTreeMap<String, ProductSpec>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Candle size the strategy runs on: `15m`, `1h`, `4h`, `1d` …
+    pub granularity: String,
+    pub symbols: Vec<String>,
+    pub capital_mode: CapitalMode,
+    #[serde(with = "dec")]
+    pub starting_capital: Decimal,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StrategyConfig {
+    /// Bars of history kept per symbol for the indicators.
+    pub window_bars: u32,
+    /// Average True Range period.
+    pub atr_bars: u32,
+    /// Signals enabled, by name (`breakout`, `momentum`, `mean_reversion`).
+    pub signals: Vec<String>,
+    pub breakout: BreakoutConfig,
+    pub momentum: MomentumConfig,
+    pub mean_reversion: MeanReversionConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakoutConfig {
+    /// Close above the highest high of this many previous bars.
+    pub lookback_bars: u32,
+    /// Volume filter: volume above `volume_factor` × the average of this many bars.
+    pub volume_lookback_bars: u32,
+    #[serde(with = "dec")]
+    pub volume_factor: Decimal,
+    /// Stop = entry − `stop_atr_multiple` × ATR.
+    #[serde(with = "dec")]
+    pub stop_atr_multiple: Decimal,
+    /// Take-profit = entry + `reward_risk` × (entry − stop).
+    #[serde(with = "dec")]
+    pub reward_risk: Decimal,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MomentumConfig {
+    pub fast_ema_bars: u32,
+    pub slow_ema_bars: u32,
+    #[serde(with = "dec")]
+    pub stop_atr_multiple: Decimal,
+    #[serde(with = "dec")]
+    pub reward_risk: Decimal,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeanReversionConfig {
+    /// The mean: a simple moving average of this many closes.
+    pub sma_bars: u32,
+    /// Fires when the close is more than this many ATRs below the mean.
+    #[serde(with = "dec")]
+    pub entry_atr_below: Decimal,
+    #[serde(with = "dec")]
+    pub stop_atr_multiple: Decimal,
+    #[serde(with = "dec")]
+    pub reward_risk: Decimal,
+}
+
+/// Regime classification and what each regime allows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegimeConfig {
+    /// The slow moving average the regime is read from.
+    pub sma_bars: u32,
+    /// Its slope is measured over this many bars.
+    pub slope_bars: u32,
+    pub trend: RegimeRule,
+    pub chop: RegimeRule,
+    pub bear: RegimeRule,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegimeRule {
+    pub allowed_signals: Vec<String>,
+    #[serde(with = "dec")]
+    pub size_multiplier: Decimal,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExitConfig {
+    /// Chandelier trailing exit: highest high since entry − k × ATR.
+    pub chandelier_enabled: bool,
+    #[serde(with = "dec")]
+    pub chandelier_atr_multiple: Decimal,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RiskConfig {
+    /// Share of the capital risked per trade (to the worst-case stop fill).
+    #[serde(with = "dec")]
+    pub risk_per_trade: Decimal,
+    /// Largest position notional per symbol, in quote currency.
+    #[serde(with = "dec")]
+    pub max_position_notional: Decimal,
+    /// Largest total notional held across symbols, in quote currency.
+    #[serde(with = "dec")]
+    pub max_total_exposure: Decimal,
+    /// Smallest reward:risk, after fees and slippage, worth taking.
+    #[serde(with = "dec")]
+    pub min_reward_risk_after_costs: Decimal,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PacingConfig {
+    pub max_trades_per_hour: u32,
+    pub max_trades_per_day: u32,
+    /// Minimum seconds between any two entries (`global_trade_spacing`).
+    pub global_trade_spacing_s: u64,
+    /// Per-symbol cooldown after an exit (`symbol_cooldown_active`).
+    pub cooldown_after_win_s: u64,
+    pub cooldown_after_loss_s: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerConfig {
+    /// No entries while equity is this many percent below its peak.
+    #[serde(with = "dec")]
+    pub max_drawdown_pct: Decimal,
+    /// No entries for the rest of the UTC day once the day's realized loss
+    /// reaches this percentage of the starting equity.
+    #[serde(with = "dec")]
+    pub daily_loss_limit_pct: Decimal,
+    /// No entries when the newest candle closed longer ago than this.
+    pub stale_data_max_age_s: u64,
+}
+
+/// The single source of fees and slippage.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CostConfig {
+    #[serde(with = "dec")]
+    pub maker_fee_bps: Decimal,
+    #[serde(with = "dec")]
+    pub taker_fee_bps: Decimal,
+    /// Slippage of taker fills, by the product's liquidity tier.
+    pub slippage_bps: SlippageTiers,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlippageTiers {
+    #[serde(with = "dec")]
+    pub high: Decimal,
+    #[serde(with = "dec")]
+    pub medium: Decimal,
+    #[serde(with = "dec")]
+    pub low: Decimal,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LiquidityTier {
+    High,
+    Medium,
+    Low,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderConfig {
+    /// Entry limits are post-only (maker) orders.
+    pub entry_post_only: bool,
+    /// An entry not filled within this many bars is cancelled.
+    pub entry_ttl_bars: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExchangeConfig {
+    pub name: String,
+    /// Coinbase turns a triggered bracket stop into a stop-limit this far beyond
+    /// the trigger (5%; fixed by the exchange, recorded here so it has one home).
+    #[serde(with = "dec")]
+    pub stop_limit_buffer: Decimal,
+}
+
+/// An exchange product's increments and minimums.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProductSpec {
+    #[serde(with = "dec")]
+    pub base_increment: Decimal,
+    #[serde(with = "dec")]
+    pub quote_increment: Decimal,
+    #[serde(with = "dec")]
+    pub base_min_size: Decimal,
+    #[serde(with = "dec")]
+    pub quote_min_size: Decimal,
+    pub liquidity_tier: LiquidityTier,
+}
+
+/// A configuration problem: the key, the value found and what is allowed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub value: String,
+    pub allowed: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} = {}: {}", self.key, self.value, self.allowed)
+    }
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: {message}")]
+    Parse { file: String, message: String },
+    #[error("{file}: cannot read: {message}")]
+    Read { file: String, message: String },
+    #[error("{file}: `extends` chains deeper than {EXTENDS_DEPTH_MAX} files (a loop?)")]
+    TooDeep { file: String },
+    #[error("{} problem(s) in the configuration:\n{}", .0.len(), .0.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<Problem>),
+}
+
+/// The known signal names.
+pub const SIGNAL_NAMES: [&str; 3] = ["breakout", "momentum", "mean_reversion"];
+
+/// Parses a granularity such as `15m`, `1h`, `4h`, `1d` into seconds.
+pub fn parse_granularity(text: &str) -> Option<u32> {
+    let (number, unit) = text.split_at(text.len().checked_sub(1)?);
+    let n: u32 = number.parse().ok()?;
+    let unit_s = match unit {
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    n.checked_mul(unit_s).filter(|s| *s > 0)
+}
+
+/// Merges `over` into `base`, table by table (arrays and values replace).
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (key, value) in over {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+impl Config {
+    /// Loads `file` and whatever it `extends`, through `read(path) -> text`.
+    /// Paths in `extends` are relative to the directory of the file naming them.
+    pub fn load(
+        file: &str,
+        read: &mut dyn FnMut(&str) -> Result<String, String>,
+    ) -> Result<Config, ConfigError> {
+        let table = Self::load_table(file, read, 0)?;
+        let config: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse {
+                file: file.to_string(),
+                message: e.to_string().trim().replace('\n', " "),
+            })?;
+        let problems = config.validate();
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+
+    fn load_table(
+        file: &str,
+        read: &mut dyn FnMut(&str) -> Result<String, String>,
+        depth: usize,
+    ) -> Result<toml::Table, ConfigError> {
+        if depth > EXTENDS_DEPTH_MAX {
+            return Err(ConfigError::TooDeep {
+                file: file.to_string(),
+            });
+        }
+        let text = read(file).map_err(|message| ConfigError::Read {
+            file: file.to_string(),
+            message,
+        })?;
+        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Parse {
+            file: file.to_string(),
+            message: e.to_string().trim().replace('\n', " "),
+        })?;
+        match table.remove("extends") {
+            None => Ok(table),
+            Some(toml::Value::String(parent)) => {
+                let parent_path = match file.rfind('/') {
+                    Some(slash) => format!("{}/{parent}", &file[..slash]),
+                    None => parent,
+                };
+                let mut base = Self::load_table(&parent_path, read, depth + 1)?;
+                merge(&mut base, table);
+                Ok(base)
+            }
+            Some(other) => Err(ConfigError::Parse {
+                file: file.to_string(),
+                message: format!("`extends` must be a file name, found {other}"),
+            }),
+        }
+    }
+
+    /// Parses one complete configuration text (no `extends`).
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let mut read = |_: &str| Ok(text.to_string());
+        Config::load("config", &mut read)
+    }
+
+    /// The effective configuration as TOML, keys in declaration order: what
+    /// is journaled in `RunStarted` and hashed into the config hash.
+    pub fn canonical_text(&self) -> String {
+        toml::to_string(self).expect("a Config always serializes to TOML")
+    }
+
+    /// BLAKE3 of [`Config::canonical_text`].
+    pub fn hash(&self) -> Hash32 {
+        Hash32::from(blake3::hash(self.canonical_text().as_bytes()))
+    }
+
+    pub fn granularity_s(&self) -> u32 {
+        parse_granularity(&self.run.granularity).unwrap_or(0)
+    }
+
+    /// The product spec of `symbol` (its own, or `default`).
+    pub fn product(&self, symbol: &str) -> Option<&ProductSpec> {
+        self.products.get(symbol).or_else(|| self.products.get("default"))
+    }
+
+    /// The slippage of a taker fill on `tier`, in basis points.
+    pub fn slippage_bps(&self, tier: LiquidityTier) -> Decimal {
+        match tier {
+            LiquidityTier::High => self.costs.slippage_bps.high,
+            LiquidityTier::Medium => self.costs.slippage_bps.medium,
+            LiquidityTier::Low => self.costs.slippage_bps.low,
+        }
+    }
+
+    /// Every problem, one per rule broken.
+    pub fn validate(&self) -> Vec<Problem> {
+        let mut v = Validator::default();
+        let zero = Decimal::ZERO;
+        let one = Decimal::ONE;
+        if parse_granularity(&self.run.granularity).is_none() {
+            v.fail("run.granularity", &self.run.granularity, "a whole number of minutes, hours or days such as 15m, 1h, 4h, 1d");
+        }
+        if self.run.symbols.is_empty() {
+            v.fail("run.symbols", "[]", "at least one symbol");
+        }
+        v.positive("run.starting_capital", self.run.starting_capital);
+        v.at_least("strategy.window_bars", self.strategy.window_bars, 2);
+        v.at_least("strategy.atr_bars", self.strategy.atr_bars, 1);
+        let window = self.strategy.window_bars;
+        for (key, bars) in [
+            ("strategy.atr_bars", self.strategy.atr_bars),
+            ("strategy.breakout.lookback_bars", self.strategy.breakout.lookback_bars),
+            ("strategy.breakout.volume_lookback_bars", self.strategy.breakout.volume_lookback_bars),
+            ("strategy.momentum.fast_ema_bars", self.strategy.momentum.fast_ema_bars),
+            ("strategy.momentum.slow_ema_bars", self.strategy.momentum.slow_ema_bars),
+            ("strategy.mean_reversion.sma_bars", self.strategy.mean_reversion.sma_bars),
+            ("regime.sma_bars", self.regime.sma_bars),
+            ("regime.slope_bars", self.regime.slope_bars),
+        ] {
+            v.at_least(key, bars, 1);
+            if bars >= window {
+                v.fail(key, &bars.to_string(), &format!("periods >= 1 and below strategy.window_bars ({window})"));
+            }
+        }
+        if self.strategy.momentum.fast_ema_bars >= self.strategy.momentum.slow_ema_bars {
+            v.fail(
+                "strategy.momentum.fast_ema_bars",
+                &self.strategy.momentum.fast_ema_bars.to_string(),
+                &format!("below strategy.momentum.slow_ema_bars ({})", self.strategy.momentum.slow_ema_bars),
+            );
+        }
+        if self.strategy.signals.is_empty() {
+            v.fail("strategy.signals", "[]", "at least one of breakout, momentum, mean_reversion");
+        }
+        for (key, names) in [
+            ("strategy.signals", &self.strategy.signals),
+            ("regime.trend.allowed_signals", &self.regime.trend.allowed_signals),
+            ("regime.chop.allowed_signals", &self.regime.chop.allowed_signals),
+            ("regime.bear.allowed_signals", &self.regime.bear.allowed_signals),
+        ] {
+            for name in names {
+                if !SIGNAL_NAMES.contains(&name.as_str()) {
+                    v.fail(key, name, "one of breakout, momentum, mean_reversion");
+                }
+            }
+        }
+        v.non_negative("strategy.breakout.volume_factor", self.strategy.breakout.volume_factor);
+        for (key, m) in [
+            ("strategy.breakout.stop_atr_multiple", self.strategy.breakout.stop_atr_multiple),
+            ("strategy.momentum.stop_atr_multiple", self.strategy.momentum.stop_atr_multiple),
+            ("strategy.mean_reversion.stop_atr_multiple", self.strategy.mean_reversion.stop_atr_multiple),
+            ("strategy.mean_reversion.entry_atr_below", self.strategy.mean_reversion.entry_atr_below),
+            ("exits.chandelier_atr_multiple", self.exits.chandelier_atr_multiple),
+        ] {
+            v.positive(key, m);
+        }
+        // Take-profit beyond the stop: a positive reward:risk.
+        for (key, rr) in [
+            ("strategy.breakout.reward_risk", self.strategy.breakout.reward_risk),
+            ("strategy.momentum.reward_risk", self.strategy.momentum.reward_risk),
+            ("strategy.mean_reversion.reward_risk", self.strategy.mean_reversion.reward_risk),
+        ] {
+            if rr <= zero {
+                v.fail(key, &rr.to_string(), "> 0 (the take-profit must lie beyond the entry, on the other side from the stop)");
+            } else if rr < self.risk.min_reward_risk_after_costs {
+                v.fail(
+                    key,
+                    &rr.to_string(),
+                    &format!(
+                        "at least risk.min_reward_risk_after_costs ({}): the brackets could never pass the after-cost check",
+                        self.risk.min_reward_risk_after_costs
+                    ),
+                );
+            }
+        }
+        for (key, rule) in [("regime.trend", &self.regime.trend), ("regime.chop", &self.regime.chop), ("regime.bear", &self.regime.bear)] {
+            if rule.size_multiplier < zero || rule.size_multiplier > one {
+                v.fail(&format!("{key}.size_multiplier"), &rule.size_multiplier.to_string(), "between 0 and 1");
+            }
+        }
+        if self.risk.risk_per_trade <= zero || self.risk.risk_per_trade >= one {
+            v.fail("risk.risk_per_trade", &self.risk.risk_per_trade.to_string(), "0 < risk_per_trade < 1");
+        }
+        v.positive("risk.max_position_notional", self.risk.max_position_notional);
+        v.positive("risk.max_total_exposure", self.risk.max_total_exposure);
+        if self.risk.max_total_exposure < self.risk.max_position_notional {
+            v.fail(
+                "risk.max_total_exposure",
+                &self.risk.max_total_exposure.to_string(),
+                &format!("at least risk.max_position_notional ({})", self.risk.max_position_notional),
+            );
+        }
+        v.non_negative("risk.min_reward_risk_after_costs", self.risk.min_reward_risk_after_costs);
+        v.at_least("pacing.max_trades_per_hour", self.pacing.max_trades_per_hour, 1);
+        v.at_least("pacing.max_trades_per_day", self.pacing.max_trades_per_day, 1);
+        if self.pacing.max_trades_per_day < self.pacing.max_trades_per_hour {
+            v.fail(
+                "pacing.max_trades_per_day",
+                &self.pacing.max_trades_per_day.to_string(),
+                &format!("at least pacing.max_trades_per_hour ({})", self.pacing.max_trades_per_hour),
+            );
+        }
+        let hundred = Decimal::ONE_HUNDRED;
+        for (key, pct) in [
+            ("breakers.max_drawdown_pct", self.breakers.max_drawdown_pct),
+            ("breakers.daily_loss_limit_pct", self.breakers.daily_loss_limit_pct),
+        ] {
+            if pct <= zero || pct > hundred {
+                v.fail(key, &pct.to_string(), "0 < percent <= 100");
+            }
+        }
+        v.at_least_u64("breakers.stale_data_max_age_s", self.breakers.stale_data_max_age_s, 1);
+        v.non_negative("costs.maker_fee_bps", self.costs.maker_fee_bps);
+        v.non_negative("costs.taker_fee_bps", self.costs.taker_fee_bps);
+        for (key, bps) in [
+            ("costs.slippage_bps.high", self.costs.slippage_bps.high),
+            ("costs.slippage_bps.medium", self.costs.slippage_bps.medium),
+            ("costs.slippage_bps.low", self.costs.slippage_bps.low),
+        ] {
+            v.non_negative(key, bps);
+        }
+        for bps in [self.costs.maker_fee_bps, self.costs.taker_fee_bps] {
+            if bps >= Decimal::from(10_000) {
+                v.fail("costs", &bps.to_string(), "fees below 10000 bps (100%)");
+            }
+        }
+        v.at_least("orders.entry_ttl_bars", self.orders.entry_ttl_bars, 1);
+        if self.exchange.stop_limit_buffer <= zero || self.exchange.stop_limit_buffer >= one {
+            v.fail("exchange.stop_limit_buffer", &self.exchange.stop_limit_buffer.to_string(), "0 < buffer < 1");
+        }
+        if self.exchange.name.is_empty() {
+            v.fail("exchange.name", "\"\"", "an exchange name such as COINBASE");
+        }
+        for (symbol, spec) in &self.products {
+            for (field, value) in [
+                ("base_increment", spec.base_increment),
+                ("quote_increment", spec.quote_increment),
+            ] {
+                v.positive(&format!("products.{symbol}.{field}"), value);
+            }
+            v.non_negative(&format!("products.{symbol}.base_min_size"), spec.base_min_size);
+            v.non_negative(&format!("products.{symbol}.quote_min_size"), spec.quote_min_size);
+        }
+        for symbol in &self.run.symbols {
+            if self.product(symbol).is_none() {
+                v.fail(&format!("products.{symbol}"), "missing", "a product spec for every symbol, or a products.default");
+            }
+        }
+        v.problems
+    }
+}
+
+#[derive(Default)]
+struct Validator {
+    problems: Vec<Problem>,
+}
+
+impl Validator {
+    fn fail(&mut self, key: &str, value: &str, allowed: &str) {
+        self.problems.push(Problem {
+            key: key.to_string(),
+            value: value.to_string(),
+            allowed: allowed.to_string(),
+        });
+    }
+
+    fn positive(&mut self, key: &str, value: Decimal) {
+        if value <= Decimal::ZERO {
+            self.fail(key, &value.to_string(), "> 0");
+        }
+    }
+
+    fn non_negative(&mut self, key: &str, value: Decimal) {
+        if value < Decimal::ZERO {
+            self.fail(key, &value.to_string(), ">= 0");
+        }
+    }
+
+    fn at_least(&mut self, key: &str, value: u32, min: u32) {
+        if value < min {
+            self.fail(key, &value.to_string(), &format!(">= {min}"));
+        }
+    }
+
+    fn at_least_u64(&mut self, key: &str, value: u64, min: u64) {
+        if value < min {
+            self.fail(key, &value.to_string(), &format!(">= {min}"));
+        }
+    }
+}

@@ -1,0 +1,594 @@
+//! The engine: the pure decision core. It never performs I/O and never reads a
+//! clock. Given the projected state, a new journaled input (a closed candle, a
+//! fill, an order that ended, protection that could not be confirmed) and the
+//! market time `as_of`, [`Engine::run_tick`] returns the events to append –
+//! Decisions, order intents, transitions, the finalized trade. The replay runner
+//! and the paper trader call exactly this, so a backtest and a live run cannot
+//! drift apart.
+//!
+//! The engine's own memory (indicator windows, pacing history, the brackets
+//! and exit reasons of open trades) is a fold too: [`Engine::observe`] is called
+//! with every journaled event, so a restart rebuilds it by replaying the
+//! journal.
+//!
+//! Contract with the caller: `run_tick`'s events are appended in order, right
+//! away, starting at seq `projection.seq() + 1` (their causal links assume so),
+//! each folded into the projection and observed by the engine.
+
+pub mod config;
+pub mod cost;
+pub mod indicators;
+pub mod order;
+pub mod product;
+pub mod risk;
+pub mod signals;
+
+use crate::fold::{Projection, PORTFOLIO_POT};
+use anx_journal::codec::Hash32;
+use anx_journal::*;
+use config::Config;
+use cost::CostModel;
+use indicators::{Indicators, Snapshot};
+use rust_decimal::Decimal;
+use signals::Regime;
+use std::collections::{BTreeMap, VecDeque};
+
+const DAY_MS: i64 = 86_400_000;
+
+/// What the engine reacts to. Every input is already in the journal.
+#[derive(Clone, Copy, Debug)]
+pub enum TickInput<'a> {
+    /// A closed candle (journaled at `seq`), decided on at `as_of_ms`.
+    Candle { seq: Seq, candle: &'a Candle, as_of_ms: UnixMs },
+    /// A fill journaled at `seq`.
+    Fill { seq: Seq, fill: &'a Fill, as_of_ms: UnixMs },
+    /// An order of `symbol` was cancelled or rejected (journaled at `seq`).
+    OrderEnded { seq: Seq, symbol: &'a str, client_order_id: &'a str, as_of_ms: UnixMs },
+    /// The broker could not confirm the attached legs of an entry.
+    ProtectionUnconfirmed { symbol: &'a str, client_order_id: &'a str, reason: &'a str, as_of_ms: UnixMs },
+}
+
+#[derive(Clone, Debug)]
+struct Bracket {
+    client_order_id: String,
+    stop_trigger: Decimal,
+}
+
+#[derive(Clone, Debug)]
+struct SymbolMemory {
+    indicators: Indicators,
+    snapshot: Option<Snapshot>,
+    last_candle_close_ms: UnixMs,
+    /// The bracket of the current entry (placed, then held while the trade is open).
+    bracket: Option<Bracket>,
+    highest_since_entry: Option<Decimal>,
+    /// Slippage attributed to the open trade's taker fills so far.
+    slippage: Decimal,
+    /// Why each exit order of the open trade was placed.
+    exit_reasons: BTreeMap<String, ExitReason>,
+    /// The reason of an exit decision, until its order is placed.
+    pending_exit: Option<ExitReason>,
+    last_exit: Option<(UnixMs, bool)>,
+}
+
+/// The decision core for one run.
+pub struct Engine {
+    config: Config,
+    config_hash: Hash32,
+    run_id: String,
+    skip_volume_filter: bool,
+    granularity_ms: i64,
+    symbols: BTreeMap<String, SymbolMemory>,
+    /// Market times of entries placed within the last day (oldest first).
+    entries_ms: VecDeque<UnixMs>,
+}
+
+impl Engine {
+    /// An engine for `config` (already validated). `skip_volume_filter` is the
+    /// debug switch that tags a run `degraded_skip_volume`.
+    pub fn new(config: Config, run_id: &str, skip_volume_filter: bool) -> Engine {
+        let granularity_ms = i64::from(config.granularity_s()) * 1000;
+        Engine {
+            config_hash: config.hash(),
+            run_id: run_id.to_string(),
+            skip_volume_filter,
+            granularity_ms,
+            symbols: BTreeMap::new(),
+            entries_ms: VecDeque::new(),
+            config,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn config_hash(&self) -> Hash32 {
+        self.config_hash
+    }
+
+    fn memory(&mut self, symbol: &str) -> &mut SymbolMemory {
+        if !self.symbols.contains_key(symbol) {
+            let memory = SymbolMemory {
+                indicators: Indicators::new(&self.config),
+                snapshot: None,
+                last_candle_close_ms: UnixMs::MIN,
+                bracket: None,
+                highest_since_entry: None,
+                slippage: Decimal::ZERO,
+                exit_reasons: BTreeMap::new(),
+                pending_exit: None,
+                last_exit: None,
+            };
+            self.symbols.insert(symbol.to_string(), memory);
+        }
+        self.symbols.get_mut(symbol).expect("inserted above")
+    }
+
+    /// Folds one journaled event into the engine's memory. `projection` is the
+    /// state after the event was folded.
+    pub fn observe(&mut self, projection: &Projection, market_ms: UnixMs, event: &Event) {
+        match event {
+            Event::Candle(c) => {
+                let granularity_ms = i64::from(c.granularity_s) * 1000;
+                let memory = self.memory(&c.symbol);
+                let snapshot = memory.indicators.push(c.high, c.low, c.close, c.volume);
+                memory.snapshot = Some(snapshot);
+                memory.last_candle_close_ms = c.open_ms + granularity_ms;
+                if let Some(high) = memory.highest_since_entry.as_mut() {
+                    *high = (*high).max(c.high);
+                }
+            }
+            Event::OrderPlaced(o) => {
+                let memory = self.memory(&o.product_id);
+                match (o.purpose, &o.bracket) {
+                    (OrderPurpose::Entry, Some(b)) => {
+                        memory.bracket = Some(Bracket {
+                            client_order_id: o.client_order_id.clone(),
+                            stop_trigger: b.stop_trigger,
+                        });
+                    }
+                    (OrderPurpose::Entry, None) => memory.bracket = None,
+                    (OrderPurpose::Exit, _) => {}
+                }
+                if o.purpose == OrderPurpose::Entry {
+                    self.entries_ms.push_back(market_ms);
+                    while self.entries_ms.front().is_some_and(|t| *t <= market_ms - DAY_MS) {
+                        self.entries_ms.pop_front();
+                    }
+                }
+            }
+            Event::Decision(d) => {
+                // The exit order placed right after this decision carries its reason.
+                self.memory(&d.symbol).pending_exit = match d.outcome {
+                    DecisionOutcome::Exit { reason } => Some(reason),
+                    _ => None,
+                };
+            }
+            Event::Fill(f) => {
+                let Some(order) = projection.state.orders.get(&f.client_order_id) else { return };
+                let symbol = order.symbol.clone();
+                let purpose = order.purpose;
+                let spec = self.config.product(&symbol).cloned();
+                let slippage = match (f.liquidity, spec) {
+                    (Liquidity::Taker, Some(spec)) => CostModel::new(&self.config).slippage_cost(f.price * f.size, f.side, &spec),
+                    _ => Decimal::ZERO,
+                };
+                let memory = self.memory(&symbol);
+                memory.slippage += slippage;
+                if f.leg == FillLeg::Entry && purpose == OrderPurpose::Entry {
+                    memory.highest_since_entry = Some(memory.highest_since_entry.map_or(f.price, |h| h.max(f.price)));
+                }
+            }
+            Event::TradeClosed(t) => {
+                let memory = self.memory(&t.symbol);
+                memory.last_exit = Some((t.exit_ms, t.net_pnl > Decimal::ZERO));
+                memory.bracket = None;
+                memory.highest_since_entry = None;
+                memory.slippage = Decimal::ZERO;
+                memory.exit_reasons.clear();
+                memory.pending_exit = None;
+            }
+            Event::OrderCancelled(e) => self.forget_unfilled_entry(projection, &e.client_order_id),
+            Event::OrderRejected(e) => self.forget_unfilled_entry(projection, &e.client_order_id),
+            _ => {}
+        }
+        if let Event::OrderPlaced(o) = event {
+            // Tie the pending exit reason to the order that carries it.
+            if o.purpose == OrderPurpose::Exit {
+                let memory = self.memory(&o.product_id);
+                if let Some(reason) = memory.pending_exit.take() {
+                    memory.exit_reasons.insert(o.client_order_id.clone(), reason);
+                }
+            }
+        }
+    }
+
+    /// An entry that ended with nothing filled leaves no trade to remember.
+    fn forget_unfilled_entry(&mut self, projection: &Projection, client_order_id: &str) {
+        for (symbol, memory) in self.symbols.iter_mut() {
+            let open = projection.state.symbols.get(symbol).is_some_and(|s| s.open_trade.is_some());
+            if !open && memory.bracket.as_ref().is_some_and(|b| b.client_order_id == client_order_id) {
+                memory.bracket = None;
+            }
+        }
+    }
+
+    /// Reacts to one journaled input; returns the events to append next.
+    pub fn run_tick(&mut self, projection: &Projection, input: TickInput) -> Vec<(UnixMs, Event)> {
+        let mut out = Out {
+            next_seq: projection.seq() + 1,
+            events: Vec::new(),
+        };
+        match input {
+            TickInput::Candle { seq, candle, as_of_ms } => self.on_candle(projection, seq, candle, as_of_ms, &mut out),
+            TickInput::Fill { seq, fill, as_of_ms } => self.on_fill(projection, seq, fill, as_of_ms, &mut out),
+            TickInput::OrderEnded { seq, symbol, client_order_id, as_of_ms } => {
+                let Some(state) = projection.state.symbols.get(symbol) else { return out.events };
+                let ended_entry = state.engine.0 == EngineState::EntryPending
+                    && state.in_flight.is_none()
+                    && state.position.quantity.is_zero()
+                    && self.symbols.get(symbol).is_none_or(|m| m.bracket.as_ref().is_none_or(|b| b.client_order_id == client_order_id));
+                if ended_entry {
+                    out.transition(as_of_ms, symbol, EngineState::EntryPending, EngineState::Idle, "entry ended unfilled", seq);
+                }
+            }
+            TickInput::ProtectionUnconfirmed { symbol, client_order_id, reason, as_of_ms } => {
+                self.on_unprotected(projection, symbol, client_order_id, reason, as_of_ms, &mut out)
+            }
+        }
+        out.events
+    }
+
+    fn indicator_values(snapshot: &Snapshot, extra: &[(&str, Option<Decimal>)]) -> Vec<Indicator> {
+        let round = |v: Option<Decimal>| v.map(|d| d.round_dp(8).normalize());
+        let mut values = vec![
+            ("close", Some(snapshot.close)),
+            ("donchian_high", snapshot.donchian_high),
+            ("avg_volume", snapshot.avg_volume),
+            ("volume", Some(snapshot.volume)),
+            ("atr", snapshot.atr),
+            ("ema_fast", snapshot.ema_fast),
+            ("ema_slow", snapshot.ema_slow),
+            ("sma_mean", snapshot.sma_mean),
+            ("sma_regime", snapshot.sma_regime),
+            ("regime_slope", snapshot.regime_slope),
+        ];
+        values.extend_from_slice(extra);
+        values
+            .into_iter()
+            .map(|(name, value)| Indicator {
+                name: name.to_string(),
+                value: round(value),
+            })
+            .collect()
+    }
+
+    fn on_candle(&mut self, projection: &Projection, candle_seq: Seq, candle: &Candle, as_of_ms: UnixMs, out: &mut Out) {
+        let symbol = candle.symbol.as_str();
+        let Some(state) = projection.state.symbols.get(symbol) else { return };
+        let memory = self.memory(symbol).clone();
+        let Some(snapshot) = memory.snapshot.clone() else { return };
+        let regime = signals::classify(&snapshot);
+        let signals = signals::scan(&snapshot, &self.config, self.skip_volume_filter);
+        let chandelier = match (memory.highest_since_entry, snapshot.atr) {
+            (Some(high), Some(atr)) => Some(high - self.config.exits.chandelier_atr_multiple * atr),
+            _ => None,
+        };
+        let indicators = Self::indicator_values(&snapshot, &[("highest_since_entry", memory.highest_since_entry), ("chandelier_stop", chandelier)]);
+        let mut decision = Decision {
+            symbol: symbol.to_string(),
+            as_of_ms,
+            candle_seq,
+            regime: regime.name().to_string(),
+            indicators,
+            signals,
+            risk_checks: Vec::new(),
+            sizing: None,
+            outcome: DecisionOutcome::Hold,
+            config_hash: self.config_hash,
+        };
+        let holding = !state.position.quantity.is_zero();
+        let exit_pending = state.open_trade.as_ref().is_some_and(|t| {
+            t.exit_orders.iter().any(|id| projection.state.orders.get(id).is_some_and(|o| o.status != crate::model::OrderStatus::Filled))
+        });
+        if holding && !exit_pending {
+            // The stop traded through but the position is still open: the stop-limit
+            // did not fill (a gap past its limit). The position is naked.
+            let stop_failed = memory.bracket.as_ref().is_some_and(|b| candle.low <= b.stop_trigger);
+            let unprotected = state.engine.0 == EngineState::FailClosed;
+            let trailing_hit = self.config.exits.chandelier_enabled && chandelier.is_some_and(|c| candle.close < c);
+            let exit = if stop_failed || unprotected {
+                decision.risk_checks.push(RiskCheck {
+                    code: "protection".into(),
+                    passed: false,
+                    detail: if stop_failed { "stop traded through but the position is still open (stop-limit unfilled)".into() } else { "symbol is fail-closed with a position open".into() },
+                });
+                Some(ExitReason::Emergency)
+            } else if trailing_hit {
+                decision.risk_checks.push(RiskCheck {
+                    code: "chandelier_exit".into(),
+                    passed: false,
+                    detail: format!("close {} below chandelier stop {}", candle.close, chandelier.unwrap_or_default().round_dp(8)),
+                });
+                Some(ExitReason::Signal)
+            } else {
+                None
+            };
+            if let Some(reason) = exit {
+                decision.outcome = DecisionOutcome::Exit { reason };
+                self.place_exit(projection, symbol, state.position.quantity, decision, as_of_ms, out);
+                return;
+            }
+            out.push(as_of_ms, decision.into());
+            return;
+        }
+        if state.engine.0 != EngineState::Idle || state.in_flight.is_some() || holding {
+            out.push(as_of_ms, decision.into());
+            return;
+        }
+        self.decide_entry(projection, regime, &memory, decision, as_of_ms, out);
+    }
+
+    fn decide_entry(&mut self, projection: &Projection, regime: Regime, memory: &SymbolMemory, mut decision: Decision, as_of_ms: UnixMs, out: &mut Out) {
+        let symbol = decision.symbol.clone();
+        let Some(signal) = decision.signals.iter().find(|s| s.fired).cloned() else {
+            out.push(as_of_ms, decision.into());
+            return;
+        };
+        let rule = match regime {
+            Regime::Trend => Some(&self.config.regime.trend),
+            Regime::Chop => Some(&self.config.regime.chop),
+            Regime::Bear => Some(&self.config.regime.bear),
+            Regime::Unknown => None,
+        };
+        // Prefer a fired signal the regime allows.
+        let allowed = |name: &str| rule.is_some_and(|r| r.allowed_signals.iter().any(|a| a == name));
+        let signal = decision.signals.iter().find(|s| s.fired && allowed(&s.name)).cloned().unwrap_or(signal);
+        if let Some(code) = signals::invalid_reason(&signal) {
+            decision.risk_checks.push(RiskCheck {
+                code: code.into(),
+                passed: false,
+                detail: format!("signal {}: entry {:?} stop {:?} take-profit {:?}", signal.name, signal.entry, signal.stop, signal.take_profit),
+            });
+            decision.outcome = DecisionOutcome::Rejected { reason_code: code.into() };
+            out.push(as_of_ms, decision.into());
+            return;
+        }
+        let Some(spec) = self.config.product(&symbol).cloned() else {
+            decision.outcome = DecisionOutcome::Rejected { reason_code: "no_product_spec".into() };
+            out.push(as_of_ms, decision.into());
+            return;
+        };
+        let entry = product::entry_limit(signal.entry.unwrap_or_default(), &spec);
+        let stop = product::stop_trigger(signal.stop.unwrap_or_default(), &spec);
+        let take_profit = product::take_profit_limit(signal.take_profit.unwrap_or_default(), &spec);
+        if !(stop < entry && entry < take_profit) {
+            decision.risk_checks.push(RiskCheck {
+                code: "signal_rounding".into(),
+                passed: false,
+                detail: format!("after rounding: stop {stop} entry {entry} take-profit {take_profit}"),
+            });
+            decision.outcome = DecisionOutcome::Rejected { reason_code: "signal_rounding".into() };
+            out.push(as_of_ms, decision.into());
+            return;
+        }
+        let state = &projection.state;
+        let pot = if state.cash.contains_key(PORTFOLIO_POT) { PORTFOLIO_POT } else { symbol.as_str() };
+        let cash = state.cash.get(pot).map_or(Decimal::ZERO, |c| c.0);
+        let portfolio = pot == PORTFOLIO_POT;
+        let equity = state.equity.cash + state.equity.marked;
+        let day_start = as_of_ms.div_euclid(DAY_MS) * DAY_MS;
+        let realized_today: Decimal = state.trades.iter().rev().take_while(|t| t.exit_ms >= day_start).map(|t| t.net_pnl).sum();
+        let ctx = risk::RiskContext {
+            config: &self.config,
+            spec: &spec,
+            as_of_ms,
+            candle_close_ms: memory.last_candle_close_ms,
+            fail_closed: state.symbols.get(&symbol).is_some_and(|s| s.fail_closed.is_some()),
+            equity,
+            peak_equity: state.equity.peak.max(equity),
+            starting_equity: state.equity.start,
+            realized_today,
+            entries_ms: &self.entries_ms,
+            last_exit: memory.last_exit,
+            regime: regime.name(),
+            regime_allows: allowed(&signal.name),
+            size_multiplier: rule.map_or(Decimal::ZERO, |r| r.size_multiplier),
+            capital: if portfolio { equity } else { cash },
+            cash_available: cash,
+            exposure_total: state.equity.marked,
+        };
+        let verdict = risk::evaluate(&ctx, entry, stop, take_profit);
+        decision.risk_checks.extend(verdict.checks);
+        decision.sizing = verdict.sizing.clone();
+        if let Some(code) = verdict.rejected {
+            decision.outcome = DecisionOutcome::Rejected { reason_code: code };
+            out.push(as_of_ms, decision.into());
+            return;
+        }
+        decision.outcome = DecisionOutcome::Enter;
+        let quantity = verdict.sizing.map(|s| s.quantity).unwrap_or_default();
+        let client_order_id = order::client_order_id(&self.run_id, &symbol, &decision);
+        let decision_seq = out.push(as_of_ms, decision.into());
+        let buffer = self.config.exchange.stop_limit_buffer;
+        let post_only = self.config.orders.entry_post_only;
+        let placed = OrderPlaced {
+            client_order_id: client_order_id.clone(),
+            decision_seq,
+            product_id: symbol.clone(),
+            side: Side::Buy,
+            order_type: OrderType::Limit,
+            purpose: OrderPurpose::Entry,
+            limit_price: Some(entry),
+            stop_trigger: None,
+            base_size: quantity,
+            post_only,
+            bracket: Some(BracketLegs {
+                take_profit_limit: take_profit,
+                stop_trigger: stop,
+                stop_limit: product::stop_limit(stop, buffer, &spec),
+            }),
+            payload: order::entry_payload(&client_order_id, &symbol, quantity, entry, post_only, take_profit, stop),
+        };
+        let order_seq = out.push(as_of_ms, placed.into());
+        out.transition(as_of_ms, &symbol, EngineState::Idle, EngineState::EntryPending, "bracket entry placed", order_seq);
+    }
+
+    /// A Decision to exit and its market SELL order.
+    fn place_exit(&mut self, projection: &Projection, symbol: &str, quantity: Decimal, decision: Decision, as_of_ms: UnixMs, out: &mut Out) {
+        let _ = projection;
+        let client_order_id = order::client_order_id(&self.run_id, symbol, &decision);
+        let decision_seq = out.push(as_of_ms, decision.into());
+        let placed = OrderPlaced {
+            client_order_id: client_order_id.clone(),
+            decision_seq,
+            product_id: symbol.to_string(),
+            side: Side::Sell,
+            order_type: OrderType::Market,
+            purpose: OrderPurpose::Exit,
+            limit_price: None,
+            stop_trigger: None,
+            base_size: quantity,
+            post_only: false,
+            bracket: None,
+            payload: order::exit_payload(&client_order_id, symbol, quantity),
+        };
+        out.push(as_of_ms, placed.into());
+    }
+
+    fn on_fill(&mut self, projection: &Projection, seq: Seq, fill: &Fill, as_of_ms: UnixMs, out: &mut Out) {
+        let Some(order) = projection.state.orders.get(&fill.client_order_id) else { return };
+        let symbol = order.symbol.clone();
+        let Some(state) = projection.state.symbols.get(&symbol) else { return };
+        if fill.leg == FillLeg::Entry {
+            if state.engine.0 == EngineState::EntryPending {
+                out.transition(as_of_ms, &symbol, EngineState::EntryPending, EngineState::PositionOpen, "entry filled", seq);
+            }
+            return;
+        }
+        if !state.position.quantity.is_zero() {
+            return;
+        }
+        // The position is flat: the one finalize-exit path for every exit kind.
+        self.finalize_exit(projection, &symbol, seq, fill, as_of_ms, out);
+    }
+
+    fn finalize_exit(&mut self, projection: &Projection, symbol: &str, exit_fill_seq: Seq, fill: &Fill, as_of_ms: UnixMs, out: &mut Out) {
+        let Some(state) = projection.state.symbols.get(symbol) else { return };
+        let Some(trade) = state.open_trade.clone() else { return };
+        let memory = self.memory(symbol).clone();
+        let engine_state = state.engine.0;
+        if engine_state == EngineState::PositionOpen {
+            out.transition(as_of_ms, symbol, EngineState::PositionOpen, EngineState::Reconcile, "exit detected", exit_fill_seq);
+        }
+        let links = projection.links.orders.get(&trade.entry_client_order_id).cloned().unwrap_or_default();
+        let exit_reason = match fill.leg {
+            FillLeg::TakeProfit => ExitReason::TakeProfit,
+            FillLeg::StopLoss => ExitReason::StopLoss,
+            _ => memory.exit_reasons.get(&fill.client_order_id).copied().unwrap_or(ExitReason::Manual),
+        };
+        let size = trade.bought;
+        let entry_price = (trade.buy_notional / size).round_dp(8);
+        let initial_stop = memory.bracket.as_ref().map_or(entry_price, |b| b.stop_trigger);
+        let attribution = CostModel::new(&self.config).attribute(trade.buy_notional, trade.sell_notional, trade.fees, memory.slippage, size, entry_price, initial_stop);
+        let closed = TradeClosed {
+            trade_id: format!("T-{}-{}", symbol.replace('-', ""), links.order_seq),
+            symbol: symbol.to_string(),
+            entry_client_order_id: trade.entry_client_order_id.clone(),
+            entry_order_seq: links.order_seq,
+            entry_fill_seq: links.first_fill_seq.unwrap_or(exit_fill_seq),
+            exit_fill_seq,
+            entry_ms: trade.opened_ms,
+            exit_ms: as_of_ms,
+            entry_price,
+            exit_price: (trade.sell_notional / size).round_dp(8),
+            size,
+            initial_stop,
+            exit_reason,
+            fees: attribution.fees,
+            slippage: attribution.slippage,
+            gross_pnl: attribution.gross,
+            net_pnl: attribution.net,
+            theoretical_r: attribution.theoretical_r,
+            realized_r: attribution.realized_r,
+        };
+        let closed_seq = out.push(as_of_ms, closed.into());
+        if engine_state != EngineState::FailClosed {
+            out.transition(as_of_ms, symbol, EngineState::Reconcile, EngineState::Idle, "trade finalized", closed_seq);
+        }
+    }
+
+    fn on_unprotected(&mut self, projection: &Projection, symbol: &str, client_order_id: &str, reason: &str, as_of_ms: UnixMs, out: &mut Out) {
+        let Some(state) = projection.state.symbols.get(symbol) else { return };
+        let cause_seq = projection.links.orders.get(client_order_id).map_or(projection.seq(), |l| l.order_seq);
+        out.push(
+            as_of_ms,
+            FailClosed {
+                symbol: symbol.to_string(),
+                cause_seq,
+                reason: reason.to_string(),
+            }
+            .into(),
+        );
+        let from = state.engine.0;
+        if matches!(from, EngineState::EntryPending | EngineState::PositionOpen | EngineState::Reconcile) {
+            let fail_seq = out.next_seq - 1;
+            out.transition(as_of_ms, symbol, from, EngineState::FailClosed, "protection not confirmed", fail_seq);
+        }
+        if !state.position.quantity.is_zero() {
+            let Some(candle_seq) = projection.links.last_candle.get(symbol).copied() else { return };
+            let decision = Decision {
+                symbol: symbol.to_string(),
+                as_of_ms,
+                candle_seq,
+                regime: "unknown".into(),
+                indicators: Vec::new(),
+                signals: Vec::new(),
+                risk_checks: vec![RiskCheck {
+                    code: "protection".into(),
+                    passed: false,
+                    detail: format!("bracket of {client_order_id} not confirmed: {reason}"),
+                }],
+                sizing: None,
+                outcome: DecisionOutcome::Exit { reason: ExitReason::Emergency },
+                config_hash: self.config_hash,
+            };
+            self.place_exit(projection, symbol, state.position.quantity, decision, as_of_ms, out);
+        }
+    }
+
+    /// The engine's granularity in milliseconds.
+    pub fn granularity_ms(&self) -> i64 {
+        self.granularity_ms
+    }
+}
+
+/// Events being produced, with the seqs they will get.
+struct Out {
+    next_seq: Seq,
+    events: Vec<(UnixMs, Event)>,
+}
+
+impl Out {
+    fn push(&mut self, market_ms: UnixMs, event: Event) -> Seq {
+        let seq = self.next_seq;
+        self.events.push((market_ms, event));
+        self.next_seq += 1;
+        seq
+    }
+
+    fn transition(&mut self, market_ms: UnixMs, symbol: &str, from: EngineState, to: EngineState, reason: &str, cause_seq: Seq) {
+        self.push(
+            market_ms,
+            EngineTransition {
+                symbol: symbol.to_string(),
+                from,
+                to,
+                reason: reason.to_string(),
+                cause_seq,
+            }
+            .into(),
+        );
+    }
+}
