@@ -28,6 +28,89 @@ pub enum Command {
     Journal(JournalCommand),
     /// The full causal trail of a trade, an order id or a client_order_id.
     Why(WhyArgs),
+    /// Backtest over historical candles through the production engine.
+    #[command(subcommand)]
+    Replay(ReplayCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ReplayCommand {
+    /// Replay cached candles through the engine and the simulated exchange into a new journal.
+    Run(ReplayRunArgs),
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum ReportFormat {
+    Table,
+    Json,
+    Html,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum DataSource {
+    /// Only the cache directory.
+    Cache,
+    /// Coinbase's public candles, filling the cache on a miss.
+    Coinbase,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum CapitalModeArg {
+    Independent,
+    Portfolio,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum RunModeArg {
+    ReplayBacktest,
+    PaperLive,
+}
+
+#[derive(Args, Debug)]
+pub struct ReplayRunArgs {
+    /// Comma-separated symbols (default: the config's run.symbols).
+    #[arg(long, value_delimiter = ',')]
+    pub symbols: Vec<String>,
+    /// First day (YYYY-MM-DD, UTC) or an RFC 3339 time.
+    #[arg(long)]
+    pub start: String,
+    /// End (exclusive): a day (YYYY-MM-DD, UTC) or an RFC 3339 time.
+    #[arg(long)]
+    pub end: String,
+    /// Candle size the strategy runs on (default: the config's run.granularity).
+    #[arg(long)]
+    pub granularity: Option<String>,
+    /// Configuration file (may `extends` another).
+    #[arg(long, default_value = "config/replay.toml")]
+    pub config: PathBuf,
+    #[arg(long, value_enum, default_value = "cache")]
+    pub data_source: DataSource,
+    /// Where cached candle files live.
+    #[arg(long, default_value = "data/cache")]
+    pub cache_dir: PathBuf,
+    #[arg(long, default_value = "COINBASE")]
+    pub exchange: String,
+    /// Base URL of Coinbase's public API (for --data-source coinbase).
+    #[arg(long, default_value = "https://api.coinbase.com")]
+    pub coinbase_url: String,
+    #[arg(long, value_enum)]
+    pub capital_mode: Option<CapitalModeArg>,
+    /// Starting capital in quote currency (per symbol when independent).
+    #[arg(long)]
+    pub starting_capital: Option<String>,
+    #[arg(long, value_enum, default_value = "replay-backtest")]
+    pub run_mode: RunModeArg,
+    /// The journal directory to create (default: a new one under anx-data/journals/).
+    #[arg(long)]
+    pub journal: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "table")]
+    pub report_format: ReportFormat,
+    /// Write the report to this file as well (html: the file written; default <journal>/report.html).
+    #[arg(long)]
+    pub report_out: Option<PathBuf>,
+    /// Debug only: turn the breakout volume filter off (tags the run degraded_skip_volume).
+    #[arg(long)]
+    pub skip_volume_filter: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -128,6 +211,7 @@ impl Cli {
             Command::Journal(JournalCommand::Replay(args)) => journal_cmd::replay(&args),
             Command::Journal(JournalCommand::Reindex(args)) => journal_cmd::reindex(&args.dir),
             Command::Why(args) => journal_cmd::why(&args),
+            Command::Replay(ReplayCommand::Run(args)) => crate::replay_cmd::run(&args),
         }
     }
 }

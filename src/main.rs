@@ -3,9 +3,12 @@
 //! nothing here panics on user input.
 
 mod cli;
+mod fetch;
+mod html;
 mod journal_cmd;
 mod output;
 mod render;
+mod replay_cmd;
 mod store;
 mod why;
 

@@ -63,3 +63,51 @@ pub fn human_bytes(bytes: u64) -> String {
         format!("{value:.1} {}", UNITS[unit])
     }
 }
+
+/// A progress line on stderr, shown only on a terminal and only once a run has
+/// taken more than a second.
+pub struct Progress {
+    total: u64,
+    label: &'static str,
+    enabled: bool,
+    shown: bool,
+    last_draw_s: f64,
+}
+
+impl Progress {
+    pub fn new(total: u64, label: &'static str) -> Progress {
+        Progress {
+            total: total.max(1),
+            label,
+            enabled: crate::replay_cmd::stderr_is_terminal(),
+            shown: false,
+            last_draw_s: 0.0,
+        }
+    }
+
+    pub fn set(&mut self, done: u64, elapsed_s: f64) {
+        if !self.enabled || elapsed_s < 1.0 || elapsed_s - self.last_draw_s < 0.1 {
+            return;
+        }
+        self.last_draw_s = elapsed_s;
+        self.shown = true;
+        let fraction = (done as f64 / self.total as f64).min(1.0);
+        let width = 30;
+        let filled = (fraction * width as f64) as usize;
+        let rate = done as f64 / elapsed_s;
+        eprint!(
+            "\r{} [{}{}] {:>3.0}% {done}/{} ({rate:.0}/s)   ",
+            self.label,
+            "#".repeat(filled),
+            " ".repeat(width - filled),
+            fraction * 100.0,
+            self.total
+        );
+    }
+
+    pub fn finish(&mut self) {
+        if self.shown {
+            eprintln!();
+        }
+    }
+}

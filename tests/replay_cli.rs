@@ -399,9 +399,22 @@ fn a_snapshot_behind_the_head_folds_only_the_tail() {
     let resumed = json(&anx(&["journal", "replay", path, "--format", "json"]).stdout);
     assert_eq!(resumed["fold"]["from_snapshot"], cut as u64);
     assert_eq!(resumed["fold"]["events"], (events.len() - cut) as u64);
-    let full = json(&anx(&["journal", "replay", path, "--no-snapshot", "--format", "json"]).stdout);
+    let full = json(
+        &anx(&[
+            "journal",
+            "replay",
+            path,
+            "--no-snapshot",
+            "--format",
+            "json",
+        ])
+        .stdout,
+    );
     assert_eq!(resumed["state_hash"], full["state_hash"]);
-    assert_eq!(without_timing(resumed)["report"], without_timing(full)["report"]);
+    assert_eq!(
+        without_timing(resumed)["report"],
+        without_timing(full)["report"]
+    );
 }
 
 #[test]
@@ -421,10 +434,24 @@ fn a_snapshot_of_another_history_is_never_trusted() {
     std::fs::rename(keep.path().join("index"), &index).unwrap();
     let run = anx(&["journal", "replay", path, "--format", "json"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stderr.contains("warning"), "a stale store must be reported: {}", run.stderr);
+    assert!(
+        run.stderr.contains("warning"),
+        "a stale store must be reported: {}",
+        run.stderr
+    );
     let out = json(&run.stdout);
     assert_eq!(out["head_seq"], 40);
     assert_eq!(out["fold"]["from_snapshot"], Value::Null);
-    let full = json(&anx(&["journal", "replay", path, "--no-snapshot", "--format", "json"]).stdout);
+    let full = json(
+        &anx(&[
+            "journal",
+            "replay",
+            path,
+            "--no-snapshot",
+            "--format",
+            "json",
+        ])
+        .stdout,
+    );
     assert_eq!(out["state_hash"], full["state_hash"]);
 }

@@ -308,12 +308,13 @@ impl Config {
         read: &mut dyn FnMut(&str) -> Result<String, String>,
     ) -> Result<Config, ConfigError> {
         let table = Self::load_table(file, read, 0)?;
-        let config: Config = toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Parse {
-                file: file.to_string(),
-                message: e.to_string().trim().replace('\n', " "),
-            })?;
+        let config: Config =
+            toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Parse {
+                    file: file.to_string(),
+                    message: e.to_string().trim().replace('\n', " "),
+                })?;
         let problems = config.validate();
         if problems.is_empty() {
             Ok(config)
@@ -336,10 +337,12 @@ impl Config {
             file: file.to_string(),
             message,
         })?;
-        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Parse {
-            file: file.to_string(),
-            message: e.to_string().trim().replace('\n', " "),
-        })?;
+        let mut table: toml::Table =
+            text.parse()
+                .map_err(|e: toml::de::Error| ConfigError::Parse {
+                    file: file.to_string(),
+                    message: e.to_string().trim().replace('\n', " "),
+                })?;
         match table.remove("extends") {
             None => Ok(table),
             Some(toml::Value::String(parent)) => {
@@ -381,7 +384,9 @@ impl Config {
 
     /// The product spec of `symbol` (its own, or `default`).
     pub fn product(&self, symbol: &str) -> Option<&ProductSpec> {
-        self.products.get(symbol).or_else(|| self.products.get("default"))
+        self.products
+            .get(symbol)
+            .or_else(|| self.products.get("default"))
     }
 
     /// The slippage of a taker fill on `tier`, in basis points.
@@ -399,7 +404,11 @@ impl Config {
         let zero = Decimal::ZERO;
         let one = Decimal::ONE;
         if parse_granularity(&self.run.granularity).is_none() {
-            v.fail("run.granularity", &self.run.granularity, "a whole number of minutes, hours or days such as 15m, 1h, 4h, 1d");
+            v.fail(
+                "run.granularity",
+                &self.run.granularity,
+                "a whole number of minutes, hours or days such as 15m, 1h, 4h, 1d",
+            );
         }
         if self.run.symbols.is_empty() {
             v.fail("run.symbols", "[]", "at least one symbol");
@@ -410,34 +419,69 @@ impl Config {
         let window = self.strategy.window_bars;
         for (key, bars) in [
             ("strategy.atr_bars", self.strategy.atr_bars),
-            ("strategy.breakout.lookback_bars", self.strategy.breakout.lookback_bars),
-            ("strategy.breakout.volume_lookback_bars", self.strategy.breakout.volume_lookback_bars),
-            ("strategy.momentum.fast_ema_bars", self.strategy.momentum.fast_ema_bars),
-            ("strategy.momentum.slow_ema_bars", self.strategy.momentum.slow_ema_bars),
-            ("strategy.mean_reversion.sma_bars", self.strategy.mean_reversion.sma_bars),
+            (
+                "strategy.breakout.lookback_bars",
+                self.strategy.breakout.lookback_bars,
+            ),
+            (
+                "strategy.breakout.volume_lookback_bars",
+                self.strategy.breakout.volume_lookback_bars,
+            ),
+            (
+                "strategy.momentum.fast_ema_bars",
+                self.strategy.momentum.fast_ema_bars,
+            ),
+            (
+                "strategy.momentum.slow_ema_bars",
+                self.strategy.momentum.slow_ema_bars,
+            ),
+            (
+                "strategy.mean_reversion.sma_bars",
+                self.strategy.mean_reversion.sma_bars,
+            ),
             ("regime.sma_bars", self.regime.sma_bars),
             ("regime.slope_bars", self.regime.slope_bars),
         ] {
             v.at_least(key, bars, 1);
             if bars >= window {
-                v.fail(key, &bars.to_string(), &format!("periods >= 1 and below strategy.window_bars ({window})"));
+                v.fail(
+                    key,
+                    &bars.to_string(),
+                    &format!("periods >= 1 and below strategy.window_bars ({window})"),
+                );
             }
         }
         if self.strategy.momentum.fast_ema_bars >= self.strategy.momentum.slow_ema_bars {
             v.fail(
                 "strategy.momentum.fast_ema_bars",
                 &self.strategy.momentum.fast_ema_bars.to_string(),
-                &format!("below strategy.momentum.slow_ema_bars ({})", self.strategy.momentum.slow_ema_bars),
+                &format!(
+                    "below strategy.momentum.slow_ema_bars ({})",
+                    self.strategy.momentum.slow_ema_bars
+                ),
             );
         }
         if self.strategy.signals.is_empty() {
-            v.fail("strategy.signals", "[]", "at least one of breakout, momentum, mean_reversion");
+            v.fail(
+                "strategy.signals",
+                "[]",
+                "at least one of breakout, momentum, mean_reversion",
+            );
         }
         for (key, names) in [
             ("strategy.signals", &self.strategy.signals),
-            ("regime.trend.allowed_signals", &self.regime.trend.allowed_signals),
-            ("regime.chop.allowed_signals", &self.regime.chop.allowed_signals),
-            ("regime.bear.allowed_signals", &self.regime.bear.allowed_signals),
+            (
+                "regime.trend.allowed_signals",
+                &self.regime.trend.allowed_signals,
+            ),
+            (
+                "regime.chop.allowed_signals",
+                &self.regime.chop.allowed_signals,
+            ),
+            (
+                "regime.bear.allowed_signals",
+                &self.regime.bear.allowed_signals,
+            ),
         ] {
             for name in names {
                 if !SIGNAL_NAMES.contains(&name.as_str()) {
@@ -445,21 +489,48 @@ impl Config {
                 }
             }
         }
-        v.non_negative("strategy.breakout.volume_factor", self.strategy.breakout.volume_factor);
+        v.non_negative(
+            "strategy.breakout.volume_factor",
+            self.strategy.breakout.volume_factor,
+        );
         for (key, m) in [
-            ("strategy.breakout.stop_atr_multiple", self.strategy.breakout.stop_atr_multiple),
-            ("strategy.momentum.stop_atr_multiple", self.strategy.momentum.stop_atr_multiple),
-            ("strategy.mean_reversion.stop_atr_multiple", self.strategy.mean_reversion.stop_atr_multiple),
-            ("strategy.mean_reversion.entry_atr_below", self.strategy.mean_reversion.entry_atr_below),
-            ("exits.chandelier_atr_multiple", self.exits.chandelier_atr_multiple),
+            (
+                "strategy.breakout.stop_atr_multiple",
+                self.strategy.breakout.stop_atr_multiple,
+            ),
+            (
+                "strategy.momentum.stop_atr_multiple",
+                self.strategy.momentum.stop_atr_multiple,
+            ),
+            (
+                "strategy.mean_reversion.stop_atr_multiple",
+                self.strategy.mean_reversion.stop_atr_multiple,
+            ),
+            (
+                "strategy.mean_reversion.entry_atr_below",
+                self.strategy.mean_reversion.entry_atr_below,
+            ),
+            (
+                "exits.chandelier_atr_multiple",
+                self.exits.chandelier_atr_multiple,
+            ),
         ] {
             v.positive(key, m);
         }
         // Take-profit beyond the stop: a positive reward:risk.
         for (key, rr) in [
-            ("strategy.breakout.reward_risk", self.strategy.breakout.reward_risk),
-            ("strategy.momentum.reward_risk", self.strategy.momentum.reward_risk),
-            ("strategy.mean_reversion.reward_risk", self.strategy.mean_reversion.reward_risk),
+            (
+                "strategy.breakout.reward_risk",
+                self.strategy.breakout.reward_risk,
+            ),
+            (
+                "strategy.momentum.reward_risk",
+                self.strategy.momentum.reward_risk,
+            ),
+            (
+                "strategy.mean_reversion.reward_risk",
+                self.strategy.mean_reversion.reward_risk,
+            ),
         ] {
             if rr <= zero {
                 v.fail(key, &rr.to_string(), "> 0 (the take-profit must lie beyond the entry, on the other side from the stop)");
@@ -474,43 +545,82 @@ impl Config {
                 );
             }
         }
-        for (key, rule) in [("regime.trend", &self.regime.trend), ("regime.chop", &self.regime.chop), ("regime.bear", &self.regime.bear)] {
+        for (key, rule) in [
+            ("regime.trend", &self.regime.trend),
+            ("regime.chop", &self.regime.chop),
+            ("regime.bear", &self.regime.bear),
+        ] {
             if rule.size_multiplier < zero || rule.size_multiplier > one {
-                v.fail(&format!("{key}.size_multiplier"), &rule.size_multiplier.to_string(), "between 0 and 1");
+                v.fail(
+                    &format!("{key}.size_multiplier"),
+                    &rule.size_multiplier.to_string(),
+                    "between 0 and 1",
+                );
             }
         }
         if self.risk.risk_per_trade <= zero || self.risk.risk_per_trade >= one {
-            v.fail("risk.risk_per_trade", &self.risk.risk_per_trade.to_string(), "0 < risk_per_trade < 1");
+            v.fail(
+                "risk.risk_per_trade",
+                &self.risk.risk_per_trade.to_string(),
+                "0 < risk_per_trade < 1",
+            );
         }
-        v.positive("risk.max_position_notional", self.risk.max_position_notional);
+        v.positive(
+            "risk.max_position_notional",
+            self.risk.max_position_notional,
+        );
         v.positive("risk.max_total_exposure", self.risk.max_total_exposure);
         if self.risk.max_total_exposure < self.risk.max_position_notional {
             v.fail(
                 "risk.max_total_exposure",
                 &self.risk.max_total_exposure.to_string(),
-                &format!("at least risk.max_position_notional ({})", self.risk.max_position_notional),
+                &format!(
+                    "at least risk.max_position_notional ({})",
+                    self.risk.max_position_notional
+                ),
             );
         }
-        v.non_negative("risk.min_reward_risk_after_costs", self.risk.min_reward_risk_after_costs);
-        v.at_least("pacing.max_trades_per_hour", self.pacing.max_trades_per_hour, 1);
-        v.at_least("pacing.max_trades_per_day", self.pacing.max_trades_per_day, 1);
+        v.non_negative(
+            "risk.min_reward_risk_after_costs",
+            self.risk.min_reward_risk_after_costs,
+        );
+        v.at_least(
+            "pacing.max_trades_per_hour",
+            self.pacing.max_trades_per_hour,
+            1,
+        );
+        v.at_least(
+            "pacing.max_trades_per_day",
+            self.pacing.max_trades_per_day,
+            1,
+        );
         if self.pacing.max_trades_per_day < self.pacing.max_trades_per_hour {
             v.fail(
                 "pacing.max_trades_per_day",
                 &self.pacing.max_trades_per_day.to_string(),
-                &format!("at least pacing.max_trades_per_hour ({})", self.pacing.max_trades_per_hour),
+                &format!(
+                    "at least pacing.max_trades_per_hour ({})",
+                    self.pacing.max_trades_per_hour
+                ),
             );
         }
         let hundred = Decimal::ONE_HUNDRED;
         for (key, pct) in [
             ("breakers.max_drawdown_pct", self.breakers.max_drawdown_pct),
-            ("breakers.daily_loss_limit_pct", self.breakers.daily_loss_limit_pct),
+            (
+                "breakers.daily_loss_limit_pct",
+                self.breakers.daily_loss_limit_pct,
+            ),
         ] {
             if pct <= zero || pct > hundred {
                 v.fail(key, &pct.to_string(), "0 < percent <= 100");
             }
         }
-        v.at_least_u64("breakers.stale_data_max_age_s", self.breakers.stale_data_max_age_s, 1);
+        v.at_least_u64(
+            "breakers.stale_data_max_age_s",
+            self.breakers.stale_data_max_age_s,
+            1,
+        );
         v.non_negative("costs.maker_fee_bps", self.costs.maker_fee_bps);
         v.non_negative("costs.taker_fee_bps", self.costs.taker_fee_bps);
         for (key, bps) in [
@@ -527,7 +637,11 @@ impl Config {
         }
         v.at_least("orders.entry_ttl_bars", self.orders.entry_ttl_bars, 1);
         if self.exchange.stop_limit_buffer <= zero || self.exchange.stop_limit_buffer >= one {
-            v.fail("exchange.stop_limit_buffer", &self.exchange.stop_limit_buffer.to_string(), "0 < buffer < 1");
+            v.fail(
+                "exchange.stop_limit_buffer",
+                &self.exchange.stop_limit_buffer.to_string(),
+                "0 < buffer < 1",
+            );
         }
         if self.exchange.name.is_empty() {
             v.fail("exchange.name", "\"\"", "an exchange name such as COINBASE");
@@ -539,12 +653,22 @@ impl Config {
             ] {
                 v.positive(&format!("products.{symbol}.{field}"), value);
             }
-            v.non_negative(&format!("products.{symbol}.base_min_size"), spec.base_min_size);
-            v.non_negative(&format!("products.{symbol}.quote_min_size"), spec.quote_min_size);
+            v.non_negative(
+                &format!("products.{symbol}.base_min_size"),
+                spec.base_min_size,
+            );
+            v.non_negative(
+                &format!("products.{symbol}.quote_min_size"),
+                spec.quote_min_size,
+            );
         }
         for symbol in &self.run.symbols {
             if self.product(symbol).is_none() {
-                v.fail(&format!("products.{symbol}"), "missing", "a product spec for every symbol, or a products.default");
+                v.fail(
+                    &format!("products.{symbol}"),
+                    "missing",
+                    "a product spec for every symbol, or a products.default",
+                );
             }
         }
         v.problems

@@ -25,6 +25,18 @@ pub struct CostModel<'a> {
     config: &'a Config,
 }
 
+/// What a closed trade bought, sold and paid, as the fills say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TradeFlows {
+    pub buy_notional: Decimal,
+    pub sell_notional: Decimal,
+    pub fees: Decimal,
+    pub slippage: Decimal,
+    pub size: Decimal,
+    pub entry_price: Decimal,
+    pub initial_stop: Decimal,
+}
+
 /// A closed trade's PnL, decomposed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Attribution {
@@ -79,20 +91,11 @@ impl<'a> CostModel<'a> {
     }
 
     /// Decomposes a closed trade's PnL.
-    pub fn attribute(
-        &self,
-        buy_notional: Decimal,
-        sell_notional: Decimal,
-        fees: Decimal,
-        slippage: Decimal,
-        size: Decimal,
-        entry_price: Decimal,
-        initial_stop: Decimal,
-    ) -> Attribution {
-        let gross = sell_notional - buy_notional;
-        let net = gross - fees;
-        let edge = net + fees + slippage;
-        let risk = size * (entry_price - initial_stop);
+    pub fn attribute(&self, flows: &TradeFlows) -> Attribution {
+        let gross = flows.sell_notional - flows.buy_notional;
+        let net = gross - flows.fees;
+        let edge = net + flows.fees + flows.slippage;
+        let risk = flows.size * (flows.entry_price - flows.initial_stop);
         let r = |value: Decimal| {
             if risk > Decimal::ZERO {
                 (value / risk).round_dp(4)
@@ -102,8 +105,8 @@ impl<'a> CostModel<'a> {
         };
         Attribution {
             gross,
-            fees,
-            slippage,
+            fees: flows.fees,
+            slippage: flows.slippage,
             net,
             edge,
             theoretical_r: r(edge),
@@ -114,6 +117,7 @@ impl<'a> CostModel<'a> {
     /// Total round-trip cost per unit, as a fraction of price, assumed by the
     /// after-cost reward:risk check: a maker entry, a taker exit with slippage.
     pub fn round_trip_fraction(&self, spec: &ProductSpec) -> Decimal {
-        (self.config.costs.maker_fee_bps + self.config.costs.taker_fee_bps) / BPS + self.slippage_fraction(spec)
+        (self.config.costs.maker_fee_bps + self.config.costs.taker_fee_bps) / BPS
+            + self.slippage_fraction(spec)
     }
 }

@@ -44,7 +44,11 @@ impl MaxDeque {
             self.items.pop_back();
         }
         self.items.push_back((number, value));
-        while self.items.front().is_some_and(|(i, _)| *i + self.n <= number) {
+        while self
+            .items
+            .front()
+            .is_some_and(|(i, _)| *i + self.n <= number)
+        {
             self.items.pop_front();
         }
     }
@@ -105,11 +109,26 @@ impl Indicators {
         let s = &config.strategy;
         Indicators {
             window_bars: s.window_bars as usize,
-            atr: RunningSum { n: s.atr_bars as usize, sum: Decimal::ZERO },
-            volume: RunningSum { n: s.breakout.volume_lookback_bars as usize, sum: Decimal::ZERO },
-            mean: RunningSum { n: s.mean_reversion.sma_bars as usize, sum: Decimal::ZERO },
-            regime: RunningSum { n: config.regime.sma_bars as usize, sum: Decimal::ZERO },
-            donchian: MaxDeque { n: u64::from(s.breakout.lookback_bars), items: VecDeque::new() },
+            atr: RunningSum {
+                n: s.atr_bars as usize,
+                sum: Decimal::ZERO,
+            },
+            volume: RunningSum {
+                n: s.breakout.volume_lookback_bars as usize,
+                sum: Decimal::ZERO,
+            },
+            mean: RunningSum {
+                n: s.mean_reversion.sma_bars as usize,
+                sum: Decimal::ZERO,
+            },
+            regime: RunningSum {
+                n: config.regime.sma_bars as usize,
+                sum: Decimal::ZERO,
+            },
+            donchian: MaxDeque {
+                n: u64::from(s.breakout.lookback_bars),
+                items: VecDeque::new(),
+            },
             volume_lookback: s.breakout.volume_lookback_bars as usize,
             ema_fast_n: s.momentum.fast_ema_bars,
             ema_slow_n: s.momentum.slow_ema_bars,
@@ -120,7 +139,10 @@ impl Indicators {
 
     /// The value `back` bars before the newest (0 = newest).
     fn back(&self, back: usize) -> Option<&Bar> {
-        self.bars.len().checked_sub(back + 1).and_then(|i| self.bars.get(i))
+        self.bars
+            .len()
+            .checked_sub(back + 1)
+            .and_then(|i| self.bars.get(i))
     }
 
     fn average(sum: &RunningSum, available: usize) -> Option<Decimal> {
@@ -128,15 +150,30 @@ impl Indicators {
     }
 
     /// Adds a closed bar and returns the indicators as of it.
-    pub fn push(&mut self, high: Decimal, low: Decimal, close: Decimal, volume: Decimal) -> Snapshot {
+    pub fn push(
+        &mut self,
+        high: Decimal,
+        low: Decimal,
+        close: Decimal,
+        volume: Decimal,
+    ) -> Snapshot {
         // "Previous bars" figures first, before the new bar enters the window.
-        let donchian_high = (self.count >= self.donchian.n).then(|| self.donchian.max()).flatten();
+        let donchian_high = (self.count >= self.donchian.n)
+            .then(|| self.donchian.max())
+            .flatten();
         let avg_volume = Self::average(&self.volume, self.bars.len().min(self.volume_lookback));
         let true_range = match self.back(0) {
-            Some(previous) => (high - low).max((high - previous.close).abs()).max((low - previous.close).abs()),
+            Some(previous) => (high - low)
+                .max((high - previous.close).abs())
+                .max((low - previous.close).abs()),
             None => high - low,
         };
-        let bar = Bar { high, close, volume, true_range };
+        let bar = Bar {
+            high,
+            close,
+            volume,
+            true_range,
+        };
         // Volume average is over previous bars: add this bar after reading it.
         self.bars.push_back(bar);
         if self.bars.len() > self.window_bars {
@@ -181,8 +218,10 @@ impl Indicators {
                 self.regime_history.pop_front();
             }
         }
-        let regime_slope = (self.regime_history.len() == self.slope_bars + 1)
-            .then(|| self.regime_history.back().copied().unwrap_or_default() - self.regime_history.front().copied().unwrap_or_default());
+        let regime_slope = (self.regime_history.len() == self.slope_bars + 1).then(|| {
+            self.regime_history.back().copied().unwrap_or_default()
+                - self.regime_history.front().copied().unwrap_or_default()
+        });
         let warm = |n: u32| self.count >= u64::from(n);
         Snapshot {
             bars: self.count,

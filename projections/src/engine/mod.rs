@@ -39,13 +39,31 @@ const DAY_MS: i64 = 86_400_000;
 #[derive(Clone, Copy, Debug)]
 pub enum TickInput<'a> {
     /// A closed candle (journaled at `seq`), decided on at `as_of_ms`.
-    Candle { seq: Seq, candle: &'a Candle, as_of_ms: UnixMs },
+    Candle {
+        seq: Seq,
+        candle: &'a Candle,
+        as_of_ms: UnixMs,
+    },
     /// A fill journaled at `seq`.
-    Fill { seq: Seq, fill: &'a Fill, as_of_ms: UnixMs },
+    Fill {
+        seq: Seq,
+        fill: &'a Fill,
+        as_of_ms: UnixMs,
+    },
     /// An order of `symbol` was cancelled or rejected (journaled at `seq`).
-    OrderEnded { seq: Seq, symbol: &'a str, client_order_id: &'a str, as_of_ms: UnixMs },
+    OrderEnded {
+        seq: Seq,
+        symbol: &'a str,
+        client_order_id: &'a str,
+        as_of_ms: UnixMs,
+    },
     /// The broker could not confirm the attached legs of an entry.
-    ProtectionUnconfirmed { symbol: &'a str, client_order_id: &'a str, reason: &'a str, as_of_ms: UnixMs },
+    ProtectionUnconfirmed {
+        symbol: &'a str,
+        client_order_id: &'a str,
+        reason: &'a str,
+        as_of_ms: UnixMs,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -69,6 +87,28 @@ struct SymbolMemory {
     /// The reason of an exit decision, until its order is placed.
     pending_exit: Option<ExitReason>,
     last_exit: Option<(UnixMs, bool)>,
+}
+
+/// The parts of a symbol's memory a decision reads (cheap to copy, unlike the
+/// indicator window).
+struct MemoryView {
+    snapshot: Option<Snapshot>,
+    last_candle_close_ms: UnixMs,
+    bracket: Option<Bracket>,
+    highest_since_entry: Option<Decimal>,
+    last_exit: Option<(UnixMs, bool)>,
+}
+
+impl SymbolMemory {
+    fn view(&self) -> MemoryView {
+        MemoryView {
+            snapshot: self.snapshot.clone(),
+            last_candle_close_ms: self.last_candle_close_ms,
+            bracket: self.bracket.clone(),
+            highest_since_entry: self.highest_since_entry,
+            last_exit: self.last_exit,
+        }
+    }
 }
 
 /// The decision core for one run.
@@ -153,7 +193,11 @@ impl Engine {
                 }
                 if o.purpose == OrderPurpose::Entry {
                     self.entries_ms.push_back(market_ms);
-                    while self.entries_ms.front().is_some_and(|t| *t <= market_ms - DAY_MS) {
+                    while self
+                        .entries_ms
+                        .front()
+                        .is_some_and(|t| *t <= market_ms - DAY_MS)
+                    {
                         self.entries_ms.pop_front();
                     }
                 }
@@ -166,18 +210,26 @@ impl Engine {
                 };
             }
             Event::Fill(f) => {
-                let Some(order) = projection.state.orders.get(&f.client_order_id) else { return };
+                let Some(order) = projection.state.orders.get(&f.client_order_id) else {
+                    return;
+                };
                 let symbol = order.symbol.clone();
                 let purpose = order.purpose;
                 let spec = self.config.product(&symbol).cloned();
                 let slippage = match (f.liquidity, spec) {
-                    (Liquidity::Taker, Some(spec)) => CostModel::new(&self.config).slippage_cost(f.price * f.size, f.side, &spec),
+                    (Liquidity::Taker, Some(spec)) => {
+                        CostModel::new(&self.config).slippage_cost(f.price * f.size, f.side, &spec)
+                    }
                     _ => Decimal::ZERO,
                 };
                 let memory = self.memory(&symbol);
                 memory.slippage += slippage;
                 if f.leg == FillLeg::Entry && purpose == OrderPurpose::Entry {
-                    memory.highest_since_entry = Some(memory.highest_since_entry.map_or(f.price, |h| h.max(f.price)));
+                    memory.highest_since_entry = Some(
+                        memory
+                            .highest_since_entry
+                            .map_or(f.price, |h| h.max(f.price)),
+                    );
                 }
             }
             Event::TradeClosed(t) => {
@@ -198,7 +250,9 @@ impl Engine {
             if o.purpose == OrderPurpose::Exit {
                 let memory = self.memory(&o.product_id);
                 if let Some(reason) = memory.pending_exit.take() {
-                    memory.exit_reasons.insert(o.client_order_id.clone(), reason);
+                    memory
+                        .exit_reasons
+                        .insert(o.client_order_id.clone(), reason);
                 }
             }
         }
@@ -207,8 +261,17 @@ impl Engine {
     /// An entry that ended with nothing filled leaves no trade to remember.
     fn forget_unfilled_entry(&mut self, projection: &Projection, client_order_id: &str) {
         for (symbol, memory) in self.symbols.iter_mut() {
-            let open = projection.state.symbols.get(symbol).is_some_and(|s| s.open_trade.is_some());
-            if !open && memory.bracket.as_ref().is_some_and(|b| b.client_order_id == client_order_id) {
+            let open = projection
+                .state
+                .symbols
+                .get(symbol)
+                .is_some_and(|s| s.open_trade.is_some());
+            if !open
+                && memory
+                    .bracket
+                    .as_ref()
+                    .is_some_and(|b| b.client_order_id == client_order_id)
+            {
                 memory.bracket = None;
             }
         }
@@ -221,21 +284,57 @@ impl Engine {
             events: Vec::new(),
         };
         match input {
-            TickInput::Candle { seq, candle, as_of_ms } => self.on_candle(projection, seq, candle, as_of_ms, &mut out),
-            TickInput::Fill { seq, fill, as_of_ms } => self.on_fill(projection, seq, fill, as_of_ms, &mut out),
-            TickInput::OrderEnded { seq, symbol, client_order_id, as_of_ms } => {
-                let Some(state) = projection.state.symbols.get(symbol) else { return out.events };
+            TickInput::Candle {
+                seq,
+                candle,
+                as_of_ms,
+            } => self.on_candle(projection, seq, candle, as_of_ms, &mut out),
+            TickInput::Fill {
+                seq,
+                fill,
+                as_of_ms,
+            } => self.on_fill(projection, seq, fill, as_of_ms, &mut out),
+            TickInput::OrderEnded {
+                seq,
+                symbol,
+                client_order_id,
+                as_of_ms,
+            } => {
+                let Some(state) = projection.state.symbols.get(symbol) else {
+                    return out.events;
+                };
                 let ended_entry = state.engine.0 == EngineState::EntryPending
                     && state.in_flight.is_none()
                     && state.position.quantity.is_zero()
-                    && self.symbols.get(symbol).is_none_or(|m| m.bracket.as_ref().is_none_or(|b| b.client_order_id == client_order_id));
+                    && self.symbols.get(symbol).is_none_or(|m| {
+                        m.bracket
+                            .as_ref()
+                            .is_none_or(|b| b.client_order_id == client_order_id)
+                    });
                 if ended_entry {
-                    out.transition(as_of_ms, symbol, EngineState::EntryPending, EngineState::Idle, "entry ended unfilled", seq);
+                    out.transition(
+                        as_of_ms,
+                        symbol,
+                        EngineState::EntryPending,
+                        EngineState::Idle,
+                        "entry ended unfilled",
+                        seq,
+                    );
                 }
             }
-            TickInput::ProtectionUnconfirmed { symbol, client_order_id, reason, as_of_ms } => {
-                self.on_unprotected(projection, symbol, client_order_id, reason, as_of_ms, &mut out)
-            }
+            TickInput::ProtectionUnconfirmed {
+                symbol,
+                client_order_id,
+                reason,
+                as_of_ms,
+            } => self.on_unprotected(
+                projection,
+                symbol,
+                client_order_id,
+                reason,
+                as_of_ms,
+                &mut out,
+            ),
         }
         out.events
     }
@@ -264,18 +363,35 @@ impl Engine {
             .collect()
     }
 
-    fn on_candle(&mut self, projection: &Projection, candle_seq: Seq, candle: &Candle, as_of_ms: UnixMs, out: &mut Out) {
+    fn on_candle(
+        &mut self,
+        projection: &Projection,
+        candle_seq: Seq,
+        candle: &Candle,
+        as_of_ms: UnixMs,
+        out: &mut Out,
+    ) {
         let symbol = candle.symbol.as_str();
-        let Some(state) = projection.state.symbols.get(symbol) else { return };
-        let memory = self.memory(symbol).clone();
-        let Some(snapshot) = memory.snapshot.clone() else { return };
+        let Some(state) = projection.state.symbols.get(symbol) else {
+            return;
+        };
+        let memory = self.memory(symbol).view();
+        let Some(snapshot) = memory.snapshot.clone() else {
+            return;
+        };
         let regime = signals::classify(&snapshot);
         let signals = signals::scan(&snapshot, &self.config, self.skip_volume_filter);
         let chandelier = match (memory.highest_since_entry, snapshot.atr) {
             (Some(high), Some(atr)) => Some(high - self.config.exits.chandelier_atr_multiple * atr),
             _ => None,
         };
-        let indicators = Self::indicator_values(&snapshot, &[("highest_since_entry", memory.highest_since_entry), ("chandelier_stop", chandelier)]);
+        let indicators = Self::indicator_values(
+            &snapshot,
+            &[
+                ("highest_since_entry", memory.highest_since_entry),
+                ("chandelier_stop", chandelier),
+            ],
+        );
         let mut decision = Decision {
             symbol: symbol.to_string(),
             as_of_ms,
@@ -290,26 +406,45 @@ impl Engine {
         };
         let holding = !state.position.quantity.is_zero();
         let exit_pending = state.open_trade.as_ref().is_some_and(|t| {
-            t.exit_orders.iter().any(|id| projection.state.orders.get(id).is_some_and(|o| o.status != crate::model::OrderStatus::Filled))
+            t.exit_orders.iter().any(|id| {
+                projection
+                    .state
+                    .orders
+                    .get(id)
+                    .is_some_and(|o| o.status != crate::model::OrderStatus::Filled)
+            })
         });
         if holding && !exit_pending {
             // The stop traded through but the position is still open: the stop-limit
             // did not fill (a gap past its limit). The position is naked.
-            let stop_failed = memory.bracket.as_ref().is_some_and(|b| candle.low <= b.stop_trigger);
+            let stop_failed = memory
+                .bracket
+                .as_ref()
+                .is_some_and(|b| candle.low <= b.stop_trigger);
             let unprotected = state.engine.0 == EngineState::FailClosed;
-            let trailing_hit = self.config.exits.chandelier_enabled && chandelier.is_some_and(|c| candle.close < c);
+            let trailing_hit = self.config.exits.chandelier_enabled
+                && chandelier.is_some_and(|c| candle.close < c);
             let exit = if stop_failed || unprotected {
                 decision.risk_checks.push(RiskCheck {
                     code: "protection".into(),
                     passed: false,
-                    detail: if stop_failed { "stop traded through but the position is still open (stop-limit unfilled)".into() } else { "symbol is fail-closed with a position open".into() },
+                    detail: if stop_failed {
+                        "stop traded through but the position is still open (stop-limit unfilled)"
+                            .into()
+                    } else {
+                        "symbol is fail-closed with a position open".into()
+                    },
                 });
                 Some(ExitReason::Emergency)
             } else if trailing_hit {
                 decision.risk_checks.push(RiskCheck {
                     code: "chandelier_exit".into(),
                     passed: false,
-                    detail: format!("close {} below chandelier stop {}", candle.close, chandelier.unwrap_or_default().round_dp(8)),
+                    detail: format!(
+                        "close {} below chandelier stop {}",
+                        candle.close,
+                        chandelier.unwrap_or_default().round_dp(8)
+                    ),
                 });
                 Some(ExitReason::Signal)
             } else {
@@ -317,7 +452,14 @@ impl Engine {
             };
             if let Some(reason) = exit {
                 decision.outcome = DecisionOutcome::Exit { reason };
-                self.place_exit(projection, symbol, state.position.quantity, decision, as_of_ms, out);
+                self.place_exit(
+                    projection,
+                    symbol,
+                    state.position.quantity,
+                    decision,
+                    as_of_ms,
+                    out,
+                );
                 return;
             }
             out.push(as_of_ms, decision.into());
@@ -330,7 +472,15 @@ impl Engine {
         self.decide_entry(projection, regime, &memory, decision, as_of_ms, out);
     }
 
-    fn decide_entry(&mut self, projection: &Projection, regime: Regime, memory: &SymbolMemory, mut decision: Decision, as_of_ms: UnixMs, out: &mut Out) {
+    fn decide_entry(
+        &mut self,
+        projection: &Projection,
+        regime: Regime,
+        memory: &MemoryView,
+        mut decision: Decision,
+        as_of_ms: UnixMs,
+        out: &mut Out,
+    ) {
         let symbol = decision.symbol.clone();
         let Some(signal) = decision.signals.iter().find(|s| s.fired).cloned() else {
             out.push(as_of_ms, decision.into());
@@ -343,20 +493,33 @@ impl Engine {
             Regime::Unknown => None,
         };
         // Prefer a fired signal the regime allows.
-        let allowed = |name: &str| rule.is_some_and(|r| r.allowed_signals.iter().any(|a| a == name));
-        let signal = decision.signals.iter().find(|s| s.fired && allowed(&s.name)).cloned().unwrap_or(signal);
+        let allowed =
+            |name: &str| rule.is_some_and(|r| r.allowed_signals.iter().any(|a| a == name));
+        let signal = decision
+            .signals
+            .iter()
+            .find(|s| s.fired && allowed(&s.name))
+            .cloned()
+            .unwrap_or(signal);
         if let Some(code) = signals::invalid_reason(&signal) {
             decision.risk_checks.push(RiskCheck {
                 code: code.into(),
                 passed: false,
-                detail: format!("signal {}: entry {:?} stop {:?} take-profit {:?}", signal.name, signal.entry, signal.stop, signal.take_profit),
+                detail: format!(
+                    "signal {}: entry {:?} stop {:?} take-profit {:?}",
+                    signal.name, signal.entry, signal.stop, signal.take_profit
+                ),
             });
-            decision.outcome = DecisionOutcome::Rejected { reason_code: code.into() };
+            decision.outcome = DecisionOutcome::Rejected {
+                reason_code: code.into(),
+            };
             out.push(as_of_ms, decision.into());
             return;
         }
         let Some(spec) = self.config.product(&symbol).cloned() else {
-            decision.outcome = DecisionOutcome::Rejected { reason_code: "no_product_spec".into() };
+            decision.outcome = DecisionOutcome::Rejected {
+                reason_code: "no_product_spec".into(),
+            };
             out.push(as_of_ms, decision.into());
             return;
         };
@@ -367,25 +530,42 @@ impl Engine {
             decision.risk_checks.push(RiskCheck {
                 code: "signal_rounding".into(),
                 passed: false,
-                detail: format!("after rounding: stop {stop} entry {entry} take-profit {take_profit}"),
+                detail: format!(
+                    "after rounding: stop {stop} entry {entry} take-profit {take_profit}"
+                ),
             });
-            decision.outcome = DecisionOutcome::Rejected { reason_code: "signal_rounding".into() };
+            decision.outcome = DecisionOutcome::Rejected {
+                reason_code: "signal_rounding".into(),
+            };
             out.push(as_of_ms, decision.into());
             return;
         }
         let state = &projection.state;
-        let pot = if state.cash.contains_key(PORTFOLIO_POT) { PORTFOLIO_POT } else { symbol.as_str() };
+        let pot = if state.cash.contains_key(PORTFOLIO_POT) {
+            PORTFOLIO_POT
+        } else {
+            symbol.as_str()
+        };
         let cash = state.cash.get(pot).map_or(Decimal::ZERO, |c| c.0);
         let portfolio = pot == PORTFOLIO_POT;
         let equity = state.equity.cash + state.equity.marked;
         let day_start = as_of_ms.div_euclid(DAY_MS) * DAY_MS;
-        let realized_today: Decimal = state.trades.iter().rev().take_while(|t| t.exit_ms >= day_start).map(|t| t.net_pnl).sum();
+        let realized_today: Decimal = state
+            .trades
+            .iter()
+            .rev()
+            .take_while(|t| t.exit_ms >= day_start)
+            .map(|t| t.net_pnl)
+            .sum();
         let ctx = risk::RiskContext {
             config: &self.config,
             spec: &spec,
             as_of_ms,
             candle_close_ms: memory.last_candle_close_ms,
-            fail_closed: state.symbols.get(&symbol).is_some_and(|s| s.fail_closed.is_some()),
+            fail_closed: state
+                .symbols
+                .get(&symbol)
+                .is_some_and(|s| s.fail_closed.is_some()),
             equity,
             peak_equity: state.equity.peak.max(equity),
             starting_equity: state.equity.start,
@@ -429,14 +609,37 @@ impl Engine {
                 stop_trigger: stop,
                 stop_limit: product::stop_limit(stop, buffer, &spec),
             }),
-            payload: order::entry_payload(&client_order_id, &symbol, quantity, entry, post_only, take_profit, stop),
+            payload: order::entry_payload(
+                &client_order_id,
+                &symbol,
+                quantity,
+                entry,
+                post_only,
+                take_profit,
+                stop,
+            ),
         };
         let order_seq = out.push(as_of_ms, placed.into());
-        out.transition(as_of_ms, &symbol, EngineState::Idle, EngineState::EntryPending, "bracket entry placed", order_seq);
+        out.transition(
+            as_of_ms,
+            &symbol,
+            EngineState::Idle,
+            EngineState::EntryPending,
+            "bracket entry placed",
+            order_seq,
+        );
     }
 
     /// A Decision to exit and its market SELL order.
-    fn place_exit(&mut self, projection: &Projection, symbol: &str, quantity: Decimal, decision: Decision, as_of_ms: UnixMs, out: &mut Out) {
+    fn place_exit(
+        &mut self,
+        projection: &Projection,
+        symbol: &str,
+        quantity: Decimal,
+        decision: Decision,
+        as_of_ms: UnixMs,
+        out: &mut Out,
+    ) {
         let _ = projection;
         let client_order_id = order::client_order_id(&self.run_id, symbol, &decision);
         let decision_seq = out.push(as_of_ms, decision.into());
@@ -457,13 +660,31 @@ impl Engine {
         out.push(as_of_ms, placed.into());
     }
 
-    fn on_fill(&mut self, projection: &Projection, seq: Seq, fill: &Fill, as_of_ms: UnixMs, out: &mut Out) {
-        let Some(order) = projection.state.orders.get(&fill.client_order_id) else { return };
+    fn on_fill(
+        &mut self,
+        projection: &Projection,
+        seq: Seq,
+        fill: &Fill,
+        as_of_ms: UnixMs,
+        out: &mut Out,
+    ) {
+        let Some(order) = projection.state.orders.get(&fill.client_order_id) else {
+            return;
+        };
         let symbol = order.symbol.clone();
-        let Some(state) = projection.state.symbols.get(&symbol) else { return };
+        let Some(state) = projection.state.symbols.get(&symbol) else {
+            return;
+        };
         if fill.leg == FillLeg::Entry {
             if state.engine.0 == EngineState::EntryPending {
-                out.transition(as_of_ms, &symbol, EngineState::EntryPending, EngineState::PositionOpen, "entry filled", seq);
+                out.transition(
+                    as_of_ms,
+                    &symbol,
+                    EngineState::EntryPending,
+                    EngineState::PositionOpen,
+                    "entry filled",
+                    seq,
+                );
             }
             return;
         }
@@ -474,24 +695,61 @@ impl Engine {
         self.finalize_exit(projection, &symbol, seq, fill, as_of_ms, out);
     }
 
-    fn finalize_exit(&mut self, projection: &Projection, symbol: &str, exit_fill_seq: Seq, fill: &Fill, as_of_ms: UnixMs, out: &mut Out) {
-        let Some(state) = projection.state.symbols.get(symbol) else { return };
-        let Some(trade) = state.open_trade.clone() else { return };
-        let memory = self.memory(symbol).clone();
+    fn finalize_exit(
+        &mut self,
+        projection: &Projection,
+        symbol: &str,
+        exit_fill_seq: Seq,
+        fill: &Fill,
+        as_of_ms: UnixMs,
+        out: &mut Out,
+    ) {
+        let Some(state) = projection.state.symbols.get(symbol) else {
+            return;
+        };
+        let Some(trade) = state.open_trade.clone() else {
+            return;
+        };
+        let memory = self.memory(symbol);
+        let (initial_stop_memory, slippage) = (
+            memory.bracket.as_ref().map(|b| b.stop_trigger),
+            memory.slippage,
+        );
+        let exit_reason_memory = memory.exit_reasons.get(&fill.client_order_id).copied();
         let engine_state = state.engine.0;
         if engine_state == EngineState::PositionOpen {
-            out.transition(as_of_ms, symbol, EngineState::PositionOpen, EngineState::Reconcile, "exit detected", exit_fill_seq);
+            out.transition(
+                as_of_ms,
+                symbol,
+                EngineState::PositionOpen,
+                EngineState::Reconcile,
+                "exit detected",
+                exit_fill_seq,
+            );
         }
-        let links = projection.links.orders.get(&trade.entry_client_order_id).cloned().unwrap_or_default();
+        let links = projection
+            .links
+            .orders
+            .get(&trade.entry_client_order_id)
+            .cloned()
+            .unwrap_or_default();
         let exit_reason = match fill.leg {
             FillLeg::TakeProfit => ExitReason::TakeProfit,
             FillLeg::StopLoss => ExitReason::StopLoss,
-            _ => memory.exit_reasons.get(&fill.client_order_id).copied().unwrap_or(ExitReason::Manual),
+            _ => exit_reason_memory.unwrap_or(ExitReason::Manual),
         };
         let size = trade.bought;
         let entry_price = (trade.buy_notional / size).round_dp(8);
-        let initial_stop = memory.bracket.as_ref().map_or(entry_price, |b| b.stop_trigger);
-        let attribution = CostModel::new(&self.config).attribute(trade.buy_notional, trade.sell_notional, trade.fees, memory.slippage, size, entry_price, initial_stop);
+        let initial_stop = initial_stop_memory.unwrap_or(entry_price);
+        let attribution = CostModel::new(&self.config).attribute(&cost::TradeFlows {
+            buy_notional: trade.buy_notional,
+            sell_notional: trade.sell_notional,
+            fees: trade.fees,
+            slippage,
+            size,
+            entry_price,
+            initial_stop,
+        });
         let closed = TradeClosed {
             trade_id: format!("T-{}-{}", symbol.replace('-', ""), links.order_seq),
             symbol: symbol.to_string(),
@@ -515,13 +773,34 @@ impl Engine {
         };
         let closed_seq = out.push(as_of_ms, closed.into());
         if engine_state != EngineState::FailClosed {
-            out.transition(as_of_ms, symbol, EngineState::Reconcile, EngineState::Idle, "trade finalized", closed_seq);
+            out.transition(
+                as_of_ms,
+                symbol,
+                EngineState::Reconcile,
+                EngineState::Idle,
+                "trade finalized",
+                closed_seq,
+            );
         }
     }
 
-    fn on_unprotected(&mut self, projection: &Projection, symbol: &str, client_order_id: &str, reason: &str, as_of_ms: UnixMs, out: &mut Out) {
-        let Some(state) = projection.state.symbols.get(symbol) else { return };
-        let cause_seq = projection.links.orders.get(client_order_id).map_or(projection.seq(), |l| l.order_seq);
+    fn on_unprotected(
+        &mut self,
+        projection: &Projection,
+        symbol: &str,
+        client_order_id: &str,
+        reason: &str,
+        as_of_ms: UnixMs,
+        out: &mut Out,
+    ) {
+        let Some(state) = projection.state.symbols.get(symbol) else {
+            return;
+        };
+        let cause_seq = projection
+            .links
+            .orders
+            .get(client_order_id)
+            .map_or(projection.seq(), |l| l.order_seq);
         out.push(
             as_of_ms,
             FailClosed {
@@ -532,12 +811,24 @@ impl Engine {
             .into(),
         );
         let from = state.engine.0;
-        if matches!(from, EngineState::EntryPending | EngineState::PositionOpen | EngineState::Reconcile) {
+        if matches!(
+            from,
+            EngineState::EntryPending | EngineState::PositionOpen | EngineState::Reconcile
+        ) {
             let fail_seq = out.next_seq - 1;
-            out.transition(as_of_ms, symbol, from, EngineState::FailClosed, "protection not confirmed", fail_seq);
+            out.transition(
+                as_of_ms,
+                symbol,
+                from,
+                EngineState::FailClosed,
+                "protection not confirmed",
+                fail_seq,
+            );
         }
         if !state.position.quantity.is_zero() {
-            let Some(candle_seq) = projection.links.last_candle.get(symbol).copied() else { return };
+            let Some(candle_seq) = projection.links.last_candle.get(symbol).copied() else {
+                return;
+            };
             let decision = Decision {
                 symbol: symbol.to_string(),
                 as_of_ms,
@@ -551,10 +842,19 @@ impl Engine {
                     detail: format!("bracket of {client_order_id} not confirmed: {reason}"),
                 }],
                 sizing: None,
-                outcome: DecisionOutcome::Exit { reason: ExitReason::Emergency },
+                outcome: DecisionOutcome::Exit {
+                    reason: ExitReason::Emergency,
+                },
                 config_hash: self.config_hash,
             };
-            self.place_exit(projection, symbol, state.position.quantity, decision, as_of_ms, out);
+            self.place_exit(
+                projection,
+                symbol,
+                state.position.quantity,
+                decision,
+                as_of_ms,
+                out,
+            );
         }
     }
 
@@ -578,7 +878,15 @@ impl Out {
         seq
     }
 
-    fn transition(&mut self, market_ms: UnixMs, symbol: &str, from: EngineState, to: EngineState, reason: &str, cause_seq: Seq) {
+    fn transition(
+        &mut self,
+        market_ms: UnixMs,
+        symbol: &str,
+        from: EngineState,
+        to: EngineState,
+        reason: &str,
+        cause_seq: Seq,
+    ) {
         self.push(
             market_ms,
             EngineTransition {

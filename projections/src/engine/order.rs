@@ -49,7 +49,15 @@ pub fn client_order_id(run_id: &str, symbol: &str, decision: &Decision) -> Strin
 }
 
 /// The create-order request for a bracketed BUY entry.
-pub fn entry_payload(client_order_id: &str, product_id: &str, base_size: Decimal, limit_price: Decimal, post_only: bool, take_profit: Decimal, stop_trigger: Decimal) -> String {
+pub fn entry_payload(
+    client_order_id: &str,
+    product_id: &str,
+    base_size: Decimal,
+    limit_price: Decimal,
+    post_only: bool,
+    take_profit: Decimal,
+    stop_trigger: Decimal,
+) -> String {
     json!({
         "client_order_id": client_order_id,
         "product_id": product_id,

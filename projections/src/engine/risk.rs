@@ -77,7 +77,14 @@ fn count_since(entries: &VecDeque<UnixMs>, since_ms: UnixMs) -> usize {
 }
 
 /// Bracket-aware sizing (before caps): the worked example in this module's doc.
-pub fn size(config: &Config, spec: &ProductSpec, capital: Decimal, multiplier: Decimal, entry: Decimal, stop_trigger: Decimal) -> Sizing {
+pub fn size(
+    config: &Config,
+    spec: &ProductSpec,
+    capital: Decimal,
+    multiplier: Decimal,
+    entry: Decimal,
+    stop_trigger: Decimal,
+) -> Sizing {
     let risk_fraction = config.risk.risk_per_trade;
     let risk_budget = capital * risk_fraction * multiplier;
     let worst_case_fill = stop_trigger * (Decimal::ONE - config.exchange.stop_limit_buffer);
@@ -105,68 +112,211 @@ pub fn size(config: &Config, spec: &ProductSpec, capital: Decimal, multiplier: D
 
 /// Evaluates every rule for an entry at `entry` with `stop_trigger` and
 /// `take_profit` (already rounded to the product's increments).
-pub fn evaluate(ctx: &RiskContext, entry: Decimal, stop_trigger: Decimal, take_profit: Decimal) -> Verdict {
+pub fn evaluate(
+    ctx: &RiskContext,
+    entry: Decimal,
+    stop_trigger: Decimal,
+    take_profit: Decimal,
+) -> Verdict {
     let config = ctx.config;
     let mut c = Checks(Vec::new());
-    c.check("symbol_fail_closed", !ctx.fail_closed, if ctx.fail_closed { "entries blocked until an operator reset".into() } else { "not fail-closed".into() });
+    c.check(
+        "symbol_fail_closed",
+        !ctx.fail_closed,
+        if ctx.fail_closed {
+            "entries blocked until an operator reset".into()
+        } else {
+            "not fail-closed".into()
+        },
+    );
     let age_s = (ctx.as_of_ms - ctx.candle_close_ms) / 1000;
     let max_age = config.breakers.stale_data_max_age_s as i64;
-    c.check("stale_data", age_s <= max_age, format!("newest candle closed {age_s}s ago, limit {max_age}s"));
+    c.check(
+        "stale_data",
+        age_s <= max_age,
+        format!("newest candle closed {age_s}s ago, limit {max_age}s"),
+    );
     let drawdown_pct = if ctx.peak_equity > Decimal::ZERO {
         ((ctx.peak_equity - ctx.equity) / ctx.peak_equity * Decimal::ONE_HUNDRED).round_dp(4)
     } else {
         Decimal::ZERO
     };
-    c.check("max_drawdown_breaker", drawdown_pct < config.breakers.max_drawdown_pct, format!("drawdown {drawdown_pct}% from peak {}, limit {}%", ctx.peak_equity.round_dp(2), config.breakers.max_drawdown_pct));
-    let loss_limit = ctx.starting_equity * config.breakers.daily_loss_limit_pct / Decimal::ONE_HUNDRED;
-    c.check("daily_loss_limit", -ctx.realized_today < loss_limit, format!("realized today {}, limit -{}", ctx.realized_today.round_dp(2), loss_limit.round_dp(2)));
+    c.check(
+        "max_drawdown_breaker",
+        drawdown_pct < config.breakers.max_drawdown_pct,
+        format!(
+            "drawdown {drawdown_pct}% from peak {}, limit {}%",
+            ctx.peak_equity.round_dp(2),
+            config.breakers.max_drawdown_pct
+        ),
+    );
+    let loss_limit =
+        ctx.starting_equity * config.breakers.daily_loss_limit_pct / Decimal::ONE_HUNDRED;
+    c.check(
+        "daily_loss_limit",
+        -ctx.realized_today < loss_limit,
+        format!(
+            "realized today {}, limit -{}",
+            ctx.realized_today.round_dp(2),
+            loss_limit.round_dp(2)
+        ),
+    );
     let last_hour = count_since(ctx.entries_ms, ctx.as_of_ms - HOUR_MS);
-    c.check("max_trades_per_hour", last_hour < config.pacing.max_trades_per_hour as usize, format!("{last_hour} entries in the last hour, limit {}", config.pacing.max_trades_per_hour));
+    c.check(
+        "max_trades_per_hour",
+        last_hour < config.pacing.max_trades_per_hour as usize,
+        format!(
+            "{last_hour} entries in the last hour, limit {}",
+            config.pacing.max_trades_per_hour
+        ),
+    );
     let last_day = count_since(ctx.entries_ms, ctx.as_of_ms - DAY_MS);
-    c.check("max_trades_per_day", last_day < config.pacing.max_trades_per_day as usize, format!("{last_day} entries in the last 24h, limit {}", config.pacing.max_trades_per_day));
+    c.check(
+        "max_trades_per_day",
+        last_day < config.pacing.max_trades_per_day as usize,
+        format!(
+            "{last_day} entries in the last 24h, limit {}",
+            config.pacing.max_trades_per_day
+        ),
+    );
     let spacing_ms = config.pacing.global_trade_spacing_s as i64 * 1000;
     match ctx.entries_ms.back() {
-        Some(last) => c.check("global_trade_spacing", ctx.as_of_ms - last >= spacing_ms, format!("last entry {}s ago, minimum {}s", (ctx.as_of_ms - last) / 1000, spacing_ms / 1000)),
+        Some(last) => c.check(
+            "global_trade_spacing",
+            ctx.as_of_ms - last >= spacing_ms,
+            format!(
+                "last entry {}s ago, minimum {}s",
+                (ctx.as_of_ms - last) / 1000,
+                spacing_ms / 1000
+            ),
+        ),
         None => c.check("global_trade_spacing", true, "no earlier entry".into()),
     }
     match ctx.last_exit {
         Some((exit_ms, win)) => {
-            let cooldown_s = if win { config.pacing.cooldown_after_win_s } else { config.pacing.cooldown_after_loss_s } as i64;
+            let cooldown_s = if win {
+                config.pacing.cooldown_after_win_s
+            } else {
+                config.pacing.cooldown_after_loss_s
+            } as i64;
             let since_s = (ctx.as_of_ms - exit_ms) / 1000;
-            c.check("symbol_cooldown_active", since_s >= cooldown_s, format!("last exit ({}) {since_s}s ago, cooldown {cooldown_s}s", if win { "win" } else { "loss" }));
+            c.check(
+                "symbol_cooldown_active",
+                since_s >= cooldown_s,
+                format!(
+                    "last exit ({}) {since_s}s ago, cooldown {cooldown_s}s",
+                    if win { "win" } else { "loss" }
+                ),
+            );
         }
         None => c.check("symbol_cooldown_active", true, "no earlier exit".into()),
     }
-    c.check("regime_blocked", ctx.regime_allows, format!("regime {} (size x{})", ctx.regime, ctx.size_multiplier));
+    c.check(
+        "regime_blocked",
+        ctx.regime_allows,
+        format!("regime {} (size x{})", ctx.regime, ctx.size_multiplier),
+    );
+    // Reward:risk of the brackets as placed, after a round trip's fees and
+    // slippage (the stop leg is a taker fill); sizing, not this check, covers
+    // the worst case of a stop-limit filling at its buffer.
     let costs = CostModel::new(config);
-    let worst_case_fill = stop_trigger * (Decimal::ONE - config.exchange.stop_limit_buffer);
     let cost_per_unit = entry * costs.round_trip_fraction(ctx.spec);
     let reward = take_profit - entry - cost_per_unit;
-    let risk = entry - worst_case_fill + cost_per_unit;
-    let rr = if risk > Decimal::ZERO { (reward / risk).round_dp(4) } else { Decimal::ZERO };
-    c.check("rr_after_costs", rr >= config.risk.min_reward_risk_after_costs, format!("reward:risk after costs {rr} (to the worst-case stop fill), minimum {}", config.risk.min_reward_risk_after_costs));
-    let mut sizing = size(config, ctx.spec, ctx.capital, ctx.size_multiplier, entry, stop_trigger);
+    let risk = entry - stop_trigger + cost_per_unit;
+    let rr = if risk > Decimal::ZERO {
+        (reward / risk).round_dp(4)
+    } else {
+        Decimal::ZERO
+    };
+    c.check(
+        "rr_after_costs",
+        rr >= config.risk.min_reward_risk_after_costs,
+        format!(
+            "reward:risk after costs {rr}, minimum {}",
+            config.risk.min_reward_risk_after_costs
+        ),
+    );
+    let mut sizing = size(
+        config,
+        ctx.spec,
+        ctx.capital,
+        ctx.size_multiplier,
+        entry,
+        stop_trigger,
+    );
     let cap = |code: &str, limit: Decimal, sizing: &mut Sizing, checks: &mut Checks| {
         let allowed = product::quantity((limit / entry).max(Decimal::ZERO), ctx.spec);
         if sizing.quantity > allowed {
             // A cap that leaves less than the product's minimum is a rejection.
-            let tradable = allowed >= ctx.spec.base_min_size && allowed > Decimal::ZERO && allowed * entry >= ctx.spec.quote_min_size;
-            checks.check(code, tradable, format!("quantity capped from {} to {allowed} (limit {})", sizing.quantity, limit.round_dp(2)));
+            let tradable = allowed >= ctx.spec.base_min_size
+                && allowed > Decimal::ZERO
+                && allowed * entry >= ctx.spec.quote_min_size;
+            checks.check(
+                code,
+                tradable,
+                format!(
+                    "quantity capped from {} to {allowed} (limit {})",
+                    sizing.quantity,
+                    limit.round_dp(2)
+                ),
+            );
             sizing.quantity = allowed;
             sizing.notional = allowed * entry;
         } else {
-            checks.check(code, true, format!("notional {} within {}", sizing.notional.round_dp(2), limit.round_dp(2)));
+            checks.check(
+                code,
+                true,
+                format!(
+                    "notional {} within {}",
+                    sizing.notional.round_dp(2),
+                    limit.round_dp(2)
+                ),
+            );
         }
     };
-    cap("max_position_notional", config.risk.max_position_notional, &mut sizing, &mut c);
-    cap("max_total_exposure", config.risk.max_total_exposure - ctx.exposure_total, &mut sizing, &mut c);
+    cap(
+        "max_position_notional",
+        config.risk.max_position_notional,
+        &mut sizing,
+        &mut c,
+    );
+    cap(
+        "max_total_exposure",
+        config.risk.max_total_exposure - ctx.exposure_total,
+        &mut sizing,
+        &mut c,
+    );
     // Cash must cover the notional and the (maker) entry fee.
-    let fee_factor = Decimal::ONE + costs.fee_bps(anx_journal::Liquidity::Taker) / Decimal::from(10_000);
-    cap("insufficient_cash", ctx.cash_available / fee_factor, &mut sizing, &mut c);
+    let fee_factor =
+        Decimal::ONE + costs.fee_bps(anx_journal::Liquidity::Taker) / Decimal::from(10_000);
+    cap(
+        "insufficient_cash",
+        ctx.cash_available / fee_factor,
+        &mut sizing,
+        &mut c,
+    );
     let size_ok = sizing.quantity >= ctx.spec.base_min_size && sizing.quantity > Decimal::ZERO;
-    c.check("min_size", size_ok, format!("quantity {} (raw {}), minimum {}", sizing.quantity, sizing.quantity_raw, ctx.spec.base_min_size));
-    c.check("min_notional", sizing.notional >= ctx.spec.quote_min_size, format!("notional {}, minimum {}", sizing.notional.round_dp(2), ctx.spec.quote_min_size));
-    let rejected = c.0.iter().find(|check| !check.passed).map(|check| check.code.clone());
+    c.check(
+        "min_size",
+        size_ok,
+        format!(
+            "quantity {} (raw {}), minimum {}",
+            sizing.quantity, sizing.quantity_raw, ctx.spec.base_min_size
+        ),
+    );
+    c.check(
+        "min_notional",
+        sizing.notional >= ctx.spec.quote_min_size,
+        format!(
+            "notional {}, minimum {}",
+            sizing.notional.round_dp(2),
+            ctx.spec.quote_min_size
+        ),
+    );
+    let rejected =
+        c.0.iter()
+            .find(|check| !check.passed)
+            .map(|check| check.code.clone());
     Verdict {
         checks: c.0,
         sizing: Some(sizing),

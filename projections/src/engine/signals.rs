@@ -71,15 +71,29 @@ fn quiet(name: &str, note: &str) -> SignalOutput {
     }
 }
 
-fn fired(name: &str, strength: Decimal, confidence: Decimal, entry: Decimal, atr: Decimal, stop_atr: Decimal, reward_risk: Decimal, note: String) -> SignalOutput {
-    let stop = entry - stop_atr * atr;
-    let take_profit = entry + reward_risk * (entry - stop);
+/// Where a fired signal enters, and how its stop and target are placed.
+struct Levels {
+    entry: Decimal,
+    atr: Decimal,
+    stop_atr: Decimal,
+    reward_risk: Decimal,
+}
+
+fn fired(
+    name: &str,
+    strength: Decimal,
+    confidence: Decimal,
+    levels: Levels,
+    note: String,
+) -> SignalOutput {
+    let stop = levels.entry - levels.stop_atr * levels.atr;
+    let take_profit = levels.entry + levels.reward_risk * (levels.entry - stop);
     SignalOutput {
         name: name.to_string(),
         fired: true,
         strength: strength.round_dp(4),
         confidence: confidence.round_dp(4).min(Decimal::ONE),
-        entry: Some(entry),
+        entry: Some(levels.entry),
         stop: Some(stop),
         take_profit: Some(take_profit),
         note,
@@ -96,25 +110,64 @@ pub fn breakout(s: &Snapshot, config: &Config, skip_volume_filter: bool) -> Sign
     }
     let threshold = c.volume_factor * avg_volume;
     if !skip_volume_filter && s.volume <= threshold {
-        return quiet("breakout", "volume filter: volume not above factor x average");
+        return quiet(
+            "breakout",
+            "volume filter: volume not above factor x average",
+        );
     }
     if atr.is_zero() {
         return quiet("breakout", "zero ATR");
     }
-    let confidence = if threshold.is_zero() { Decimal::ONE } else { s.volume / threshold };
-    let note = if skip_volume_filter { "volume filter skipped" } else { "close above channel high on volume" };
-    fired("breakout", (s.close - high) / atr, confidence, s.close, atr, c.stop_atr_multiple, c.reward_risk, note.to_string())
+    let confidence = if threshold.is_zero() {
+        Decimal::ONE
+    } else {
+        s.volume / threshold
+    };
+    let note = if skip_volume_filter {
+        "volume filter skipped"
+    } else {
+        "close above channel high on volume"
+    };
+    fired(
+        "breakout",
+        (s.close - high) / atr,
+        confidence,
+        Levels {
+            entry: s.close,
+            atr,
+            stop_atr: c.stop_atr_multiple,
+            reward_risk: c.reward_risk,
+        },
+        note.to_string(),
+    )
 }
 
 pub fn momentum(s: &Snapshot, config: &Config) -> SignalOutput {
     let c = &config.strategy.momentum;
-    let (Some(fast), Some(slow), Some(fast_prev), Some(slow_prev), Some(atr)) = (s.ema_fast, s.ema_slow, s.ema_fast_prev, s.ema_slow_prev, s.atr) else {
+    let (Some(fast), Some(slow), Some(fast_prev), Some(slow_prev), Some(atr)) = (
+        s.ema_fast,
+        s.ema_slow,
+        s.ema_fast_prev,
+        s.ema_slow_prev,
+        s.atr,
+    ) else {
         return quiet("momentum", "warming up");
     };
     if !(fast > slow && fast_prev <= slow_prev) || atr.is_zero() {
         return quiet("momentum", "no fast-over-slow EMA cross");
     }
-    fired("momentum", (fast - slow) / atr, Decimal::new(5, 1), s.close, atr, c.stop_atr_multiple, c.reward_risk, "fast EMA crossed above slow EMA".into())
+    fired(
+        "momentum",
+        (fast - slow) / atr,
+        Decimal::new(5, 1),
+        Levels {
+            entry: s.close,
+            atr,
+            stop_atr: c.stop_atr_multiple,
+            reward_risk: c.reward_risk,
+        },
+        "fast EMA crossed above slow EMA".into(),
+    )
 }
 
 pub fn mean_reversion(s: &Snapshot, config: &Config) -> SignalOutput {
@@ -126,7 +179,18 @@ pub fn mean_reversion(s: &Snapshot, config: &Config) -> SignalOutput {
         return quiet("mean_reversion", "close not stretched below the mean");
     }
     let stretch = (mean - s.close) / atr;
-    fired("mean_reversion", stretch, (stretch / (c.entry_atr_below * Decimal::TWO)).min(Decimal::ONE), s.close, atr, c.stop_atr_multiple, c.reward_risk, "close stretched below the mean".into())
+    fired(
+        "mean_reversion",
+        stretch,
+        (stretch / (c.entry_atr_below * Decimal::TWO)).min(Decimal::ONE),
+        Levels {
+            entry: s.close,
+            atr,
+            stop_atr: c.stop_atr_multiple,
+            reward_risk: c.reward_risk,
+        },
+        "close stretched below the mean".into(),
+    )
 }
 
 /// Runs every enabled signal, in the configured order.
@@ -146,7 +210,9 @@ pub fn scan(s: &Snapshot, config: &Config, skip_volume_filter: bool) -> Vec<Sign
 
 /// Why a fired signal cannot be traded as it stands, if it cannot.
 pub fn invalid_reason(signal: &SignalOutput) -> Option<&'static str> {
-    let (Some(entry), Some(stop), Some(take_profit)) = (signal.entry, signal.stop, signal.take_profit) else {
+    let (Some(entry), Some(stop), Some(take_profit)) =
+        (signal.entry, signal.stop, signal.take_profit)
+    else {
         return Some("signal_missing_stop");
     };
     if entry <= Decimal::ZERO || stop <= Decimal::ZERO {

@@ -1,0 +1,437 @@
+//! Candle data: cache files, row validation, resampling – streamed, so memory
+//! does not grow with the number of candles.
+//!
+//! Cache files are named `<EXCHANGE>_<SYMBOL>_<granularity>.csv` or `.csv.gz`
+//! with the header `timestamp,unix,open,high,low,close,volume` (candle open
+//! time; `unix` is authoritative, in seconds). Any requested granularity is
+//! built from the finest cached file whose granularity divides it, in buckets
+//! aligned to UTC boundaries (`open_ms − open_ms mod granularity`); a bucket
+//! missing any of its source bars is not a candle.
+//!
+//! Rows are validated one by one. A row that parses but is impossible (a price
+//! ≤ 0, low above open/close or high below them, negative volume) is dropped
+//! and reported as `invalid_candle`; a repeated time as `duplicate`; a time
+//! going backwards as `out_of_order`; missing source bars as a `gap`; a zero-
+//! volume bar is kept and reported as a `volume_anomaly`. A row that does not
+//! parse at all (wrong column count, not a number) is an error naming the file
+//! and the line: a malformed file is never half-used.
+
+use anx_journal::{Candle, DataQuality, QualityIssue, UnixMs};
+use rust_decimal::Decimal;
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// The granularities a cache file may have, finest first (seconds, suffix).
+const GRANULARITIES: [(u32, &str); 7] = [
+    (60, "1m"),
+    (300, "5m"),
+    (900, "15m"),
+    (3600, "1h"),
+    (14_400, "4h"),
+    (21_600, "6h"),
+    (86_400, "1d"),
+];
+
+pub const HEADER: &str = "timestamp,unix,open,high,low,close,volume";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("{file}:{line}: {message}")]
+    Malformed {
+        file: String,
+        line: u64,
+        message: String,
+    },
+    #[error("{file}: {message}")]
+    Io { file: String, message: String },
+    #[error("no cached data for {symbol} on {exchange} at {granularity} or finer in {dir} (looked for {looked})")]
+    NoData {
+        exchange: String,
+        symbol: String,
+        granularity: String,
+        dir: String,
+        looked: String,
+    },
+}
+
+/// The suffix of a granularity in seconds (`4h`), or `{n}s`.
+pub fn granularity_name(seconds: u32) -> String {
+    GRANULARITIES
+        .iter()
+        .find(|(s, _)| *s == seconds)
+        .map_or_else(|| format!("{seconds}s"), |(_, name)| name.to_string())
+}
+
+/// A cache file chosen for a symbol.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Source {
+    pub path: PathBuf,
+    pub granularity_s: u32,
+}
+
+/// The file to build `granularity_s` candles of `symbol` from: the requested
+/// granularity itself if cached, else the finest cached one dividing it.
+pub fn find_source(
+    dir: &Path,
+    exchange: &str,
+    symbol: &str,
+    granularity_s: u32,
+) -> Result<Source, DataError> {
+    let mut looked = Vec::new();
+    // Prefer the exact granularity, then finer ones from coarse to fine (fewer rows).
+    let mut candidates: Vec<(u32, &str)> = GRANULARITIES
+        .iter()
+        .copied()
+        .filter(|(s, _)| *s <= granularity_s && granularity_s.is_multiple_of(*s))
+        .collect();
+    candidates.sort_by_key(|(s, _)| std::cmp::Reverse(*s));
+    for (seconds, name) in candidates {
+        for ext in ["csv", "csv.gz"] {
+            let file = format!("{exchange}_{symbol}_{name}.{ext}");
+            let path = dir.join(&file);
+            looked.push(file);
+            if path.is_file() {
+                return Ok(Source {
+                    path,
+                    granularity_s: seconds,
+                });
+            }
+        }
+    }
+    Err(DataError::NoData {
+        exchange: exchange.into(),
+        symbol: symbol.into(),
+        granularity: granularity_name(granularity_s),
+        dir: dir.display().to_string(),
+        looked: looked.join(", "),
+    })
+}
+
+/// What a stream yields, in market-time order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Item {
+    Candle(Candle),
+    /// A data-quality finding, known at `market_ms`.
+    Finding {
+        market_ms: UnixMs,
+        finding: DataQuality,
+    },
+}
+
+struct Bucket {
+    open_ms: UnixMs,
+    open: Decimal,
+    high: Decimal,
+    low: Decimal,
+    close: Decimal,
+    volume: Decimal,
+    rows: u32,
+    last_ms: UnixMs,
+}
+
+/// Streams the candles (and findings) of one symbol from one cache file.
+pub struct CandleStream {
+    reader: Box<dyn BufRead + Send>,
+    file: String,
+    line_no: u64,
+    line: String,
+    symbol: String,
+    source_ms: i64,
+    target_ms: i64,
+    start_ms: UnixMs,
+    end_ms: UnixMs,
+    last_ms: Option<UnixMs>,
+    bucket: Option<Bucket>,
+    pending: VecDeque<Item>,
+    done: bool,
+    /// Source rows read (for throughput figures).
+    pub rows: u64,
+}
+
+/// Parses a decimal as written by the cache files (plain or scientific).
+fn parse_decimal(text: &str) -> Option<Decimal> {
+    if text.contains(['e', 'E']) {
+        Decimal::from_scientific(text).ok()
+    } else {
+        Decimal::from_str(text).ok()
+    }
+}
+
+impl CandleStream {
+    /// Opens `source` for `symbol`, yielding `granularity_s` candles whose whole
+    /// span lies in `[start_ms, end_ms)`.
+    pub fn open(
+        source: &Source,
+        symbol: &str,
+        granularity_s: u32,
+        start_ms: UnixMs,
+        end_ms: UnixMs,
+    ) -> Result<CandleStream, DataError> {
+        let file = source.path.display().to_string();
+        let handle = File::open(&source.path).map_err(|e| DataError::Io {
+            file: file.clone(),
+            message: e.to_string(),
+        })?;
+        let reader: Box<dyn BufRead + Send> = if file.ends_with(".gz") {
+            Box::new(BufReader::with_capacity(
+                1 << 16,
+                flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 16, handle)),
+            ))
+        } else {
+            Box::new(BufReader::with_capacity(1 << 16, handle))
+        };
+        CandleStream::from_reader(
+            reader,
+            &file,
+            symbol,
+            source.granularity_s,
+            granularity_s,
+            start_ms,
+            end_ms,
+        )
+    }
+
+    pub fn from_reader(
+        mut reader: Box<dyn BufRead + Send>,
+        file: &str,
+        symbol: &str,
+        source_s: u32,
+        granularity_s: u32,
+        start_ms: UnixMs,
+        end_ms: UnixMs,
+    ) -> Result<CandleStream, DataError> {
+        let mut header = String::new();
+        reader.read_line(&mut header).map_err(|e| DataError::Io {
+            file: file.into(),
+            message: e.to_string(),
+        })?;
+        if header.trim_end() != HEADER {
+            return Err(DataError::Malformed {
+                file: file.into(),
+                line: 1,
+                message: format!(
+                    "expected the header {HEADER:?}, found {:?}",
+                    header.trim_end()
+                ),
+            });
+        }
+        Ok(CandleStream {
+            reader,
+            file: file.into(),
+            line_no: 1,
+            line: String::new(),
+            symbol: symbol.into(),
+            source_ms: i64::from(source_s) * 1000,
+            target_ms: i64::from(granularity_s) * 1000,
+            start_ms,
+            end_ms,
+            last_ms: None,
+            bucket: None,
+            pending: VecDeque::new(),
+            done: false,
+            rows: 0,
+        })
+    }
+
+    fn finding(&mut self, market_ms: UnixMs, issue: QualityIssue, detail: String) {
+        let finding = DataQuality {
+            symbol: self.symbol.clone(),
+            granularity_s: (self.target_ms / 1000) as u32,
+            issue,
+            source: format!("{}:{}", self.file, self.line_no),
+            detail,
+        };
+        self.pending.push_back(Item::Finding { market_ms, finding });
+    }
+
+    fn malformed(&self, message: String) -> DataError {
+        DataError::Malformed {
+            file: self.file.clone(),
+            line: self.line_no,
+            message,
+        }
+    }
+
+    /// Closes the current bucket: a candle if every source bar is there.
+    fn flush(&mut self) {
+        let Some(b) = self.bucket.take() else { return };
+        let expected = (self.target_ms / self.source_ms) as u32;
+        if b.rows == expected && b.open_ms + self.target_ms <= self.end_ms {
+            self.pending.push_back(Item::Candle(Candle {
+                symbol: self.symbol.clone(),
+                granularity_s: (self.target_ms / 1000) as u32,
+                open_ms: b.open_ms,
+                open: b.open,
+                high: b.high,
+                low: b.low,
+                close: b.close,
+                volume: b.volume,
+            }));
+        }
+    }
+
+    /// Reads one source row; false at the end of the file.
+    fn read_row(&mut self) -> Result<bool, DataError> {
+        self.line.clear();
+        let n = self
+            .reader
+            .read_line(&mut self.line)
+            .map_err(|e| DataError::Io {
+                file: self.file.clone(),
+                message: e.to_string(),
+            })?;
+        if n == 0 {
+            return Ok(false);
+        }
+        self.line_no += 1;
+        let line = self.line.trim_end();
+        if line.is_empty() {
+            return Ok(true);
+        }
+        let fields: Vec<&str> = line.split(',').collect();
+        if fields.len() != 7 {
+            return Err(self.malformed(format!(
+                "expected 7 comma-separated fields, found {}",
+                fields.len()
+            )));
+        }
+        let unix: i64 = fields[1].parse().map_err(|_| {
+            self.malformed(format!(
+                "unix time {:?} is not a whole number of seconds",
+                fields[1]
+            ))
+        })?;
+        let mut values = [Decimal::ZERO; 5];
+        for (slot, (name, text)) in values.iter_mut().zip(
+            ["open", "high", "low", "close", "volume"]
+                .iter()
+                .zip(&fields[2..]),
+        ) {
+            *slot = parse_decimal(text)
+                .ok_or_else(|| self.malformed(format!("{name} {text:?} is not a number")))?;
+        }
+        self.rows += 1;
+        let [open, high, low, close, volume] = values;
+        let open_ms = unix
+            .checked_mul(1000)
+            .ok_or_else(|| self.malformed("unix time out of range".into()))?;
+        if open_ms < self.start_ms || open_ms >= self.end_ms {
+            return Ok(true);
+        }
+        let seen_ms = open_ms + self.source_ms;
+        if let Some(last) = self.last_ms {
+            if open_ms == last {
+                self.finding(
+                    seen_ms,
+                    QualityIssue::Duplicate { open_ms },
+                    "repeated bar dropped".into(),
+                );
+                return Ok(true);
+            }
+            if open_ms < last {
+                self.finding(
+                    seen_ms,
+                    QualityIssue::OutOfOrder {
+                        open_ms,
+                        previous_ms: last,
+                    },
+                    "bar before its predecessor dropped".into(),
+                );
+                return Ok(true);
+            }
+            if open_ms > last + self.source_ms {
+                let missing = ((open_ms - last) / self.source_ms - 1) as u64;
+                self.finding(
+                    seen_ms,
+                    QualityIssue::Gap {
+                        after_ms: last,
+                        before_ms: open_ms,
+                        missing_bars: missing,
+                    },
+                    format!("{missing} source bar(s) missing"),
+                );
+            }
+        }
+        let impossible = open <= Decimal::ZERO
+            || close <= Decimal::ZERO
+            || low <= Decimal::ZERO
+            || low > open.min(close)
+            || high < open.max(close)
+            || volume < Decimal::ZERO;
+        if impossible {
+            self.finding(
+                seen_ms,
+                QualityIssue::InvalidCandle { open_ms },
+                format!("o {open} h {high} l {low} c {close} v {volume}"),
+            );
+            return Ok(true);
+        }
+        self.last_ms = Some(open_ms);
+        if volume.is_zero() {
+            self.finding(
+                seen_ms,
+                QualityIssue::VolumeAnomaly { open_ms, volume },
+                "zero volume".into(),
+            );
+        }
+        let bucket_ms = open_ms - open_ms.rem_euclid(self.target_ms);
+        if self.bucket.as_ref().is_some_and(|b| b.open_ms != bucket_ms) {
+            self.flush();
+        }
+        match &mut self.bucket {
+            Some(b) => {
+                b.high = b.high.max(high);
+                b.low = b.low.min(low);
+                b.close = close;
+                b.volume += volume;
+                b.rows += 1;
+                b.last_ms = open_ms;
+            }
+            None => {
+                // A bucket whose first source bar is missing can never be complete:
+                // it starts counting at 0 and falls short.
+                let rows = u32::from(bucket_ms == open_ms);
+                self.bucket = Some(Bucket {
+                    open_ms: bucket_ms,
+                    open,
+                    high,
+                    low,
+                    close,
+                    volume,
+                    rows,
+                    last_ms: open_ms,
+                });
+            }
+        }
+        Ok(true)
+    }
+}
+
+impl Iterator for CandleStream {
+    type Item = Result<Item, DataError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(item) = self.pending.pop_front() {
+                return Some(Ok(item));
+            }
+            if self.done {
+                return None;
+            }
+            match self.read_row() {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.flush();
+                    self.done = true;
+                }
+                Err(error) => {
+                    self.done = true;
+                    return Some(Err(error));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,370 @@
+//! The simulated exchange: a [`Broker`] that works orders against closed bars
+//! with Coinbase's bracket semantics. The paper trader uses the same trait.
+//!
+//! Rules (all prices on the product's increments, fees and slippage from the
+//! cost model only):
+//! - An order placed at a bar's close works from the next bar on.
+//! - Entry (limit BUY): fills when a bar trades through the limit – at the limit,
+//!   or at the open if the bar opens below it (maker). Post-only entries whose
+//!   limit is above the last close would cross the book and are rejected
+//!   (`INVALID_LIMIT_PRICE_POST_ONLY`). An entry still unfilled after
+//!   `orders.entry_ttl_bars` bars is cancelled.
+//! - Attached bracket: live as the entry fills. In the entry's own bar only the
+//!   stop is checked (whether the bar's low came after the fill is unknown, so
+//!   assume it did; the take-profit waits for the next bar). The stop
+//!   triggers when a bar trades at or below the trigger and becomes a stop-limit
+//!   `exchange.stop_limit_buffer` below it: triggered inside the bar it fills at
+//!   the trigger less slippage (taker), never below the limit; a bar that opens
+//!   below the trigger fills at the open less slippage if that is still above
+//!   the limit, and a bar that opens below the limit leaves the stop unfilled –
+//!   it rests as a limit SELL and the position stays open and naked (the engine
+//!   notices and exits at market). The take-profit (limit SELL) fills when a bar
+//!   trades at or above it, at the limit or the open if higher (maker). If one
+//!   bar could have hit both, the stop is assumed first (conservative). When
+//!   either leg fills, the other is cancelled.
+//! - Market orders (exits) fill at the next bar's open less slippage (taker);
+//!   the entry's remaining bracket legs are cancelled with it.
+//! - Partial fills are out of scope: every fill is for the whole order.
+
+use anx_journal::*;
+use anx_projections::engine::config::{Config, ProductSpec};
+use anx_projections::engine::cost::CostModel;
+use rust_decimal::Decimal;
+use std::collections::BTreeMap;
+
+/// What the broker says back. Exchange facts are journaled; a missing bracket is
+/// reported to the engine, which decides what to journal.
+// Broker events live for one step and are journaled at once; boxing the common
+// variant to shrink the rare one would cost an allocation per fill.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BrokerEvent {
+    Journal(Event),
+    ProtectionUnconfirmed {
+        symbol: String,
+        client_order_id: String,
+        reason: String,
+    },
+}
+
+/// A broker the engine's orders go to.
+pub trait Broker {
+    /// Hands over an order journaled at `order_seq`.
+    fn place(&mut self, order_seq: Seq, order: &OrderPlaced) -> Vec<BrokerEvent>;
+    /// A bar of `candle.symbol` closed: works every live order of that symbol.
+    fn on_candle(&mut self, candle: &Candle) -> Vec<BrokerEvent>;
+    /// Cancels an order, if it is still working.
+    fn cancel(&mut self, client_order_id: &str, reason: &str) -> Vec<BrokerEvent>;
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Entry limit waiting to fill; bars it may still wait.
+    Working { bars_left: u32 },
+    /// Entry filled; its bracket legs are live.
+    Filled,
+    /// The stop triggered but its stop-limit did not fill: a resting limit SELL.
+    StopResting,
+    /// A market exit waiting for the next bar.
+    MarketPending,
+}
+
+#[derive(Clone, Debug)]
+struct SimOrder {
+    seq: Seq,
+    client_order_id: String,
+    symbol: String,
+    size: Decimal,
+    limit: Option<Decimal>,
+    bracket: Option<BracketLegs>,
+    phase: Phase,
+    fills: u32,
+}
+
+pub struct SimExchange {
+    config: Config,
+    orders: BTreeMap<String, SimOrder>,
+    last_close: BTreeMap<String, Decimal>,
+    order_ids: u64,
+}
+
+impl SimExchange {
+    pub fn new(config: Config) -> SimExchange {
+        SimExchange {
+            config,
+            orders: BTreeMap::new(),
+            last_close: BTreeMap::new(),
+            order_ids: 0,
+        }
+    }
+
+    fn spec(&self, symbol: &str) -> ProductSpec {
+        self.config.product(symbol).cloned().unwrap_or(ProductSpec {
+            base_increment: Decimal::new(1, 8),
+            quote_increment: Decimal::new(1, 2),
+            base_min_size: Decimal::ZERO,
+            quote_min_size: Decimal::ZERO,
+            liquidity_tier: anx_projections::engine::config::LiquidityTier::Low,
+        })
+    }
+
+    fn fill(
+        &self,
+        order: &mut SimOrder,
+        leg: FillLeg,
+        side: Side,
+        price: Decimal,
+        liquidity: Liquidity,
+    ) -> BrokerEvent {
+        order.fills += 1;
+        let fee = CostModel::new(&self.config).fee(price * order.size, liquidity);
+        BrokerEvent::Journal(Event::Fill(Fill {
+            client_order_id: order.client_order_id.clone(),
+            order_seq: order.seq,
+            fill_id: format!("{}-F{}", exchange_id(order.seq), order.fills),
+            leg,
+            side,
+            price,
+            size: order.size,
+            fee,
+            liquidity,
+        }))
+    }
+
+    /// The stop leg against a stretch of a bar that starts at `from` and reaches
+    /// `low`: triggers at or below the trigger, then fills as a stop-limit or rests.
+    fn stop_leg(
+        &self,
+        order: &mut SimOrder,
+        b: &BracketLegs,
+        from: Decimal,
+        low: Decimal,
+        spec: &ProductSpec,
+    ) -> (Vec<BrokerEvent>, bool) {
+        if low > b.stop_trigger {
+            return (Vec::new(), false);
+        }
+        let reference = from.min(b.stop_trigger);
+        if reference < b.stop_limit {
+            // Gapped below the stop-limit's limit: unfilled, resting.
+            order.phase = Phase::StopResting;
+            return (Vec::new(), false);
+        }
+        let price = CostModel::new(&self.config)
+            .taker_fill_price(reference, Side::Sell, spec)
+            .max(b.stop_limit);
+        (
+            vec![self.fill(
+                order,
+                FillLeg::StopLoss,
+                Side::Sell,
+                price,
+                Liquidity::Taker,
+            )],
+            true,
+        )
+    }
+
+    /// Works one order against a closed bar; returns its events and whether it is done.
+    fn work(&self, order: &mut SimOrder, bar: &Candle) -> (Vec<BrokerEvent>, bool) {
+        let spec = self.spec(&order.symbol);
+        let costs = CostModel::new(&self.config);
+        match order.phase.clone() {
+            Phase::MarketPending => {
+                let price = costs.taker_fill_price(bar.open, Side::Sell, &spec);
+                (
+                    vec![self.fill(order, FillLeg::Exit, Side::Sell, price, Liquidity::Taker)],
+                    true,
+                )
+            }
+            Phase::Working { bars_left } => {
+                let limit = order.limit.unwrap_or_default();
+                if bar.low <= limit {
+                    let price = if bar.open <= limit { bar.open } else { limit };
+                    let event =
+                        self.fill(order, FillLeg::Entry, Side::Buy, price, Liquidity::Maker);
+                    order.phase = Phase::Filled;
+                    let Some(b) = order.bracket.clone() else {
+                        return (vec![event], true);
+                    };
+                    // The bracket attaches as the entry fills. Whether the bar's low
+                    // came before or after the fill is unknown: assume after, so the
+                    // stop may trigger in this bar (the take-profit may not).
+                    let mut events = vec![event];
+                    let (stop, done) = self.stop_leg(order, &b, price, bar.low, &spec);
+                    events.extend(stop);
+                    return (events, done);
+                }
+                if bars_left <= 1 {
+                    let cancelled = Event::OrderCancelled(OrderCancelled {
+                        client_order_id: order.client_order_id.clone(),
+                        order_seq: order.seq,
+                        reason: "time to live expired".into(),
+                    });
+                    return (vec![BrokerEvent::Journal(cancelled)], true);
+                }
+                order.phase = Phase::Working {
+                    bars_left: bars_left - 1,
+                };
+                (Vec::new(), false)
+            }
+            Phase::Filled => {
+                let Some(b) = order.bracket.clone() else {
+                    return (Vec::new(), true);
+                };
+                if bar.low <= b.stop_trigger {
+                    return self.stop_leg(order, &b, bar.open, bar.low, &spec);
+                }
+                if bar.high >= b.take_profit_limit {
+                    let price = bar.open.max(b.take_profit_limit);
+                    return (
+                        vec![self.fill(
+                            order,
+                            FillLeg::TakeProfit,
+                            Side::Sell,
+                            price,
+                            Liquidity::Maker,
+                        )],
+                        true,
+                    );
+                }
+                (Vec::new(), false)
+            }
+            Phase::StopResting => {
+                let Some(b) = order.bracket.clone() else {
+                    return (Vec::new(), true);
+                };
+                if bar.high >= b.stop_limit {
+                    let price = bar.open.max(b.stop_limit);
+                    return (
+                        vec![self.fill(
+                            order,
+                            FillLeg::StopLoss,
+                            Side::Sell,
+                            price,
+                            Liquidity::Maker,
+                        )],
+                        true,
+                    );
+                }
+                (Vec::new(), false)
+            }
+        }
+    }
+}
+
+/// The simulated exchange's order id for the order journaled at `seq`.
+pub fn exchange_id(seq: Seq) -> String {
+    format!("SIM-{seq:010}")
+}
+
+impl Broker for SimExchange {
+    fn place(&mut self, order_seq: Seq, order: &OrderPlaced) -> Vec<BrokerEvent> {
+        self.order_ids += 1;
+        let last_close = self.last_close.get(&order.product_id).copied();
+        if order.post_only && order.purpose == OrderPurpose::Entry {
+            if let (Some(limit), Some(close)) = (order.limit_price, last_close) {
+                if limit > close {
+                    return vec![BrokerEvent::Journal(Event::OrderRejected(OrderRejected {
+                        client_order_id: order.client_order_id.clone(),
+                        order_seq,
+                        reason: "INVALID_LIMIT_PRICE_POST_ONLY".into(),
+                    }))];
+                }
+            }
+        }
+        let id = exchange_id(order_seq);
+        let mut events = vec![BrokerEvent::Journal(Event::OrderAcknowledged(
+            OrderAcknowledged {
+                client_order_id: order.client_order_id.clone(),
+                order_seq,
+                exchange_order_id: id.clone(),
+            },
+        ))];
+        if order.bracket.is_some() {
+            events.push(BrokerEvent::Journal(Event::BracketVerified(
+                BracketVerified {
+                    client_order_id: order.client_order_id.clone(),
+                    order_seq,
+                    take_profit_order_id: format!("{id}-TP"),
+                    stop_order_id: format!("{id}-SL"),
+                },
+            )));
+        }
+        let phase = match order.purpose {
+            OrderPurpose::Entry => Phase::Working {
+                bars_left: self.config.orders.entry_ttl_bars,
+            },
+            OrderPurpose::Exit => {
+                // An exit closes the position: the entry's bracket legs go with it.
+                self.orders
+                    .retain(|_, o| o.symbol != order.product_id || o.phase == Phase::MarketPending);
+                Phase::MarketPending
+            }
+        };
+        self.orders.insert(
+            order.client_order_id.clone(),
+            SimOrder {
+                seq: order_seq,
+                client_order_id: order.client_order_id.clone(),
+                symbol: order.product_id.clone(),
+                size: order.base_size,
+                limit: order.limit_price,
+                bracket: order.bracket.clone(),
+                phase,
+                fills: 0,
+            },
+        );
+        events
+    }
+
+    fn on_candle(&mut self, candle: &Candle) -> Vec<BrokerEvent> {
+        let mut events = Vec::new();
+        let ids: Vec<String> = self
+            .orders
+            .iter()
+            .filter(|(_, o)| o.symbol == candle.symbol)
+            .map(|(id, _)| id.clone())
+            .collect();
+        // Market exits first: they execute at the open, before anything else in the bar.
+        let (market, rest): (Vec<String>, Vec<String>) = ids
+            .into_iter()
+            .partition(|id| self.orders[id].phase == Phase::MarketPending);
+        for id in market.into_iter().chain(rest) {
+            let Some(mut order) = self.orders.remove(&id) else {
+                continue;
+            };
+            let (mut produced, done) = self.work(&mut order, candle);
+            let exited = produced.iter().any(
+                |e| matches!(e, BrokerEvent::Journal(Event::Fill(f)) if f.leg == FillLeg::Exit),
+            );
+            events.append(&mut produced);
+            if !done {
+                self.orders.insert(id, order);
+            }
+            if exited {
+                // The position is gone: cancel the entry's remaining legs.
+                self.orders.retain(|_, o| o.symbol != candle.symbol);
+                break;
+            }
+        }
+        self.last_close.insert(candle.symbol.clone(), candle.close);
+        events
+    }
+
+    fn cancel(&mut self, client_order_id: &str, reason: &str) -> Vec<BrokerEvent> {
+        match self.orders.get(client_order_id) {
+            Some(order) if matches!(order.phase, Phase::Working { .. }) => {
+                let order = self.orders.remove(client_order_id).expect("present");
+                vec![BrokerEvent::Journal(Event::OrderCancelled(
+                    OrderCancelled {
+                        client_order_id: order.client_order_id,
+                        order_seq: order.seq,
+                        reason: reason.into(),
+                    },
+                ))]
+            }
+            _ => Vec::new(),
+        }
+    }
+}

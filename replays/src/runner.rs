@@ -1,0 +1,334 @@
+//! The replay runner: cached candles → the production engine (`run_tick`) →
+//! the simulated exchange → the journal (hash-chained) → the projections. The
+//! report of a replay is the projections' report over its journal, nothing
+//! computed on the side.
+//!
+//! Per closed candle, in market-time order (symbols in name order at equal
+//! times): the candle is journaled; the exchange works live orders against it
+//! (fills, cancels), and the engine reacts to each; then the engine decides on
+//! the candle (one Decision, maybe an order), and each order goes to the
+//! exchange (acknowledged, bracket verified or rejected). Data-quality findings
+//! are journaled when they become known.
+//!
+//! Determinism: the run id, the journal id and its creation time are derived
+//! from the inputs (configuration, symbols, exchange, granularity, range,
+//! flags), and nothing journaled reads a clock, so the same inputs give a
+//! byte-identical journal – the same head hash – on every machine.
+
+use crate::data::{find_source, CandleStream, DataError, Item};
+use crate::exchange::{Broker, BrokerEvent, SimExchange};
+use anx_journal::*;
+use anx_projections::engine::config::Config;
+use anx_projections::engine::{Engine, TickInput};
+use anx_projections::{FoldError, Projection};
+use std::path::PathBuf;
+
+/// What to replay.
+#[derive(Clone, Debug)]
+pub struct ReplaySpec {
+    pub config: Config,
+    pub symbols: Vec<String>,
+    pub exchange: String,
+    pub granularity_s: u32,
+    pub start_ms: UnixMs,
+    pub end_ms: UnixMs,
+    pub cache_dir: PathBuf,
+    pub journal_dir: PathBuf,
+    pub run_mode: RunMode,
+    pub skip_volume_filter: bool,
+    pub created_by: String,
+    pub git_sha: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("the fold refused an event the replay produced (a bug): {0}")]
+    Fold(#[from] FoldError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Counts for progress and throughput.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub candles: u64,
+    pub events: u64,
+    pub source_rows: u64,
+    pub market_ms: UnixMs,
+}
+
+pub struct ReplayOutcome {
+    pub run_id: String,
+    pub projection: Projection,
+    pub head: Head,
+    pub progress: Progress,
+}
+
+/// The run id and journal identity of a replay: BLAKE3 over its inputs.
+pub fn identity(spec: &ReplaySpec) -> (String, JournalMeta) {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"anx-replay-v1\0");
+    hasher.update(spec.config.canonical_text().as_bytes());
+    for symbol in &spec.symbols {
+        hasher.update(symbol.as_bytes());
+        hasher.update(b"\0");
+    }
+    hasher.update(spec.exchange.as_bytes());
+    hasher.update(&spec.granularity_s.to_le_bytes());
+    hasher.update(&spec.start_ms.to_le_bytes());
+    hasher.update(&spec.end_ms.to_le_bytes());
+    hasher.update(&[u8::from(spec.skip_volume_filter), spec.run_mode as u8]);
+    let hash = hasher.finalize();
+    let mut journal_id = [0u8; 16];
+    journal_id.copy_from_slice(&hash.as_bytes()[..16]);
+    let run_id = hash.to_hex().as_str()[..8].to_string();
+    (
+        run_id,
+        JournalMeta {
+            journal_id,
+            created_ms: spec.start_ms,
+        },
+    )
+}
+
+struct Pipeline {
+    writer: Writer,
+    projection: Projection,
+    engine: Engine,
+    broker: SimExchange,
+    progress: Progress,
+}
+
+impl Pipeline {
+    fn append(&mut self, market_ms: UnixMs, event: &Event) -> Result<Seq, ReplayError> {
+        let appended = self.writer.append(market_ms, event)?;
+        self.projection.apply(appended.seq, market_ms, event)?;
+        self.engine.observe(&self.projection, market_ms, event);
+        self.progress.events += 1;
+        Ok(appended.seq)
+    }
+
+    /// Runs the engine on one input and journals what it decides; orders go to
+    /// the exchange once the engine's events are all in.
+    fn engine_step(&mut self, input: TickInput, as_of_ms: UnixMs) -> Result<(), ReplayError> {
+        let outputs = self.engine.run_tick(&self.projection, input);
+        let mut placed = Vec::new();
+        for (market_ms, event) in outputs {
+            let seq = self.append(market_ms, &event)?;
+            if let Event::OrderPlaced(order) = event {
+                placed.push((seq, order));
+            }
+        }
+        for (seq, order) in placed {
+            let answers = self.broker.place(seq, &order);
+            self.broker_events(answers, as_of_ms)?;
+        }
+        Ok(())
+    }
+
+    fn broker_events(
+        &mut self,
+        events: Vec<BrokerEvent>,
+        as_of_ms: UnixMs,
+    ) -> Result<(), ReplayError> {
+        for event in events {
+            match event {
+                BrokerEvent::Journal(event) => {
+                    let ended = match &event {
+                        Event::OrderCancelled(e) => Some(e.client_order_id.clone()),
+                        Event::OrderRejected(e) => Some(e.client_order_id.clone()),
+                        _ => None,
+                    };
+                    let symbol = ended
+                        .as_ref()
+                        .and_then(|id| self.projection.state.orders.get(id))
+                        .map(|o| o.symbol.clone());
+                    let seq = self.append(as_of_ms, &event)?;
+                    match (&event, ended, symbol) {
+                        (Event::Fill(fill), _, _) => {
+                            self.engine_step(
+                                TickInput::Fill {
+                                    seq,
+                                    fill,
+                                    as_of_ms,
+                                },
+                                as_of_ms,
+                            )?;
+                        }
+                        (_, Some(id), Some(symbol)) => {
+                            let input = TickInput::OrderEnded {
+                                seq,
+                                symbol: &symbol,
+                                client_order_id: &id,
+                                as_of_ms,
+                            };
+                            self.engine_step(input, as_of_ms)?;
+                        }
+                        _ => {}
+                    }
+                }
+                BrokerEvent::ProtectionUnconfirmed {
+                    symbol,
+                    client_order_id,
+                    reason,
+                } => {
+                    let input = TickInput::ProtectionUnconfirmed {
+                        symbol: &symbol,
+                        client_order_id: &client_order_id,
+                        reason: &reason,
+                        as_of_ms,
+                    };
+                    self.engine_step(input, as_of_ms)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn candle(&mut self, candle: Candle) -> Result<(), ReplayError> {
+        let as_of_ms = candle.open_ms + i64::from(candle.granularity_s) * 1000;
+        let seq = self.append(as_of_ms, &Event::Candle(candle.clone()))?;
+        self.progress.candles += 1;
+        self.progress.market_ms = as_of_ms;
+        let worked = self.broker.on_candle(&candle);
+        self.broker_events(worked, as_of_ms)?;
+        self.engine_step(
+            TickInput::Candle {
+                seq,
+                candle: &candle,
+                as_of_ms,
+            },
+            as_of_ms,
+        )
+    }
+}
+
+/// A stream with its next item looked at.
+struct Peeked {
+    stream: CandleStream,
+    next: Option<Item>,
+}
+
+fn item_time(item: &Item) -> (UnixMs, u8) {
+    match item {
+        Item::Finding { market_ms, .. } => (*market_ms, 0),
+        Item::Candle(c) => (c.open_ms + i64::from(c.granularity_s) * 1000, 1),
+    }
+}
+
+/// Replays `spec`, calling `progress` now and then. The journal must not exist yet.
+pub fn run(
+    spec: &ReplaySpec,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<ReplayOutcome, ReplayError> {
+    if spec.end_ms <= spec.start_ms {
+        return Err(ReplayError::Invalid(format!(
+            "the end ({}) must be after the start ({})",
+            spec.end_ms, spec.start_ms
+        )));
+    }
+    let mut streams = Vec::new();
+    for symbol in &spec.symbols {
+        let source = find_source(&spec.cache_dir, &spec.exchange, symbol, spec.granularity_s)?;
+        let stream = CandleStream::open(
+            &source,
+            symbol,
+            spec.granularity_s,
+            spec.start_ms,
+            spec.end_ms,
+        )?;
+        streams.push(Peeked { stream, next: None });
+    }
+    let (run_id, meta) = identity(spec);
+    let options = WriterOptions {
+        durability: Durability::OnClose,
+        ..WriterOptions::default()
+    };
+    let writer = Writer::create(&spec.journal_dir, meta, options)?;
+    let config = spec.config.clone();
+    let mut pipeline = Pipeline {
+        writer,
+        projection: Projection::new(),
+        engine: Engine::new(config.clone(), &run_id, spec.skip_volume_filter),
+        broker: SimExchange::new(config.clone()),
+        progress: Progress::default(),
+    };
+    let started = RunStarted {
+        run_id: run_id.clone(),
+        run_mode: spec.run_mode,
+        capital_mode: config.run.capital_mode,
+        market_time_basis: MarketTimeBasis::CandleTimestamp,
+        data_integrity: if spec.skip_volume_filter {
+            DataIntegrity::DegradedSkipVolume
+        } else {
+            DataIntegrity::Ok
+        },
+        created_by: spec.created_by.clone(),
+        git_sha: spec.git_sha.clone(),
+        config_hash: config.hash(),
+        config_text: config.canonical_text(),
+        symbols: spec.symbols.clone(),
+        granularity_s: spec.granularity_s,
+        start_ms: spec.start_ms,
+        end_ms: Some(spec.end_ms),
+        starting_capital: config.run.starting_capital,
+    };
+    pipeline.append(spec.start_ms, &Event::RunStarted(started))?;
+    loop {
+        for peeked in streams.iter_mut() {
+            if peeked.next.is_none() {
+                peeked.next = peeked.stream.next().transpose()?;
+            }
+        }
+        let Some(index) = streams
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| p.next.as_ref().map(|item| (item_time(item), i)))
+            .min()
+            .map(|(_, i)| i)
+        else {
+            break;
+        };
+        match streams[index]
+            .next
+            .take()
+            .expect("chosen stream has an item")
+        {
+            Item::Candle(candle) => pipeline.candle(candle)?,
+            Item::Finding { market_ms, finding } => {
+                pipeline.append(market_ms, &Event::DataQuality(finding))?;
+            }
+        }
+        if pipeline.progress.events.is_multiple_of(65_536) {
+            pipeline.progress.source_rows = streams.iter().map(|p| p.stream.rows).sum();
+            progress(pipeline.progress);
+        }
+    }
+    pipeline.progress.source_rows = streams.iter().map(|p| p.stream.rows).sum();
+    let end_ms = pipeline.progress.market_ms.max(spec.start_ms);
+    let completed = RunCompleted {
+        run_id: run_id.clone(),
+        end_ms,
+        candles: pipeline.progress.candles,
+        reason: "end of data".into(),
+    };
+    pipeline.append(end_ms, &Event::RunCompleted(completed))?;
+    let checkpoint = Checkpoint {
+        through_seq: pipeline.projection.seq(),
+        state_hash: pipeline.projection.state_hash(),
+    };
+    pipeline.append(end_ms, &Event::Checkpoint(checkpoint))?;
+    let head = pipeline.writer.head();
+    pipeline.writer.close()?;
+    progress(pipeline.progress);
+    Ok(ReplayOutcome {
+        run_id,
+        projection: pipeline.projection,
+        head,
+        progress: pipeline.progress,
+    })
+}
