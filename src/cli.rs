@@ -31,6 +31,36 @@ pub enum Command {
     /// Backtest over historical candles through the production engine.
     #[command(subcommand)]
     Replay(ReplayCommand),
+    /// Candle data: fill the cache from Coinbase.
+    #[command(subcommand)]
+    Data(DataCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DataCommand {
+    /// Fetch public candles from Coinbase into the cache (a cache hit makes no request).
+    Fetch(FetchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct FetchArgs {
+    /// Comma-separated symbols.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub symbols: Vec<String>,
+    /// First day (YYYY-MM-DD, UTC) or an RFC 3339 time.
+    #[arg(long)]
+    pub start: String,
+    /// End (exclusive).
+    #[arg(long)]
+    pub end: String,
+    /// The granularity the candles are for (Coinbase's coarsest dividing one is fetched).
+    #[arg(long, default_value = "4h")]
+    pub granularity: String,
+    #[arg(long, default_value = "data/cache")]
+    pub cache_dir: PathBuf,
+    /// Base URL of Coinbase's public API.
+    #[arg(long, default_value = "https://api.coinbase.com")]
+    pub coinbase_url: String,
 }
 
 #[derive(Subcommand, Debug)]
@@ -62,7 +92,9 @@ pub enum CapitalModeArg {
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum RunModeArg {
+    #[value(name = "replay_backtest", alias = "replay-backtest")]
     ReplayBacktest,
+    #[value(name = "paper_live", alias = "paper-live")]
     PaperLive,
 }
 
@@ -98,7 +130,7 @@ pub struct ReplayRunArgs {
     /// Starting capital in quote currency (per symbol when independent).
     #[arg(long)]
     pub starting_capital: Option<String>,
-    #[arg(long, value_enum, default_value = "replay-backtest")]
+    #[arg(long, value_enum, default_value = "replay_backtest")]
     pub run_mode: RunModeArg,
     /// The journal directory to create (default: a new one under anx-data/journals/).
     #[arg(long)]
@@ -212,6 +244,7 @@ impl Cli {
             Command::Journal(JournalCommand::Reindex(args)) => journal_cmd::reindex(&args.dir),
             Command::Why(args) => journal_cmd::why(&args),
             Command::Replay(ReplayCommand::Run(args)) => crate::replay_cmd::run(&args),
+            Command::Data(DataCommand::Fetch(args)) => crate::replay_cmd::fetch(&args),
         }
     }
 }

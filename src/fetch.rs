@@ -1,15 +1,311 @@
-//! Filling the candle cache from Coinbase's public candles endpoint.
-use anyhow::Result;
-use std::path::Path;
+//! Filling the candle cache from Coinbase Advanced Trade's public candles
+//! endpoint (`GET {base}/api/v3/brokerage/market/products/{id}/candles`).
+//!
+//! - At most 300 candles a request; responses come newest first; the range is
+//!   walked window by window.
+//! - 429 and 5xx answers, timeouts and connection errors are retried with
+//!   exponential backoff (bounded); any other error, or a body that is not the
+//!   expected JSON, stops the fetch with a one-line error. Nothing is written
+//!   unless the whole range was fetched.
+//! - Coinbase has no 4h candles: the coarsest Coinbase granularity dividing the
+//!   requested one is fetched (2h for 4h), and the replay resamples.
+//! - A cache hit – a file for the symbol at the requested granularity or a finer
+//!   one dividing it, covering the whole range – makes no request.
+//! - Files are written atomically (temporary file, then rename), merged with
+//!   rows already cached, sorted and de-duplicated, in the cache layout
+//!   `timestamp,unix,open,high,low,close,volume`.
 
+use anx_journal::UnixMs;
+use anx_replays::data::{find_source, granularity_name, HEADER};
+use anyhow::{anyhow, bail, Context, Result};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::time::Duration;
+
+/// Coinbase's per-request candle limit.
+pub const CANDLES_PER_REQUEST_MAX: i64 = 300;
+/// Attempts per request before giving up.
+pub const ATTEMPTS_MAX: u32 = 6;
+/// First backoff; it doubles per attempt.
+pub const BACKOFF_MS_FIRST: u64 = 250;
+pub const REQUEST_TIMEOUT_S: u64 = 20;
+
+/// Coinbase's granularity names, by seconds.
+const COINBASE_GRANULARITIES: [(u32, &str); 8] = [
+    (86_400, "ONE_DAY"),
+    (21_600, "SIX_HOUR"),
+    (7_200, "TWO_HOUR"),
+    (3_600, "ONE_HOUR"),
+    (1_800, "THIRTY_MINUTE"),
+    (900, "FIFTEEN_MINUTE"),
+    (300, "FIVE_MINUTE"),
+    (60, "ONE_MINUTE"),
+];
+
+/// The coarsest Coinbase granularity that divides `granularity_s`.
+pub fn coinbase_granularity(granularity_s: u32) -> Option<(u32, &'static str)> {
+    COINBASE_GRANULARITIES
+        .iter()
+        .copied()
+        .find(|(s, _)| *s <= granularity_s && granularity_s.is_multiple_of(*s))
+}
+
+/// One cached row: open time (ms) → the CSV line.
+type Rows = BTreeMap<UnixMs, String>;
+
+fn format_row(open_s: i64, fields: &[&str; 5]) -> Result<String> {
+    let time = chrono::DateTime::from_timestamp(open_s, 0)
+        .ok_or_else(|| anyhow!("candle time {open_s} out of range"))?;
+    Ok(format!(
+        "{},{open_s},{},{},{},{},{}",
+        time.format("%Y-%m-%dT%H:%M:%SZ"),
+        fields[0],
+        fields[1],
+        fields[2],
+        fields[3],
+        fields[4]
+    ))
+}
+
+/// Rows already in a cache file (empty if there is none).
+fn read_rows(path: &Path) -> Result<Rows> {
+    let mut rows = Rows::new();
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(rows),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    for (i, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.with_context(|| format!("cannot read {}", path.display()))?;
+        if i == 0 || line.trim().is_empty() {
+            continue;
+        }
+        let unix: i64 = line
+            .split(',')
+            .nth(1)
+            .and_then(|u| u.parse().ok())
+            .ok_or_else(|| anyhow!("{}:{}: malformed row", path.display(), i + 1))?;
+        rows.insert(unix * 1000, line);
+    }
+    Ok(rows)
+}
+
+/// Whether the cache already holds `[start_ms, end_ms)` for a symbol.
+fn covered(
+    cache_dir: &Path,
+    exchange: &str,
+    symbol: &str,
+    granularity_s: u32,
+    start_ms: UnixMs,
+    end_ms: UnixMs,
+) -> Result<bool> {
+    let Ok(source) = find_source(cache_dir, exchange, symbol, granularity_s) else {
+        return Ok(false);
+    };
+    if source.path.extension().is_some_and(|e| e == "gz") {
+        // Compressed caches are bundled data; trust their coverage as is.
+        return Ok(true);
+    }
+    let rows = read_rows(&source.path)?;
+    let step = i64::from(source.granularity_s) * 1000;
+    let (Some(first), Some(last)) = (rows.keys().next(), rows.keys().next_back()) else {
+        return Ok(false);
+    };
+    // Data cannot exist past now: a range ending in the future is covered up to now.
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let needed_end = end_ms.min(now_ms - now_ms.rem_euclid(step));
+    Ok(*first <= start_ms && last + step >= needed_end)
+}
+
+async fn get_with_backoff(client: &reqwest::Client, url: &str) -> Result<String> {
+    let mut backoff_ms = BACKOFF_MS_FIRST;
+    let mut last_problem = String::new();
+    for attempt in 1..=ATTEMPTS_MAX {
+        match client.get(url).send().await {
+            Ok(response) => {
+                let status = response.status();
+                if status.is_success() {
+                    return response
+                        .text()
+                        .await
+                        .with_context(|| format!("reading the answer of {url}"));
+                }
+                let body = response.text().await.unwrap_or_default();
+                let snippet: String = body
+                    .chars()
+                    .take(160)
+                    .collect::<String>()
+                    .replace('\n', " ");
+                if status.as_u16() != 429 && !status.is_server_error() {
+                    bail!("{url}: HTTP {status}: {snippet}");
+                }
+                last_problem = format!("HTTP {status}");
+            }
+            Err(e) => last_problem = e.to_string(),
+        }
+        if attempt < ATTEMPTS_MAX {
+            tracing::warn!("{url}: {last_problem}; retrying in {backoff_ms} ms (attempt {attempt} of {ATTEMPTS_MAX})");
+            tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
+            backoff_ms = (backoff_ms * 2).min(16_000);
+        }
+    }
+    bail!("{url}: gave up after {ATTEMPTS_MAX} attempts: {last_problem}")
+}
+
+/// Parses a candles answer into rows (any order).
+pub fn parse_candles(body: &str, url: &str) -> Result<Vec<(i64, [String; 5])>> {
+    let value: serde_json::Value =
+        serde_json::from_str(body).map_err(|e| anyhow!("{url}: the answer is not JSON ({e})"))?;
+    let candles = value
+        .get("candles")
+        .and_then(|c| c.as_array())
+        .ok_or_else(|| anyhow!("{url}: the answer has no \"candles\" list"))?;
+    let mut out = Vec::with_capacity(candles.len());
+    for candle in candles {
+        let field = |name: &str| -> Result<String> {
+            match candle.get(name) {
+                Some(serde_json::Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+                Some(serde_json::Value::Number(n)) => Ok(n.to_string()),
+                _ => Err(anyhow!("{url}: a candle lacks {name:?}")),
+            }
+        };
+        let start: i64 = field("start")?
+            .parse()
+            .map_err(|_| anyhow!("{url}: candle start is not a number"))?;
+        out.push((
+            start,
+            [
+                field("open")?,
+                field("high")?,
+                field("low")?,
+                field("close")?,
+                field("volume")?,
+            ],
+        ));
+    }
+    Ok(out)
+}
+
+/// One symbol's range to fetch.
+struct FetchJob<'a> {
+    base_url: &'a str,
+    cache_dir: &'a Path,
+    exchange: &'a str,
+    symbol: &'a str,
+    granularity: (u32, &'static str),
+    start_ms: UnixMs,
+    end_ms: UnixMs,
+}
+
+/// Fetches `[start_ms, end_ms)` of one symbol and merges it into the cache.
+async fn fetch_symbol(client: &reqwest::Client, job: &FetchJob<'_>) -> Result<usize> {
+    let FetchJob {
+        base_url,
+        cache_dir,
+        exchange,
+        symbol,
+        granularity: (step_s, name),
+        start_ms,
+        end_ms,
+    } = *job;
+    let step_ms = i64::from(step_s) * 1000;
+    let mut rows = Rows::new();
+    let mut window_start = start_ms - start_ms.rem_euclid(step_ms);
+    while window_start < end_ms {
+        let window_end = (window_start + CANDLES_PER_REQUEST_MAX * step_ms).min(end_ms);
+        let url = format!(
+            "{}/api/v3/brokerage/market/products/{symbol}/candles?start={}&end={}&granularity={name}",
+            base_url.trim_end_matches('/'),
+            window_start / 1000,
+            window_end / 1000
+        );
+        let body = get_with_backoff(client, &url).await?;
+        for (start_s, fields) in parse_candles(&body, &url)? {
+            let open_ms = start_s * 1000;
+            if open_ms >= window_start && open_ms < window_end {
+                let refs = [
+                    fields[0].as_str(),
+                    fields[1].as_str(),
+                    fields[2].as_str(),
+                    fields[3].as_str(),
+                    fields[4].as_str(),
+                ];
+                rows.insert(open_ms, format_row(start_s, &refs)?);
+            }
+        }
+        window_start = window_end;
+    }
+    let fetched = rows.len();
+    let path = cache_dir.join(format!(
+        "{exchange}_{symbol}_{}.csv",
+        granularity_name(step_s)
+    ));
+    let mut merged = read_rows(&path)?;
+    merged.extend(rows);
+    let mut text = String::with_capacity(merged.len() * 80);
+    text.push_str(HEADER);
+    text.push('\n');
+    for line in merged.values() {
+        text.push_str(line);
+        text.push('\n');
+    }
+    let tmp = path.with_extension("csv.tmp");
+    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(fetched)
+}
+
+/// Makes sure the cache holds every symbol's candles for the range, fetching
+/// what is missing. Returns the number of candles fetched per symbol (0 for a
+/// cache hit).
 pub fn fill_cache(
-    _base_url: &str,
-    _cache_dir: &Path,
-    _exchange: &str,
-    _symbols: &[String],
-    _granularity_s: u32,
-    _start_ms: i64,
-    _end_ms: i64,
-) -> Result<()> {
-    anyhow::bail!("--data-source coinbase is not available yet")
+    base_url: &str,
+    cache_dir: &Path,
+    exchange: &str,
+    symbols: &[String],
+    granularity_s: u32,
+    start_ms: UnixMs,
+    end_ms: UnixMs,
+) -> Result<Vec<(String, usize)>> {
+    if !exchange.eq_ignore_ascii_case("COINBASE") {
+        bail!("--data-source coinbase fetches Coinbase candles, but --exchange is {exchange}");
+    }
+    let granularity = coinbase_granularity(granularity_s).ok_or_else(|| {
+        anyhow!(
+            "Coinbase has no candles that divide {}",
+            granularity_name(granularity_s)
+        )
+    })?;
+    std::fs::create_dir_all(cache_dir)
+        .with_context(|| format!("cannot create {}", cache_dir.display()))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the I/O runtime")?;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(REQUEST_TIMEOUT_S))
+        .user_agent(concat!("anx/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .context("cannot build the HTTP client")?;
+    let mut fetched = Vec::new();
+    for symbol in symbols {
+        if covered(cache_dir, exchange, symbol, granularity_s, start_ms, end_ms)? {
+            tracing::info!("{symbol}: cache hit, no request");
+            fetched.push((symbol.clone(), 0));
+            continue;
+        }
+        let job = FetchJob {
+            base_url,
+            cache_dir,
+            exchange,
+            symbol,
+            granularity,
+            start_ms,
+            end_ms,
+        };
+        let count = runtime.block_on(fetch_symbol(&client, &job))?;
+        fetched.push((symbol.clone(), count));
+    }
+    Ok(fetched)
 }

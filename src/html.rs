@@ -1,8 +1,362 @@
-//! The self-contained HTML report (placeholder until the charts land).
-use crate::render::ReplayView;
-use anyhow::Result;
+//! The self-contained HTML report of a replay: one file, no scripts or
+//! external assets – inline CSS and SVG charts (equity, drawdown), per-symbol
+//! panels, the trades table with a link from each trade to its decision trail,
+//! data quality and audit coverage. Every number comes from the projections
+//! (the same `Report` as the table and JSON formats); the trails are read from
+//! the journal through the index, as `anx why` reads them.
+
+use crate::output::market_time;
+use crate::render::{engine_name, ReplayView};
+use crate::store::{self, LoadOptions};
+use anx_projections::{DailyEquity, Report};
+use anyhow::{Context, Result};
+use rust_decimal::Decimal;
+use std::fmt::Write;
 use std::path::Path;
 
-pub fn report(_journal: &Path, _view: &ReplayView) -> Result<String> {
-    anyhow::bail!("--report-format html is not available yet")
+const DAY_MS: i64 = 86_400_000;
+const CHART_W: f64 = 900.0;
+const CHART_H: f64 = 220.0;
+
+fn esc(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn d(value: Decimal, dp: u32) -> String {
+    value.round_dp(dp).normalize().to_string()
+}
+
+fn od(value: Option<Decimal>, dp: u32) -> String {
+    value.map_or_else(|| "n/a".into(), |v| d(v, dp))
+}
+
+/// Decimal → f64 for drawing only (chart coordinates, never money).
+fn plot(value: Decimal) -> f64 {
+    value.to_string().parse().unwrap_or(0.0)
+}
+
+/// An SVG line (or filled area) chart of `values`, labelled with its range.
+fn svg_chart(title: &str, values: &[f64], days: &[i64], fill: bool, color: &str) -> String {
+    if values.len() < 2 {
+        return format!(
+            "<p class=\"muted\">{} – not enough days to draw.</p>",
+            esc(title)
+        );
+    }
+    let (min, max) = values
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(*v), hi.max(*v))
+        });
+    let span = if (max - min).abs() < f64::EPSILON {
+        1.0
+    } else {
+        max - min
+    };
+    let x = |i: usize| 40.0 + (CHART_W - 50.0) * i as f64 / (values.len() - 1) as f64;
+    let y = |v: f64| 10.0 + (CHART_H - 30.0) * (1.0 - (v - min) / span);
+    let mut points = String::new();
+    for (i, v) in values.iter().enumerate() {
+        let _ = write!(points, "{:.1},{:.1} ", x(i), y(*v));
+    }
+    let mut svg = format!(
+        "<svg viewBox=\"0 0 {CHART_W} {CHART_H}\" role=\"img\" aria-label=\"{}\">",
+        esc(title)
+    );
+    if fill {
+        let _ = write!(svg, "<polygon points=\"{:.1},{:.1} {points}{:.1},{:.1}\" fill=\"{color}\" fill-opacity=\"0.25\" stroke=\"none\"/>", x(0), y(max.min(0.0).max(min)), x(values.len() - 1), y(max.min(0.0).max(min)));
+    }
+    let _ = write!(
+        svg,
+        "<polyline points=\"{points}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"1.5\"/>"
+    );
+    let _ = write!(
+        svg,
+        "<text x=\"2\" y=\"14\" class=\"axis\">{max:.2}</text><text x=\"2\" y=\"{:.0}\" class=\"axis\">{min:.2}</text>",
+        CHART_H - 20.0
+    );
+    let first = days
+        .first()
+        .map(|d| market_time(d * DAY_MS)[..10].to_string())
+        .unwrap_or_default();
+    let last = days
+        .last()
+        .map(|d| market_time(d * DAY_MS)[..10].to_string())
+        .unwrap_or_default();
+    let _ = write!(svg, "<text x=\"40\" y=\"{:.0}\" class=\"axis\">{first}</text><text x=\"{:.0}\" y=\"{:.0}\" class=\"axis\" text-anchor=\"end\">{last}</text></svg>", CHART_H - 4.0, CHART_W - 10.0, CHART_H - 4.0);
+    svg
+}
+
+fn row(out: &mut String, cells: &[String]) {
+    out.push_str("<tr>");
+    for cell in cells {
+        let _ = write!(out, "<td>{cell}</td>");
+    }
+    out.push_str("</tr>\n");
+}
+
+/// Renders the report of the replay whose journal is `journal`.
+pub fn report(journal: &Path, view: &ReplayView) -> Result<String> {
+    let state = &view.projection.state;
+    let report = Report::from_state(state);
+    let loaded = store::load(
+        journal,
+        LoadOptions {
+            to_seq: None,
+            use_store: true,
+        },
+    )
+    .with_context(|| format!("cannot index {}", journal.display()))?;
+    let index = loaded
+        .store
+        .as_ref()
+        .context("the index store was not opened")?;
+    let mut out = String::with_capacity(1 << 20);
+    let title = state.run.as_ref().map_or("anx replay".to_string(), |r| {
+        format!("anx replay {}", r.run_id)
+    });
+    let _ = write!(
+        out,
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>\n<style>\
+         body{{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#1b1f24;max-width:1100px}}\
+         h1{{font-size:22px}}h2{{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd}}\
+         table{{border-collapse:collapse;margin:8px 0}}td,th{{padding:3px 10px;border-bottom:1px solid #eee;text-align:right}}\
+         td:first-child,th:first-child{{text-align:left}}th{{background:#f6f8fa}}\
+         .cards{{display:flex;flex-wrap:wrap;gap:12px}}.card{{border:1px solid #ddd;border-radius:6px;padding:10px 14px;min-width:240px}}\
+         .muted{{color:#777}}.neg{{color:#b42318}}.pos{{color:#067647}}svg{{width:100%;height:auto;background:#fcfcfd;border:1px solid #eee}}\
+         .axis{{font-size:11px;fill:#666}}pre{{white-space:pre-wrap;font-size:12px;background:#f6f8fa;padding:8px}}\
+         </style></head><body>\n<h1>{}</h1>\n<p class=\"muted\">What a replay produced, read back from its journal. Past results are not a promise of future profit.</p>\n",
+        esc(&title),
+        esc(&title)
+    );
+    if let Some(run) = &state.run {
+        out.push_str("<h2 id=\"run\">Run</h2><table>\n");
+        for (k, v) in [
+            ("run id", run.run_id.clone()),
+            (
+                "mode",
+                format!(
+                    "{:?} / {:?} capital / {:?}",
+                    run.run_mode, run.capital_mode, run.data_integrity
+                ),
+            ),
+            ("symbols", run.symbols.join(", ")),
+            (
+                "range",
+                format!(
+                    "{} .. {}",
+                    market_time(run.start_ms),
+                    run.end_ms.map_or("open".into(), market_time)
+                ),
+            ),
+            ("starting capital", d(run.starting_capital, 2)),
+            ("candles", run.candles.to_string()),
+            ("config hash", run.config_hash.clone()),
+            ("git", run.git_sha.clone()),
+            ("journal", journal.display().to_string()),
+            ("head", format!("{}:{}", view.head_seq, view.head_hash)),
+            ("state hash", view.projection.state_hash().to_hex()),
+        ] {
+            row(&mut out, &[esc(k), esc(&v)]);
+        }
+        out.push_str("</table>\n");
+    }
+    out.push_str("<h2 id=\"summary\">Summary</h2><table>\n");
+    for (k, v) in [
+        (
+            "trades opened / closed",
+            format!("{} / {}", report.trades_opened, report.trades_closed),
+        ),
+        (
+            "win rate",
+            od(report.win_rate.map(|r| r * Decimal::ONE_HUNDRED), 2) + " %",
+        ),
+        (
+            "avg win / avg loss",
+            format!("{} / {}", od(report.avg_win, 2), od(report.avg_loss, 2)),
+        ),
+        ("actual R:R", od(report.rr_actual, 2)),
+        (
+            "expectancy",
+            format!(
+                "{} $ / {} R",
+                od(report.expectancy, 2),
+                od(report.expectancy_r, 3)
+            ),
+        ),
+        ("profit factor", od(report.profit_factor, 2)),
+        ("net PnL", d(report.net_pnl, 2)),
+        (
+            "equity start / final / peak",
+            format!(
+                "{} / {} / {}",
+                d(report.starting_equity, 2),
+                d(report.final_equity, 2),
+                d(report.peak_equity, 2)
+            ),
+        ),
+        (
+            "max drawdown",
+            format!(
+                "{} $ ({} %)",
+                d(report.max_drawdown, 2),
+                d(report.max_drawdown_pct, 2)
+            ),
+        ),
+        (
+            "max consecutive losses",
+            format!(
+                "{} ({} $)",
+                report.max_consecutive_losses,
+                d(report.max_consecutive_losses_usd, 2)
+            ),
+        ),
+        (
+            "sharpe / sortino",
+            format!(
+                "{} / {} ({})",
+                od(report.sharpe, 2),
+                od(report.sortino, 2),
+                report.ratio_basis
+            ),
+        ),
+        ("exposure", od(report.exposure_pct, 2) + " %"),
+        ("fees total", d(report.fees_total, 2)),
+    ] {
+        row(&mut out, &[esc(k), esc(&v)]);
+    }
+    out.push_str("</table>\n");
+    let daily: &[DailyEquity] = &state.equity.daily;
+    let days: Vec<i64> = daily.iter().map(|p| p.day).collect();
+    let equity: Vec<f64> = daily.iter().map(|p| plot(p.equity)).collect();
+    let drawdown: Vec<f64> = daily
+        .iter()
+        .map(|p| {
+            if p.peak > Decimal::ZERO {
+                -plot((p.peak - p.equity) / p.peak * Decimal::ONE_HUNDRED)
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "<h2 id=\"equity\">Equity (close of each UTC day)</h2>{}",
+        svg_chart("equity", &equity, &days, false, "#1f6feb")
+    );
+    let _ = writeln!(
+        out,
+        "<h2 id=\"drawdown\">Drawdown from peak (%)</h2>{}",
+        svg_chart("drawdown", &drawdown, &days, true, "#b42318")
+    );
+    out.push_str("<h2 id=\"symbols\">Per symbol</h2><div class=\"cards\">\n");
+    for (symbol, s) in &state.symbols {
+        let r = report.symbols.get(symbol).cloned().unwrap_or_default();
+        let exits: Vec<String> = r
+            .exits_by_reason
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        let class = if r.net_pnl < Decimal::ZERO {
+            "neg"
+        } else {
+            "pos"
+        };
+        let _ = write!(
+            out,
+            "<div class=\"card\"><b>{}</b> – {}<br>position {} @ {}<br>trades {} (wins {}, losses {}, win rate {} %)<br>net <span class=\"{class}\">{}</span>, fees {}, expectancy {} R<br><span class=\"muted\">{}</span></div>",
+            esc(symbol),
+            engine_name(s.engine.0),
+            d(s.position.quantity, 8),
+            od(s.position.average_entry(), 2),
+            r.trades_closed,
+            r.wins,
+            r.losses,
+            od(r.win_rate.map(|w| w * Decimal::ONE_HUNDRED), 1),
+            d(r.net_pnl, 2),
+            d(r.fees, 2),
+            od(r.expectancy_r, 3),
+            esc(&exits.join(", "))
+        );
+    }
+    out.push_str("</div>\n<h2 id=\"trades\">Trades</h2><table>\n<tr><th>trade</th><th>symbol</th><th>entry</th><th>exit</th><th>entry price</th><th>exit price</th><th>size</th><th>exit reason</th><th>fees</th><th>net</th><th>R (theo / real)</th><th>held h</th></tr>\n");
+    for t in &state.trades {
+        let class = if t.net_pnl < Decimal::ZERO {
+            "neg"
+        } else {
+            "pos"
+        };
+        row(
+            &mut out,
+            &[
+                format!(
+                    "<a href=\"#trail-{}\">{}</a>",
+                    esc(&t.trade_id),
+                    esc(&t.trade_id)
+                ),
+                esc(&t.symbol),
+                market_time(t.entry_ms)[..16].to_string(),
+                market_time(t.exit_ms)[..16].to_string(),
+                d(t.entry_price, 2),
+                d(t.exit_price, 2),
+                d(t.size, 8),
+                format!("{:?}", t.exit_reason),
+                d(t.fees, 4),
+                format!("<span class=\"{class}\">{}</span>", d(t.net_pnl, 4)),
+                format!("{} / {}", d(t.theoretical_r, 2), d(t.realized_r, 2)),
+                ((t.exit_ms - t.entry_ms) / 3_600_000).to_string(),
+            ],
+        );
+    }
+    out.push_str("</table>\n<h2 id=\"quality\">Data quality</h2><table>\n<tr><th>symbol</th><th>candles</th><th>gaps</th><th>missing bars</th><th>duplicates</th><th>out of order</th><th>volume anomalies</th><th>invalid</th><th>stale</th></tr>\n");
+    for (symbol, q) in &state.quality {
+        row(
+            &mut out,
+            &[
+                esc(symbol),
+                q.candles.to_string(),
+                q.gaps.to_string(),
+                q.missing_bars.to_string(),
+                q.duplicates.to_string(),
+                q.out_of_order.to_string(),
+                q.volume_anomalies.to_string(),
+                q.invalid.to_string(),
+                q.stale.to_string(),
+            ],
+        );
+    }
+    let audit = &state.audit;
+    let _ = write!(out, "</table>\n<h2 id=\"audit\">Audit coverage</h2><p>{} of {} closed trades have the full trail candle → decision → order → bracket verified → fill → exit.</p>\n", audit.complete, audit.trades);
+    for (id, gaps) in &audit.incomplete {
+        let _ = writeln!(
+            out,
+            "<p class=\"neg\">{}: missing {}</p>",
+            esc(id),
+            gaps.iter().map(|g| g.name()).collect::<Vec<_>>().join(", ")
+        );
+    }
+    out.push_str("<h2 id=\"trails\">Decision trails</h2>\n");
+    for t in &state.trades {
+        let trail = crate::why::lookup(index, journal, &loaded.segments, &t.trade_id)?;
+        let text = crate::why::trail_text(&trail, 0.0);
+        let body: String = text
+            .lines()
+            .filter(|l| !l.starts_with("lookup took"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let _ = writeln!(
+            out,
+            "<details id=\"trail-{}\"><summary>{} ({:?}, net {})</summary><pre>{}</pre></details>",
+            esc(&t.trade_id),
+            esc(&t.trade_id),
+            t.exit_reason,
+            d(t.net_pnl, 4),
+            esc(&body)
+        );
+    }
+    out.push_str("</body></html>\n");
+    Ok(out)
 }

@@ -70,6 +70,16 @@ pub fn report_json(report: &Report) -> Value {
         "exposure_pct": opt_num(report.exposure_pct),
         "fees_total": num(report.fees_total),
         "exits_by_reason": report.exits_by_reason,
+        "symbols": report.symbols.iter().map(|(symbol, r)| (symbol.clone(), json!({
+            "trades_closed": r.trades_closed,
+            "wins": r.wins,
+            "losses": r.losses,
+            "win_rate": opt_num(r.win_rate),
+            "net_pnl": num(r.net_pnl),
+            "fees": num(r.fees),
+            "expectancy_r": opt_num(r.expectancy_r),
+            "exits_by_reason": r.exits_by_reason,
+        }))).collect::<Map<String, Value>>(),
     })
 }
 

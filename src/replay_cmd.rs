@@ -2,7 +2,7 @@
 //! (with a progress bar on a terminal), and print the projections' report over
 //! the journal it wrote.
 
-use crate::cli::{CapitalModeArg, DataSource, ReplayRunArgs, ReportFormat, RunModeArg};
+use crate::cli::{CapitalModeArg, DataSource, FetchArgs, ReplayRunArgs, ReportFormat, RunModeArg};
 use crate::render::{replay_json, replay_table, ReplayView};
 use anx_journal::{CapitalMode, RunMode, UnixMs};
 use anx_projections::engine::config::{parse_granularity, Config};
@@ -134,10 +134,22 @@ pub fn run(args: &ReplayRunArgs) -> Result<ExitCode> {
         * spec.symbols.len() as u64;
     let started = Instant::now();
     let mut bar = crate::output::Progress::new(bars_expected, "replaying candles");
-    let outcome = runner::run(&spec, &mut |p| {
+    let existed = spec.journal_dir.exists();
+    let outcome = match runner::run(&spec, &mut |p| {
         bar.set(p.candles, started.elapsed().as_secs_f64())
-    })
-    .with_context(|| format!("replay into {} failed", spec.journal_dir.display()))?;
+    }) {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            bar.finish();
+            // A replay that failed leaves no half-written journal behind (it made
+            // the directory itself; nothing else was in it).
+            if !existed {
+                let _ = std::fs::remove_dir_all(&spec.journal_dir);
+            }
+            return Err(anyhow::Error::new(error)
+                .context(format!("replay into {} failed", spec.journal_dir.display())));
+        }
+    };
     bar.finish();
     let wall_s = started.elapsed().as_secs_f64();
     let candles = outcome.progress.candles;
@@ -201,4 +213,39 @@ pub fn run(args: &ReplayRunArgs) -> Result<ExitCode> {
 /// Whether stderr is a terminal (progress bars only then).
 pub fn stderr_is_terminal() -> bool {
     std::io::stderr().is_terminal()
+}
+
+/// `anx data fetch`.
+pub fn fetch(args: &FetchArgs) -> Result<ExitCode> {
+    let granularity_s = parse_granularity(&args.granularity).ok_or_else(|| {
+        anyhow!(
+            "--granularity {:?}: expected 1m, 15m, 1h, 4h, 1d …",
+            args.granularity
+        )
+    })?;
+    let start_ms = parse_time(&args.start, "start")?;
+    let end_ms = parse_time(&args.end, "end")?;
+    if end_ms <= start_ms {
+        bail!("--end {} is not after --start {}", args.end, args.start);
+    }
+    let fetched = crate::fetch::fill_cache(
+        &args.coinbase_url,
+        &args.cache_dir,
+        "COINBASE",
+        &args.symbols,
+        granularity_s,
+        start_ms,
+        end_ms,
+    )?;
+    for (symbol, count) in fetched {
+        if count == 0 {
+            println!("{symbol}: cache hit, nothing fetched");
+        } else {
+            println!(
+                "{symbol}: fetched {count} candles into {}",
+                args.cache_dir.display()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1116,4 +1116,9 @@ pub(crate) fn close_day(curve: &mut EquityCurve) {
         }
     }
     curve.day_open = curve.last;
+    curve.daily.push(DailyEquity {
+        day: curve.day.unwrap_or_default(),
+        equity: curve.last,
+        peak: curve.peak.max(curve.last),
+    });
 }

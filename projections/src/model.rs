@@ -266,6 +266,19 @@ pub struct EquityCurve {
     pub returns_sum_sq: Decimal,
     #[serde(with = "dec")]
     pub returns_down_sum_sq: Decimal,
+    /// Equity at the close of each UTC day (for charts): one point per day.
+    pub daily: Vec<DailyEquity>,
+}
+
+/// The last equity sample of a UTC day, and the peak so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DailyEquity {
+    /// Days since 1970-01-01.
+    pub day: i64,
+    #[serde(with = "dec")]
+    pub equity: Decimal,
+    #[serde(with = "dec")]
+    pub peak: Decimal,
 }
 
 /// Everything the journal says the system knows. Covered by the state hash.

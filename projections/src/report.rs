@@ -56,6 +56,51 @@ pub struct Report {
     pub exposure_pct: Option<Decimal>,
     pub fees_total: Decimal,
     pub exits_by_reason: BTreeMap<String, u64>,
+    /// The same figures per symbol, for the per-symbol panels.
+    pub symbols: BTreeMap<String, SymbolReport>,
+}
+
+/// Per-symbol aggregates over the closed trades.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SymbolReport {
+    pub trades_closed: u64,
+    pub wins: u64,
+    pub losses: u64,
+    pub win_rate: Option<Decimal>,
+    pub net_pnl: Decimal,
+    pub fees: Decimal,
+    pub expectancy_r: Option<Decimal>,
+    pub exits_by_reason: BTreeMap<String, u64>,
+}
+
+fn symbol_reports(state: &State) -> BTreeMap<String, SymbolReport> {
+    let mut reports: BTreeMap<String, SymbolReport> = state
+        .symbols
+        .keys()
+        .map(|s| (s.clone(), SymbolReport::default()))
+        .collect();
+    let mut r_sums: BTreeMap<String, Decimal> = BTreeMap::new();
+    for trade in &state.trades {
+        let report = reports.entry(trade.symbol.clone()).or_default();
+        report.trades_closed += 1;
+        report.wins += u64::from(trade.net_pnl > Decimal::ZERO);
+        report.losses += u64::from(trade.net_pnl < Decimal::ZERO);
+        report.net_pnl += trade.net_pnl;
+        report.fees += trade.fees;
+        *report
+            .exits_by_reason
+            .entry(serde_plain_name(&trade.exit_reason))
+            .or_insert(0) += 1;
+        *r_sums.entry(trade.symbol.clone()).or_default() += trade.realized_r;
+    }
+    for (symbol, report) in reports.iter_mut() {
+        let closed = Decimal::from(report.trades_closed);
+        report.win_rate = ratio(Decimal::from(report.wins), closed);
+        report.expectancy_r = ratio(r_sums.get(symbol).copied().unwrap_or_default(), closed);
+        report.net_pnl = round(report.net_pnl);
+        report.fees = round(report.fees);
+    }
+    reports
 }
 
 fn round(value: Decimal) -> Decimal {
@@ -180,6 +225,7 @@ impl Report {
             exposure_pct: exposure_pct(state),
             fees_total: round(state.fees_total),
             exits_by_reason,
+            symbols: symbol_reports(state),
         }
     }
 }

@@ -25,11 +25,13 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 /// The granularities a cache file may have, finest first (seconds, suffix).
-const GRANULARITIES: [(u32, &str); 7] = [
+const GRANULARITIES: [(u32, &str); 9] = [
     (60, "1m"),
     (300, "5m"),
     (900, "15m"),
+    (1800, "30m"),
     (3600, "1h"),
+    (7200, "2h"),
     (14_400, "4h"),
     (21_600, "6h"),
     (86_400, "1d"),

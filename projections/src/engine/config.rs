@@ -13,12 +13,29 @@
 //! effective configuration as TOML with keys in a fixed order; the config hash
 //! is BLAKE3 of that text, and the text itself is journaled in `RunStarted`.
 
-use anx_journal::codec::{dec, Hash32};
+use anx_journal::codec::Hash32;
 use anx_journal::CapitalMode;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
+
+/// Decimals of the configuration, normalized on the way in and out (`"0.010"`
+/// reads as `0.01`): equal values always give the same canonical text, so the
+/// same effective configuration always has the same config hash.
+mod norm_dec {
+    use anx_journal::codec::dec;
+    use rust_decimal::Decimal;
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Decimal, serializer: S) -> Result<S::Ok, S::Error> {
+        dec::serialize(&value.normalize(), serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Decimal, D::Error> {
+        dec::deserialize(deserializer).map(|value| value.normalize())
+    }
+}
 
 /// Files may chain at most this deep through `extends`.
 pub const EXTENDS_DEPTH_MAX: usize = 8;
@@ -47,7 +64,7 @@ pub struct RunConfig {
     pub granularity: String,
     pub symbols: Vec<String>,
     pub capital_mode: CapitalMode,
-    #[serde(with = "dec")]
+    #[serde(with = "norm_dec")]
     pub starting_capital: Decimal,
 }
 
@@ -72,13 +89,13 @@ pub struct BreakoutConfig {
     pub lookback_bars: u32,
     /// Volume filter: volume above `volume_factor` × the average of this many bars.
     pub volume_lookback_bars: u32,
-    #[serde(with = "dec")]
+    #[serde(with = "norm_dec")]
     pub volume_factor: Decimal,
     /// Stop = entry − `stop_atr_multiple` × ATR.
-    #[serde(with = "dec")]
+    #[serde(with = "norm_dec")]
     pub stop_atr_multiple: Decimal,
     /// Take-profit = entry + `reward_risk` × (entry − stop).
-    #[serde(with = "dec")]
+    #[serde(with = "norm_dec")]
     pub reward_risk: Decimal,
 }
 
@@ -87,9 +104,9 @@ pub struct BreakoutConfig {
 pub struct MomentumConfig {
     pub fast_ema_bars: u32,
     pub slow_ema_bars: u32,
-    #[serde(with = "dec")]
+    #[serde(with = "norm_dec")]
     pub stop_atr_multiple: Decimal,
-    #[serde(with = "dec")]
+    #[serde(with = "norm_dec")]
     pub reward_risk: Decimal,
 }
 
@@ -99,11 +116,11 @@ pub struct MeanReversionConfig {
     /// The mean: a simple moving average of this many closes.
     pub sma_bars: u32,
     /// Fires when the close is more than this many ATRs below the mean.
-    #[serde(with = "dec")]
+    #[serde(with = "norm_dec")]
     pub entry_atr_below: Decimal,
-    #[serde(with = "dec")]
+    #[serde(with = "norm_dec")]
     pub stop_atr_multiple: Decimal,
-    #[serde(with = "dec")]
+    #[serde(with = "norm_dec")]
     pub reward_risk: Decimal,
 }
 
@@ -124,7 +141,7 @@ pub struct RegimeConfig {
 #[serde(deny_unknown_fields)]
 pub struct RegimeRule {
     pub allowed_signals: Vec<String>,
-    #[serde(with = "dec")]
+    #[serde(with = "norm_dec")]
     pub size_multiplier: Decimal,
 }
 
@@ -133,7 +150,7 @@ pub struct RegimeRule {
 pub struct ExitConfig {
     /// Chandelier trailing exit: highest high since entry − k × ATR.
     pub chandelier_enabled: bool,
-    #[serde(with = "dec")]
+    #[serde(with = "norm_dec")]
     pub chandelier_atr_multiple: Decimal,
 }
 
@@ -141,16 +158,16 @@ pub struct ExitConfig {
 #[serde(deny_unknown_fields)]
 pub struct RiskConfig {
     /// Share of the capital risked per trade (to the worst-case stop fill).
-    #[serde(with = "dec")]
+    #[serde(with = "norm_dec")]
     pub risk_per_trade: Decimal,
     /// Largest position notional per symbol, in quote currency.
-    #[serde(with = "dec")]
+    #[serde(with = "norm_dec")]
     pub max_position_notional: Decimal,
     /// Largest total notional held across symbols, in quote currency.
-    #[serde(with = "dec")]
+    #[serde(with = "norm_dec")]
     pub max_total_exposure: Decimal,
     /// Smallest reward:risk, after fees and slippage, worth taking.
-    #[serde(with = "dec")]
+    #[serde(with = "norm_dec")]
     pub min_reward_risk_after_costs: Decimal,
 }
 
@@ -170,11 +187,11 @@ pub struct PacingConfig {
 #[serde(deny_unknown_fields)]
 pub struct BreakerConfig {
     /// No entries while equity is this many percent below its peak.
-    #[serde(with = "dec")]
+    #[serde(with = "norm_dec")]
     pub max_drawdown_pct: Decimal,
     /// No entries for the rest of the UTC day once the day's realized loss
     /// reaches this percentage of the starting equity.
-    #[serde(with = "dec")]
+    #[serde(with = "norm_dec")]
     pub daily_loss_limit_pct: Decimal,
     /// No entries when the newest candle closed longer ago than this.
     pub stale_data_max_age_s: u64,
@@ -184,9 +201,9 @@ pub struct BreakerConfig {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CostConfig {
-    #[serde(with = "dec")]
+    #[serde(with = "norm_dec")]
     pub maker_fee_bps: Decimal,
-    #[serde(with = "dec")]
+    #[serde(with = "norm_dec")]
     pub taker_fee_bps: Decimal,
     /// Slippage of taker fills, by the product's liquidity tier.
     pub slippage_bps: SlippageTiers,
@@ -195,11 +212,11 @@ pub struct CostConfig {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SlippageTiers {
-    #[serde(with = "dec")]
+    #[serde(with = "norm_dec")]
     pub high: Decimal,
-    #[serde(with = "dec")]
+    #[serde(with = "norm_dec")]
     pub medium: Decimal,
-    #[serde(with = "dec")]
+    #[serde(with = "norm_dec")]
     pub low: Decimal,
 }
 
@@ -226,7 +243,7 @@ pub struct ExchangeConfig {
     pub name: String,
     /// Coinbase turns a triggered bracket stop into a stop-limit this far beyond
     /// the trigger (5%; fixed by the exchange, recorded here so it has one home).
-    #[serde(with = "dec")]
+    #[serde(with = "norm_dec")]
     pub stop_limit_buffer: Decimal,
 }
 
@@ -234,13 +251,13 @@ pub struct ExchangeConfig {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProductSpec {
-    #[serde(with = "dec")]
+    #[serde(with = "norm_dec")]
     pub base_increment: Decimal,
-    #[serde(with = "dec")]
+    #[serde(with = "norm_dec")]
     pub quote_increment: Decimal,
-    #[serde(with = "dec")]
+    #[serde(with = "norm_dec")]
     pub base_min_size: Decimal,
-    #[serde(with = "dec")]
+    #[serde(with = "norm_dec")]
     pub quote_min_size: Decimal,
     pub liquidity_tier: LiquidityTier,
 }
@@ -347,6 +364,7 @@ impl Config {
             None => Ok(table),
             Some(toml::Value::String(parent)) => {
                 let parent_path = match file.rfind('/') {
+                    _ if parent.starts_with('/') => parent,
                     Some(slash) => format!("{}/{parent}", &file[..slash]),
                     None => parent,
                 };
@@ -415,7 +433,6 @@ impl Config {
         }
         v.positive("run.starting_capital", self.run.starting_capital);
         v.at_least("strategy.window_bars", self.strategy.window_bars, 2);
-        v.at_least("strategy.atr_bars", self.strategy.atr_bars, 1);
         let window = self.strategy.window_bars;
         for (key, bars) in [
             ("strategy.atr_bars", self.strategy.atr_bars),
@@ -630,9 +647,12 @@ impl Config {
         ] {
             v.non_negative(key, bps);
         }
-        for bps in [self.costs.maker_fee_bps, self.costs.taker_fee_bps] {
+        for (key, bps) in [
+            ("costs.maker_fee_bps", self.costs.maker_fee_bps),
+            ("costs.taker_fee_bps", self.costs.taker_fee_bps),
+        ] {
             if bps >= Decimal::from(10_000) {
-                v.fail("costs", &bps.to_string(), "fees below 10000 bps (100%)");
+                v.fail(key, &bps.to_string(), "fees below 10000 bps (100%)");
             }
         }
         v.at_least("orders.entry_ttl_bars", self.orders.entry_ttl_bars, 1);

@@ -129,11 +129,14 @@ pub fn evaluate(
             "not fail-closed".into()
         },
     );
-    let age_s = (ctx.as_of_ms - ctx.candle_close_ms) / 1000;
+    // Compared in milliseconds: a candle that closed even 1 ms longer ago than
+    // the limit is stale (whole seconds are only for the detail).
+    let age_ms = ctx.as_of_ms - ctx.candle_close_ms;
+    let age_s = age_ms / 1000;
     let max_age = config.breakers.stale_data_max_age_s as i64;
     c.check(
         "stale_data",
-        age_s <= max_age,
+        age_ms <= max_age * 1000,
         format!("newest candle closed {age_s}s ago, limit {max_age}s"),
     );
     let drawdown_pct = if ctx.peak_equity > Decimal::ZERO {

@@ -1,0 +1,373 @@
+//! `anx data fetch` and `anx replay run --data-source coinbase` against a fake
+//! Coinbase market-data server on 127.0.0.1 that serves the shared real candles
+//! in Coinbase's response shape (newest first, at most 300 a request), with
+//! injected 429s and 500s.
+
+mod common;
+
+use common::*;
+use rust_decimal::Decimal;
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+fn shared_candles() -> std::path::PathBuf {
+    let dir = repo_root().join("../shared/data/candles");
+    assert!(
+        dir.join("COINBASE_BTC-USD_1h.csv").is_file(),
+        "shared data missing: {} (see DEVELOPERS.md)",
+        dir.display()
+    );
+    dir
+}
+
+/// unix seconds → [open, high, low, close, volume] of the shared 1h file.
+fn hourly(symbol: &str) -> BTreeMap<i64, [String; 5]> {
+    let text = std::fs::read_to_string(shared_candles().join(format!("COINBASE_{symbol}_1h.csv")))
+        .expect("shared candles");
+    text.lines()
+        .skip(1)
+        .map(|line| {
+            let f: Vec<&str> = line.split(',').collect();
+            (
+                f[1].parse().unwrap(),
+                [
+                    f[2].into(),
+                    f[3].into(),
+                    f[4].into(),
+                    f[5].into(),
+                    f[6].into(),
+                ],
+            )
+        })
+        .collect()
+}
+
+#[derive(Clone, Default)]
+struct Faults {
+    /// Answer the first n requests with 429.
+    rate_limited_first: usize,
+    /// Then answer the next n with 500.
+    server_errors_next: usize,
+    malformed: bool,
+}
+
+struct FakeCoinbase {
+    url: String,
+    requests: Arc<AtomicUsize>,
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+fn granularity_s(name: &str) -> i64 {
+    match name {
+        "ONE_HOUR" => 3600,
+        "TWO_HOUR" => 7200,
+        "SIX_HOUR" => 21600,
+        "ONE_DAY" => 86400,
+        other => panic!("fake server: unexpected granularity {other}"),
+    }
+}
+
+fn answer(path: &str, data: &BTreeMap<String, BTreeMap<i64, [String; 5]>>) -> (u16, String) {
+    let (route, query) = path.split_once('?').unwrap_or((path, ""));
+    let symbol = route
+        .trim_start_matches("/api/v3/brokerage/market/products/")
+        .trim_end_matches("/candles");
+    let params: BTreeMap<&str, &str> = query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .collect();
+    let (Some(start), Some(end), Some(gran)) = (
+        params.get("start"),
+        params.get("end"),
+        params.get("granularity"),
+    ) else {
+        return (
+            400,
+            r#"{"error":"INVALID_ARGUMENT","message":"start, end and granularity are required"}"#
+                .into(),
+        );
+    };
+    let (start, end, step): (i64, i64, i64) = (
+        start.parse().unwrap(),
+        end.parse().unwrap(),
+        granularity_s(gran),
+    );
+    if (end - start) / step > 300 {
+        return (400, r#"{"error":"INVALID_ARGUMENT","message":"number of candles requested should be less than 300"}"#.into());
+    }
+    let Some(rows) = data.get(symbol) else {
+        return (
+            404,
+            r#"{"error":"NOT_FOUND","message":"product not found"}"#.into(),
+        );
+    };
+    let mut candles = Vec::new();
+    let mut bucket = start - start.rem_euclid(step);
+    while bucket < end {
+        let hours: Vec<&[String; 5]> = (0..step / 3600)
+            .filter_map(|h| rows.get(&(bucket + h * 3600)))
+            .collect();
+        if hours.len() as i64 == step / 3600 {
+            // Exact decimal aggregation, as Coinbase's own candles are exact.
+            let dec = |text: &String| text.parse::<Decimal>().unwrap();
+            let high = hours.iter().map(|h| dec(&h[1])).max().unwrap().to_string();
+            let low = hours.iter().map(|h| dec(&h[2])).min().unwrap().to_string();
+            let (open, close) = (&hours[0][0], &hours[hours.len() - 1][3]);
+            let volume = hours
+                .iter()
+                .map(|h| dec(&h[4]))
+                .sum::<Decimal>()
+                .to_string();
+            candles.push(format!(r#"{{"start":"{bucket}","low":"{low}","high":"{high}","open":"{open}","close":"{close}","volume":"{volume}"}}"#));
+        }
+        bucket += step;
+    }
+    candles.reverse(); // newest first, as Coinbase answers
+    (200, format!(r#"{{"candles":[{}]}}"#, candles.join(",")))
+}
+
+fn serve(faults: Faults) -> FakeCoinbase {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let requests = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let data: BTreeMap<String, BTreeMap<i64, [String; 5]>> = ["BTC-USD", "ETH-USD"]
+        .iter()
+        .map(|s| (s.to_string(), hourly(s)))
+        .collect();
+    let (count, log) = (requests.clone(), seen.clone());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            if reader.read_line(&mut request_line).is_err() {
+                continue;
+            }
+            loop {
+                let mut header = String::new();
+                if reader.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
+                    break;
+                }
+            }
+            let path = request_line
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or("/")
+                .to_string();
+            let n = count.fetch_add(1, Ordering::SeqCst);
+            log.lock().unwrap().push(path.clone());
+            let (status, body) = if n < faults.rate_limited_first {
+                (
+                    429,
+                    "<html><head><title>Coinbase</title></head></html>".to_string(),
+                )
+            } else if n < faults.rate_limited_first + faults.server_errors_next {
+                (
+                    500,
+                    r#"{"error":"INTERNAL","message":"try again"}"#.to_string(),
+                )
+            } else if faults.malformed {
+                (
+                    200,
+                    r#"{"candles":[{"start":"1714521600","low":"#.to_string(),
+                )
+            } else {
+                answer(&path, &data)
+            };
+            let reason = match status {
+                200 => "OK",
+                429 => "Too Many Requests",
+                500 => "Internal Server Error",
+                404 => "Not Found",
+                _ => "Bad Request",
+            };
+            let _ = write!(stream, "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+        }
+    });
+    FakeCoinbase {
+        url,
+        requests,
+        seen,
+    }
+}
+
+fn cached_rows(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn fetch_paginates_backs_off_and_fills_the_cache_once() {
+    let server = serve(Faults {
+        rate_limited_first: 1,
+        server_errors_next: 1,
+        ..Faults::default()
+    });
+    let cache = tempfile::tempdir().unwrap();
+    let args = [
+        "data",
+        "fetch",
+        "--symbols",
+        "BTC-USD",
+        "--start",
+        "2024-05-01",
+        "--end",
+        "2024-06-01",
+        "--granularity",
+        "1h",
+        "--cache-dir",
+        path_str(cache.path()),
+        "--coinbase-url",
+        &server.url,
+    ];
+    let run = anx(&args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("BTC-USD: fetched 744 candles"),
+        "{}",
+        run.stdout
+    );
+    // 744 hours in windows of at most 300, plus one 429 and one 500 retried.
+    assert_eq!(server.requests.load(Ordering::SeqCst), 3 + 2);
+    let seen = server.seen.lock().unwrap().clone();
+    assert!(
+        seen.iter().all(|p| p.contains("granularity=ONE_HOUR")),
+        "{seen:?}"
+    );
+    // The cache holds exactly the shared rows of May 2024, oldest first.
+    let rows = cached_rows(&cache.path().join("COINBASE_BTC-USD_1h.csv"));
+    let shared: Vec<String> =
+        std::fs::read_to_string(shared_candles().join("COINBASE_BTC-USD_1h.csv"))
+            .unwrap()
+            .lines()
+            .filter(|l| l.starts_with("2024-05"))
+            .map(String::from)
+            .collect();
+    assert_eq!(rows, shared);
+    // A cache hit makes no request.
+    let again = anx(&args);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(again.stdout.contains("cache hit"), "{}", again.stdout);
+    assert_eq!(server.requests.load(Ordering::SeqCst), 5);
+}
+
+#[test]
+fn a_replay_from_coinbase_equals_the_replay_from_the_same_cached_candles() {
+    let server = serve(Faults::default());
+    let cache = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let fetched = work.path().join("from-coinbase");
+    let cached = work.path().join("from-cache");
+    let common = [
+        "replay",
+        "run",
+        "--config",
+        "config/replay.toml",
+        "--symbols",
+        "BTC-USD,ETH-USD",
+        "--start",
+        "2024-05-01",
+        "--end",
+        "2024-09-01",
+        "--report-format",
+        "json",
+    ];
+    let mut from_coinbase: Vec<&str> = common.to_vec();
+    from_coinbase.extend([
+        "--data-source",
+        "coinbase",
+        "--coinbase-url",
+        &server.url,
+        "--cache-dir",
+        path_str(cache.path()),
+        "--journal",
+        path_str(&fetched),
+    ]);
+    let run = anx(&from_coinbase);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // 4h is not a Coinbase granularity: 2h candles were fetched and resampled.
+    assert!(server
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|p| p.contains("granularity=TWO_HOUR")));
+    assert!(cache.path().join("COINBASE_BTC-USD_2h.csv").is_file());
+    let a: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let mut from_cache: Vec<&str> = common.to_vec();
+    let shared = shared_candles();
+    from_cache.extend([
+        "--cache-dir",
+        path_str(&shared),
+        "--journal",
+        path_str(&cached),
+    ]);
+    let run = anx(&from_cache);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let b: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        a["head_hash"], b["head_hash"],
+        "the same candles must give the same journal"
+    );
+    assert!(a["candles"].as_u64().unwrap() > 1000);
+}
+
+#[test]
+fn malformed_answers_and_unknown_products_fail_cleanly_and_write_nothing() {
+    let server = serve(Faults {
+        malformed: true,
+        ..Faults::default()
+    });
+    let cache = tempfile::tempdir().unwrap();
+    let run = anx(&[
+        "data",
+        "fetch",
+        "--symbols",
+        "BTC-USD",
+        "--start",
+        "2024-05-01",
+        "--end",
+        "2024-05-02",
+        "--granularity",
+        "1h",
+        "--cache-dir",
+        path_str(cache.path()),
+        "--coinbase-url",
+        &server.url,
+    ]);
+    run.assert_one_line_error(2);
+    assert!(run.stderr.contains("not JSON"), "{}", run.stderr);
+    assert_eq!(
+        std::fs::read_dir(cache.path()).unwrap().count(),
+        0,
+        "nothing may be written"
+    );
+    let server = serve(Faults::default());
+    let run = anx(&[
+        "data",
+        "fetch",
+        "--symbols",
+        "DOGE-USD",
+        "--start",
+        "2024-05-01",
+        "--end",
+        "2024-05-02",
+        "--granularity",
+        "1h",
+        "--cache-dir",
+        path_str(cache.path()),
+        "--coinbase-url",
+        &server.url,
+    ]);
+    run.assert_one_line_error(2);
+    assert!(run.stderr.contains("404"), "{}", run.stderr);
+}
