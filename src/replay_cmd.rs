@@ -119,7 +119,7 @@ pub fn run(args: &ReplayRunArgs) -> Result<ExitCode> {
         run_mode: RunMode::ReplayBacktest,
         skip_volume_filter: args.skip_volume_filter,
         created_by: format!("anx {} replay run", env!("CARGO_PKG_VERSION")),
-        git_sha: option_env!("ANX_GIT_SHA").unwrap_or("unknown").to_string(),
+        git_sha: env!("ANX_GIT_SHA").to_string(),
     };
     let (run_id, _) = runner::identity(&spec);
     spec.journal_dir = match &args.journal {

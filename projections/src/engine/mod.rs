@@ -580,6 +580,13 @@ impl Engine {
             exposure_total: state.equity.marked,
         };
         let verdict = risk::evaluate(&ctx, entry, stop, take_profit);
+        // Which fired signal the entry is built on (the first the regime allows,
+        // in the configured order).
+        decision.risk_checks.push(RiskCheck {
+            code: "signal_selected".into(),
+            passed: true,
+            detail: format!("{}: entry {entry}, stop trigger {stop}, take-profit {take_profit} (rounded to the product's increments)", signal.name),
+        });
         decision.risk_checks.extend(verdict.checks);
         decision.sizing = verdict.sizing.clone();
         if let Some(code) = verdict.rejected {

@@ -289,7 +289,8 @@ pub fn evaluate(
         &mut sizing,
         &mut c,
     );
-    // Cash must cover the notional and the (maker) entry fee.
+    // Cash must cover the notional and the entry fee, reserved at the taker rate
+    // (the higher one) so a fill as taker cannot overdraw the pot.
     let fee_factor =
         Decimal::ONE + costs.fee_bps(anx_journal::Liquidity::Taker) / Decimal::from(10_000);
     cap(
