@@ -4,15 +4,17 @@
 //! Cache files are named `<EXCHANGE>_<SYMBOL>_<granularity>.csv` or `.csv.gz`
 //! with the header `timestamp,unix,open,high,low,close,volume` (candle open
 //! time; `unix` is authoritative, in seconds). Any requested granularity is
-//! built from the finest cached file whose granularity divides it, in buckets
+//! built from the coarsest cached file whose granularity divides it, in buckets
 //! aligned to UTC boundaries (`open_ms − open_ms mod granularity`); a bucket
 //! missing any of its source bars is not a candle.
 //!
 //! Rows are validated one by one. A row that parses but is impossible (a price
-//! ≤ 0, low above open/close or high below them, negative volume) is dropped
-//! and reported as `invalid_candle`; a repeated time as `duplicate`; a time
-//! going backwards as `out_of_order`; missing source bars as a `gap`; a zero-
-//! volume bar is kept and reported as a `volume_anomaly`. A row that does not
+//! ≤ 0, low above open/close or high below them, negative volume, an open time
+//! off the file's granularity grid) is dropped and reported as
+//! `invalid_candle`; a repeated time as `duplicate`; a time going backwards as
+//! `out_of_order`; missing source bars (counted between valid bars) as a
+//! `gap`; a zero-volume bar is kept and reported as a `volume_anomaly`.
+//! Findings and candles come out in market-time order. A row that does not
 //! parse at all (wrong column count, not a number) is an error naming the file
 //! and the line: a malformed file is never half-used.
 
@@ -75,7 +77,8 @@ pub struct Source {
 }
 
 /// The file to build `granularity_s` candles of `symbol` from: the requested
-/// granularity itself if cached, else the finest cached one dividing it.
+/// granularity itself if cached, else the coarsest cached one dividing it
+/// (fewest rows to read).
 pub fn find_source(
     dir: &Path,
     exchange: &str,
@@ -262,7 +265,10 @@ impl CandleStream {
         let Some(b) = self.bucket.take() else { return };
         let expected = (self.target_ms / self.source_ms) as u32;
         if b.rows == expected && b.open_ms + self.target_ms <= self.end_ms {
-            self.pending.push_back(Item::Candle(Candle {
+            // The bucket closed before the row that ends it was read: its candle
+            // goes ahead of that row's findings (`pending` holds nothing older),
+            // so items come out in market-time order.
+            self.pending.push_front(Item::Candle(Candle {
                 symbol: self.symbol.clone(),
                 granularity_s: (self.target_ms / 1000) as u32,
                 open_ms: b.open_ms,
@@ -334,8 +340,9 @@ impl CandleStream {
                 return Ok(true);
             }
             if open_ms < last {
+                // Known when it is read, after the later bar it follows in the file.
                 self.finding(
-                    seen_ms,
+                    last + self.source_ms,
                     QualityIssue::OutOfOrder {
                         open_ms,
                         previous_ms: last,
@@ -344,6 +351,31 @@ impl CandleStream {
                 );
                 return Ok(true);
             }
+        }
+        let impossible = open <= Decimal::ZERO
+            || close <= Decimal::ZERO
+            || low <= Decimal::ZERO
+            || low > open.min(close)
+            || high < open.max(close)
+            || volume < Decimal::ZERO;
+        // A time off the file's grid (00:30 in an hourly file) is no source bar:
+        // counted, it could make a bucket look whole with one of its bars missing.
+        let off_grid = open_ms.rem_euclid(self.source_ms) != 0;
+        if impossible || off_grid {
+            let detail = if off_grid {
+                format!(
+                    "open time not on the file's {}s grid",
+                    self.source_ms / 1000
+                )
+            } else {
+                format!("o {open} h {high} l {low} c {close} v {volume}")
+            };
+            self.finding(seen_ms, QualityIssue::InvalidCandle { open_ms }, detail);
+            return Ok(true);
+        }
+        // Gaps are measured between valid bars, after a dropped row is known to be
+        // dropped: a hole followed by an invalid row is one gap, not two overlapping.
+        if let Some(last) = self.last_ms {
             if open_ms > last + self.source_ms {
                 let missing = ((open_ms - last) / self.source_ms - 1) as u64;
                 self.finding(
@@ -356,20 +388,6 @@ impl CandleStream {
                     format!("{missing} source bar(s) missing"),
                 );
             }
-        }
-        let impossible = open <= Decimal::ZERO
-            || close <= Decimal::ZERO
-            || low <= Decimal::ZERO
-            || low > open.min(close)
-            || high < open.max(close)
-            || volume < Decimal::ZERO;
-        if impossible {
-            self.finding(
-                seen_ms,
-                QualityIssue::InvalidCandle { open_ms },
-                format!("o {open} h {high} l {low} c {close} v {volume}"),
-            );
-            return Ok(true);
         }
         self.last_ms = Some(open_ms);
         if volume.is_zero() {

@@ -207,9 +207,88 @@ impl Pipeline {
     }
 }
 
+/// Items per batch handed from a loader thread.
+const LOAD_BATCH_ITEMS: usize = 1024;
+/// Batches in flight per loader thread (bounds memory).
+const LOAD_BATCHES_IN_FLIGHT: usize = 4;
+
+/// A candle stream read and parsed on its own thread, so file reading,
+/// decompression and parsing overlap with the engine and the journal.
+struct Loader {
+    receiver: std::sync::mpsc::Receiver<Result<Vec<Item>, DataError>>,
+    batch: std::vec::IntoIter<Item>,
+    rows: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    done: bool,
+}
+
+impl Loader {
+    fn spawn(mut stream: CandleStream) -> Loader {
+        let (sender, receiver) = std::sync::mpsc::sync_channel(LOAD_BATCHES_IN_FLIGHT);
+        let rows = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let rows_seen = rows.clone();
+        std::thread::spawn(move || loop {
+            let mut batch = Vec::with_capacity(LOAD_BATCH_ITEMS);
+            let mut failed = None;
+            for item in stream.by_ref() {
+                match item {
+                    Ok(item) => batch.push(item),
+                    Err(error) => {
+                        failed = Some(error);
+                        break;
+                    }
+                }
+                if batch.len() == LOAD_BATCH_ITEMS {
+                    break;
+                }
+            }
+            rows_seen.store(stream.rows, std::sync::atomic::Ordering::Relaxed);
+            let finished = batch.len() < LOAD_BATCH_ITEMS;
+            if !batch.is_empty() && sender.send(Ok(batch)).is_err() {
+                return;
+            }
+            if let Some(error) = failed {
+                let _ = sender.send(Err(error));
+                return;
+            }
+            if finished {
+                return;
+            }
+        });
+        Loader {
+            receiver,
+            batch: Vec::new().into_iter(),
+            rows,
+            done: false,
+        }
+    }
+
+    fn next(&mut self) -> Result<Option<Item>, DataError> {
+        loop {
+            if let Some(item) = self.batch.next() {
+                return Ok(Some(item));
+            }
+            if self.done {
+                return Ok(None);
+            }
+            match self.receiver.recv() {
+                Ok(Ok(batch)) => self.batch = batch.into_iter(),
+                Ok(Err(error)) => {
+                    self.done = true;
+                    return Err(error);
+                }
+                Err(_) => self.done = true,
+            }
+        }
+    }
+
+    fn rows(&self) -> u64 {
+        self.rows.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// A stream with its next item looked at.
 struct Peeked {
-    stream: CandleStream,
+    stream: Loader,
     next: Option<Item>,
 }
 
@@ -241,7 +320,10 @@ pub fn run(
             spec.start_ms,
             spec.end_ms,
         )?;
-        streams.push(Peeked { stream, next: None });
+        streams.push(Peeked {
+            stream: Loader::spawn(stream),
+            next: None,
+        });
     }
     let (run_id, meta) = identity(spec);
     let options = WriterOptions {
@@ -281,7 +363,7 @@ pub fn run(
     loop {
         for peeked in streams.iter_mut() {
             if peeked.next.is_none() {
-                peeked.next = peeked.stream.next().transpose()?;
+                peeked.next = peeked.stream.next()?;
             }
         }
         let Some(index) = streams
@@ -304,11 +386,11 @@ pub fn run(
             }
         }
         if pipeline.progress.events.is_multiple_of(65_536) {
-            pipeline.progress.source_rows = streams.iter().map(|p| p.stream.rows).sum();
+            pipeline.progress.source_rows = streams.iter().map(|p| p.stream.rows()).sum();
             progress(pipeline.progress);
         }
     }
-    pipeline.progress.source_rows = streams.iter().map(|p| p.stream.rows).sum();
+    pipeline.progress.source_rows = streams.iter().map(|p| p.stream.rows()).sum();
     let end_ms = pipeline.progress.market_ms.max(spec.start_ms);
     let completed = RunCompleted {
         run_id: run_id.clone(),

@@ -340,7 +340,9 @@ impl Engine {
     }
 
     fn indicator_values(snapshot: &Snapshot, extra: &[(&str, Option<Decimal>)]) -> Vec<Indicator> {
-        let round = |v: Option<Decimal>| v.map(|d| d.round_dp(8).normalize());
+        // Averages come out of divisions with 28 decimals; 8 are kept. Values
+        // already that short (prices, volumes) are left exactly as they are.
+        let round = |v: Option<Decimal>| v.map(|d| if d.scale() > 8 { d.round_dp(8) } else { d });
         let mut values = vec![
             ("close", Some(snapshot.close)),
             ("donchian_high", snapshot.donchian_high),
