@@ -17,6 +17,11 @@ use crate::codec::{dec, opt_dec, Hash32};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+/// Short text inside decisions (indicator, signal and check names, notes):
+/// stored inline up to 24 bytes, so decoding a Decision does not allocate a
+/// string per name. On disk it is a string like any other.
+pub type Text = compact_str::CompactString;
+
 /// A journal sequence number. The first event of a journal has seq 1.
 pub type Seq = u64;
 /// Milliseconds since the Unix epoch, UTC. All times on disk use this form.
@@ -60,15 +65,19 @@ pub enum DataIntegrity {
 /// data was this run made" from the journal alone.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunStarted {
+    #[serde(deserialize_with = "crate::codec::string")]
     pub run_id: String,
     pub run_mode: RunMode,
     pub capital_mode: CapitalMode,
     pub market_time_basis: MarketTimeBasis,
     pub data_integrity: DataIntegrity,
+    #[serde(deserialize_with = "crate::codec::string")]
     pub created_by: String,
+    #[serde(deserialize_with = "crate::codec::string")]
     pub git_sha: String,
     pub config_hash: Hash32,
     /// The full effective configuration text the run was started with.
+    #[serde(deserialize_with = "crate::codec::string")]
     pub config_text: String,
     pub symbols: Vec<String>,
     pub granularity_s: u32,
@@ -81,6 +90,7 @@ pub struct RunStarted {
 /// One closed OHLCV candle.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Candle {
+    #[serde(deserialize_with = "crate::codec::string")]
     pub symbol: String,
     pub granularity_s: u32,
     /// Candle open time; the candle is known at `open_ms + granularity_s * 1000`.
@@ -133,17 +143,21 @@ pub enum QualityIssue {
 /// A data-quality finding, with where it came from (file and line, URL …).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DataQuality {
+    #[serde(deserialize_with = "crate::codec::string")]
     pub symbol: String,
     pub granularity_s: u32,
     pub issue: QualityIssue,
+    #[serde(deserialize_with = "crate::codec::string")]
     pub source: String,
+    #[serde(deserialize_with = "crate::codec::string")]
     pub detail: String,
 }
 
 /// A named indicator value the decision read.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Indicator {
-    pub name: String,
+    #[serde(deserialize_with = "crate::codec::text")]
+    pub name: Text,
     #[serde(with = "opt_dec")]
     pub value: Option<Decimal>,
 }
@@ -151,7 +165,8 @@ pub struct Indicator {
 /// One strategy signal's output for this bar.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignalOutput {
-    pub name: String,
+    #[serde(deserialize_with = "crate::codec::text")]
+    pub name: Text,
     pub fired: bool,
     #[serde(with = "dec")]
     pub strength: Decimal,
@@ -163,16 +178,19 @@ pub struct SignalOutput {
     pub stop: Option<Decimal>,
     #[serde(with = "opt_dec")]
     pub take_profit: Option<Decimal>,
-    pub note: String,
+    #[serde(deserialize_with = "crate::codec::text")]
+    pub note: Text,
 }
 
 /// One risk or pacing rule and how it came out.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RiskCheck {
     /// A stable reason code, e.g. `min_notional`, `symbol_cooldown_active`.
-    pub code: String,
+    #[serde(deserialize_with = "crate::codec::text")]
+    pub code: Text,
     pub passed: bool,
-    pub detail: String,
+    #[serde(deserialize_with = "crate::codec::text")]
+    pub detail: Text,
 }
 
 /// The sizing arithmetic, step by step.
@@ -215,11 +233,13 @@ pub enum DecisionOutcome {
 /// The glass-box record of one decision on one closed candle.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Decision {
+    #[serde(deserialize_with = "crate::codec::string")]
     pub symbol: String,
     pub as_of_ms: UnixMs,
     /// The seq of the `Candle` event this decision read.
     pub candle_seq: Seq,
-    pub regime: String,
+    #[serde(deserialize_with = "crate::codec::text")]
+    pub regime: Text,
     pub indicators: Vec<Indicator>,
     pub signals: Vec<SignalOutput>,
     pub risk_checks: Vec<RiskCheck>,
@@ -268,9 +288,11 @@ pub struct BracketLegs {
 /// An order intent, journaled before it is handed to the broker.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderPlaced {
+    #[serde(deserialize_with = "crate::codec::string")]
     pub client_order_id: String,
     /// The decision this order came from.
     pub decision_seq: Seq,
+    #[serde(deserialize_with = "crate::codec::string")]
     pub product_id: String,
     pub side: Side,
     pub order_type: OrderType,
@@ -284,36 +306,46 @@ pub struct OrderPlaced {
     pub post_only: bool,
     pub bracket: Option<BracketLegs>,
     /// Exact request payload sent to the broker (JSON), empty if none.
+    #[serde(deserialize_with = "crate::codec::string")]
     pub payload: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderAcknowledged {
+    #[serde(deserialize_with = "crate::codec::string")]
     pub client_order_id: String,
     pub order_seq: Seq,
+    #[serde(deserialize_with = "crate::codec::string")]
     pub exchange_order_id: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderRejected {
+    #[serde(deserialize_with = "crate::codec::string")]
     pub client_order_id: String,
     pub order_seq: Seq,
+    #[serde(deserialize_with = "crate::codec::string")]
     pub reason: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderCancelled {
+    #[serde(deserialize_with = "crate::codec::string")]
     pub client_order_id: String,
     pub order_seq: Seq,
+    #[serde(deserialize_with = "crate::codec::string")]
     pub reason: String,
 }
 
 /// Both attached legs of an entry were seen live at the broker.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BracketVerified {
+    #[serde(deserialize_with = "crate::codec::string")]
     pub client_order_id: String,
     pub order_seq: Seq,
+    #[serde(deserialize_with = "crate::codec::string")]
     pub take_profit_order_id: String,
+    #[serde(deserialize_with = "crate::codec::string")]
     pub stop_order_id: String,
 }
 
@@ -336,9 +368,11 @@ pub enum Liquidity {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fill {
+    #[serde(deserialize_with = "crate::codec::string")]
     pub client_order_id: String,
     /// The `OrderPlaced` this fill belongs to.
     pub order_seq: Seq,
+    #[serde(deserialize_with = "crate::codec::string")]
     pub fill_id: String,
     pub leg: FillLeg,
     pub side: Side,
@@ -362,6 +396,7 @@ pub enum ReconcileOutcome {
 /// The broker's view compared with ours.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reconciliation {
+    #[serde(deserialize_with = "crate::codec::string")]
     pub symbol: String,
     #[serde(with = "dec")]
     pub broker_position: Decimal,
@@ -370,6 +405,7 @@ pub struct Reconciliation {
     pub broker_open_orders: Vec<String>,
     pub our_open_orders: Vec<String>,
     pub outcome: ReconcileOutcome,
+    #[serde(deserialize_with = "crate::codec::string")]
     pub detail: String,
 }
 
@@ -386,9 +422,11 @@ pub enum EngineState {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EngineTransition {
+    #[serde(deserialize_with = "crate::codec::string")]
     pub symbol: String,
     pub from: EngineState,
     pub to: EngineState,
+    #[serde(deserialize_with = "crate::codec::string")]
     pub reason: String,
     /// The event that caused the transition.
     pub cause_seq: Seq,
@@ -407,8 +445,11 @@ pub enum ExitReason {
 /// The single finalize-exit record of a trade.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TradeClosed {
+    #[serde(deserialize_with = "crate::codec::string")]
     pub trade_id: String,
+    #[serde(deserialize_with = "crate::codec::string")]
     pub symbol: String,
+    #[serde(deserialize_with = "crate::codec::string")]
     pub entry_client_order_id: String,
     pub entry_order_seq: Seq,
     pub entry_fill_seq: Seq,
@@ -443,16 +484,21 @@ pub struct TradeClosed {
 /// order failed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FailClosed {
+    #[serde(deserialize_with = "crate::codec::string")]
     pub symbol: String,
     pub cause_seq: Seq,
+    #[serde(deserialize_with = "crate::codec::string")]
     pub reason: String,
 }
 
 /// An operator cleared a FAIL_CLOSED symbol.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OperatorReset {
+    #[serde(deserialize_with = "crate::codec::string")]
     pub symbol: String,
+    #[serde(deserialize_with = "crate::codec::string")]
     pub operator: String,
+    #[serde(deserialize_with = "crate::codec::string")]
     pub reason: String,
 }
 
@@ -468,20 +514,24 @@ pub struct Checkpoint {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Recovered {
     /// Segment file name the torn tail was cut from.
+    #[serde(deserialize_with = "crate::codec::string")]
     pub segment: String,
     /// Byte offset in that segment where the dropped bytes began.
     pub offset: u64,
     pub bytes_dropped: u64,
     /// The last intact seq before the cut.
     pub last_good_seq: Seq,
+    #[serde(deserialize_with = "crate::codec::string")]
     pub reason: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunCompleted {
+    #[serde(deserialize_with = "crate::codec::string")]
     pub run_id: String,
     pub end_ms: UnixMs,
     pub candles: u64,
+    #[serde(deserialize_with = "crate::codec::string")]
     pub reason: String,
 }
 

@@ -23,6 +23,8 @@ pub mod verify;
 pub mod writer;
 
 pub use codec::Hash32;
+/// Re-exported so users of `Text` can build it (`format_compact!`).
+pub use compact_str;
 pub use error::{Fault, FaultReason, JournalError, Result};
 pub use event::*;
 pub use format::JournalMeta;

@@ -213,7 +213,7 @@ fn decision() -> impl Strategy<Value = Event> {
     )
         .prop_map(
             |(name, fired, strength, confidence, entry, stop, take_profit)| SignalOutput {
-                name,
+                name: name.into(),
                 fired,
                 strength,
                 confidence,
@@ -247,15 +247,18 @@ fn decision() -> impl Strategy<Value = Event> {
         any::<i64>(),
         any::<u64>(),
         vec(
-            (text(), opt_dec()).prop_map(|(name, value)| Indicator { name, value }),
+            (text(), opt_dec()).prop_map(|(name, value)| Indicator {
+                name: name.into(),
+                value,
+            }),
             0..4,
         ),
         vec(signal, 0..3),
         vec(
             (text(), any::<bool>(), text()).prop_map(|(code, passed, detail)| RiskCheck {
-                code,
+                code: code.into(),
                 passed,
-                detail,
+                detail: detail.into(),
             }),
             0..4,
         ),

@@ -38,7 +38,7 @@ fn signal(entry: Option<&str>, stop: Option<&str>, take_profit: Option<&str>) ->
         entry: entry.map(d),
         stop: stop.map(d),
         take_profit: take_profit.map(d),
-        note: String::new(),
+        note: Default::default(),
     }
 }
 

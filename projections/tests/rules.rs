@@ -276,7 +276,7 @@ fn events_for_a_symbol_outside_the_run_are_refused() {
         symbol: DOGE.into(),
         as_of_ms: T0,
         candle_seq: 2,
-        regime: String::new(),
+        regime: Default::default(),
         indicators: vec![],
         signals: vec![],
         risk_checks: vec![],

@@ -359,7 +359,7 @@ impl Engine {
         values
             .into_iter()
             .map(|(name, value)| Indicator {
-                name: name.to_string(),
+                name: name.into(),
                 value: round(value),
             })
             .collect()
@@ -398,7 +398,7 @@ impl Engine {
             symbol: symbol.to_string(),
             as_of_ms,
             candle_seq,
-            regime: regime.name().to_string(),
+            regime: regime.name().into(),
             indicators,
             signals,
             risk_checks: Vec::new(),
@@ -442,7 +442,7 @@ impl Engine {
                 decision.risk_checks.push(RiskCheck {
                     code: "chandelier_exit".into(),
                     passed: false,
-                    detail: format!(
+                    detail: anx_journal::compact_str::format_compact!(
                         "close {} below chandelier stop {}",
                         candle.close,
                         chandelier.unwrap_or_default().round_dp(8)
@@ -507,9 +507,12 @@ impl Engine {
             decision.risk_checks.push(RiskCheck {
                 code: code.into(),
                 passed: false,
-                detail: format!(
+                detail: anx_journal::compact_str::format_compact!(
                     "signal {}: entry {:?} stop {:?} take-profit {:?}",
-                    signal.name, signal.entry, signal.stop, signal.take_profit
+                    signal.name,
+                    signal.entry,
+                    signal.stop,
+                    signal.take_profit
                 ),
             });
             decision.outcome = DecisionOutcome::Rejected {
@@ -532,7 +535,7 @@ impl Engine {
             decision.risk_checks.push(RiskCheck {
                 code: "signal_rounding".into(),
                 passed: false,
-                detail: format!(
+                detail: anx_journal::compact_str::format_compact!(
                     "after rounding: stop {stop} entry {entry} take-profit {take_profit}"
                 ),
             });
@@ -587,7 +590,7 @@ impl Engine {
         decision.risk_checks.push(RiskCheck {
             code: "signal_selected".into(),
             passed: true,
-            detail: format!("{}: entry {entry}, stop trigger {stop}, take-profit {take_profit} (rounded to the product's increments)", signal.name),
+            detail: anx_journal::compact_str::format_compact!("{}: entry {entry}, stop trigger {stop}, take-profit {take_profit} (rounded to the product's increments)", signal.name),
         });
         decision.risk_checks.extend(verdict.checks);
         decision.sizing = verdict.sizing.clone();
@@ -848,7 +851,9 @@ impl Engine {
                 risk_checks: vec![RiskCheck {
                     code: "protection".into(),
                     passed: false,
-                    detail: format!("bracket of {client_order_id} not confirmed: {reason}"),
+                    detail: anx_journal::compact_str::format_compact!(
+                        "bracket of {client_order_id} not confirmed: {reason}"
+                    ),
                 }],
                 sizing: None,
                 outcome: DecisionOutcome::Exit {

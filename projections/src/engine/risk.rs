@@ -65,9 +65,9 @@ struct Checks(Vec<RiskCheck>);
 impl Checks {
     fn check(&mut self, code: &str, passed: bool, detail: String) {
         self.0.push(RiskCheck {
-            code: code.to_string(),
+            code: code.into(),
             passed,
-            detail,
+            detail: detail.into(),
         });
     }
 }
@@ -320,7 +320,7 @@ pub fn evaluate(
     let rejected =
         c.0.iter()
             .find(|check| !check.passed)
-            .map(|check| check.code.clone());
+            .map(|check| check.code.to_string());
     Verdict {
         checks: c.0,
         sizing: Some(sizing),

@@ -60,14 +60,14 @@ pub fn classify(snapshot: &Snapshot) -> Regime {
 
 fn quiet(name: &str, note: &str) -> SignalOutput {
     SignalOutput {
-        name: name.to_string(),
+        name: name.into(),
         fired: false,
         strength: Decimal::ZERO,
         confidence: Decimal::ZERO,
         entry: None,
         stop: None,
         take_profit: None,
-        note: note.to_string(),
+        note: note.into(),
     }
 }
 
@@ -89,14 +89,14 @@ fn fired(
     let stop = levels.entry - levels.stop_atr * levels.atr;
     let take_profit = levels.entry + levels.reward_risk * (levels.entry - stop);
     SignalOutput {
-        name: name.to_string(),
+        name: name.into(),
         fired: true,
         strength: strength.round_dp(4),
         confidence: confidence.round_dp(4).min(Decimal::ONE),
         entry: Some(levels.entry),
         stop: Some(stop),
         take_profit: Some(take_profit),
-        note,
+        note: note.into(),
     }
 }
 
