@@ -165,67 +165,7 @@ pub fn report(journal: &Path, view: &ReplayView) -> Result<String> {
         out.push_str("</table>\n");
     }
     out.push_str("<h2 id=\"summary\">Summary</h2><table>\n");
-    for (k, v) in [
-        (
-            "trades opened / closed",
-            format!("{} / {}", report.trades_opened, report.trades_closed),
-        ),
-        (
-            "win rate",
-            od(report.win_rate.map(|r| r * Decimal::ONE_HUNDRED), 2) + " %",
-        ),
-        (
-            "avg win / avg loss",
-            format!("{} / {}", od(report.avg_win, 2), od(report.avg_loss, 2)),
-        ),
-        ("actual R:R", od(report.rr_actual, 2)),
-        (
-            "expectancy",
-            format!(
-                "{} $ / {} R",
-                od(report.expectancy, 2),
-                od(report.expectancy_r, 3)
-            ),
-        ),
-        ("profit factor", od(report.profit_factor, 2)),
-        ("net PnL", d(report.net_pnl, 2)),
-        (
-            "equity start / final / peak",
-            format!(
-                "{} / {} / {}",
-                d(report.starting_equity, 2),
-                d(report.final_equity, 2),
-                d(report.peak_equity, 2)
-            ),
-        ),
-        (
-            "max drawdown",
-            format!(
-                "{} $ ({} %)",
-                d(report.max_drawdown, 2),
-                d(report.max_drawdown_pct, 2)
-            ),
-        ),
-        (
-            "max consecutive losses",
-            format!(
-                "{} ({} $)",
-                report.max_consecutive_losses,
-                d(report.max_consecutive_losses_usd, 2)
-            ),
-        ),
-        (
-            "sharpe / sortino",
-            format!(
-                "{} / {} ({})",
-                od(report.sharpe, 2),
-                od(report.sortino, 2),
-                report.ratio_basis
-            ),
-        ),
-        ("exposure", od(report.exposure_pct, 2) + " %"),
-        ("fees total", d(report.fees_total, 2)),
-    ] {
+    for (k, v) in crate::render::report_rows(&report) {
         row(&mut out, &[esc(k), esc(&v)]);
     }
     out.push_str("</table>\n");

@@ -230,77 +230,10 @@ fn fmt_dec(value: Decimal, dp: u32) -> String {
     value.round_dp(dp).normalize().to_string()
 }
 
-/// The table of `anx journal replay`.
-pub fn replay_table(view: &ReplayView) -> String {
-    let state = &view.projection.state;
-    let report = Report::from_state(state);
-    let mut out = String::new();
-    let w = &mut out;
-    if let Some(run) = &state.run {
-        let _ = writeln!(
-            w,
-            "run        {} ({:?}, {:?} capital, {:?})",
-            run.run_id, run.run_mode, run.capital_mode, run.data_integrity
-        );
-        let _ = writeln!(
-            w,
-            "           symbols {} | {} .. {} | starting capital {}",
-            run.symbols.join(","),
-            market_time(run.start_ms),
-            run.end_ms.map_or("open".into(), market_time),
-            fmt_dec(run.starting_capital, 2)
-        );
-        let _ = writeln!(
-            w,
-            "           config {} | git {} | by {}",
-            &run.config_hash[..16.min(run.config_hash.len())],
-            run.git_sha,
-            run.created_by
-        );
-        let _ = writeln!(
-            w,
-            "           {} candles | {}",
-            run.candles,
-            run.completion
-                .as_deref()
-                .map_or("running".to_string(), |c| format!("completed: {c}"))
-        );
-    }
-    for note in &view.projection.links.recoveries {
-        let _ = writeln!(
-            w,
-            "note       seq {}: repaired a torn tail ({} bytes at {} offset {})",
-            note.seq, note.bytes_dropped, note.segment, note.offset
-        );
-    }
-    let _ = writeln!(w, "\nsymbol     state          position       avg entry      last price     cash           realized net   trades");
-    for (symbol, s) in &state.symbols {
-        let cash = state
-            .cash
-            .get(symbol)
-            .map_or("(pool)".to_string(), |c| fmt_dec(c.0, 2));
-        let _ = writeln!(
-            w,
-            "{:<10} {:<14} {:<14} {:<14} {:<14} {:<14} {:<14} {}/{}{}",
-            symbol,
-            engine_name(s.engine.0),
-            fmt_dec(s.position.quantity, 8),
-            fmt_opt(s.position.average_entry(), 2),
-            fmt_opt(s.last_close, 2),
-            cash,
-            fmt_dec(s.position.realized_net(), 2),
-            s.trades_opened,
-            s.trades_closed,
-            s.fail_closed
-                .as_ref()
-                .map_or(String::new(), |r| format!("  FAIL_CLOSED: {r}")),
-        );
-    }
-    if let Some(pool) = state.cash.get(anx_projections::PORTFOLIO_POT) {
-        let _ = writeln!(w, "portfolio cash {}", fmt_dec(pool.0, 2));
-    }
-    let _ = writeln!(w, "\nreport");
-    let rows: Vec<(&str, String)> = vec![
+/// The report's metrics as (label, value) rows: the one rendering shared by the
+/// table and the HTML report.
+pub fn report_rows(report: &Report) -> Vec<(&'static str, String)> {
+    vec![
         (
             "trades opened / closed",
             format!("{} / {}", report.trades_opened, report.trades_closed),
@@ -379,7 +312,80 @@ pub fn replay_table(view: &ReplayView) -> String {
                 .collect::<Vec<_>>()
                 .join(", "),
         ),
-    ];
+    ]
+}
+
+/// The table of `anx journal replay`.
+pub fn replay_table(view: &ReplayView) -> String {
+    let state = &view.projection.state;
+    let report = Report::from_state(state);
+    let mut out = String::new();
+    let w = &mut out;
+    if let Some(run) = &state.run {
+        let _ = writeln!(
+            w,
+            "run        {} ({:?}, {:?} capital, {:?})",
+            run.run_id, run.run_mode, run.capital_mode, run.data_integrity
+        );
+        let _ = writeln!(
+            w,
+            "           symbols {} | {} .. {} | starting capital {}",
+            run.symbols.join(","),
+            market_time(run.start_ms),
+            run.end_ms.map_or("open".into(), market_time),
+            fmt_dec(run.starting_capital, 2)
+        );
+        let _ = writeln!(
+            w,
+            "           config {} | git {} | by {}",
+            &run.config_hash[..16.min(run.config_hash.len())],
+            run.git_sha,
+            run.created_by
+        );
+        let _ = writeln!(
+            w,
+            "           {} candles | {}",
+            run.candles,
+            run.completion
+                .as_deref()
+                .map_or("running".to_string(), |c| format!("completed: {c}"))
+        );
+    }
+    for note in &view.projection.links.recoveries {
+        let _ = writeln!(
+            w,
+            "note       seq {}: repaired a torn tail ({} bytes at {} offset {})",
+            note.seq, note.bytes_dropped, note.segment, note.offset
+        );
+    }
+    let _ = writeln!(w, "\nsymbol     state          position       avg entry      last price     cash           realized net   trades");
+    for (symbol, s) in &state.symbols {
+        let cash = state
+            .cash
+            .get(symbol)
+            .map_or("(pool)".to_string(), |c| fmt_dec(c.0, 2));
+        let _ = writeln!(
+            w,
+            "{:<10} {:<14} {:<14} {:<14} {:<14} {:<14} {:<14} {}/{}{}",
+            symbol,
+            engine_name(s.engine.0),
+            fmt_dec(s.position.quantity, 8),
+            fmt_opt(s.position.average_entry(), 2),
+            fmt_opt(s.last_close, 2),
+            cash,
+            fmt_dec(s.position.realized_net(), 2),
+            s.trades_opened,
+            s.trades_closed,
+            s.fail_closed
+                .as_ref()
+                .map_or(String::new(), |r| format!("  FAIL_CLOSED: {r}")),
+        );
+    }
+    if let Some(pool) = state.cash.get(anx_projections::PORTFOLIO_POT) {
+        let _ = writeln!(w, "portfolio cash {}", fmt_dec(pool.0, 2));
+    }
+    let _ = writeln!(w, "\nreport");
+    let rows = report_rows(&report);
     for (name, value) in rows {
         let _ = writeln!(w, "  {name:<28} {value}");
     }
