@@ -18,6 +18,11 @@ const DAY_MS: i64 = 86_400_000;
 const CHART_W: f64 = 900.0;
 const CHART_H: f64 = 220.0;
 
+/// The first `n` characters (a date or a minute of a time), whatever the text.
+fn prefix(text: &str, n: usize) -> String {
+    text.chars().take(n).collect()
+}
+
 fn esc(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -80,11 +85,11 @@ fn svg_chart(title: &str, values: &[f64], days: &[i64], fill: bool, color: &str)
     );
     let first = days
         .first()
-        .map(|d| market_time(d * DAY_MS)[..10].to_string())
+        .map(|d| prefix(&market_time(d.saturating_mul(DAY_MS)), 10))
         .unwrap_or_default();
     let last = days
         .last()
-        .map(|d| market_time(d * DAY_MS)[..10].to_string())
+        .map(|d| prefix(&market_time(d.saturating_mul(DAY_MS)), 10))
         .unwrap_or_default();
     let _ = write!(svg, "<text x=\"40\" y=\"{:.0}\" class=\"axis\">{first}</text><text x=\"{:.0}\" y=\"{:.0}\" class=\"axis\" text-anchor=\"end\">{last}</text></svg>", CHART_H - 4.0, CHART_W - 10.0, CHART_H - 4.0);
     svg
@@ -238,8 +243,8 @@ pub fn report(journal: &Path, view: &ReplayView) -> Result<String> {
                     esc(&t.trade_id)
                 ),
                 esc(&t.symbol),
-                market_time(t.entry_ms)[..16].to_string(),
-                market_time(t.exit_ms)[..16].to_string(),
+                prefix(&market_time(t.entry_ms), 16),
+                prefix(&market_time(t.exit_ms), 16),
                 d(t.entry_price, 2),
                 d(t.exit_price, 2),
                 d(t.size, 8),

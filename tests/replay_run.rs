@@ -330,3 +330,43 @@ fn bad_input_is_one_line_and_touches_nothing() {
         run.stderr
     );
 }
+
+#[test]
+fn any_cached_symbol_replays_with_the_default_product_spec() {
+    let work = tempfile::tempdir().unwrap();
+    let cache = shared_candles();
+    let journal = work.path().join("binance");
+    let run = anx(&[
+        "replay",
+        "run",
+        "--exchange",
+        "BINANCE",
+        "--symbols",
+        "BTCUSDT,ETHUSDT",
+        "--granularity",
+        "4h",
+        "--start",
+        "2021-01-01",
+        "--end",
+        "2022-01-01",
+        "--cache-dir",
+        &cache,
+        "--journal",
+        path_str(&journal),
+        "--report-format",
+        "json",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let out = json(&run.stdout);
+    // 2 symbols x 365 days x 6 bars, less the bars lost to Binance's outages.
+    let candles = out["candles"].as_u64().unwrap();
+    assert!((4300..=4380).contains(&candles), "{candles} candles");
+    assert!(out["data_quality"]["BTCUSDT"]["candles"].as_u64().unwrap() > 2100);
+    let config = anx(&["journal", "export", path_str(&journal)]).stdout;
+    let run_started: Value = json(config.lines().next().unwrap());
+    let text = run_started["body"]["config_text"].as_str().unwrap();
+    assert!(
+        text.contains("[products.default]"),
+        "the default spec is journaled with the run"
+    );
+}
