@@ -34,6 +34,17 @@ pub enum Command {
     /// Candle data: fill the cache from Coinbase.
     #[command(subcommand)]
     Data(DataCommand),
+    /// Health of a trader's journal (read-only, safe while it runs); exit 1 when unhealthy.
+    Status(StatusArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// The journal directory.
+    pub dir: PathBuf,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -245,6 +256,7 @@ impl Cli {
             Command::Why(args) => journal_cmd::why(&args),
             Command::Replay(ReplayCommand::Run(args)) => crate::replay_cmd::run(&args),
             Command::Data(DataCommand::Fetch(args)) => crate::replay_cmd::fetch(&args),
+            Command::Status(args) => crate::status::status(&args),
         }
     }
 }

@@ -9,6 +9,7 @@ mod journal_cmd;
 mod output;
 mod render;
 mod replay_cmd;
+mod status;
 mod store;
 mod why;
 

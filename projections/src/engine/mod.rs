@@ -554,14 +554,7 @@ impl Engine {
         let cash = state.cash.get(pot).map_or(Decimal::ZERO, |c| c.0);
         let portfolio = pot == PORTFOLIO_POT;
         let equity = state.equity.cash + state.equity.marked;
-        let day_start = as_of_ms.div_euclid(DAY_MS) * DAY_MS;
-        let realized_today: Decimal = state
-            .trades
-            .iter()
-            .rev()
-            .take_while(|t| t.exit_ms >= day_start)
-            .map(|t| t.net_pnl)
-            .sum();
+        let realized_today = risk::realized_on_day(&state.trades, as_of_ms);
         let ctx = risk::RiskContext {
             config: &self.config,
             spec: &spec,

@@ -76,6 +76,32 @@ fn count_since(entries: &VecDeque<UnixMs>, since_ms: UnixMs) -> usize {
     entries.iter().rev().take_while(|t| **t > since_ms).count()
 }
 
+/// How far `equity` is below `peak`, in percent (4 decimals).
+pub fn drawdown_pct(equity: Decimal, peak: Decimal) -> Decimal {
+    if peak > Decimal::ZERO {
+        ((peak - equity) / peak * Decimal::ONE_HUNDRED).round_dp(4)
+    } else {
+        Decimal::ZERO
+    }
+}
+
+/// The day's loss, in quote currency, at which entries stop for the UTC day.
+pub fn daily_loss_limit(config: &Config, starting_equity: Decimal) -> Decimal {
+    starting_equity * config.breakers.daily_loss_limit_pct / Decimal::ONE_HUNDRED
+}
+
+/// Net PnL of the trades closed on the UTC day of `as_of_ms` (`trades` in
+/// closing order).
+pub fn realized_on_day(trades: &[crate::model::TradeRow], as_of_ms: UnixMs) -> Decimal {
+    let day_start = as_of_ms.div_euclid(DAY_MS) * DAY_MS;
+    trades
+        .iter()
+        .rev()
+        .take_while(|t| t.exit_ms >= day_start)
+        .map(|t| t.net_pnl)
+        .sum()
+}
+
 /// Bracket-aware sizing (before caps): the worked example in this module's doc.
 pub fn size(
     config: &Config,
@@ -139,11 +165,7 @@ pub fn evaluate(
         age_ms <= max_age * 1000,
         format!("newest candle closed {age_s}s ago, limit {max_age}s"),
     );
-    let drawdown_pct = if ctx.peak_equity > Decimal::ZERO {
-        ((ctx.peak_equity - ctx.equity) / ctx.peak_equity * Decimal::ONE_HUNDRED).round_dp(4)
-    } else {
-        Decimal::ZERO
-    };
+    let drawdown_pct = drawdown_pct(ctx.equity, ctx.peak_equity);
     c.check(
         "max_drawdown_breaker",
         drawdown_pct < config.breakers.max_drawdown_pct,
@@ -153,8 +175,7 @@ pub fn evaluate(
             config.breakers.max_drawdown_pct
         ),
     );
-    let loss_limit =
-        ctx.starting_equity * config.breakers.daily_loss_limit_pct / Decimal::ONE_HUNDRED;
+    let loss_limit = daily_loss_limit(config, ctx.starting_equity);
     c.check(
         "daily_loss_limit",
         -ctx.realized_today < loss_limit,

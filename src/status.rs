@@ -1,0 +1,212 @@
+//! `anx status <DIR>`: the health of a trader's journal, read-only and safe
+//! while the trader runs (no lock, no index writes; a record being appended
+//! right now is simply not read yet). Per symbol: engine state, the open
+//! position and whether its bracket was verified, pending orders; the newest
+//! candle and its age; which circuit breakers are active; equity; the head; and
+//! whether a trader holds the journal's lock.
+//!
+//! Unhealthy – exit 1 – when data is stale, a symbol is FAIL_CLOSED, or no
+//! trader holds the lock. The wall clock is read here, at the edge, only to age
+//! the newest candle.
+
+use crate::cli::StatusArgs;
+use crate::output::market_time;
+use crate::render::{engine_name, num};
+use crate::store::{self, LoadOptions};
+use crate::EXIT_CHECK_FAILED;
+use anx_journal::{EngineState, Event, UnixMs};
+use anx_projections::engine::config::Config;
+use anx_projections::engine::risk;
+use anx_projections::model::OrderStatus;
+use anyhow::{Context, Result};
+use serde_json::{json, Value};
+use std::process::ExitCode;
+
+/// The configuration the run was started with, from its `RunStarted` event.
+fn run_config(dir: &std::path::Path) -> Result<Option<Config>> {
+    let mut reader = anx_journal::Reader::open_with(dir, anx_journal::TailPolicy::StopAtTorn)?;
+    while let Some(stored) = reader.next_event()? {
+        if let Event::RunStarted(run) = stored.event {
+            return Ok(Config::from_toml(&run.config_text).ok());
+        }
+    }
+    Ok(None)
+}
+
+pub fn status(args: &StatusArgs) -> Result<ExitCode> {
+    if !args.dir.is_dir() {
+        anyhow::bail!("{}: not a directory", args.dir.display());
+    }
+    let trader_running = anx_journal::is_locked(&args.dir)
+        .with_context(|| format!("cannot check the lock of {}", args.dir.display()))?;
+    let loaded = store::load(
+        &args.dir,
+        LoadOptions {
+            to_seq: None,
+            use_store: false,
+        },
+    )
+    .with_context(|| format!("cannot read {}", args.dir.display()))?;
+    let config = run_config(&args.dir)?;
+    let state = &loaded.projection.state;
+    let now_ms: UnixMs = chrono::Utc::now().timestamp_millis();
+    let granularity_ms = state
+        .run
+        .as_ref()
+        .map_or(0, |r| i64::from(r.granularity_s) * 1000);
+    let mut problems: Vec<String> = Vec::new();
+    if !trader_running {
+        problems.push("no trader holds the journal's lock".into());
+    }
+    let mut symbols = serde_json::Map::new();
+    let mut newest_close_ms: Option<UnixMs> = None;
+    for (symbol, s) in &state.symbols {
+        let close_ms = s.last_candle_open_ms.map(|open| open + granularity_ms);
+        newest_close_ms = newest_close_ms.max(close_ms);
+        if s.engine.0 == EngineState::FailClosed || s.fail_closed.is_some() {
+            problems.push(format!(
+                "{symbol} is FAIL_CLOSED: {}",
+                s.fail_closed.as_deref().unwrap_or("(state)")
+            ));
+        }
+        let protection = s.open_trade.as_ref().map(|t| {
+            let order = state.orders.get(&t.entry_client_order_id);
+            match order {
+                Some(o) if o.has_bracket && o.bracket_verified => "bracket verified",
+                Some(o) if o.has_bracket => "bracket NOT verified",
+                _ => "no bracket",
+            }
+        });
+        let pending: Vec<Value> = state
+            .orders
+            .values()
+            .filter(|o| &o.symbol == symbol && matches!(o.status, OrderStatus::Placed | OrderStatus::Acknowledged))
+            .map(|o| json!({"client_order_id": o.client_order_id, "purpose": format!("{:?}", o.purpose).to_lowercase(), "status": format!("{:?}", o.status).to_lowercase(), "size": num(o.size)}))
+            .collect();
+        symbols.insert(
+            symbol.clone(),
+            json!({
+                "state": engine_name(s.engine.0),
+                "fail_closed": s.fail_closed,
+                "position": num(s.position.quantity),
+                "avg_entry": s.position.average_entry().map(|p| num(p.round_dp(8))),
+                "protection": protection,
+                "pending_orders": pending,
+                "last_candle_close": close_ms.map(market_time),
+                "last_price": s.last_close.map(num),
+            }),
+        );
+    }
+    let age_s = newest_close_ms.map(|close| (now_ms - close) / 1000);
+    let mut breakers: Vec<String> = Vec::new();
+    let equity = state.equity.cash + state.equity.marked;
+    if let Some(config) = &config {
+        if let Some(age) = age_s {
+            if age > config.breakers.stale_data_max_age_s as i64 {
+                breakers.push(format!(
+                    "stale_data: newest candle closed {age}s ago, limit {}s",
+                    config.breakers.stale_data_max_age_s
+                ));
+            }
+        }
+        let drawdown = risk::drawdown_pct(equity, state.equity.peak.max(equity));
+        if drawdown >= config.breakers.max_drawdown_pct {
+            breakers.push(format!("max_drawdown_breaker: {drawdown}% below the peak"));
+        }
+        let today = risk::realized_on_day(&state.trades, now_ms);
+        let limit = risk::daily_loss_limit(config, state.equity.start);
+        if -today >= limit {
+            breakers.push(format!(
+                "daily_loss_limit: {today} realized today, limit -{}",
+                limit.round_dp(2)
+            ));
+        }
+    }
+    for (symbol, s) in &state.symbols {
+        if s.fail_closed.is_some() {
+            breakers.push(format!("symbol_fail_closed: {symbol}"));
+        }
+    }
+    if breakers.iter().any(|b| b.starts_with("stale_data")) {
+        problems.push("market data is stale".into());
+    }
+    let healthy = problems.is_empty();
+    let doc = json!({
+        "healthy": healthy,
+        "problems": problems,
+        "trader_running": trader_running,
+        "head_seq": loaded.head_seq,
+        "head_hash": loaded.head_hash.to_hex(),
+        "run_id": state.run.as_ref().map(|r| r.run_id.clone()),
+        "symbols": symbols,
+        "last_candle_close": newest_close_ms.map(market_time),
+        "last_candle_age_s": age_s,
+        "breakers_active": breakers,
+        "equity": num(equity),
+        "peak_equity": num(state.equity.peak.max(equity)),
+        "warnings": loaded.warnings,
+    });
+    if args.json {
+        println!("{doc}");
+    } else {
+        println!(
+            "journal    {} (head {}:{})",
+            args.dir.display(),
+            loaded.head_seq,
+            loaded.head_hash
+        );
+        println!(
+            "trader     {}",
+            if trader_running {
+                "running (holds the lock)"
+            } else {
+                "NOT running"
+            }
+        );
+        match (newest_close_ms, age_s) {
+            (Some(close), Some(age)) => println!(
+                "data       newest candle closed {} ({age}s ago)",
+                market_time(close)
+            ),
+            _ => println!("data       no candle yet"),
+        }
+        println!(
+            "equity     {} (peak {})",
+            equity.round_dp(2),
+            state.equity.peak.max(equity).round_dp(2)
+        );
+        for (symbol, info) in &symbols {
+            println!(
+                "{symbol:<10} {:<14} position {} {} pending {}",
+                info["state"].as_str().unwrap_or("?"),
+                info["position"],
+                info["protection"]
+                    .as_str()
+                    .map(|p| format!("({p})"))
+                    .unwrap_or_default(),
+                info["pending_orders"].as_array().map_or(0, |a| a.len())
+            );
+        }
+        println!(
+            "breakers   {}",
+            if breakers.is_empty() {
+                "none".to_string()
+            } else {
+                breakers.join("; ")
+            }
+        );
+        println!(
+            "health     {}",
+            if healthy {
+                "OK".to_string()
+            } else {
+                format!("UNHEALTHY: {}", problems.join("; "))
+            }
+        );
+    }
+    Ok(if healthy {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_CHECK_FAILED)
+    })
+}
