@@ -6,7 +6,7 @@
 //! the journal through the index, as `anx why` reads them.
 
 use crate::output::market_time;
-use crate::render::{engine_name, ReplayView};
+use crate::render::{engine_name, fmt_dec, fmt_opt, ReplayView};
 use crate::store::{self, LoadOptions};
 use anx_projections::{DailyEquity, Report};
 use anyhow::{Context, Result};
@@ -28,14 +28,6 @@ fn esc(text: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
-}
-
-fn d(value: Decimal, dp: u32) -> String {
-    value.round_dp(dp).normalize().to_string()
-}
-
-fn od(value: Option<Decimal>, dp: u32) -> String {
-    value.map_or_else(|| "n/a".into(), |v| d(v, dp))
 }
 
 /// Decimal → f64 for drawing only (chart coordinates, never money).
@@ -157,7 +149,7 @@ pub fn report(journal: &Path, view: &ReplayView) -> Result<String> {
                     run.end_ms.map_or("open".into(), market_time)
                 ),
             ),
-            ("starting capital", d(run.starting_capital, 2)),
+            ("starting capital", fmt_dec(run.starting_capital, 2)),
             ("candles", run.candles.to_string()),
             ("config hash", run.config_hash.clone()),
             ("git", run.git_sha.clone()),
@@ -215,15 +207,15 @@ pub fn report(journal: &Path, view: &ReplayView) -> Result<String> {
             "<div class=\"card\"><b>{}</b> – {}<br>position {} @ {}<br>trades {} (wins {}, losses {}, win rate {} %)<br>net <span class=\"{class}\">{}</span>, fees {}, expectancy {} R<br><span class=\"muted\">{}</span></div>",
             esc(symbol),
             engine_name(s.engine.0),
-            d(s.position.quantity, 8),
-            od(s.position.average_entry(), 2),
+            fmt_dec(s.position.quantity, 8),
+            fmt_opt(s.position.average_entry(), 2),
             r.trades_closed,
             r.wins,
             r.losses,
-            od(r.win_rate.map(|w| w * Decimal::ONE_HUNDRED), 1),
-            d(r.net_pnl, 2),
-            d(r.fees, 2),
-            od(r.expectancy_r, 3),
+            fmt_opt(r.win_rate.map(|w| w * Decimal::ONE_HUNDRED), 1),
+            fmt_dec(r.net_pnl, 2),
+            fmt_dec(r.fees, 2),
+            fmt_opt(r.expectancy_r, 3),
             esc(&exits.join(", "))
         );
     }
@@ -245,13 +237,17 @@ pub fn report(journal: &Path, view: &ReplayView) -> Result<String> {
                 esc(&t.symbol),
                 prefix(&market_time(t.entry_ms), 16),
                 prefix(&market_time(t.exit_ms), 16),
-                d(t.entry_price, 2),
-                d(t.exit_price, 2),
-                d(t.size, 8),
+                fmt_dec(t.entry_price, 2),
+                fmt_dec(t.exit_price, 2),
+                fmt_dec(t.size, 8),
                 format!("{:?}", t.exit_reason),
-                d(t.fees, 4),
-                format!("<span class=\"{class}\">{}</span>", d(t.net_pnl, 4)),
-                format!("{} / {}", d(t.theoretical_r, 2), d(t.realized_r, 2)),
+                fmt_dec(t.fees, 4),
+                format!("<span class=\"{class}\">{}</span>", fmt_dec(t.net_pnl, 4)),
+                format!(
+                    "{} / {}",
+                    fmt_dec(t.theoretical_r, 2),
+                    fmt_dec(t.realized_r, 2)
+                ),
                 ((t.exit_ms - t.entry_ms) / 3_600_000).to_string(),
             ],
         );
@@ -298,7 +294,7 @@ pub fn report(journal: &Path, view: &ReplayView) -> Result<String> {
             esc(&t.trade_id),
             esc(&t.trade_id),
             t.exit_reason,
-            d(t.net_pnl, 4),
+            fmt_dec(t.net_pnl, 4),
             esc(&body)
         );
     }

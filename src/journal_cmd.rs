@@ -20,7 +20,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
-fn check_dir(dir: &Path) -> anyhow::Result<()> {
+pub fn check_dir(dir: &Path) -> anyhow::Result<()> {
     if !dir.is_dir() {
         anyhow::bail!("{}: not a directory", dir.display());
     }

@@ -2,6 +2,7 @@
 //! rendering, market-time formatting.
 
 use anx_journal::UnixMs;
+use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 /// Logs go to stderr only, so `--json` stdout stays clean.
@@ -79,7 +80,7 @@ impl Progress {
         Progress {
             total: total.max(1),
             label,
-            enabled: crate::replay_cmd::stderr_is_terminal(),
+            enabled: std::io::stderr().is_terminal(),
             shown: false,
             last_draw_s: 0.0,
         }

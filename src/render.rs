@@ -22,13 +22,7 @@ pub fn opt_num(value: Option<Decimal>) -> Value {
 }
 
 pub fn engine_name(state: EngineState) -> &'static str {
-    match state {
-        EngineState::Idle => "IDLE",
-        EngineState::EntryPending => "ENTRY_PENDING",
-        EngineState::PositionOpen => "POSITION_OPEN",
-        EngineState::Reconcile => "RECONCILE",
-        EngineState::FailClosed => "FAIL_CLOSED",
-    }
+    state.name()
 }
 
 /// What `anx journal replay` shows, besides the state itself.
@@ -219,15 +213,14 @@ fn run_json(projection: &Projection, run: &anx_projections::RunRow) -> Value {
     })
 }
 
-fn fmt_opt(value: Option<Decimal>, dp: u32) -> String {
-    value.map_or_else(
-        || "n/a".to_string(),
-        |v| v.round_dp(dp).normalize().to_string(),
-    )
+/// A figure for people: rounded to `dp` decimals, trailing zeros dropped.
+pub fn fmt_dec(value: Decimal, dp: u32) -> String {
+    value.round_dp(dp).normalize().to_string()
 }
 
-fn fmt_dec(value: Decimal, dp: u32) -> String {
-    value.round_dp(dp).normalize().to_string()
+/// [`fmt_dec`], or `n/a` for an undefined figure.
+pub fn fmt_opt(value: Option<Decimal>, dp: u32) -> String {
+    value.map_or_else(|| "n/a".to_string(), |v| fmt_dec(v, dp))
 }
 
 /// The report's metrics as (label, value) rows: the one rendering shared by the

@@ -10,7 +10,6 @@ use anx_replays::runner::{self, ReplaySpec};
 use anyhow::{anyhow, bail, Context, Result};
 use rust_decimal::Decimal;
 use serde_json::json;
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::str::FromStr;
@@ -208,11 +207,6 @@ pub fn run(args: &ReplayRunArgs) -> Result<ExitCode> {
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Whether stderr is a terminal (progress bars only then).
-pub fn stderr_is_terminal() -> bool {
-    std::io::stderr().is_terminal()
 }
 
 /// `anx data fetch`.

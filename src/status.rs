@@ -34,9 +34,7 @@ fn run_config(dir: &std::path::Path) -> Result<Option<Config>> {
 }
 
 pub fn status(args: &StatusArgs) -> Result<ExitCode> {
-    if !args.dir.is_dir() {
-        anyhow::bail!("{}: not a directory", args.dir.display());
-    }
+    crate::journal_cmd::check_dir(&args.dir)?;
     let trader_running = anx_journal::is_locked(&args.dir)
         .with_context(|| format!("cannot check the lock of {}", args.dir.display()))?;
     let loaded = store::load(

@@ -420,6 +420,19 @@ pub enum EngineState {
     FailClosed,
 }
 
+impl EngineState {
+    /// The name used everywhere the state is shown (its serde name).
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineState::Idle => "IDLE",
+            EngineState::EntryPending => "ENTRY_PENDING",
+            EngineState::PositionOpen => "POSITION_OPEN",
+            EngineState::Reconcile => "RECONCILE",
+            EngineState::FailClosed => "FAIL_CLOSED",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EngineTransition {
     #[serde(deserialize_with = "crate::codec::string")]
@@ -440,6 +453,19 @@ pub enum ExitReason {
     StopLoss,
     Manual,
     Emergency,
+}
+
+impl ExitReason {
+    /// The name used everywhere the reason is shown (its serde name).
+    pub fn name(self) -> &'static str {
+        match self {
+            ExitReason::Signal => "signal",
+            ExitReason::TakeProfit => "take_profit",
+            ExitReason::StopLoss => "stop_loss",
+            ExitReason::Manual => "manual",
+            ExitReason::Emergency => "emergency",
+        }
+    }
 }
 
 /// The single finalize-exit record of a trade.
@@ -678,5 +704,22 @@ fn decode_exact<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String
 impl std::fmt::Display for EventKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_are_the_serde_names() {
+        use EngineState::*;
+        for state in [Idle, EntryPending, PositionOpen, Reconcile, FailClosed] {
+            assert_eq!(serde_json::to_value(state).unwrap(), state.name());
+        }
+        use ExitReason::*;
+        for reason in [Signal, TakeProfit, StopLoss, Manual, Emergency] {
+            assert_eq!(serde_json::to_value(reason).unwrap(), reason.name());
+        }
     }
 }

@@ -17,6 +17,26 @@ pub trait SegmentFile: Send {
     fn sync_data(&mut self) -> io::Result<()>;
 }
 
+/// Writes all of `buf`, continuing after short writes and retrying interrupted
+/// ones; a write that makes no progress is an error (`WriteZero`).
+pub fn write_all(file: &mut dyn SegmentFile, buf: &[u8]) -> io::Result<()> {
+    let mut written = 0;
+    while written < buf.len() {
+        match file.write(&buf[written..]) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "write returned 0 bytes",
+                ))
+            }
+            Ok(n) => written += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// File-system operations the writer performs.
 pub trait Storage: Send {
     /// Creates a new file (failing if it exists) for writing.

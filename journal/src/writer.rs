@@ -10,7 +10,7 @@ use crate::format::{
 };
 use crate::head::Head;
 use crate::reader::{list_segments, Reader, SegmentFileInfo, TailPolicy};
-use crate::storage::{FsStorage, SegmentFile, Storage};
+use crate::storage::{write_all, FsStorage, SegmentFile, Storage};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
@@ -333,14 +333,8 @@ impl Writer {
     /// Hands buffered records to the OS (not durable yet).
     pub fn flush(&mut self) -> Result<()> {
         self.check_not_poisoned()?;
-        let mut written = 0;
-        while written < self.pending.len() {
-            match self.file.write(&self.pending[written..]) {
-                Ok(0) => return Err(self.poison("write returned 0 bytes".into())),
-                Ok(n) => written += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(self.poison(format!("write failed: {e}"))),
-            }
+        if let Err(e) = write_all(self.file.as_mut(), &self.pending) {
+            return Err(self.poison(format!("write failed: {e}")));
         }
         self.pending.clear();
         Ok(())
@@ -429,20 +423,7 @@ fn create_segment(
         move |e| JournalError::io(path, e)
     };
     let mut file = storage.create_new(&tmp_path).map_err(io(&tmp_path))?;
-    let bytes = header.encode();
-    let mut written = 0;
-    while written < bytes.len() {
-        match file.write(&bytes[written..]) {
-            Ok(0) => {
-                return Err(JournalError::io(
-                    &tmp_path,
-                    std::io::Error::other("write returned 0 bytes"),
-                ))
-            }
-            Ok(n) => written += n,
-            Err(e) => return Err(JournalError::io(&tmp_path, e)),
-        }
-    }
+    write_all(file.as_mut(), &header.encode()).map_err(io(&tmp_path))?;
     file.sync_data().map_err(io(&tmp_path))?;
     storage
         .rename(&tmp_path, &final_path)

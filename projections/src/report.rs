@@ -89,7 +89,7 @@ fn symbol_reports(state: &State) -> BTreeMap<String, SymbolReport> {
         report.fees += trade.fees;
         *report
             .exits_by_reason
-            .entry(serde_plain_name(&trade.exit_reason))
+            .entry(trade.exit_reason.name().to_string())
             .or_insert(0) += 1;
         *r_sums.entry(trade.symbol.clone()).or_default() += trade.realized_r;
     }
@@ -184,7 +184,7 @@ impl Report {
         let (sharpe, sortino, return_days) = risk_ratios(curve, final_equity);
         let mut exits_by_reason = BTreeMap::new();
         for trade in trades {
-            let name = serde_plain_name(&trade.exit_reason);
+            let name = trade.exit_reason.name().to_string();
             *exits_by_reason.entry(name).or_insert(0) += 1;
         }
         Report {
@@ -246,17 +246,4 @@ fn exposure_pct(state: &State) -> Option<Decimal> {
         Decimal::from(state.exposure_ms + open) * Decimal::ONE_HUNDRED,
         symbol_time,
     )
-}
-
-/// The snake_case name serde gives a unit enum variant.
-fn serde_plain_name(reason: &anx_journal::ExitReason) -> String {
-    use anx_journal::ExitReason::*;
-    match reason {
-        Signal => "signal",
-        TakeProfit => "take_profit",
-        StopLoss => "stop_loss",
-        Manual => "manual",
-        Emergency => "emergency",
-    }
-    .to_string()
 }

@@ -134,7 +134,6 @@ struct Bucket {
     close: Decimal,
     volume: Decimal,
     rows: u32,
-    last_ms: UnixMs,
 }
 
 /// Streams the candles (and findings) of one symbol from one cache file.
@@ -408,7 +407,6 @@ impl CandleStream {
                 b.close = close;
                 b.volume += volume;
                 b.rows += 1;
-                b.last_ms = open_ms;
             }
             None => {
                 // A bucket whose first source bar is missing can never be complete:
@@ -422,7 +420,6 @@ impl CandleStream {
                     close,
                     volume,
                     rows,
-                    last_ms: open_ms,
                 });
             }
         }

@@ -85,7 +85,6 @@ pub struct SimExchange {
     config: Config,
     orders: BTreeMap<String, SimOrder>,
     last_close: BTreeMap<String, Decimal>,
-    order_ids: u64,
 }
 
 impl SimExchange {
@@ -94,7 +93,6 @@ impl SimExchange {
             config,
             orders: BTreeMap::new(),
             last_close: BTreeMap::new(),
-            order_ids: 0,
         }
     }
 
@@ -260,7 +258,6 @@ pub fn exchange_id(seq: Seq) -> String {
 
 impl Broker for SimExchange {
     fn place(&mut self, order_seq: Seq, order: &OrderPlaced) -> Vec<BrokerEvent> {
-        self.order_ids += 1;
         let last_close = self.last_close.get(&order.product_id).copied();
         if order.post_only && order.purpose == OrderPurpose::Entry {
             if let (Some(limit), Some(close)) = (order.limit_price, last_close) {

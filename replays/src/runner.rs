@@ -207,6 +207,9 @@ impl Pipeline {
     }
 }
 
+/// Events between two progress reports.
+const PROGRESS_EVERY_EVENTS: u64 = 65_536;
+
 /// Items per batch handed from a loader thread.
 const LOAD_BATCH_ITEMS: usize = 1024;
 /// Batches in flight per loader thread (bounds memory).
@@ -360,6 +363,7 @@ pub fn run(
         starting_capital: config.run.starting_capital,
     };
     pipeline.append(spec.start_ms, &Event::RunStarted(started))?;
+    let mut reported_events = 0u64;
     loop {
         for peeked in streams.iter_mut() {
             if peeked.next.is_none() {
@@ -385,7 +389,10 @@ pub fn run(
                 pipeline.append(market_ms, &Event::DataQuality(finding))?;
             }
         }
-        if pipeline.progress.events.is_multiple_of(65_536) {
+        // A candle appends several events, so count from the last report
+        // rather than waiting for an exact multiple that may be stepped over.
+        if pipeline.progress.events - reported_events >= PROGRESS_EVERY_EVENTS {
+            reported_events = pipeline.progress.events;
             pipeline.progress.source_rows = streams.iter().map(|p| p.stream.rows()).sum();
             progress(pipeline.progress);
         }

@@ -117,7 +117,6 @@ pub struct Engine {
     config_hash: Hash32,
     run_id: String,
     skip_volume_filter: bool,
-    granularity_ms: i64,
     symbols: BTreeMap<String, SymbolMemory>,
     /// Market times of entries placed within the last day (oldest first).
     entries_ms: VecDeque<UnixMs>,
@@ -127,12 +126,10 @@ impl Engine {
     /// An engine for `config` (already validated). `skip_volume_filter` is the
     /// debug switch that tags a run `degraded_skip_volume`.
     pub fn new(config: Config, run_id: &str, skip_volume_filter: bool) -> Engine {
-        let granularity_ms = i64::from(config.granularity_s()) * 1000;
         Engine {
             config_hash: config.hash(),
             run_id: run_id.to_string(),
             skip_volume_filter,
-            granularity_ms,
             symbols: BTreeMap::new(),
             entries_ms: VecDeque::new(),
             config,
@@ -454,14 +451,7 @@ impl Engine {
             };
             if let Some(reason) = exit {
                 decision.outcome = DecisionOutcome::Exit { reason };
-                self.place_exit(
-                    projection,
-                    symbol,
-                    state.position.quantity,
-                    decision,
-                    as_of_ms,
-                    out,
-                );
+                self.place_exit(symbol, state.position.quantity, decision, as_of_ms, out);
                 return;
             }
             out.push(as_of_ms, decision.into());
@@ -638,14 +628,12 @@ impl Engine {
     /// A Decision to exit and its market SELL order.
     fn place_exit(
         &mut self,
-        projection: &Projection,
         symbol: &str,
         quantity: Decimal,
         decision: Decision,
         as_of_ms: UnixMs,
         out: &mut Out,
     ) {
-        let _ = projection;
         let client_order_id = order::client_order_id(&self.run_id, symbol, &decision);
         let decision_seq = out.push(as_of_ms, decision.into());
         let placed = OrderPlaced {
@@ -854,20 +842,8 @@ impl Engine {
                 },
                 config_hash: self.config_hash,
             };
-            self.place_exit(
-                projection,
-                symbol,
-                state.position.quantity,
-                decision,
-                as_of_ms,
-                out,
-            );
+            self.place_exit(symbol, state.position.quantity, decision, as_of_ms, out);
         }
-    }
-
-    /// The engine's granularity in milliseconds.
-    pub fn granularity_ms(&self) -> i64 {
-        self.granularity_ms
     }
 }
 
