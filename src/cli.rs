@@ -36,6 +36,32 @@ pub enum Command {
     Data(DataCommand),
     /// Health of a trader's journal (read-only, safe while it runs); exit 1 when unhealthy.
     Status(StatusArgs),
+    /// Paper trading: live Coinbase candles, the simulated broker, a durable
+    /// journal; runs until SIGINT/SIGTERM and resumes by replaying its journal.
+    Paper(PaperArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PaperArgs {
+    /// Configuration file (TOML; `extends` another).
+    #[arg(long, default_value = "config/paper.toml")]
+    pub config: PathBuf,
+    /// Comma-separated symbols (default: the configuration's).
+    #[arg(long, value_delimiter = ',')]
+    pub symbols: Vec<String>,
+    /// The trader's journal directory: created on the first start, replayed on
+    /// every later one.
+    #[arg(long, default_value = "anx-data/paper")]
+    pub journal: PathBuf,
+    /// Base URL of Coinbase Advanced Trade's public market-data API.
+    #[arg(long, default_value = "https://api.coinbase.com")]
+    pub market_url: String,
+    /// Seconds between polls of the market (decimals allowed).
+    #[arg(long, default_value = "30")]
+    pub poll_interval: f64,
+    /// Seconds before a market-data request times out.
+    #[arg(long, default_value = "10")]
+    pub request_timeout: f64,
 }
 
 #[derive(Args, Debug)]
@@ -45,6 +71,10 @@ pub struct StatusArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Judge the age of the data as of this time (RFC 3339 or YYYY-MM-DD)
+    /// instead of the clock: for audits of a past moment and for tests.
+    #[arg(long)]
+    pub now: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -257,6 +287,7 @@ impl Cli {
             Command::Replay(ReplayCommand::Run(args)) => crate::replay_cmd::run(&args),
             Command::Data(DataCommand::Fetch(args)) => crate::replay_cmd::fetch(&args),
             Command::Status(args) => crate::status::status(&args),
+            Command::Paper(args) => crate::paper::paper(&args),
         }
     }
 }

@@ -119,9 +119,19 @@ fn covered(
 }
 
 async fn get_with_backoff(client: &reqwest::Client, url: &str) -> Result<String> {
+    get_with_retries(client, url, ATTEMPTS_MAX).await
+}
+
+/// GET `url`, retrying 429s, 5xx answers, timeouts and connection errors up to
+/// `attempts` times with doubling backoff; any other answer is final.
+pub async fn get_with_retries(
+    client: &reqwest::Client,
+    url: &str,
+    attempts: u32,
+) -> Result<String> {
     let mut backoff_ms = BACKOFF_MS_FIRST;
     let mut last_problem = String::new();
-    for attempt in 1..=ATTEMPTS_MAX {
+    for attempt in 1..=attempts {
         match client.get(url).send().await {
             Ok(response) => {
                 let status = response.status();
@@ -144,13 +154,13 @@ async fn get_with_backoff(client: &reqwest::Client, url: &str) -> Result<String>
             }
             Err(e) => last_problem = e.to_string(),
         }
-        if attempt < ATTEMPTS_MAX {
-            tracing::warn!("{url}: {last_problem}; retrying in {backoff_ms} ms (attempt {attempt} of {ATTEMPTS_MAX})");
+        if attempt < attempts {
+            tracing::warn!("{url}: {last_problem}; retrying in {backoff_ms} ms (attempt {attempt} of {attempts})");
             tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
             backoff_ms = (backoff_ms * 2).min(16_000);
         }
     }
-    bail!("{url}: gave up after {ATTEMPTS_MAX} attempts: {last_problem}")
+    bail!("{url}: gave up after {attempts} attempts: {last_problem}")
 }
 
 /// Parses a candles answer into rows (any order).

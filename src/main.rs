@@ -7,6 +7,7 @@ mod fetch;
 mod html;
 mod journal_cmd;
 mod output;
+mod paper;
 mod render;
 mod replay_cmd;
 mod status;

@@ -55,6 +55,11 @@ fn effective_config(args: &ReplayRunArgs) -> Result<Config> {
         config.run.starting_capital = Decimal::from_str(capital)
             .map_err(|_| anyhow!("--starting-capital {capital:?} is not a decimal number"))?;
     }
+    validated(config)
+}
+
+/// `config` if it is valid, else every problem in one error.
+pub fn validated(config: Config) -> Result<Config> {
     let problems = config.validate();
     if !problems.is_empty() {
         let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();

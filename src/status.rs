@@ -6,8 +6,9 @@
 //! whether a trader holds the journal's lock.
 //!
 //! Unhealthy – exit 1 – when data is stale, a symbol is FAIL_CLOSED, or no
-//! trader holds the lock. The wall clock is read here, at the edge, only to age
-//! the newest candle.
+//! trader holds the lock. Data is stale when the trader journaled a `stale`
+//! finding about its newest candle, or when the newest candle is older than
+//! the limit by the wall clock (read here, at the edge; `--now` replaces it).
 
 use crate::cli::StatusArgs;
 use crate::output::market_time;
@@ -47,7 +48,10 @@ pub fn status(args: &StatusArgs) -> Result<ExitCode> {
     .with_context(|| format!("cannot read {}", args.dir.display()))?;
     let config = run_config(&args.dir)?;
     let state = &loaded.projection.state;
-    let now_ms: UnixMs = chrono::Utc::now().timestamp_millis();
+    let now_ms: UnixMs = match &args.now {
+        Some(text) => crate::replay_cmd::parse_time(text, "--now")?,
+        None => chrono::Utc::now().timestamp_millis(),
+    };
     let granularity_ms = state
         .run
         .as_ref()
@@ -123,6 +127,17 @@ pub fn status(args: &StatusArgs) -> Result<ExitCode> {
     for (symbol, s) in &state.symbols {
         if s.fail_closed.is_some() {
             breakers.push(format!("symbol_fail_closed: {symbol}"));
+        }
+        // The trader's own verdict, by the exchange's clock: a `stale` finding
+        // about the newest candle it has.
+        let close_ms = s.last_candle_open_ms.map(|open| open + granularity_ms);
+        if let Some((seq, newest_ms)) = loaded.projection.links.last_stale.get(symbol) {
+            if Some(*newest_ms) >= close_ms {
+                breakers.push(format!(
+                    "stale_data: {symbol} feed stale since its candle closing {} (finding at seq {seq})",
+                    market_time(*newest_ms)
+                ));
+            }
         }
     }
     if breakers.iter().any(|b| b.starts_with("stale_data")) {

@@ -8,43 +8,9 @@ mod common;
 use common::*;
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-
-fn shared_candles() -> std::path::PathBuf {
-    let dir = repo_root().join("../shared/data/candles");
-    assert!(
-        dir.join("COINBASE_BTC-USD_1h.csv").is_file(),
-        "shared data missing: {} (see DEVELOPERS.md)",
-        dir.display()
-    );
-    dir
-}
-
-/// unix seconds → [open, high, low, close, volume] of the shared 1h file.
-fn hourly(symbol: &str) -> BTreeMap<i64, [String; 5]> {
-    let text = std::fs::read_to_string(shared_candles().join(format!("COINBASE_{symbol}_1h.csv")))
-        .expect("shared candles");
-    text.lines()
-        .skip(1)
-        .map(|line| {
-            let f: Vec<&str> = line.split(',').collect();
-            (
-                f[1].parse().unwrap(),
-                [
-                    f[2].into(),
-                    f[3].into(),
-                    f[4].into(),
-                    f[5].into(),
-                    f[6].into(),
-                ],
-            )
-        })
-        .collect()
-}
 
 #[derive(Clone, Default)]
 struct Faults {
@@ -131,63 +97,35 @@ fn answer(path: &str, data: &BTreeMap<String, BTreeMap<i64, [String; 5]>>) -> (u
 }
 
 fn serve(faults: Faults) -> FakeCoinbase {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
     let requests = Arc::new(AtomicUsize::new(0));
     let seen = Arc::new(Mutex::new(Vec::new()));
     let data: BTreeMap<String, BTreeMap<i64, [String; 5]>> = ["BTC-USD", "ETH-USD"]
         .iter()
-        .map(|s| (s.to_string(), hourly(s)))
+        .map(|s| (s.to_string(), shared_hourly(s)))
         .collect();
     let (count, log) = (requests.clone(), seen.clone());
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut request_line = String::new();
-            if reader.read_line(&mut request_line).is_err() {
-                continue;
-            }
-            loop {
-                let mut header = String::new();
-                if reader.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
-                    break;
-                }
-            }
-            let path = request_line
-                .split_whitespace()
-                .nth(1)
-                .unwrap_or("/")
-                .to_string();
-            let n = count.fetch_add(1, Ordering::SeqCst);
-            log.lock().unwrap().push(path.clone());
-            let (status, body) = if n < faults.rate_limited_first {
-                (
-                    429,
-                    "<html><head><title>Coinbase</title></head></html>".to_string(),
-                )
-            } else if n < faults.rate_limited_first + faults.server_errors_next {
-                (
-                    500,
-                    r#"{"error":"INTERNAL","message":"try again"}"#.to_string(),
-                )
-            } else if faults.malformed {
-                (
-                    200,
-                    r#"{"candles":[{"start":"1714521600","low":"#.to_string(),
-                )
-            } else {
-                answer(&path, &data)
-            };
-            let reason = match status {
-                200 => "OK",
-                429 => "Too Many Requests",
-                500 => "Internal Server Error",
-                404 => "Not Found",
-                _ => "Bad Request",
-            };
-            let _ = write!(stream, "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
-        }
+    let url = serve_http(move |path| {
+        let n = count.fetch_add(1, Ordering::SeqCst);
+        log.lock().unwrap().push(path.to_string());
+        let (status, body) = if n < faults.rate_limited_first {
+            (
+                429,
+                "<html><head><title>Coinbase</title></head></html>".to_string(),
+            )
+        } else if n < faults.rate_limited_first + faults.server_errors_next {
+            (
+                500,
+                r#"{"error":"INTERNAL","message":"try again"}"#.to_string(),
+            )
+        } else if faults.malformed {
+            (
+                200,
+                r#"{"candles":[{"start":"1714521600","low":"#.to_string(),
+            )
+        } else {
+            answer(path, &data)
+        };
+        (status, body, None)
     });
     FakeCoinbase {
         url,

@@ -24,7 +24,7 @@ fn verify_reports_an_intact_journal() {
     let head = head.stdout.trim();
     assert!(
         run.stdout.starts_with(&format!(
-            "ok: 23 events in 1 segment (4.2 KB), head {head}\n"
+            "ok: 25 events in 1 segment (4.5 KB), head {head}\n"
         )),
         "{}",
         run.stdout
@@ -35,7 +35,7 @@ fn verify_reports_an_intact_journal() {
     assert_eq!(run.code, 0);
     let out = json(&run.stdout);
     assert_eq!(out["ok"], true);
-    assert_eq!(out["events"], 23);
+    assert_eq!(out["events"], 25);
     assert_eq!(out["segments"], 1);
     assert_eq!(
         format!("{}:{}", out["head_seq"], out["head_hash"].as_str().unwrap()),
@@ -102,7 +102,7 @@ fn verify_reports_a_torn_tail_as_such() {
     let run = anx(&["journal", "verify", path_str(copy.path()), "--json"]);
     assert_eq!(run.code, 1);
     let out = json(&run.stdout);
-    assert_eq!(out["first_bad_seq"], 23);
+    assert_eq!(out["first_bad_seq"], 25);
     assert_eq!(out["torn_tail"], true);
 }
 
@@ -164,7 +164,7 @@ fn expect_head_proves_the_journal_extends_a_published_head() {
     ]);
     assert_eq!(run.code, 1);
     let out = json(&run.stdout);
-    assert_eq!(out["first_bad_seq"], 23);
+    assert_eq!(out["first_bad_seq"], 25);
     assert!(
         out["reason"].as_str().unwrap().contains("rewritten"),
         "{}",
@@ -214,7 +214,7 @@ fn stat_counts_by_kind() {
     insta::assert_snapshot!("stat_golden", run.stdout);
     let run = anx(&["journal", "stat", GOLDEN, "--json"]);
     let out = json(&run.stdout);
-    assert_eq!(out["events"], 23);
+    assert_eq!(out["events"], 25);
     assert_eq!(out["by_kind"]["EngineTransition"], 4);
     assert_eq!(out["by_kind"]["Candle"], 2);
 }
@@ -228,7 +228,7 @@ fn readers_work_while_a_writer_holds_the_lock() {
     }
     let run = anx(&["journal", "verify", path_str(dir.path()), "--json"]);
     assert_eq!(run.code, 0, "{}", run.stdout);
-    assert_eq!(json(&run.stdout)["events"], 23);
+    assert_eq!(json(&run.stdout)["events"], 25);
     drop(writer);
 }
 

@@ -9,16 +9,6 @@ mod common;
 use common::*;
 use serde_json::Value;
 
-fn shared_candles() -> String {
-    let dir = repo_root().join("../shared/data/candles");
-    assert!(
-        dir.join("COINBASE_BTC-USD_1h.csv").is_file(),
-        "shared candle data missing at {}",
-        dir.display()
-    );
-    dir.to_str().unwrap().to_string()
-}
-
 fn json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
@@ -48,7 +38,7 @@ const METRICS: [&str; 18] = [
 fn gate_a_one_hundred_trades_through_the_production_engine() {
     let work = tempfile::tempdir().unwrap();
     let journal = work.path().join("gate-a");
-    let cache = shared_candles();
+    let cache = shared_candles().to_str().unwrap().to_string();
     let run = anx(&[
         "replay",
         "run",
@@ -159,7 +149,7 @@ fn gate_a_one_hundred_trades_through_the_production_engine() {
 fn table_and_html_reports_come_from_the_journal() {
     let work = tempfile::tempdir().unwrap();
     let journal = work.path().join("j");
-    let cache = shared_candles();
+    let cache = shared_candles().to_str().unwrap().to_string();
     let run = anx(&[
         "replay",
         "run",
@@ -239,7 +229,7 @@ fn table_and_html_reports_come_from_the_journal() {
 #[test]
 fn bad_input_is_one_line_and_touches_nothing() {
     let work = tempfile::tempdir().unwrap();
-    let cache = shared_candles();
+    let cache = shared_candles().to_str().unwrap().to_string();
     let journal = work.path().join("never");
     let base = [
         "replay",
@@ -334,7 +324,7 @@ fn bad_input_is_one_line_and_touches_nothing() {
 #[test]
 fn any_cached_symbol_replays_with_the_default_product_spec() {
     let work = tempfile::tempdir().unwrap();
-    let cache = shared_candles();
+    let cache = shared_candles().to_str().unwrap().to_string();
     let journal = work.path().join("binance");
     let run = anx(&[
         "replay",

@@ -138,6 +138,11 @@ pub enum QualityIssue {
         newest_ms: UnixMs,
         age_ms: i64,
     },
+    /// The market-data feed failed (timeouts, HTTP errors, an unreadable
+    /// answer) after `attempts` tries; the first failure of an outage.
+    FeedFault {
+        attempts: u32,
+    },
 }
 
 /// A data-quality finding, with where it came from (file and line, URL …).
@@ -551,6 +556,29 @@ pub struct Recovered {
     pub reason: String,
 }
 
+/// What a trader session marker records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionAction {
+    /// A trader process took over the journal (after replaying it).
+    Started,
+    /// A trader process stopped cleanly: everything before this is durable and
+    /// no step was left half-done.
+    Stopped,
+}
+
+/// A live trader's session boundary. Outside the run's state: it changes no
+/// projection figure, so a run restarted any number of times folds to the same
+/// state as one that never stopped.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub action: SessionAction,
+    /// Why: `first start`, `restart after a clean stop`, `restart after a
+    /// crash`, `SIGTERM`, `SIGINT` …
+    #[serde(deserialize_with = "crate::codec::string")]
+    pub reason: String,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunCompleted {
     #[serde(deserialize_with = "crate::codec::string")]
@@ -583,6 +611,7 @@ pub enum EventKind {
     Checkpoint = 16,
     Recovered = 17,
     RunCompleted = 18,
+    Session = 19,
 }
 
 /// Declares the [`Event`] enum and its kind table in one place, so a kind cannot
@@ -674,6 +703,7 @@ events!(
     Checkpoint,
     Recovered,
     RunCompleted,
+    Session,
 );
 
 /// Appends bincode output straight onto a `Vec` (cheaper than going through

@@ -347,11 +347,31 @@ pub fn golden_events() -> Vec<(UnixMs, Event)> {
         ),
         (
             t(24),
+            DataQuality {
+                symbol: "BTC-USD".into(),
+                granularity_s: 14_400,
+                issue: QualityIssue::FeedFault { attempts: 6 },
+                source: "https://api.coinbase.com/api/v3/brokerage/market/products/BTC-USD/candles"
+                    .into(),
+                detail: "HTTP 503 Service Unavailable".into(),
+            }
+            .into(),
+        ),
+        (
+            t(24),
             RunCompleted {
                 run_id: "run00001".into(),
                 end_ms: t(24),
                 candles: 2,
                 reason: "end of data".into(),
+            }
+            .into(),
+        ),
+        (
+            t(24),
+            Session {
+                action: SessionAction::Stopped,
+                reason: "SIGTERM".into(),
             }
             .into(),
         ),

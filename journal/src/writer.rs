@@ -36,6 +36,13 @@ pub enum Durability {
     OnClose,
 }
 
+/// Who journals the `Recovered` event of a repaired torn tail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RepairNote {
+    AppendAtOpen,
+    LeftToCaller,
+}
+
 /// How much of an existing journal is verified when it is opened for writing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OpenCheck {
@@ -145,7 +152,25 @@ impl Writer {
     pub fn open_with(
         dir: &Path,
         options: WriterOptions,
+        storage: Box<dyn Storage>,
+    ) -> Result<Writer> {
+        Writer::open_inner(dir, options, storage, RepairNote::AppendAtOpen)
+    }
+
+    /// Like [`Writer::open`], but a repaired torn tail is *not* journaled here:
+    /// [`Writer::recovered`] says what was cut, and the caller appends the
+    /// `Recovered` event at its next quiet point. For a caller that must first
+    /// finish a step the crash interrupted – events whose causal links name the
+    /// seqs they will land at – without a repair note landing in the middle.
+    pub fn open_leaving_repair_note(dir: &Path, options: WriterOptions) -> Result<Writer> {
+        Writer::open_inner(dir, options, Box::new(FsStorage), RepairNote::LeftToCaller)
+    }
+
+    fn open_inner(
+        dir: &Path,
+        options: WriterOptions,
         mut storage: Box<dyn Storage>,
+        note: RepairNote,
     ) -> Result<Writer> {
         let lock = acquire_lock(dir)?;
         let segments = list_segments(dir)?;
@@ -192,8 +217,11 @@ impl Writer {
             } else {
                 tail.last_market_ms
             };
-            writer.append(market_ms, &Event::Recovered(recovered.clone()))?;
-            writer.sync()?;
+            // The truncation is already durable (`Storage::truncate` syncs).
+            if note == RepairNote::AppendAtOpen {
+                writer.append(market_ms, &Event::Recovered(recovered.clone()))?;
+                writer.sync()?;
+            }
             writer.recovered = Some(recovered);
         }
         Ok(writer)

@@ -38,6 +38,16 @@ pub struct Projection {
     pub links: Links,
 }
 
+/// Events about the journal or the process rather than the run: repairs,
+/// checkpoints and trader sessions. They change no state figure and may come
+/// at any point, before `RunStarted` or after `RunCompleted` too.
+pub fn is_journal_side_event(event: &Event) -> bool {
+    matches!(
+        event,
+        Event::Recovered(_) | Event::Checkpoint(_) | Event::Session(_)
+    )
+}
+
 fn fail<T>(seq: Seq, rule: Rule, detail: impl Into<String>) -> FoldResult<T> {
     Err(FoldError {
         seq,
@@ -108,8 +118,14 @@ impl Projection {
                 bytes_dropped: e.bytes_dropped,
             }),
             Event::RunCompleted(e) => self.run_completed(seq, market_ms, e)?,
+            Event::Session(e) => self.links.sessions.push(SessionNote {
+                seq,
+                market_ms,
+                action: e.action,
+                reason: e.reason.clone(),
+            }),
         }
-        if !matches!(event, Event::Recovered(_) | Event::Checkpoint(_)) {
+        if !is_journal_side_event(event) {
             let state = &mut self.state;
             state.first_market_ms.get_or_insert(market_ms);
             state.last_market_ms =
@@ -122,7 +138,7 @@ impl Projection {
     /// One run per journal: `RunStarted` first (repairs and checkpoints aside),
     /// nothing but checkpoints and repairs after `RunCompleted`.
     fn check_run_phase(&self, seq: Seq, event: &Event) -> FoldResult {
-        if matches!(event, Event::Recovered(_) | Event::Checkpoint(_)) {
+        if is_journal_side_event(event) {
             return Ok(());
         }
         match (&self.state.run, event) {
@@ -311,7 +327,15 @@ impl Projection {
             QualityIssue::OutOfOrder { .. } => counts.out_of_order += 1,
             QualityIssue::VolumeAnomaly { .. } => counts.volume_anomalies += 1,
             QualityIssue::InvalidCandle { .. } => counts.invalid += 1,
-            QualityIssue::Stale { .. } => counts.stale += 1,
+            QualityIssue::Stale { newest_ms, .. } => {
+                counts.stale += 1;
+                self.links
+                    .last_stale
+                    .insert(e.symbol.clone(), (seq, *newest_ms));
+            }
+            QualityIssue::FeedFault { .. } => {
+                *self.links.feed_faults.entry(e.symbol.clone()).or_default() += 1;
+            }
         }
         Ok(())
     }

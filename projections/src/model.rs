@@ -11,7 +11,7 @@
 use anx_journal::codec::{dec, opt_dec};
 use anx_journal::{
     CapitalMode, DataIntegrity, EngineState, ExitReason, MarketTimeBasis, OrderPurpose,
-    ReconcileOutcome, RunMode, Seq, Side, UnixMs,
+    ReconcileOutcome, RunMode, Seq, SessionAction, Side, UnixMs,
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -342,4 +342,20 @@ pub struct Links {
     pub checkpoints_verified: u64,
     /// Every client order id ever placed: an order is never placed twice.
     pub placed: BTreeSet<String>,
+    /// Live trader sessions: where each started or stopped, and why.
+    pub sessions: Vec<SessionNote>,
+    /// Symbol → feed outages journaled (live runs; outside the hashed state,
+    /// since how often a feed failed says nothing about the market).
+    pub feed_faults: BTreeMap<String, u64>,
+    /// Symbol → (seq, newest candle's close) of the last `stale` finding.
+    pub last_stale: BTreeMap<String, (Seq, UnixMs)>,
+}
+
+/// A trader session boundary (`Session` event).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionNote {
+    pub seq: Seq,
+    pub market_ms: UnixMs,
+    pub action: SessionAction,
+    pub reason: String,
 }

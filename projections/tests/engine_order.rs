@@ -288,8 +288,10 @@ fn client_order_id_has_the_documented_format() {
             .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()),
         "{id}"
     );
-    // The hash is over the decision's encoded body.
-    let body = anx_journal::event::body_bytes(&Event::Decision(decision(LEAP_MS)));
+    // The hash is over the decision's encoded body, its candle_seq zeroed.
+    let mut decided = decision(LEAP_MS);
+    decided.candle_seq = 0;
+    let body = anx_journal::event::body_bytes(&Event::Decision(decided));
     assert_eq!(parts[4], &blake3::hash(&body).to_hex().as_str()[..8]);
     // A short run id is used whole.
     let short = order::client_order_id("run1", "SOL-USD", &decision(LEAP_MS));
@@ -305,9 +307,15 @@ fn client_order_id_is_deterministic_per_decision() {
     let b = order::client_order_id("0f3a9c2e", BTC, &decision(LEAP_MS).clone());
     assert_eq!(a, b, "the same decision replayed gets the same id");
 
-    // Any difference in the decision gives another id, even within the minute.
+    // The same decision at another journal position (a restart's side events
+    // shift seqs) keeps its id: ids never depend on seqs.
+    let mut renumbered = decision(LEAP_MS);
+    renumbered.candle_seq += 3;
+    assert_eq!(order::client_order_id("0f3a9c2e", BTC, &renumbered), a);
+
+    // Any difference in what was decided gives another id, even within the minute.
     let mut other = decision(LEAP_MS);
-    other.candle_seq += 1;
+    other.regime = "chop".into();
     let mut indicator = decision(LEAP_MS);
     indicator.indicators[0].value = Some(d("1069.6"));
     let mut outcome = decision(LEAP_MS);

@@ -136,12 +136,21 @@ struct Bucket {
     rows: u32,
 }
 
-/// Streams the candles (and findings) of one symbol from one cache file.
-pub struct CandleStream {
-    reader: Box<dyn BufRead + Send>,
-    file: String,
-    line_no: u64,
-    line: String,
+/// One parsed source bar, not yet validated: its open time and
+/// `[open, high, low, close, volume]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SourceBar {
+    pub open_ms: UnixMs,
+    pub ohlcv: [Decimal; 5],
+}
+
+/// Validation and resampling of one symbol's source bars, fed one bar at a
+/// time in arrival order: the one implementation behind cache files (replay)
+/// and the live feed (paper trader), so both see the same candles and findings.
+///
+/// A bucket is emitted as a candle the moment its last source bar arrives (a
+/// live feed cannot wait for the next bucket's first bar).
+pub struct BarFolder {
     symbol: String,
     source_ms: i64,
     target_ms: i64,
@@ -149,14 +158,220 @@ pub struct CandleStream {
     end_ms: UnixMs,
     last_ms: Option<UnixMs>,
     bucket: Option<Bucket>,
-    pending: VecDeque<Item>,
+    out: VecDeque<Item>,
+}
+
+impl BarFolder {
+    /// Folds `source_s` bars of `symbol` into `granularity_s` candles whose
+    /// whole span lies in `[start_ms, end_ms)`.
+    pub fn new(
+        symbol: &str,
+        source_s: u32,
+        granularity_s: u32,
+        start_ms: UnixMs,
+        end_ms: UnixMs,
+    ) -> BarFolder {
+        BarFolder {
+            symbol: symbol.into(),
+            source_ms: i64::from(source_s) * 1000,
+            target_ms: i64::from(granularity_s) * 1000,
+            start_ms,
+            end_ms,
+            last_ms: None,
+            bucket: None,
+            out: VecDeque::new(),
+        }
+    }
+
+    /// Continues after a candle already folded (a restart): the bar opening
+    /// at `last_bar_open_ms` was the last one seen, so gaps are measured from it.
+    pub fn resume_after(&mut self, last_bar_open_ms: UnixMs) {
+        self.last_ms = Some(last_bar_open_ms);
+        self.bucket = None;
+    }
+
+    /// Source bar duration (ms).
+    pub fn source_ms(&self) -> i64 {
+        self.source_ms
+    }
+
+    /// The next candle or finding, in market-time order.
+    pub fn pop(&mut self) -> Option<Item> {
+        self.out.pop_front()
+    }
+
+    fn finding(&mut self, market_ms: UnixMs, issue: QualityIssue, source: String, detail: String) {
+        let finding = DataQuality {
+            symbol: self.symbol.clone(),
+            granularity_s: (self.target_ms / 1000) as u32,
+            issue,
+            source,
+            detail,
+        };
+        self.out.push_back(Item::Finding { market_ms, finding });
+    }
+
+    /// Emits the current bucket as a candle if every source bar is in it.
+    fn flush(&mut self) {
+        let Some(b) = self.bucket.take() else { return };
+        let expected = (self.target_ms / self.source_ms) as u32;
+        if b.rows == expected && b.open_ms + self.target_ms <= self.end_ms {
+            self.out.push_back(Item::Candle(Candle {
+                symbol: self.symbol.clone(),
+                granularity_s: (self.target_ms / 1000) as u32,
+                open_ms: b.open_ms,
+                open: b.open,
+                high: b.high,
+                low: b.low,
+                close: b.close,
+                volume: b.volume,
+            }));
+        }
+    }
+
+    /// The end of the data: a bucket still short of bars is dropped.
+    pub fn finish(&mut self) {
+        self.flush();
+    }
+
+    /// Validates one bar and folds it in; `source` names where it came from
+    /// (file and line, URL), asked for only when there is a finding.
+    pub fn push(&mut self, bar: SourceBar, source: &dyn Fn() -> String) {
+        let SourceBar {
+            open_ms,
+            ohlcv: [open, high, low, close, volume],
+        } = bar;
+        if open_ms < self.start_ms || open_ms >= self.end_ms {
+            return;
+        }
+        let seen_ms = open_ms + self.source_ms;
+        if let Some(last) = self.last_ms {
+            if open_ms == last {
+                self.finding(
+                    seen_ms,
+                    QualityIssue::Duplicate { open_ms },
+                    source(),
+                    "repeated bar dropped".into(),
+                );
+                return;
+            }
+            if open_ms < last {
+                // Known when it is read, after the later bar it follows in the file.
+                self.finding(
+                    last + self.source_ms,
+                    QualityIssue::OutOfOrder {
+                        open_ms,
+                        previous_ms: last,
+                    },
+                    source(),
+                    "bar before its predecessor dropped".into(),
+                );
+                return;
+            }
+        }
+        let impossible = open <= Decimal::ZERO
+            || close <= Decimal::ZERO
+            || low <= Decimal::ZERO
+            || low > open.min(close)
+            || high < open.max(close)
+            || volume < Decimal::ZERO;
+        // A time off the file's grid (00:30 in an hourly file) is no source bar:
+        // counted, it could make a bucket look whole with one of its bars missing.
+        let off_grid = open_ms.rem_euclid(self.source_ms) != 0;
+        if impossible || off_grid {
+            let detail = if off_grid {
+                format!(
+                    "open time not on the file's {}s grid",
+                    self.source_ms / 1000
+                )
+            } else {
+                format!("o {open} h {high} l {low} c {close} v {volume}")
+            };
+            self.finding(
+                seen_ms,
+                QualityIssue::InvalidCandle { open_ms },
+                source(),
+                detail,
+            );
+            return;
+        }
+        // Gaps are measured between valid bars, after a dropped row is known to be
+        // dropped: a hole followed by an invalid row is one gap, not two overlapping.
+        if let Some(last) = self.last_ms {
+            if open_ms > last + self.source_ms {
+                let missing = ((open_ms - last) / self.source_ms - 1) as u64;
+                self.finding(
+                    seen_ms,
+                    QualityIssue::Gap {
+                        after_ms: last,
+                        before_ms: open_ms,
+                        missing_bars: missing,
+                    },
+                    source(),
+                    format!("{missing} source bar(s) missing"),
+                );
+            }
+        }
+        self.last_ms = Some(open_ms);
+        if volume.is_zero() {
+            self.finding(
+                seen_ms,
+                QualityIssue::VolumeAnomaly { open_ms, volume },
+                source(),
+                "zero volume".into(),
+            );
+        }
+        let bucket_ms = open_ms - open_ms.rem_euclid(self.target_ms);
+        if self.bucket.as_ref().is_some_and(|b| b.open_ms != bucket_ms) {
+            // Short of bars (a whole bucket would have been emitted already).
+            self.bucket = None;
+        }
+        match &mut self.bucket {
+            Some(b) => {
+                b.high = b.high.max(high);
+                b.low = b.low.min(low);
+                b.close = close;
+                b.volume += volume;
+                b.rows += 1;
+            }
+            None => {
+                // A bucket whose first source bar is missing can never be complete:
+                // it starts counting at 0 and falls short.
+                let rows = u32::from(bucket_ms == open_ms);
+                self.bucket = Some(Bucket {
+                    open_ms: bucket_ms,
+                    open,
+                    high,
+                    low,
+                    close,
+                    volume,
+                    rows,
+                });
+            }
+        }
+        if self.bucket.as_ref().is_some_and(|b| {
+            b.rows == (self.target_ms / self.source_ms) as u32
+                && open_ms + self.source_ms == bucket_ms + self.target_ms
+        }) {
+            self.flush();
+        }
+    }
+}
+
+/// Streams the candles (and findings) of one symbol from one cache file.
+pub struct CandleStream {
+    reader: Box<dyn BufRead + Send>,
+    file: String,
+    line_no: u64,
+    line: String,
+    folder: BarFolder,
     done: bool,
     /// Source rows read (for throughput figures).
     pub rows: u64,
 }
 
 /// Parses a decimal as written by the cache files (plain or scientific).
-fn parse_decimal(text: &str) -> Option<Decimal> {
+pub fn parse_decimal(text: &str) -> Option<Decimal> {
     if text.contains(['e', 'E']) {
         Decimal::from_scientific(text).ok()
     } else {
@@ -227,28 +442,10 @@ impl CandleStream {
             file: file.into(),
             line_no: 1,
             line: String::new(),
-            symbol: symbol.into(),
-            source_ms: i64::from(source_s) * 1000,
-            target_ms: i64::from(granularity_s) * 1000,
-            start_ms,
-            end_ms,
-            last_ms: None,
-            bucket: None,
-            pending: VecDeque::new(),
+            folder: BarFolder::new(symbol, source_s, granularity_s, start_ms, end_ms),
             done: false,
             rows: 0,
         })
-    }
-
-    fn finding(&mut self, market_ms: UnixMs, issue: QualityIssue, detail: String) {
-        let finding = DataQuality {
-            symbol: self.symbol.clone(),
-            granularity_s: (self.target_ms / 1000) as u32,
-            issue,
-            source: format!("{}:{}", self.file, self.line_no),
-            detail,
-        };
-        self.pending.push_back(Item::Finding { market_ms, finding });
     }
 
     fn malformed(&self, message: String) -> DataError {
@@ -256,27 +453,6 @@ impl CandleStream {
             file: self.file.clone(),
             line: self.line_no,
             message,
-        }
-    }
-
-    /// Closes the current bucket: a candle if every source bar is there.
-    fn flush(&mut self) {
-        let Some(b) = self.bucket.take() else { return };
-        let expected = (self.target_ms / self.source_ms) as u32;
-        if b.rows == expected && b.open_ms + self.target_ms <= self.end_ms {
-            // The bucket closed before the row that ends it was read: its candle
-            // goes ahead of that row's findings (`pending` holds nothing older),
-            // so items come out in market-time order.
-            self.pending.push_front(Item::Candle(Candle {
-                symbol: self.symbol.clone(),
-                granularity_s: (self.target_ms / 1000) as u32,
-                open_ms: b.open_ms,
-                open: b.open,
-                high: b.high,
-                low: b.low,
-                close: b.close,
-                volume: b.volume,
-            }));
         }
     }
 
@@ -321,108 +497,15 @@ impl CandleStream {
                 .ok_or_else(|| self.malformed(format!("{name} {text:?} is not a number")))?;
         }
         self.rows += 1;
-        let [open, high, low, close, volume] = values;
         let open_ms = unix
             .checked_mul(1000)
             .ok_or_else(|| self.malformed("unix time out of range".into()))?;
-        if open_ms < self.start_ms || open_ms >= self.end_ms {
-            return Ok(true);
-        }
-        let seen_ms = open_ms + self.source_ms;
-        if let Some(last) = self.last_ms {
-            if open_ms == last {
-                self.finding(
-                    seen_ms,
-                    QualityIssue::Duplicate { open_ms },
-                    "repeated bar dropped".into(),
-                );
-                return Ok(true);
-            }
-            if open_ms < last {
-                // Known when it is read, after the later bar it follows in the file.
-                self.finding(
-                    last + self.source_ms,
-                    QualityIssue::OutOfOrder {
-                        open_ms,
-                        previous_ms: last,
-                    },
-                    "bar before its predecessor dropped".into(),
-                );
-                return Ok(true);
-            }
-        }
-        let impossible = open <= Decimal::ZERO
-            || close <= Decimal::ZERO
-            || low <= Decimal::ZERO
-            || low > open.min(close)
-            || high < open.max(close)
-            || volume < Decimal::ZERO;
-        // A time off the file's grid (00:30 in an hourly file) is no source bar:
-        // counted, it could make a bucket look whole with one of its bars missing.
-        let off_grid = open_ms.rem_euclid(self.source_ms) != 0;
-        if impossible || off_grid {
-            let detail = if off_grid {
-                format!(
-                    "open time not on the file's {}s grid",
-                    self.source_ms / 1000
-                )
-            } else {
-                format!("o {open} h {high} l {low} c {close} v {volume}")
-            };
-            self.finding(seen_ms, QualityIssue::InvalidCandle { open_ms }, detail);
-            return Ok(true);
-        }
-        // Gaps are measured between valid bars, after a dropped row is known to be
-        // dropped: a hole followed by an invalid row is one gap, not two overlapping.
-        if let Some(last) = self.last_ms {
-            if open_ms > last + self.source_ms {
-                let missing = ((open_ms - last) / self.source_ms - 1) as u64;
-                self.finding(
-                    seen_ms,
-                    QualityIssue::Gap {
-                        after_ms: last,
-                        before_ms: open_ms,
-                        missing_bars: missing,
-                    },
-                    format!("{missing} source bar(s) missing"),
-                );
-            }
-        }
-        self.last_ms = Some(open_ms);
-        if volume.is_zero() {
-            self.finding(
-                seen_ms,
-                QualityIssue::VolumeAnomaly { open_ms, volume },
-                "zero volume".into(),
-            );
-        }
-        let bucket_ms = open_ms - open_ms.rem_euclid(self.target_ms);
-        if self.bucket.as_ref().is_some_and(|b| b.open_ms != bucket_ms) {
-            self.flush();
-        }
-        match &mut self.bucket {
-            Some(b) => {
-                b.high = b.high.max(high);
-                b.low = b.low.min(low);
-                b.close = close;
-                b.volume += volume;
-                b.rows += 1;
-            }
-            None => {
-                // A bucket whose first source bar is missing can never be complete:
-                // it starts counting at 0 and falls short.
-                let rows = u32::from(bucket_ms == open_ms);
-                self.bucket = Some(Bucket {
-                    open_ms: bucket_ms,
-                    open,
-                    high,
-                    low,
-                    close,
-                    volume,
-                    rows,
-                });
-            }
-        }
+        let bar = SourceBar {
+            open_ms,
+            ohlcv: values,
+        };
+        let (file, line_no) = (&self.file, self.line_no);
+        self.folder.push(bar, &|| format!("{file}:{line_no}"));
         Ok(true)
     }
 }
@@ -432,7 +515,7 @@ impl Iterator for CandleStream {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            if let Some(item) = self.pending.pop_front() {
+            if let Some(item) = self.folder.pop() {
                 return Some(Ok(item));
             }
             if self.done {
@@ -441,7 +524,7 @@ impl Iterator for CandleStream {
             match self.read_row() {
                 Ok(true) => {}
                 Ok(false) => {
-                    self.flush();
+                    self.folder.finish();
                     self.done = true;
                 }
                 Err(error) => {

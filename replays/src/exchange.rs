@@ -30,7 +30,7 @@ use anx_journal::*;
 use anx_projections::engine::config::{Config, ProductSpec};
 use anx_projections::engine::cost::CostModel;
 use rust_decimal::Decimal;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// What the broker says back. Exchange facts are journaled; a missing bracket is
 /// reported to the engine, which decides what to journal.
@@ -49,8 +49,27 @@ pub enum BrokerEvent {
 
 /// A broker the engine's orders go to.
 pub trait Broker {
-    /// Hands over an order journaled at `order_seq`.
+    /// Hands over an order journaled at `order_seq`. Placing a client order id
+    /// the broker already has places nothing (Coinbase answers a repeated
+    /// `client_order_id` with the existing order).
     fn place(&mut self, order_seq: Seq, order: &OrderPlaced) -> Vec<BrokerEvent>;
+    /// Rebuilds the broker's knowledge of an order whose placement (and
+    /// answers) are already journaled, while a journal is re-driven. A
+    /// simulated broker, whose state is a fold of the journal, places it again
+    /// in memory; a real one would look it up.
+    fn restore(&mut self, order_seq: Seq, order: &OrderPlaced) -> Vec<BrokerEvent> {
+        self.place(order_seq, order)
+    }
+    /// Client order ids of the working orders (entries and their live bracket
+    /// legs' parents) whose id starts with `prefix`.
+    fn open_orders(&self, prefix: &str) -> Vec<String>;
+    /// The broker's own record of an order it already has: the answers it gave
+    /// when the order arrived (acknowledgement, bracket), to journal in place of
+    /// placing it again.
+    fn existing(&self, order_seq: Seq, order: &OrderPlaced) -> Vec<BrokerEvent>;
+    /// The broker's position in `symbol` (base units): the truth a
+    /// reconciliation compares the journal's fills with.
+    fn position(&self, symbol: &str) -> Decimal;
     /// A bar of `candle.symbol` closed: works every live order of that symbol.
     fn on_candle(&mut self, candle: &Candle) -> Vec<BrokerEvent>;
     /// Cancels an order, if it is still working.
@@ -85,6 +104,10 @@ pub struct SimExchange {
     config: Config,
     orders: BTreeMap<String, SimOrder>,
     last_close: BTreeMap<String, Decimal>,
+    /// Every client order id ever accepted: a repeat places nothing.
+    known: BTreeSet<String>,
+    /// Symbol → base units held, from the fills this exchange made.
+    positions: BTreeMap<String, Decimal>,
 }
 
 impl SimExchange {
@@ -93,7 +116,45 @@ impl SimExchange {
             config,
             orders: BTreeMap::new(),
             last_close: BTreeMap::new(),
+            known: BTreeSet::new(),
+            positions: BTreeMap::new(),
         }
+    }
+
+    /// Keeps `symbol`'s position in step with the fills in `events`.
+    fn track(&mut self, symbol: &str, events: &[BrokerEvent]) {
+        for event in events {
+            if let BrokerEvent::Journal(Event::Fill(fill)) = event {
+                let held = self.positions.entry(symbol.to_string()).or_default();
+                match fill.side {
+                    Side::Buy => *held += fill.size,
+                    Side::Sell => *held -= fill.size,
+                }
+            }
+        }
+    }
+
+    /// The acknowledgement (and bracket) of an accepted order.
+    fn acceptance(order_seq: Seq, order: &OrderPlaced) -> Vec<BrokerEvent> {
+        let id = exchange_id(order_seq);
+        let mut events = vec![BrokerEvent::Journal(Event::OrderAcknowledged(
+            OrderAcknowledged {
+                client_order_id: order.client_order_id.clone(),
+                order_seq,
+                exchange_order_id: id.clone(),
+            },
+        ))];
+        if order.bracket.is_some() {
+            events.push(BrokerEvent::Journal(Event::BracketVerified(
+                BracketVerified {
+                    client_order_id: order.client_order_id.clone(),
+                    order_seq,
+                    take_profit_order_id: format!("{id}-TP"),
+                    stop_order_id: format!("{id}-SL"),
+                },
+            )));
+        }
+        events
     }
 
     fn spec(&self, symbol: &str) -> ProductSpec {
@@ -270,24 +331,11 @@ impl Broker for SimExchange {
                 }
             }
         }
-        let id = exchange_id(order_seq);
-        let mut events = vec![BrokerEvent::Journal(Event::OrderAcknowledged(
-            OrderAcknowledged {
-                client_order_id: order.client_order_id.clone(),
-                order_seq,
-                exchange_order_id: id.clone(),
-            },
-        ))];
-        if order.bracket.is_some() {
-            events.push(BrokerEvent::Journal(Event::BracketVerified(
-                BracketVerified {
-                    client_order_id: order.client_order_id.clone(),
-                    order_seq,
-                    take_profit_order_id: format!("{id}-TP"),
-                    stop_order_id: format!("{id}-SL"),
-                },
-            )));
+        if !self.known.insert(order.client_order_id.clone()) {
+            // Idempotent, like Coinbase: the order is already here.
+            return Vec::new();
         }
+        let events = SimExchange::acceptance(order_seq, order);
         let phase = match order.purpose {
             OrderPurpose::Entry => Phase::Working {
                 bars_left: self.config.orders.entry_ttl_bars,
@@ -332,6 +380,7 @@ impl Broker for SimExchange {
                 continue;
             };
             let (mut produced, done) = self.work(&mut order, candle);
+            self.track(&order.symbol, &produced);
             let exited = produced.iter().any(
                 |e| matches!(e, BrokerEvent::Journal(Event::Fill(f)) if f.leg == FillLeg::Exit),
             );
@@ -347,6 +396,26 @@ impl Broker for SimExchange {
         }
         self.last_close.insert(candle.symbol.clone(), candle.close);
         events
+    }
+
+    fn open_orders(&self, prefix: &str) -> Vec<String> {
+        self.orders
+            .keys()
+            .filter(|id| id.starts_with(prefix))
+            .cloned()
+            .collect()
+    }
+
+    fn existing(&self, order_seq: Seq, order: &OrderPlaced) -> Vec<BrokerEvent> {
+        if self.orders.contains_key(&order.client_order_id) {
+            SimExchange::acceptance(order_seq, order)
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn position(&self, symbol: &str) -> Decimal {
+        self.positions.get(symbol).copied().unwrap_or_default()
     }
 
     fn cancel(&mut self, client_order_id: &str, reason: &str) -> Vec<BrokerEvent> {

@@ -16,11 +16,13 @@
 //! byte-identical journal – the same head hash – on every machine.
 
 use crate::data::{find_source, CandleStream, DataError, Item};
-use crate::exchange::{Broker, BrokerEvent, SimExchange};
+use crate::exchange::SimExchange;
+pub use crate::pipeline::Progress;
+use crate::pipeline::{Pipeline, PipelineError};
 use anx_journal::*;
 use anx_projections::engine::config::Config;
-use anx_projections::engine::{Engine, TickInput};
-use anx_projections::{FoldError, Projection};
+use anx_projections::engine::Engine;
+use anx_projections::Projection;
 use std::path::PathBuf;
 
 /// What to replay.
@@ -46,19 +48,10 @@ pub enum ReplayError {
     Data(#[from] DataError),
     #[error(transparent)]
     Journal(#[from] JournalError),
-    #[error("the fold refused an event the replay produced (a bug): {0}")]
-    Fold(#[from] FoldError),
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
     #[error("{0}")]
     Invalid(String),
-}
-
-/// Counts for progress and throughput.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Progress {
-    pub candles: u64,
-    pub events: u64,
-    pub source_rows: u64,
-    pub market_ms: UnixMs,
 }
 
 pub struct ReplayOutcome {
@@ -93,118 +86,6 @@ pub fn identity(spec: &ReplaySpec) -> (String, JournalMeta) {
             created_ms: spec.start_ms,
         },
     )
-}
-
-struct Pipeline {
-    writer: Writer,
-    projection: Projection,
-    engine: Engine,
-    broker: SimExchange,
-    progress: Progress,
-}
-
-impl Pipeline {
-    fn append(&mut self, market_ms: UnixMs, event: &Event) -> Result<Seq, ReplayError> {
-        let appended = self.writer.append(market_ms, event)?;
-        self.projection.apply(appended.seq, market_ms, event)?;
-        self.engine.observe(&self.projection, market_ms, event);
-        self.progress.events += 1;
-        Ok(appended.seq)
-    }
-
-    /// Runs the engine on one input and journals what it decides; orders go to
-    /// the exchange once the engine's events are all in.
-    fn engine_step(&mut self, input: TickInput, as_of_ms: UnixMs) -> Result<(), ReplayError> {
-        let outputs = self.engine.run_tick(&self.projection, input);
-        let mut placed = Vec::new();
-        for (market_ms, event) in outputs {
-            let seq = self.append(market_ms, &event)?;
-            if let Event::OrderPlaced(order) = event {
-                placed.push((seq, order));
-            }
-        }
-        for (seq, order) in placed {
-            let answers = self.broker.place(seq, &order);
-            self.broker_events(answers, as_of_ms)?;
-        }
-        Ok(())
-    }
-
-    fn broker_events(
-        &mut self,
-        events: Vec<BrokerEvent>,
-        as_of_ms: UnixMs,
-    ) -> Result<(), ReplayError> {
-        for event in events {
-            match event {
-                BrokerEvent::Journal(event) => {
-                    let ended = match &event {
-                        Event::OrderCancelled(e) => Some(e.client_order_id.clone()),
-                        Event::OrderRejected(e) => Some(e.client_order_id.clone()),
-                        _ => None,
-                    };
-                    let symbol = ended
-                        .as_ref()
-                        .and_then(|id| self.projection.state.orders.get(id))
-                        .map(|o| o.symbol.clone());
-                    let seq = self.append(as_of_ms, &event)?;
-                    match (&event, ended, symbol) {
-                        (Event::Fill(fill), _, _) => {
-                            self.engine_step(
-                                TickInput::Fill {
-                                    seq,
-                                    fill,
-                                    as_of_ms,
-                                },
-                                as_of_ms,
-                            )?;
-                        }
-                        (_, Some(id), Some(symbol)) => {
-                            let input = TickInput::OrderEnded {
-                                seq,
-                                symbol: &symbol,
-                                client_order_id: &id,
-                                as_of_ms,
-                            };
-                            self.engine_step(input, as_of_ms)?;
-                        }
-                        _ => {}
-                    }
-                }
-                BrokerEvent::ProtectionUnconfirmed {
-                    symbol,
-                    client_order_id,
-                    reason,
-                } => {
-                    let input = TickInput::ProtectionUnconfirmed {
-                        symbol: &symbol,
-                        client_order_id: &client_order_id,
-                        reason: &reason,
-                        as_of_ms,
-                    };
-                    self.engine_step(input, as_of_ms)?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn candle(&mut self, candle: Candle) -> Result<(), ReplayError> {
-        let as_of_ms = candle.open_ms + i64::from(candle.granularity_s) * 1000;
-        let seq = self.append(as_of_ms, &Event::Candle(candle.clone()))?;
-        self.progress.candles += 1;
-        self.progress.market_ms = as_of_ms;
-        let worked = self.broker.on_candle(&candle);
-        self.broker_events(worked, as_of_ms)?;
-        self.engine_step(
-            TickInput::Candle {
-                seq,
-                candle: &candle,
-                as_of_ms,
-            },
-            as_of_ms,
-        )
-    }
 }
 
 /// Events between two progress reports.
@@ -335,13 +216,12 @@ pub fn run(
     };
     let writer = Writer::create(&spec.journal_dir, meta, options)?;
     let config = spec.config.clone();
-    let mut pipeline = Pipeline {
+    let mut pipeline = Pipeline::new(
         writer,
-        projection: Projection::new(),
-        engine: Engine::new(config.clone(), &run_id, spec.skip_volume_filter),
-        broker: SimExchange::new(config.clone()),
-        progress: Progress::default(),
-    };
+        Engine::new(config.clone(), &run_id, spec.skip_volume_filter),
+        SimExchange::new(config.clone()),
+        &run_id,
+    );
     let started = RunStarted {
         run_id: run_id.clone(),
         run_mode: spec.run_mode,
@@ -384,10 +264,12 @@ pub fn run(
             .take()
             .expect("chosen stream has an item")
         {
-            Item::Candle(candle) => pipeline.candle(candle)?,
-            Item::Finding { market_ms, finding } => {
-                pipeline.append(market_ms, &Event::DataQuality(finding))?;
+            Item::Candle(candle) => {
+                // Replays feed each candle as it closes: decided on at its close.
+                let close_ms = candle.open_ms + i64::from(candle.granularity_s) * 1000;
+                pipeline.candle(candle, close_ms)?
             }
+            Item::Finding { market_ms, finding } => pipeline.finding(market_ms, finding)?,
         }
         // A candle appends several events, so count from the last report
         // rather than waiting for an exact multiple that may be stepped over.
@@ -411,13 +293,15 @@ pub fn run(
         state_hash: pipeline.projection.state_hash(),
     };
     pipeline.append(end_ms, &Event::Checkpoint(checkpoint))?;
-    let head = pipeline.writer.head();
-    pipeline.writer.close()?;
-    progress(pipeline.progress);
+    let head = pipeline.writer().head();
+    let outcome_progress = pipeline.progress;
+    let projection = std::mem::take(&mut pipeline.projection);
+    pipeline.into_writer().close()?;
+    progress(outcome_progress);
     Ok(ReplayOutcome {
         run_id,
-        projection: pipeline.projection,
+        projection,
         head,
-        progress: pipeline.progress,
+        progress: outcome_progress,
     })
 }

@@ -76,3 +76,81 @@ pub fn copy_of(dir: &Path) -> tempfile::TempDir {
 pub fn path_str(path: &Path) -> &str {
     path.to_str().expect("utf-8 path")
 }
+
+/// What a fake HTTP server answers: status, JSON body, and a delay before answering.
+pub type Answer = (u16, String, Option<std::time::Duration>);
+
+/// A fake HTTP/1.1 server on 127.0.0.1 (one thread per connection, one request
+/// per connection): `answer(path)` decides each response. Returns its base URL.
+pub fn serve_http(answer: impl Fn(&str) -> Answer + Send + Sync + 'static) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+    let url = format!("http://{}", listener.local_addr().expect("local addr"));
+    let answer = std::sync::Arc::new(answer);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let answer = answer.clone();
+            std::thread::spawn(move || {
+                let Ok(clone) = stream.try_clone() else {
+                    return;
+                };
+                let mut reader = BufReader::new(clone);
+                let mut request_line = String::new();
+                if reader.read_line(&mut request_line).is_err() {
+                    return;
+                }
+                loop {
+                    let mut header = String::new();
+                    if reader.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
+                        break;
+                    }
+                }
+                let path = request_line.split_whitespace().nth(1).unwrap_or("/");
+                let (status, body, delay) = answer(path);
+                if let Some(delay) = delay {
+                    std::thread::sleep(delay);
+                }
+                let reason = match status {
+                    200 => "OK",
+                    429 => "Too Many Requests",
+                    500 => "Internal Server Error",
+                    404 => "Not Found",
+                    _ => "Bad Request",
+                };
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            });
+        }
+    });
+    url
+}
+
+/// The shared real candle data (`../shared/data/candles`); fails loudly when missing.
+pub fn shared_candles() -> PathBuf {
+    let dir = repo_root().join("../shared/data/candles");
+    assert!(
+        dir.join("COINBASE_BTC-USD_1h.csv").is_file(),
+        "shared candle data missing at {} (see DEVELOPERS.md)",
+        dir.display()
+    );
+    dir
+}
+
+/// A shared Coinbase 1h file: unix seconds → [open, high, low, close, volume].
+pub fn shared_hourly(symbol: &str) -> std::collections::BTreeMap<i64, [String; 5]> {
+    let path = shared_candles().join(format!("COINBASE_{symbol}_1h.csv"));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    text.lines()
+        .skip(1)
+        .map(|line| {
+            let f: Vec<&str> = line.split(',').collect();
+            let fields = [f[2], f[3], f[4], f[5], f[6]].map(String::from);
+            (f[1].parse().expect("unix seconds"), fields)
+        })
+        .collect()
+}

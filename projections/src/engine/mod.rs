@@ -744,7 +744,13 @@ impl Engine {
             initial_stop,
         });
         let closed = TradeClosed {
-            trade_id: format!("T-{}-{}", symbol.replace('-', ""), links.order_seq),
+            // Seq-free, like everything in the state: the same history numbered
+            // differently (a restart's side events) names its trades alike.
+            trade_id: format!(
+                "T-{}-{}",
+                symbol.replace('-', ""),
+                order::compact_utc(trade.opened_ms)
+            ),
             symbol: symbol.to_string(),
             entry_client_order_id: trade.entry_client_order_id.clone(),
             entry_order_seq: links.order_seq,

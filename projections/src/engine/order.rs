@@ -3,9 +3,10 @@
 //! `client_order_id` = `ANX4_{run8}_{symbol}_{ts}_{hash8}`: the first 8
 //! characters of the run id, the symbol without its dash, the decision's market
 //! time as `YYYYMMDDTHHMM` (UTC) and the first 8 hex digits of BLAKE3 over the
-//! decision's encoded body. Deterministic: the same decision replayed yields the
-//! same id, so a restart can never place it twice (Coinbase returns the existing
-//! order for a repeated `client_order_id`).
+//! decision's encoded body, with `candle_seq` zeroed (ids never depend on seqs).
+//! Deterministic: the same decision replayed yields the same id, so a restart
+//! can never place it twice (Coinbase returns the existing order for a
+//! repeated `client_order_id`).
 //!
 //! The payload is Coinbase Advanced Trade's create-order request for an entry
 //! with attached protection: `limit_limit_gtc` for the entry and
@@ -36,12 +37,24 @@ pub fn compact_utc(ms: UnixMs) -> String {
     format!("{year:04}{month:02}{day:02}T{hour:02}{minute:02}")
 }
 
-pub fn client_order_id(run_id: &str, symbol: &str, decision: &Decision) -> String {
+/// `ANX4_{run8}_`: the start of every client order id of run `run_id`, by
+/// which a restarted trader finds its own orders among the broker's.
+pub fn prefix(run_id: &str) -> String {
     let run8: String = run_id.chars().take(8).collect();
-    let body = anx_journal::event::body_bytes(&Event::Decision(decision.clone()));
+    format!("ANX4_{run8}_")
+}
+
+pub fn client_order_id(run_id: &str, symbol: &str, decision: &Decision) -> String {
+    // The decision's link to its candle is a journal position, not part of what
+    // was decided: left out, so the id does not depend on how the journal is
+    // numbered (a restarted trader's side events shift seqs).
+    let mut decided = decision.clone();
+    decided.candle_seq = 0;
+    let body = anx_journal::event::body_bytes(&Event::Decision(decided));
     let hash = blake3::hash(&body).to_hex();
     format!(
-        "ANX4_{run8}_{}_{}_{}",
+        "{}{}_{}_{}",
+        prefix(run_id),
         symbol.replace('-', ""),
         compact_utc(decision.as_of_ms),
         &hash.as_str()[..8]

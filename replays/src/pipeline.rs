@@ -1,0 +1,370 @@
+//! The one path every journaled input takes, in replay and live alike: append
+//! the input, let the broker work it, run the engine on what happened, append
+//! what the engine decided, hand its orders to the broker.
+//!
+//! A [`Pipeline`] can also *re-drive* an existing journal: given the journal's
+//! events it runs exactly the same steps, and every event a step would append
+//! must equal the next journaled one (kind, body and market time) – it is
+//! folded instead of written. When the journal runs out, mid-step or between
+//! steps, the pipeline carries on appending. This is how the paper trader
+//! starts: the projection, the engine's memory and the simulated broker's
+//! working orders are all rebuilt by doing again what was done, a step the
+//! crash interrupted is finished exactly as it would have been, and a journal
+//! that the code no longer reproduces is a loud [`PipelineError::Diverged`]
+//! naming the seq, never silently continued.
+//!
+//! Contract: *side events* (repairs, checkpoints, sessions, reconciliations,
+//! operator actions – anything that is not an input or a step's output) are
+//! only ever appended between steps, through [`Pipeline::append_side`].
+
+use crate::exchange::{Broker, BrokerEvent};
+use anx_journal::*;
+use anx_projections::engine::{Engine, TickInput};
+use anx_projections::{FoldError, Projection};
+use std::collections::{BTreeSet, VecDeque};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("the fold refused an event the pipeline produced (a bug): {0}")]
+    Fold(#[from] FoldError),
+    #[error("journal diverges at seq {seq}: it holds {journaled}, but re-driving its inputs produces {produced}")]
+    Diverged {
+        seq: Seq,
+        journaled: String,
+        produced: String,
+    },
+}
+
+/// Counts for progress and throughput.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub candles: u64,
+    pub events: u64,
+    pub source_rows: u64,
+    pub market_ms: UnixMs,
+}
+
+/// Where the next event comes from.
+enum Mode {
+    /// Appending new events.
+    Live,
+    /// Reproducing these journaled events (seq, market ms, event) first.
+    Redrive(VecDeque<StoredEvent>),
+}
+
+pub struct Pipeline<B: Broker> {
+    writer: Writer,
+    pub projection: Projection,
+    pub engine: Engine,
+    pub broker: B,
+    pub progress: Progress,
+    mode: Mode,
+    /// Orders handed to the broker by this process (the first duplicate check).
+    handed: BTreeSet<String>,
+    /// Prefix of this run's client order ids (`ANX4_{run8}_`).
+    order_prefix: String,
+    /// Orders a duplicate check kept from being placed again, and why (for
+    /// the caller to report; a library does not print).
+    pub duplicates_refused: Vec<String>,
+}
+
+/// A short description of an event for divergence messages.
+fn describe(market_ms: UnixMs, event: &Event) -> String {
+    let body = format!("{event:?}");
+    let body: String = body.chars().take(160).collect();
+    format!("{} at market ms {market_ms}: {body}", event.kind())
+}
+
+impl<B: Broker> Pipeline<B> {
+    /// A pipeline appending to `writer`, starting from an empty projection.
+    pub fn new(writer: Writer, engine: Engine, broker: B, run_id: &str) -> Pipeline<B> {
+        Pipeline {
+            writer,
+            projection: Projection::new(),
+            engine,
+            broker,
+            progress: Progress::default(),
+            mode: Mode::Live,
+            handed: BTreeSet::new(),
+            duplicates_refused: Vec::new(),
+            order_prefix: anx_projections::engine::order::prefix(run_id),
+        }
+    }
+
+    /// Re-drives `events` (the journal behind `writer`, from seq 1) before
+    /// appending anything.
+    pub fn redriving(
+        writer: Writer,
+        engine: Engine,
+        broker: B,
+        run_id: &str,
+        events: Vec<StoredEvent>,
+    ) -> Pipeline<B> {
+        let mut pipeline = Pipeline::new(writer, engine, broker, run_id);
+        pipeline.mode = Mode::Redrive(events.into());
+        pipeline
+    }
+
+    pub fn writer(&self) -> &Writer {
+        &self.writer
+    }
+
+    pub fn writer_mut(&mut self) -> &mut Writer {
+        &mut self.writer
+    }
+
+    pub fn into_writer(self) -> Writer {
+        self.writer
+    }
+
+    /// True while journaled events remain to be reproduced.
+    pub fn is_redriving(&self) -> bool {
+        matches!(&self.mode, Mode::Redrive(events) if !events.is_empty())
+    }
+
+    /// The next journaled event still to be reproduced.
+    pub fn next_journaled(&self) -> Option<&StoredEvent> {
+        match &self.mode {
+            Mode::Redrive(events) => events.front(),
+            Mode::Live => None,
+        }
+    }
+
+    fn fold(&mut self, seq: Seq, market_ms: UnixMs, event: &Event) -> Result<(), PipelineError> {
+        self.projection.apply(seq, market_ms, event)?;
+        self.engine.observe(&self.projection, market_ms, event);
+        self.progress.events += 1;
+        Ok(())
+    }
+
+    /// Appends (or, re-driving, reproduces) one event of a step.
+    pub fn append(&mut self, market_ms: UnixMs, event: &Event) -> Result<Seq, PipelineError> {
+        if let Mode::Redrive(events) = &mut self.mode {
+            if let Some(stored) = events.pop_front() {
+                if stored.market_ms != market_ms || &stored.event != event {
+                    return Err(PipelineError::Diverged {
+                        seq: stored.seq,
+                        journaled: describe(stored.market_ms, &stored.event),
+                        produced: describe(market_ms, event),
+                    });
+                }
+                self.fold(stored.seq, market_ms, event)?;
+                return Ok(stored.seq);
+            }
+            self.mode = Mode::Live;
+        }
+        let appended = self.writer.append(market_ms, event)?;
+        self.fold(appended.seq, market_ms, event)?;
+        Ok(appended.seq)
+    }
+
+    /// Folds the next journaled event as a side event (not produced by a step).
+    pub fn take_side(&mut self) -> Result<Option<StoredEvent>, PipelineError> {
+        let Mode::Redrive(events) = &mut self.mode else {
+            return Ok(None);
+        };
+        let Some(stored) = events.pop_front() else {
+            return Ok(None);
+        };
+        self.fold(stored.seq, stored.market_ms, &stored.event)?;
+        Ok(Some(stored))
+    }
+
+    /// Appends a side event; only between steps, never while re-driving.
+    pub fn append_side(&mut self, market_ms: UnixMs, event: &Event) -> Result<Seq, PipelineError> {
+        assert!(
+            !self.is_redriving(),
+            "side events are appended after the journal has been re-driven"
+        );
+        self.append(market_ms, event)
+    }
+
+    /// Runs the engine on one input and journals what it decides; orders go to
+    /// the broker once the engine's events are all in.
+    fn engine_step(&mut self, input: TickInput, as_of_ms: UnixMs) -> Result<(), PipelineError> {
+        let outputs = self.engine.run_tick(&self.projection, input);
+        let mut placed = Vec::new();
+        for (market_ms, event) in outputs {
+            let seq = self.append(market_ms, &event)?;
+            if let Event::OrderPlaced(order) = event {
+                placed.push((seq, order));
+            }
+        }
+        for (seq, order) in placed {
+            let answers = self.hand_over(seq, &order);
+            self.broker_events(answers, as_of_ms)?;
+        }
+        Ok(())
+    }
+
+    /// Gives a journaled order to the broker – once. Re-driving, the broker
+    /// rebuilds its copy and its answers are checked against the journal. Live,
+    /// the order is placed only if no check finds it already there, in this
+    /// order: handed over by this process; answered in the journal; among the
+    /// broker's open orders with this run's prefix (then the broker's own
+    /// record of it is journaled instead of a second order).
+    fn hand_over(&mut self, seq: Seq, order: &OrderPlaced) -> Vec<BrokerEvent> {
+        let id = &order.client_order_id;
+        if self.is_redriving() {
+            self.handed.insert(id.clone());
+            return self.broker.restore(seq, order);
+        }
+        if !self.handed.insert(id.clone()) {
+            self.duplicates_refused.push(format!(
+                "{id}: already handed to the broker by this process"
+            ));
+            return Vec::new();
+        }
+        let answered = self
+            .projection
+            .links
+            .orders
+            .get(id)
+            .is_some_and(|l| l.ack_seq.is_some())
+            || self
+                .projection
+                .state
+                .orders
+                .get(id)
+                .is_some_and(|o| o.status != anx_projections::model::OrderStatus::Placed);
+        if answered {
+            self.duplicates_refused.push(format!(
+                "{id}: the journal already holds the broker's answer"
+            ));
+            return Vec::new();
+        }
+        if self
+            .broker
+            .open_orders(&self.order_prefix)
+            .iter()
+            .any(|open| open == id)
+        {
+            self.duplicates_refused.push(format!(
+                "{id}: already open at the broker; its record is journaled instead"
+            ));
+            return self.broker.existing(seq, order);
+        }
+        self.broker.place(seq, order)
+    }
+
+    fn broker_events(
+        &mut self,
+        events: Vec<BrokerEvent>,
+        as_of_ms: UnixMs,
+    ) -> Result<(), PipelineError> {
+        for event in events {
+            match event {
+                BrokerEvent::Journal(event) => {
+                    let ended = match &event {
+                        Event::OrderCancelled(e) => Some(e.client_order_id.clone()),
+                        Event::OrderRejected(e) => Some(e.client_order_id.clone()),
+                        _ => None,
+                    };
+                    let symbol = ended
+                        .as_ref()
+                        .and_then(|id| self.projection.state.orders.get(id))
+                        .map(|o| o.symbol.clone());
+                    let seq = self.append(as_of_ms, &event)?;
+                    match (&event, ended, symbol) {
+                        (Event::Fill(fill), _, _) => {
+                            self.engine_step(
+                                TickInput::Fill {
+                                    seq,
+                                    fill,
+                                    as_of_ms,
+                                },
+                                as_of_ms,
+                            )?;
+                        }
+                        (_, Some(id), Some(symbol)) => {
+                            let input = TickInput::OrderEnded {
+                                seq,
+                                symbol: &symbol,
+                                client_order_id: &id,
+                                as_of_ms,
+                            };
+                            self.engine_step(input, as_of_ms)?;
+                        }
+                        _ => {}
+                    }
+                }
+                BrokerEvent::ProtectionUnconfirmed {
+                    symbol,
+                    client_order_id,
+                    reason,
+                } => {
+                    let input = TickInput::ProtectionUnconfirmed {
+                        symbol: &symbol,
+                        client_order_id: &client_order_id,
+                        reason: &reason,
+                        as_of_ms,
+                    };
+                    self.engine_step(input, as_of_ms)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One closed candle, decided on at `as_of_ms` (its close, or later if it
+    /// arrived late): journal it, let the broker work it, run the engine.
+    pub fn candle(&mut self, candle: Candle, as_of_ms: UnixMs) -> Result<(), PipelineError> {
+        let seq = self.append(as_of_ms, &Event::Candle(candle.clone()))?;
+        self.progress.candles += 1;
+        self.progress.market_ms = as_of_ms;
+        let worked = self.broker.on_candle(&candle);
+        self.broker_events(worked, as_of_ms)?;
+        self.engine_step(
+            TickInput::Candle {
+                seq,
+                candle: &candle,
+                as_of_ms,
+            },
+            as_of_ms,
+        )
+    }
+
+    /// A data-quality finding known at `market_ms`.
+    pub fn finding(
+        &mut self,
+        market_ms: UnixMs,
+        finding: DataQuality,
+    ) -> Result<(), PipelineError> {
+        self.append(market_ms, &Event::DataQuality(finding))?;
+        Ok(())
+    }
+
+    /// Re-drives the whole journal: inputs go through their steps, anything
+    /// else is folded as a side event. Calls `seen` with every journaled event
+    /// (after it is folded) so the caller can rebuild its own memory.
+    pub fn redrive(&mut self, seen: &mut dyn FnMut(&StoredEvent)) -> Result<(), PipelineError> {
+        while let Some(next) = self.next_journaled().cloned() {
+            match &next.event {
+                Event::Candle(candle) => self.candle(candle.clone(), next.market_ms)?,
+                Event::DataQuality(finding) => self.finding(next.market_ms, finding.clone())?,
+                Event::RunStarted(_)
+                | Event::Session(_)
+                | Event::Recovered(_)
+                | Event::Checkpoint(_)
+                | Event::Reconciliation(_)
+                | Event::FailClosed(_)
+                | Event::OperatorReset(_)
+                | Event::RunCompleted(_) => {
+                    self.take_side()?;
+                }
+                other => {
+                    return Err(PipelineError::Diverged {
+                        seq: next.seq,
+                        journaled: describe(next.market_ms, other),
+                        produced: "nothing (no input before it would produce it)".into(),
+                    })
+                }
+            }
+            seen(&next);
+        }
+        self.mode = Mode::Live;
+        Ok(())
+    }
+}

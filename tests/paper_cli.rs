@@ -1,0 +1,707 @@
+//! `anx paper` end to end: the real binary against a fake Coinbase market-data
+//! server on 127.0.0.1 that serves the shared real 1h candles with a clock the
+//! test controls. The clock moves one hour when the trader asks the time after
+//! fetching every symbol up to the current one, so candles arrive one by one,
+//! however often the trader is killed and restarted.
+//!
+//! - parity: the trader's decisions and trades equal `anx replay run`'s over
+//!   the same candles;
+//! - crash recovery: killed with SIGKILL at many random points and restarted,
+//!   it ends in the same state (hash) as the uninterrupted run, no
+//!   client_order_id is placed twice, and the journal verifies;
+//! - market-data faults (500s, 429s, malformed JSON, a timeout, high < low, a
+//!   feed that stalls) are journaled and survived; `anx status` says so;
+//! - a second trader on the same journal is refused.
+
+mod common;
+
+use anx_journal::{Event, Reader, SessionAction, StoredEvent, TailPolicy};
+use anx_projections::Projection;
+use common::*;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const HOUR_S: i64 = 3600;
+const SYMBOLS: [&str; 2] = ["BTC-USD", "ETH-USD"];
+/// The feed: 2025-01-01T00:00Z for eight days of 1h candles (seven trades in
+/// replay with the test configuration).
+const FEED_START_S: i64 = 1_735_689_600;
+const FEED_HOURS: i64 = 8 * 24;
+
+fn config() -> PathBuf {
+    repo_root().join("tests/fixtures/paper/paper-1h.toml")
+}
+
+type Rows = BTreeMap<i64, [String; 5]>;
+
+/// What the fake server does with one candles request.
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    Status(u16),
+    Malformed,
+    /// Answer only after this long (a timeout for the trader).
+    Hang(Duration),
+}
+
+struct MarketState {
+    data: BTreeMap<String, Rows>,
+    now_s: i64,
+    end_s: i64,
+    /// Keep the clock running past the end of the data (a feed that stops).
+    run_past_end: bool,
+    /// Hours from which candles are withheld while the clock is before `until`.
+    stall: Option<(i64, i64)>,
+    fetched_to: BTreeMap<String, i64>,
+    faults: VecDeque<Fault>,
+    time_requests: u64,
+}
+
+struct FakeMarket {
+    url: String,
+    state: Arc<Mutex<MarketState>>,
+}
+
+impl FakeMarket {
+    fn time_requests(&self) -> u64 {
+        self.state.lock().unwrap().time_requests
+    }
+
+    fn now_s(&self) -> i64 {
+        self.state.lock().unwrap().now_s
+    }
+}
+
+fn time_answer(state: &mut MarketState) -> String {
+    state.time_requests += 1;
+    let everyone_caught_up = state
+        .data
+        .keys()
+        .all(|s| state.fetched_to.get(s).is_some_and(|t| *t >= state.now_s));
+    if everyone_caught_up && (state.now_s < state.end_s || state.run_past_end) {
+        state.now_s += HOUR_S;
+    }
+    format!(
+        r#"{{"iso":"-","epochSeconds":"{}","epochMillis":"{}"}}"#,
+        state.now_s,
+        state.now_s * 1000
+    )
+}
+
+fn candles_answer(state: &mut MarketState, path: &str) -> (u16, String) {
+    let (route, query) = path.split_once('?').unwrap_or((path, ""));
+    let symbol = route
+        .trim_start_matches("/api/v3/brokerage/market/products/")
+        .trim_end_matches("/candles")
+        .to_string();
+    let params: BTreeMap<&str, &str> = query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .collect();
+    let (Some(start), Some(end), Some(&"ONE_HOUR")) = (
+        params.get("start").and_then(|s| s.parse::<i64>().ok()),
+        params.get("end").and_then(|s| s.parse::<i64>().ok()),
+        params.get("granularity"),
+    ) else {
+        return (400, r#"{"error":"INVALID_ARGUMENT"}"#.into());
+    };
+    if (end - start) / HOUR_S > 300 {
+        return (
+            400,
+            r#"{"error":"INVALID_ARGUMENT","message":"number of candles requested should be less than 300"}"#.into(),
+        );
+    }
+    let Some(rows) = state.data.get(&symbol) else {
+        return (404, r#"{"error":"NOT_FOUND"}"#.into());
+    };
+    let now = state.now_s;
+    let withheld_from = match state.stall {
+        Some((from, until)) if now < until => from,
+        _ => i64::MAX,
+    };
+    let mut candles = Vec::new();
+    for (t, f) in rows.range(start..end.min(now + HOUR_S)) {
+        if *t >= withheld_from {
+            break;
+        }
+        if t + HOUR_S > now {
+            // The bar in progress, as Coinbase serves it: not final.
+            candles.push(format!(
+                r#"{{"start":"{t}","low":"{o}","high":"{o}","open":"{o}","close":"{o}","volume":"0.5"}}"#,
+                o = f[0]
+            ));
+            continue;
+        }
+        candles.push(format!(
+            r#"{{"start":"{t}","low":"{}","high":"{}","open":"{}","close":"{}","volume":"{}"}}"#,
+            f[2], f[1], f[0], f[3], f[4]
+        ));
+    }
+    candles.reverse(); // newest first, as Coinbase answers
+    let fetched = state.fetched_to.entry(symbol).or_insert(i64::MIN);
+    *fetched = (*fetched).max(end.min(now));
+    (200, format!(r#"{{"candles":[{}]}}"#, candles.join(",")))
+}
+
+fn serve(state: MarketState) -> FakeMarket {
+    let state = Arc::new(Mutex::new(state));
+    let shared = state.clone();
+    let url = serve_http(move |path| {
+        let mut state = shared.lock().unwrap();
+        if path.starts_with("/api/v3/brokerage/time") {
+            return (200, time_answer(&mut state), None);
+        }
+        match state.faults.pop_front() {
+            Some(Fault::Status(code)) => (code, r#"{"error":"UNAVAILABLE"}"#.to_string(), None),
+            Some(Fault::Malformed) => (200, r#"{"candles":[{"start":"17"#.to_string(), None),
+            Some(Fault::Hang(delay)) => (200, r#"{"candles":[]}"#.into(), Some(delay)),
+            None => {
+                let (code, body) = candles_answer(&mut state, path);
+                (code, body, None)
+            }
+        }
+    });
+    FakeMarket { url, state }
+}
+
+fn market(data: BTreeMap<String, Rows>) -> MarketState {
+    MarketState {
+        data,
+        now_s: FEED_START_S + HOUR_S,
+        end_s: FEED_START_S + FEED_HOURS * HOUR_S,
+        run_past_end: false,
+        stall: None,
+        fetched_to: BTreeMap::new(),
+        faults: VecDeque::new(),
+        time_requests: 0,
+    }
+}
+
+fn feed() -> BTreeMap<String, Rows> {
+    SYMBOLS
+        .iter()
+        .map(|s| {
+            (
+                s.to_string(),
+                shared_hourly(s)
+                    .range(FEED_START_S..FEED_START_S + FEED_HOURS * HOUR_S)
+                    .map(|(t, f)| (*t, f.clone()))
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+/// Starts `anx paper` on `journal`; its stderr goes to `journal`'s sibling log.
+fn spawn_paper(journal: &Path, url: &str, extra: &[&str]) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(journal.with_extension("log"))
+        .unwrap();
+    Command::new(env!("CARGO_BIN_EXE_anx"))
+        .args([
+            "paper",
+            "--config",
+            path_str(&config()),
+            "--journal",
+            path_str(journal),
+            "--market-url",
+            url,
+            "--poll-interval",
+            "0.002",
+            "--request-timeout",
+            "0.5",
+        ])
+        .args(extra)
+        .current_dir(repo_root())
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn anx paper")
+}
+
+fn log_of(journal: &Path) -> String {
+    std::fs::read_to_string(journal.with_extension("log")).unwrap_or_default()
+}
+
+/// Every intact event (a record being written right now is not read yet).
+fn events(journal: &Path) -> Vec<StoredEvent> {
+    let Ok(mut reader) = Reader::open_with(journal, TailPolicy::StopAtTorn) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    while let Ok(Some(stored)) = reader.next_event() {
+        out.push(stored);
+    }
+    out
+}
+
+fn wait_for(what: &str, journal: &Path, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < timeout,
+            "timed out waiting for {what}; trader log:\n{}",
+            log_of(journal)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until the trader has decided on the feed's last candle of every
+/// symbol and gone on to poll again (so that step is complete).
+fn wait_until_fed(journal: &Path, market: &FakeMarket, child: &mut Child) {
+    let last_close_ms = (FEED_START_S + FEED_HOURS * HOUR_S) * 1000;
+    wait_for(
+        "the last candle's decisions",
+        journal,
+        Duration::from_secs(240),
+        || {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("the trader exited early ({status}):\n{}", log_of(journal));
+            }
+            let decided: BTreeSet<String> = events(journal)
+                .into_iter()
+                .filter_map(|e| match e.event {
+                    Event::Decision(d) if d.as_of_ms == last_close_ms => Some(d.symbol),
+                    _ => None,
+                })
+                .collect();
+            decided.len() == SYMBOLS.len()
+        },
+    );
+    let polls = market.time_requests();
+    wait_for("another poll", journal, Duration::from_secs(30), || {
+        market.time_requests() > polls + 1
+    });
+}
+
+fn sigterm(child: &mut Child) -> std::process::ExitStatus {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(status.success());
+    child.wait().expect("wait for the trader")
+}
+
+fn folded(journal: &Path) -> Projection {
+    let mut projection = Projection::new();
+    for stored in events(journal) {
+        projection
+            .apply(stored.seq, stored.market_ms, &stored.event)
+            .unwrap_or_else(|e| panic!("fold: {e}"));
+    }
+    projection
+}
+
+/// Decisions without their seq link, and trades without ids and seq links:
+/// what a run decided and traded, independent of its run id and numbering.
+fn decisions_and_trades(journal: &Path) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
+    let mut decisions = Vec::new();
+    let mut trades = Vec::new();
+    for stored in events(journal) {
+        match stored.event {
+            Event::Decision(d) => {
+                let mut v = serde_json::to_value(&d).unwrap();
+                v.as_object_mut().unwrap().remove("candle_seq");
+                decisions.push(v);
+            }
+            Event::TradeClosed(t) => {
+                let mut v = serde_json::to_value(&t).unwrap();
+                let o = v.as_object_mut().unwrap();
+                for key in [
+                    "trade_id",
+                    "entry_client_order_id",
+                    "entry_order_seq",
+                    "entry_fill_seq",
+                    "exit_fill_seq",
+                ] {
+                    o.remove(key);
+                }
+                trades.push(v);
+            }
+            _ => {}
+        }
+    }
+    (decisions, trades)
+}
+
+fn placed_ids(journal: &Path) -> Vec<String> {
+    events(journal)
+        .into_iter()
+        .filter_map(|e| match e.event {
+            Event::OrderPlaced(o) => Some(o.client_order_id),
+            _ => None,
+        })
+        .collect()
+}
+
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .expect("time in range")
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// A small deterministic generator for the kill points (seed printed on failure).
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % n
+    }
+}
+
+#[test]
+fn paper_trader_matches_replay_and_survives_sigkill_at_random_points() {
+    let temp = tempfile::tempdir().unwrap();
+
+    // 1. The uninterrupted run, stopped cleanly.
+    let calm = serve(market(feed()));
+    let journal = temp.path().join("calm");
+    let mut child = spawn_paper(&journal, &calm.url, &[]);
+    wait_until_fed(&journal, &calm, &mut child);
+    let status = sigterm(&mut child);
+    assert!(
+        status.success(),
+        "clean stop: {status}\n{}",
+        log_of(&journal)
+    );
+    let calm_events = events(&journal);
+    let last = calm_events.last().unwrap();
+    assert!(
+        matches!(&last.event, Event::Session(s) if s.action == SessionAction::Stopped && s.reason == "SIGTERM"),
+        "the clean-stop marker ends the journal: {:?}",
+        last.event
+    );
+    assert!(matches!(
+        calm_events[calm_events.len() - 2].event,
+        Event::Checkpoint(_)
+    ));
+    let verify = anx(&["journal", "verify", path_str(&journal)]);
+    assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
+    let calm_projection = folded(&journal);
+    let calm_trades = calm_projection.state.trades.len();
+    assert!(
+        calm_trades >= 3,
+        "the feed should trade: {calm_trades} trades"
+    );
+    assert!(
+        calm_projection.links.placed.len() >= calm_trades,
+        "an entry placed per trade"
+    );
+
+    // 2. Parity: `anx replay run` over the same candles decides and trades alike.
+    let run = calm_events
+        .iter()
+        .find_map(|e| match &e.event {
+            Event::RunStarted(r) => Some(r.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let cache = temp.path().join("cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    for symbol in SYMBOLS {
+        let mut text = String::from("timestamp,unix,open,high,low,close,volume\n");
+        for (t, f) in &feed()[symbol] {
+            text.push_str(&format!(
+                "{},{t},{},{},{},{},{}\n",
+                rfc3339(t * 1000),
+                f[0],
+                f[1],
+                f[2],
+                f[3],
+                f[4]
+            ));
+        }
+        std::fs::write(cache.join(format!("COINBASE_{symbol}_1h.csv")), text).unwrap();
+    }
+    let replay_journal = temp.path().join("replay");
+    let replay = anx(&[
+        "replay",
+        "run",
+        "--config",
+        path_str(&config()),
+        "--cache-dir",
+        path_str(&cache),
+        "--start",
+        &rfc3339(run.start_ms),
+        "--end",
+        &rfc3339((FEED_START_S + FEED_HOURS * HOUR_S) * 1000),
+        "--journal",
+        path_str(&replay_journal),
+        "--report-format",
+        "json",
+    ]);
+    assert_eq!(replay.code, 0, "{}", replay.stderr);
+    let (paper_decisions, paper_trades) = decisions_and_trades(&journal);
+    let (replay_decisions, replay_trades) = decisions_and_trades(&replay_journal);
+    assert_eq!(paper_decisions.len(), (FEED_HOURS as usize) * SYMBOLS.len());
+    assert_eq!(paper_decisions.len(), replay_decisions.len());
+    for (i, (p, r)) in paper_decisions.iter().zip(&replay_decisions).enumerate() {
+        assert_eq!(p, r, "decision {i} differs between paper and replay");
+    }
+    assert_eq!(paper_trades, replay_trades);
+    assert_eq!(paper_trades.len(), calm_trades);
+
+    // 3. Crash recovery: SIGKILL at random points, restart, finish the feed.
+    let seed: u64 = std::env::var("ANX_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x0005_eed0_fa11);
+    let kills: u32 = std::env::var("ANX_CRASH_KILLS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
+    let mut lcg = Lcg(seed);
+    let crashy = serve(market(feed()));
+    let crash_journal = temp.path().join("crashy");
+    let mut kill_points = Vec::new();
+    for _ in 0..kills {
+        let mut child = spawn_paper(&crash_journal, &crashy.url, &[]);
+        let delay_ms = 10 + lcg.below(50);
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        child.kill().expect("SIGKILL");
+        child.wait().unwrap();
+        kill_points.push((delay_ms, events(&crash_journal).len()));
+    }
+    let context = format!("seed {seed}, kills (ms after start, events then): {kill_points:?}");
+    eprintln!("{context}");
+    let mut child = spawn_paper(&crash_journal, &crashy.url, &[]);
+    wait_until_fed(&crash_journal, &crashy, &mut child);
+    assert!(sigterm(&mut child).success(), "{context}");
+    let verify = anx(&["journal", "verify", path_str(&crash_journal)]);
+    assert_eq!(
+        verify.code, 0,
+        "{context}: {}{}",
+        verify.stdout, verify.stderr
+    );
+    let crash_projection = folded(&crash_journal);
+    let first_difference = {
+        let calm_text = serde_json::to_string_pretty(&calm_projection.state).unwrap();
+        let crash_text = serde_json::to_string_pretty(&crash_projection.state).unwrap();
+        calm_text
+            .lines()
+            .zip(crash_text.lines())
+            .enumerate()
+            .find(|(_, (a, b))| a != b)
+            .map(|(n, (a, b))| format!("state line {n}: {a:?} vs {b:?}"))
+    };
+    assert_eq!(
+        crash_projection.state_hash(),
+        calm_projection.state_hash(),
+        "{context}: the state after crashes differs from the uninterrupted run's ({first_difference:?})"
+    );
+    let ids = placed_ids(&crash_journal);
+    let unique: BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(
+        unique.len(),
+        ids.len(),
+        "{context}: a client_order_id placed twice"
+    );
+    assert_eq!(ids.len(), placed_ids(&journal).len(), "{context}");
+    let sessions = &crash_projection.links.sessions;
+    let crash_restarts = sessions
+        .iter()
+        .filter(|s| s.reason == "restart after a crash")
+        .count();
+    assert!(
+        crash_restarts >= kills as usize / 2,
+        "{context}: most kills land after the journal exists ({crash_restarts} crash restarts)"
+    );
+    assert_eq!(crashy.now_s(), calm.now_s(), "both runs saw the whole feed");
+}
+
+#[test]
+fn market_data_faults_are_journaled_and_survived_and_status_reports_stale() {
+    let temp = tempfile::tempdir().unwrap();
+    let mut data = feed();
+    // A bar with high < low, in the middle of the feed.
+    let bad_hour = FEED_START_S + 30 * HOUR_S;
+    let row = data.get_mut("ETH-USD").unwrap().get_mut(&bad_hour).unwrap();
+    let (high, low) = (row[1].clone(), row[2].clone());
+    row[1] = low;
+    row[2] = high;
+    let mut state = market(data);
+    state.end_s = FEED_START_S + 48 * HOUR_S;
+    state.run_past_end = true;
+    // Candles from hour 40 withheld for twelve hours: the feed stalls, then
+    // the backlog arrives late.
+    state.stall = Some((FEED_START_S + 40 * HOUR_S, FEED_START_S + 52 * HOUR_S));
+    // The first fetches: three 500s (one poll's attempts: a journaled outage),
+    // a 429 then a recovery, malformed JSON three times, and a hung request.
+    state.faults = VecDeque::from(vec![
+        Fault::Status(500),
+        Fault::Status(500),
+        Fault::Status(500),
+        Fault::Status(429),
+        Fault::Malformed,
+        Fault::Malformed,
+        Fault::Malformed,
+        Fault::Hang(Duration::from_millis(1500)),
+    ]);
+    let fake = serve(state);
+    let journal = temp.path().join("faulty");
+    let mut child = spawn_paper(&journal, &fake.url, &[]);
+    let stale_seen = || {
+        events(&journal).iter().any(|e| {
+            matches!(&e.event, Event::DataQuality(f) if matches!(f.issue, anx_journal::QualityIssue::Stale { .. }))
+        })
+    };
+    wait_for(
+        "a stale finding",
+        &journal,
+        Duration::from_secs(120),
+        stale_seen,
+    );
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the trader keeps running"
+    );
+    let stalled_at_ms = fake.now_s() * 1000;
+    let status = anx(&[
+        "status",
+        path_str(&journal),
+        "--json",
+        "--now",
+        &rfc3339(stalled_at_ms),
+    ]);
+    assert_eq!(status.code, 1, "stale data is unhealthy: {}", status.stdout);
+    let doc: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(doc["trader_running"], true);
+    assert!(
+        doc["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p.as_str().unwrap().contains("stale")),
+        "{doc}"
+    );
+    // The backlog arrives after the stall; wait for it, then stop.
+    let backlog_close_ms = (FEED_START_S + 48 * HOUR_S) * 1000;
+    wait_for("the backlog", &journal, Duration::from_secs(120), || {
+        events(&journal).iter().any(
+            |e| matches!(&e.event, Event::Candle(c) if c.open_ms + 3_600_000 == backlog_close_ms),
+        )
+    });
+    let polls = fake.time_requests();
+    wait_for("another poll", &journal, Duration::from_secs(30), || {
+        fake.time_requests() > polls + 1
+    });
+    assert!(sigterm(&mut child).success(), "{}", log_of(&journal));
+
+    let all = events(&journal);
+    let findings: Vec<&anx_journal::DataQuality> = all
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::DataQuality(f) => Some(f),
+            _ => None,
+        })
+        .collect();
+    let count = |pred: &dyn Fn(&anx_journal::QualityIssue) -> bool| {
+        findings.iter().filter(|f| pred(&f.issue)).count()
+    };
+    use anx_journal::QualityIssue::*;
+    assert!(
+        count(&|i| matches!(i, FeedFault { .. })) >= 2,
+        "outages journaled: {findings:#?}"
+    );
+    assert!(findings
+        .iter()
+        .any(|f| matches!(f.issue, FeedFault { .. }) && f.detail.contains("500")));
+    assert_eq!(
+        count(&|i| matches!(i, InvalidCandle { open_ms } if *open_ms == bad_hour * 1000)),
+        1,
+        "the high < low bar is reported once and dropped"
+    );
+    assert!(!all.iter().any(
+        |e| matches!(&e.event, Event::Candle(c) if c.symbol == "ETH-USD" && c.open_ms == bad_hour * 1000)
+    ));
+    assert!(
+        count(&|i| matches!(i, Stale { .. })) >= 2,
+        "each symbol went stale"
+    );
+    // Candles that arrived stale were decided on when they arrived – the
+    // engine's stale-data breaker saw their age – and opened nothing.
+    let late: Vec<&anx_journal::Decision> = all
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::Decision(d) if d.as_of_ms > 0 => Some(d),
+            _ => None,
+        })
+        .filter(|d| {
+            let close = all.iter().find_map(|e| match &e.event {
+                Event::Candle(c) if c.symbol == d.symbol && Some(e.seq) == Some(d.candle_seq) => {
+                    Some(c.open_ms + 3_600_000)
+                }
+                _ => None,
+            });
+            close.is_some_and(|c| d.as_of_ms - c > 21_600_000)
+        })
+        .collect();
+    assert!(!late.is_empty(), "the backlog held stale candles");
+    assert!(late
+        .iter()
+        .all(|d| !matches!(d.outcome, anx_journal::DecisionOutcome::Enter)));
+    let verify = anx(&["journal", "verify", path_str(&journal)]);
+    assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
+    // A restart after the clean stop says so.
+    let mut again = spawn_paper(&journal, &fake.url, &[]);
+    wait_for(
+        "the restart marker",
+        &journal,
+        Duration::from_secs(60),
+        || {
+            events(&journal).iter().any(|e| {
+            matches!(&e.event, Event::Session(s) if s.reason == "restart after a clean stop")
+        })
+        },
+    );
+    assert!(sigterm(&mut again).success());
+}
+
+#[test]
+fn a_second_trader_on_the_same_journal_is_refused() {
+    let temp = tempfile::tempdir().unwrap();
+    let fake = serve(market(feed()));
+    let journal = temp.path().join("shared");
+    let mut first = spawn_paper(&journal, &fake.url, &[]);
+    wait_for(
+        "the first trader's journal",
+        &journal,
+        Duration::from_secs(60),
+        || events(&journal).len() >= 3,
+    );
+    let second = anx(&[
+        "paper",
+        "--config",
+        path_str(&config()),
+        "--journal",
+        path_str(&journal),
+        "--market-url",
+        &fake.url,
+    ]);
+    second.assert_one_line_error(2);
+    assert!(
+        second.stderr.contains("lock") || second.stderr.contains("locked"),
+        "{}",
+        second.stderr
+    );
+    let status = anx(&["status", path_str(&journal), "--json"]);
+    let doc: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(doc["trader_running"], true);
+    assert!(sigterm(&mut first).success());
+    let status = anx(&["status", path_str(&journal), "--json"]);
+    assert_eq!(status.code, 1, "no trader running is unhealthy");
+    let verify = anx(&["journal", "verify", path_str(&journal)]);
+    assert_eq!(verify.code, 0, "{}", verify.stderr);
+}
