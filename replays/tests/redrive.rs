@@ -10,7 +10,7 @@ use anx_journal::*;
 use anx_projections::engine::config::Config;
 use anx_projections::engine::Engine;
 use anx_replays::data::{CandleStream, Item, Source};
-use anx_replays::exchange::{Broker, SimExchange};
+use anx_replays::exchange::{Broker, BrokerEvent, SimExchange};
 use anx_replays::pipeline::{Pipeline, PipelineError};
 use std::path::{Path, PathBuf};
 
@@ -268,4 +268,111 @@ fn the_simulated_exchange_places_a_client_order_id_once() {
         first,
         "its record is the original answer"
     );
+}
+
+/// A broker that acknowledges entries but never attaches their bracket: the
+/// paper trader's bracket verification failing.
+struct NoBrackets(SimExchange);
+
+impl Broker for NoBrackets {
+    fn place(&mut self, order_seq: Seq, order: &OrderPlaced) -> Vec<BrokerEvent> {
+        let mut naked = order.clone();
+        naked.bracket = None;
+        let mut events = self.0.place(order_seq, &naked);
+        let acknowledged = events
+            .iter()
+            .any(|e| matches!(e, BrokerEvent::Journal(Event::OrderAcknowledged(_))));
+        if order.bracket.is_some() && acknowledged {
+            events.push(BrokerEvent::ProtectionUnconfirmed {
+                symbol: order.product_id.clone(),
+                client_order_id: order.client_order_id.clone(),
+                reason: "attached take-profit and stop not found".into(),
+            });
+        }
+        events
+    }
+    fn open_orders(&self, prefix: &str) -> Vec<String> {
+        self.0.open_orders(prefix)
+    }
+    fn existing(&self, order_seq: Seq, order: &OrderPlaced) -> Vec<BrokerEvent> {
+        self.0.existing(order_seq, order)
+    }
+    fn position(&self, symbol: &str) -> rust_decimal::Decimal {
+        self.0.position(symbol)
+    }
+    fn on_candle(&mut self, candle: &Candle) -> Vec<BrokerEvent> {
+        self.0.on_candle(candle)
+    }
+    fn cancel(&mut self, client_order_id: &str, reason: &str) -> Vec<BrokerEvent> {
+        self.0.cancel(client_order_id, reason)
+    }
+}
+
+#[test]
+fn an_unconfirmed_bracket_fails_the_symbol_closed_and_the_position_is_closed_as_an_emergency() {
+    let config = config();
+    let items = inputs();
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("naked");
+    let writer = Writer::create(&dir, META, options()).unwrap();
+    let mut p = Pipeline::new(
+        writer,
+        Engine::new(config.clone(), RUN_ID, false),
+        NoBrackets(SimExchange::new(config.clone())),
+        RUN_ID,
+    );
+    p.append_side(1_735_689_600_000, &Event::RunStarted(run_started(&config)))
+        .unwrap();
+    for item in &items {
+        if let Item::Candle(c) = item {
+            let close = c.open_ms + i64::from(c.granularity_s) * 1000;
+            p.candle(c.clone(), close).unwrap();
+        }
+    }
+    p.into_writer().close().unwrap();
+    let events = read_all(&dir);
+    let entry = events
+        .iter()
+        .position(|e| matches!(&e.event, Event::OrderPlaced(o) if o.purpose == OrderPurpose::Entry))
+        .expect("an entry is placed");
+    let fail = events
+        .iter()
+        .position(|e| matches!(e.event, Event::FailClosed(_)))
+        .expect("the unconfirmed bracket fails the symbol closed");
+    assert!(fail > entry);
+    assert!(
+        !events[..fail]
+            .iter()
+            .any(|e| matches!(e.event, Event::BracketVerified(_))),
+        "no bracket was ever verified"
+    );
+    assert!(events[fail..].iter().any(|e| matches!(
+        &e.event,
+        Event::EngineTransition(t) if t.to == EngineState::FailClosed
+    )));
+    // No entry after the symbol failed closed; the naked position (if the entry
+    // filled) is closed through the one finalize path as an emergency.
+    assert!(!events[fail..].iter().any(
+        |e| matches!(&e.event, Event::OrderPlaced(o) if o.purpose == OrderPurpose::Entry)
+    ));
+    let entry_filled = events[fail..]
+        .iter()
+        .any(|e| matches!(&e.event, Event::Fill(f) if f.leg == FillLeg::Entry));
+    if entry_filled {
+        assert!(events.iter().any(|e| matches!(
+            &e.event,
+            Event::TradeClosed(t) if t.exit_reason == ExitReason::Emergency
+        )));
+    }
+    let projection = {
+        let mut projection = anx_projections::Projection::new();
+        for e in &events {
+            projection.apply(e.seq, e.market_ms, &e.event).unwrap();
+        }
+        projection
+    };
+    let btc = &projection.state.symbols["BTC-USD"];
+    assert!(btc.fail_closed.is_some());
+    assert!(btc.position.quantity.is_zero(), "nothing left naked");
+    assert!(entry_filled, "the drill covers the emergency exit");
 }
