@@ -352,9 +352,9 @@ fn an_unconfirmed_bracket_fails_the_symbol_closed_and_the_position_is_closed_as_
     )));
     // No entry after the symbol failed closed; the naked position (if the entry
     // filled) is closed through the one finalize path as an emergency.
-    assert!(!events[fail..].iter().any(
-        |e| matches!(&e.event, Event::OrderPlaced(o) if o.purpose == OrderPurpose::Entry)
-    ));
+    assert!(!events[fail..]
+        .iter()
+        .any(|e| matches!(&e.event, Event::OrderPlaced(o) if o.purpose == OrderPurpose::Entry)));
     let entry_filled = events[fail..]
         .iter()
         .any(|e| matches!(&e.event, Event::Fill(f) if f.leg == FillLeg::Entry));

@@ -1,0 +1,103 @@
+//! The paper trader's start-up cost: re-driving a journal through the pipeline
+//! (read + verify + decode, then every step redone – engine, simulated broker,
+//! fold – with each produced event compared to the journaled one).
+//!
+//! The journal is a replay of the real Coinbase 1h candles of BTC-USD, ETH-USD
+//! and SOL-USD resampled to 4h over the whole shared range (Gate A's run): the
+//! same steps a paper trader's journal of that length holds. Prints the median
+//! of `--runs` (default 5) re-drives, in candles/s and events/s.
+//! `cargo run --release -p anx-tools --bin bench-redrive`.
+
+use anx_journal::*;
+use anx_projections::engine::config::Config;
+use anx_projections::engine::Engine;
+use anx_replays::exchange::SimExchange;
+use anx_replays::pipeline::Pipeline;
+use anx_replays::runner::{run, ReplaySpec};
+use anx_tools::median;
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn main() {
+    let runs: usize = std::env::args()
+        .skip_while(|a| a != "--runs")
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(5);
+    let cache = repo_root().join("../shared/data/candles");
+    assert!(
+        cache.join("COINBASE_BTC-USD_1h.csv").is_file(),
+        "shared candle data missing at {}",
+        cache.display()
+    );
+    let path = repo_root().join("config/replay.toml");
+    let mut read = |file: &str| std::fs::read_to_string(file).map_err(|e| e.to_string());
+    let config = Config::load(path.to_str().expect("utf-8"), &mut read).expect("config");
+    let work = tempfile::tempdir().expect("temp dir");
+    let journal = work.path().join("journal");
+    let spec = ReplaySpec {
+        config: config.clone(),
+        symbols: vec!["BTC-USD".into(), "ETH-USD".into(), "SOL-USD".into()],
+        exchange: "COINBASE".into(),
+        granularity_s: 14_400,
+        start_ms: 1_704_067_200_000, // 2024-01-01
+        end_ms: 1_765_929_600_000,   // 2025-12-17
+        cache_dir: cache,
+        journal_dir: journal.clone(),
+        run_mode: RunMode::ReplayBacktest,
+        skip_volume_filter: false,
+        created_by: "bench".into(),
+        git_sha: "bench".into(),
+    };
+    let outcome = run(&spec, &mut |_| {}).expect("replay");
+    let candles = outcome.progress.candles;
+    let events = outcome.head.seq;
+    println!(
+        "journal: {candles} candles, {events} events, {} trades",
+        outcome.projection.state.trades.len()
+    );
+    let mut seconds = Vec::new();
+    for _ in 0..runs {
+        let started = Instant::now();
+        let writer = Writer::open_leaving_repair_note(
+            &journal,
+            WriterOptions {
+                durability: Durability::OnClose,
+                ..WriterOptions::default()
+            },
+        )
+        .expect("open");
+        let mut reader = Reader::open(&journal).expect("read");
+        let mut stored = Vec::new();
+        while let Some(e) = reader.next_event().expect("event") {
+            stored.push(e);
+        }
+        let mut pipeline = Pipeline::redriving(
+            writer,
+            Engine::new(config.clone(), &outcome.run_id, false),
+            SimExchange::new(config.clone()),
+            &outcome.run_id,
+            stored,
+        );
+        pipeline.redrive(&mut |_| {}).expect("re-drive");
+        assert_eq!(
+            pipeline.projection.state_hash(),
+            outcome.projection.state_hash()
+        );
+        drop(pipeline);
+        seconds.push(started.elapsed().as_secs_f64());
+    }
+    let s = median(&mut seconds);
+    println!(
+        "re-drive (start-up): median {s:.3} s of {runs}: {:.0} candles/s, {:.0} events/s",
+        candles as f64 / s,
+        events as f64 / s
+    );
+}
