@@ -158,6 +158,11 @@ pub fn status(args: &StatusArgs) -> Result<ExitCode> {
         "equity": num(equity),
         "peak_equity": num(state.equity.peak.max(equity)),
         "warnings": loaded.warnings,
+        "last_session": loaded.projection.links.sessions.last().map(|s| json!({
+            "seq": s.seq,
+            "action": format!("{:?}", s.action).to_lowercase(),
+            "reason": s.reason,
+        })),
     });
     if args.json {
         println!("{doc}");
@@ -176,6 +181,12 @@ pub fn status(args: &StatusArgs) -> Result<ExitCode> {
                 "NOT running"
             }
         );
+        if let Some(session) = loaded.projection.links.sessions.last() {
+            println!(
+                "session    {:?} at seq {}: {}",
+                session.action, session.seq, session.reason
+            );
+        }
         match (newest_close_ms, age_s) {
             (Some(close), Some(age)) => println!(
                 "data       newest candle closed {} ({age}s ago)",

@@ -699,6 +699,7 @@ fn a_second_trader_on_the_same_journal_is_refused() {
     let status = anx(&["status", path_str(&journal), "--json"]);
     let doc: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
     assert_eq!(doc["trader_running"], true);
+    assert_eq!(doc["last_session"]["reason"], "first start");
     assert!(sigterm(&mut first).success());
     let status = anx(&["status", path_str(&journal), "--json"]);
     assert_eq!(status.code, 1, "no trader running is unhealthy");
