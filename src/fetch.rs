@@ -43,12 +43,44 @@ const COINBASE_GRANULARITIES: [(u32, &str); 8] = [
     (60, "ONE_MINUTE"),
 ];
 
-/// The coarsest Coinbase granularity that divides `granularity_s`.
-pub fn coinbase_granularity(granularity_s: u32) -> Option<(u32, &'static str)> {
+/// The coarsest Coinbase granularity that divides `granularity_s` (seconds, name).
+pub fn coinbase_granularity(granularity_s: u32) -> Result<(u32, &'static str)> {
     COINBASE_GRANULARITIES
         .iter()
         .copied()
         .find(|(s, _)| *s <= granularity_s && granularity_s.is_multiple_of(*s))
+        .ok_or_else(|| {
+            anyhow!(
+                "Coinbase has no candles that divide {}",
+                granularity_name(granularity_s)
+            )
+        })
+}
+
+/// The public candles request for `[start_ms, end_ms)` of `symbol` at the
+/// Coinbase granularity named `granularity`.
+pub fn candles_url(
+    base_url: &str,
+    symbol: &str,
+    start_ms: UnixMs,
+    end_ms: UnixMs,
+    granularity: &str,
+) -> String {
+    format!(
+        "{}/api/v3/brokerage/market/products/{symbol}/candles?start={}&end={}&granularity={granularity}",
+        base_url.trim_end_matches('/'),
+        start_ms / 1000,
+        end_ms / 1000
+    )
+}
+
+/// The HTTP client for Coinbase's public API (rustls, anx's user agent).
+pub fn http_client(timeout: Duration) -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .user_agent(concat!("anx/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .context("cannot build the HTTP client")
 }
 
 /// One cached row: open time (ms) → the CSV line.
@@ -224,12 +256,7 @@ async fn fetch_symbol(client: &reqwest::Client, job: &FetchJob<'_>) -> Result<us
     let mut window_start = start_ms - start_ms.rem_euclid(step_ms);
     while window_start < end_ms {
         let window_end = (window_start + CANDLES_PER_REQUEST_MAX * step_ms).min(end_ms);
-        let url = format!(
-            "{}/api/v3/brokerage/market/products/{symbol}/candles?start={}&end={}&granularity={name}",
-            base_url.trim_end_matches('/'),
-            window_start / 1000,
-            window_end / 1000
-        );
+        let url = candles_url(base_url, symbol, window_start, window_end, name);
         let body = get_with_backoff(client, &url).await?;
         for (start_s, fields) in parse_candles(&body, &url)? {
             let open_ms = start_s * 1000;
@@ -281,23 +308,14 @@ pub fn fill_cache(
     if !exchange.eq_ignore_ascii_case("COINBASE") {
         bail!("--data-source coinbase fetches Coinbase candles, but --exchange is {exchange}");
     }
-    let granularity = coinbase_granularity(granularity_s).ok_or_else(|| {
-        anyhow!(
-            "Coinbase has no candles that divide {}",
-            granularity_name(granularity_s)
-        )
-    })?;
+    let granularity = coinbase_granularity(granularity_s)?;
     std::fs::create_dir_all(cache_dir)
         .with_context(|| format!("cannot create {}", cache_dir.display()))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the I/O runtime")?;
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(REQUEST_TIMEOUT_S))
-        .user_agent(concat!("anx/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .context("cannot build the HTTP client")?;
+    let client = http_client(Duration::from_secs(REQUEST_TIMEOUT_S))?;
     let mut fetched = Vec::new();
     for symbol in symbols {
         if covered(cache_dir, exchange, symbol, granularity_s, start_ms, end_ms)? {

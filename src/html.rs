@@ -8,13 +8,13 @@
 use crate::output::market_time;
 use crate::render::{engine_name, fmt_dec, fmt_opt, ReplayView};
 use crate::store::{self, LoadOptions};
+use anx_projections::model::DAY_MS;
 use anx_projections::{DailyEquity, Report};
 use anyhow::{Context, Result};
 use rust_decimal::Decimal;
 use std::fmt::Write;
 use std::path::Path;
 
-const DAY_MS: i64 = 86_400_000;
 const CHART_W: f64 = 900.0;
 const CHART_H: f64 = 220.0;
 

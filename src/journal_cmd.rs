@@ -217,7 +217,7 @@ pub fn stat(args: &StatArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn warn_all(warnings: &[String]) {
+pub fn warn_all(warnings: &[String]) {
     for warning in warnings {
         tracing::warn!("{warning}");
         eprintln!("anx: warning: {warning}");

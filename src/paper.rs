@@ -32,25 +32,25 @@
 //! journals the same run as one that never stopped.
 
 use crate::cli::PaperArgs;
-use crate::fetch::{coinbase_granularity, get_with_retries, parse_candles};
+use crate::fetch::{
+    candles_url, coinbase_granularity, get_with_retries, http_client, parse_candles,
+    CANDLES_PER_REQUEST_MAX,
+};
 use crate::replay_cmd::load_config;
 use anx_journal::*;
-use anx_projections::engine::config::{parse_granularity, Config};
+use anx_projections::engine::config::Config;
+use anx_projections::engine::risk::is_stale;
 use anx_projections::engine::Engine;
-use anx_projections::model::OrderStatus;
 use anx_replays::data::{parse_decimal, BarFolder, Item, SourceBar};
 use anx_replays::exchange::{Broker, SimExchange};
-use anx_replays::pipeline::Pipeline;
+use anx_replays::pipeline::{open_to_redrive, Pipeline};
 use anyhow::{anyhow, bail, Context, Result};
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
 /// Attempts per market-data request within one poll (the next poll tries again).
 const ATTEMPTS_PER_POLL: u32 = 3;
-/// Coinbase's per-request candle limit.
-const BARS_PER_REQUEST_MAX: i64 = 300;
 /// A poll fetches at most this many windows per symbol (a long catch-up
 /// continues on the next poll instead of blocking the loop).
 const WINDOWS_PER_POLL_MAX: u32 = 20;
@@ -61,12 +61,32 @@ struct Feed {
     folder: BarFolder,
     /// Open time of the next source bar to ask for.
     next_bar_ms: UnixMs,
-    /// Close of the newest journaled candle.
-    newest_close_ms: Option<UnixMs>,
     /// In a feed outage (its first failure was journaled).
     outage: bool,
-    /// The newest close a `stale` finding was journaled for.
-    stale_flagged_for: Option<UnixMs>,
+    /// Findings journaled about bars after the newest candle: a restart
+    /// refetches the bars of an unfinished bucket and must not report them
+    /// twice. Cleared at each candle, so bounded by one bucket's findings.
+    bucket_findings: Vec<QualityIssue>,
+}
+
+impl Feed {
+    /// Whether `issue` is new since the newest candle (and remembers it).
+    fn first_report(&mut self, issue: &QualityIssue) -> bool {
+        let new = !self.bucket_findings.contains(issue);
+        if new {
+            self.bucket_findings.push(issue.clone());
+        }
+        new
+    }
+
+    /// Follows the journal: a candle closes the bucket its findings were about.
+    fn note(&mut self, event: &Event) {
+        match event {
+            Event::Candle(_) => self.bucket_findings.clear(),
+            Event::DataQuality(f) => self.bucket_findings.push(f.issue.clone()),
+            _ => {}
+        }
+    }
 }
 
 /// What a poll fetched for one symbol.
@@ -86,12 +106,7 @@ impl Market {
     /// The market for `granularity_s` candles: Coinbase's coarsest granularity
     /// dividing it is fetched and resampled.
     fn new(client: reqwest::Client, base_url: &str, granularity_s: u32) -> Result<Market> {
-        let (source_s, source_name) = coinbase_granularity(granularity_s).ok_or_else(|| {
-            anyhow!(
-                "Coinbase has no candles that divide {}",
-                anx_replays::data::granularity_name(granularity_s)
-            )
-        })?;
+        let (source_s, source_name) = coinbase_granularity(granularity_s)?;
         Ok(Market {
             client,
             base_url: base_url.trim_end_matches('/').to_string(),
@@ -100,9 +115,16 @@ impl Market {
         })
     }
 
-    async fn server_time(&self) -> Result<UnixMs> {
+    /// The exchange's time; on failure, the URL and the one-line error.
+    async fn server_time(&self) -> std::result::Result<UnixMs, (String, String)> {
         let url = format!("{}/api/v3/brokerage/time", self.base_url);
-        let body = get_with_retries(&self.client, &url, ATTEMPTS_PER_POLL).await?;
+        self.server_time_at(&url)
+            .await
+            .map_err(|e| (url, crate::output::one_line(&e)))
+    }
+
+    async fn server_time_at(&self, url: &str) -> Result<UnixMs> {
+        let body = get_with_retries(&self.client, url, ATTEMPTS_PER_POLL).await?;
         let value: serde_json::Value = serde_json::from_str(&body)
             .map_err(|e| anyhow!("{url}: the answer is not JSON ({e})"))?;
         let field = |name: &str| -> Option<i64> {
@@ -130,13 +152,13 @@ impl Market {
         let mut windows = 0;
         while window_start + step_ms <= now_ms && windows < WINDOWS_PER_POLL_MAX {
             windows += 1;
-            let window_end = (window_start + BARS_PER_REQUEST_MAX * step_ms).min(now_ms);
-            let url = format!(
-                "{}/api/v3/brokerage/market/products/{symbol}/candles?start={}&end={}&granularity={}",
-                self.base_url,
-                window_start / 1000,
-                window_end / 1000,
-                self.source_name
+            let window_end = (window_start + CANDLES_PER_REQUEST_MAX * step_ms).min(now_ms);
+            let url = candles_url(
+                &self.base_url,
+                symbol,
+                window_start,
+                window_end,
+                self.source_name,
             );
             let fail = |e: anyhow::Error| (url.clone(), crate::output::one_line(&e));
             let body = get_with_retries(&self.client, &url, ATTEMPTS_PER_POLL)
@@ -175,42 +197,26 @@ struct Trader {
     feeds: Vec<Feed>,
     run_id: String,
     granularity_s: u32,
-    stale_age_ms_max: i64,
-    /// Findings already journaled (a restart refetches the bars of an
-    /// unfinished bucket and must not report them twice).
-    findings_seen: BTreeSet<String>,
     /// The exchange's time at the last successful poll.
     now_ms: UnixMs,
-    source_label: String,
-}
-
-fn finding_key(finding: &DataQuality) -> String {
-    format!("{}|{:?}", finding.symbol, finding.issue)
+    market: Market,
 }
 
 impl Trader {
-    /// Remembers what a journaled input or side event says about the feeds.
-    fn remember(&mut self, stored: &StoredEvent) {
-        match &stored.event {
-            Event::Candle(c) => {
-                let close_ms = c.open_ms + i64::from(c.granularity_s) * 1000;
-                if let Some(feed) = self.feeds.iter_mut().find(|f| f.symbol == c.symbol) {
-                    feed.newest_close_ms = Some(close_ms);
-                    feed.next_bar_ms = close_ms;
-                    feed.folder.resume_after(close_ms - feed.folder.source_ms());
-                }
+    fn feed_of(&mut self, symbol: &str) -> Option<&mut Feed> {
+        self.feeds.iter_mut().find(|f| f.symbol == symbol)
+    }
+
+    /// After a re-drive: each feed continues from its newest journaled candle.
+    fn resume_feeds(&mut self) {
+        for index in 0..self.feeds.len() {
+            let symbol = &self.feeds[index].symbol;
+            if let Some(close_ms) = self.pipeline.projection.state.last_close_ms(symbol) {
+                let feed = &mut self.feeds[index];
+                feed.next_bar_ms = close_ms;
+                feed.folder.resume_after(close_ms - feed.folder.source_ms());
             }
-            Event::DataQuality(f) => {
-                self.findings_seen.insert(finding_key(f));
-                if let QualityIssue::Stale { newest_ms, .. } = f.issue {
-                    if let Some(feed) = self.feeds.iter_mut().find(|x| x.symbol == f.symbol) {
-                        feed.stale_flagged_for = Some(newest_ms);
-                    }
-                }
-            }
-            _ => {}
         }
-        self.now_ms = self.now_ms.max(stored.market_ms);
     }
 
     fn append_side(&mut self, event: Event) -> Result<Seq> {
@@ -222,8 +228,8 @@ impl Trader {
     /// the loop only a disagreement is journaled. A position the broker does
     /// not confirm fails the symbol closed.
     fn reconcile(&mut self, always: bool) -> Result<()> {
-        let prefix = anx_projections::engine::order::prefix(&self.run_id);
-        let broker_orders = self.pipeline.broker.open_orders(&prefix);
+        use anx_projections::engine::order::{prefix, symbol_prefix};
+        let broker_orders = self.pipeline.broker.open_orders(&prefix(&self.run_id));
         let symbols: Vec<String> = self.feeds.iter().map(|f| f.symbol.clone()).collect();
         for symbol in symbols {
             let state = &self.pipeline.projection.state;
@@ -236,15 +242,13 @@ impl Trader {
             let our_open: Vec<String> = state
                 .orders
                 .iter()
-                .filter(|(_, o)| {
-                    o.symbol == symbol
-                        && matches!(o.status, OrderStatus::Placed | OrderStatus::Acknowledged)
-                })
+                .filter(|(_, o)| o.symbol == symbol && o.is_open())
                 .map(|(id, _)| id.clone())
                 .collect();
+            let ours_prefix = symbol_prefix(&self.run_id, &symbol);
             let their_open: Vec<String> = broker_orders
                 .iter()
-                .filter(|id| our_open.contains(id) || id.contains(&symbol.replace('-', "")))
+                .filter(|id| id.starts_with(&ours_prefix))
                 .cloned()
                 .collect();
             let agree = ours == theirs;
@@ -283,7 +287,10 @@ impl Trader {
 
     /// A finding, unless the same one is already journaled.
     fn finding(&mut self, market_ms: UnixMs, finding: DataQuality) -> Result<()> {
-        if self.findings_seen.insert(finding_key(&finding)) {
+        let fresh = self
+            .feed_of(&finding.symbol)
+            .is_some_and(|feed| feed.first_report(&finding.issue));
+        if fresh {
             tracing::warn!("{}: {}", finding.symbol, finding.detail);
             self.pipeline.finding(market_ms, finding)?;
         }
@@ -324,7 +331,7 @@ impl Trader {
                 Fetched::Bars(bars) => {
                     let feed = &mut self.feeds[index];
                     feed.outage = false;
-                    let source = format!("{}/{}", self.source_label, feed.symbol);
+                    let source = format!("{}/{}", self.market.base_url, feed.symbol);
                     for bar in bars {
                         if bar.open_ms < feed.next_bar_ms {
                             continue;
@@ -333,11 +340,8 @@ impl Trader {
                         feed.folder.push(bar, &|| source.clone());
                     }
                     while let Some(item) = feed.folder.pop() {
-                        let time = match &item {
-                            Item::Finding { market_ms, .. } => (*market_ms, 0),
-                            Item::Candle(c) => (c.open_ms + i64::from(c.granularity_s) * 1000, 1),
-                        };
-                        items.push(((time.0, time.1, index), item));
+                        let (time_ms, rank) = item.market_order();
+                        items.push(((time_ms, rank, index), item));
                     }
                 }
             }
@@ -348,10 +352,10 @@ impl Trader {
             match item {
                 Item::Finding { market_ms, finding } => self.finding(market_ms, finding)?,
                 Item::Candle(candle) => {
-                    let age_ms = self.now_ms - time_ms;
                     // A candle that arrives stale is decided on when it arrived, so
                     // the engine's stale-data breaker sees its true age.
-                    let as_of_ms = if age_ms > self.stale_age_ms_max {
+                    let as_of_ms = if is_stale(self.pipeline.engine.config(), time_ms, self.now_ms)
+                    {
                         self.now_ms
                     } else {
                         time_ms
@@ -362,8 +366,8 @@ impl Trader {
                         crate::output::market_time(candle.open_ms),
                         candle.close
                     );
+                    self.feeds[index].bucket_findings.clear();
                     self.pipeline.candle(candle, as_of_ms)?;
-                    self.feeds[index].newest_close_ms = Some(time_ms);
                 }
             }
         }
@@ -376,30 +380,52 @@ impl Trader {
     /// The newest candle older than the limit: journaled once per newest candle.
     fn check_staleness(&mut self) -> Result<()> {
         for index in 0..self.feeds.len() {
-            let feed = &self.feeds[index];
-            let Some(newest_ms) = feed.newest_close_ms else {
+            let symbol = &self.feeds[index].symbol;
+            let state = &self.pipeline.projection.state;
+            let Some(newest_ms) = state.last_close_ms(symbol) else {
                 continue;
             };
-            let age_ms = self.now_ms - newest_ms;
-            if age_ms <= self.stale_age_ms_max || feed.stale_flagged_for == Some(newest_ms) {
+            let config = self.pipeline.engine.config();
+            let flagged = self.pipeline.projection.links.last_stale.get(symbol);
+            if !is_stale(config, newest_ms, self.now_ms)
+                || flagged.map(|(_, ms)| *ms) == Some(newest_ms)
+            {
                 continue;
             }
-            self.feeds[index].stale_flagged_for = Some(newest_ms);
+            let age_ms = self.now_ms - newest_ms;
+            let limit_s = config.breakers.stale_data_max_age_s;
             let finding = DataQuality {
                 symbol: self.feeds[index].symbol.clone(),
                 granularity_s: self.granularity_s,
                 issue: QualityIssue::Stale { newest_ms, age_ms },
-                source: self.source_label.clone(),
+                source: self.market.base_url.clone(),
                 detail: format!(
                     "newest candle closed {}s ago, limit {}s: no entries until fresh data",
                     age_ms / 1000,
-                    self.stale_age_ms_max / 1000
+                    limit_s
                 ),
             };
             tracing::warn!("{}: {}", finding.symbol, finding.detail);
             self.pipeline.finding(self.now_ms, finding)?;
         }
         Ok(())
+    }
+
+    /// One poll's fetching: the exchange time, then each symbol's closed bars.
+    async fn poll(&self) -> std::result::Result<(UnixMs, Vec<Fetched>), (String, String)> {
+        let now_ms = self.market.server_time().await?;
+        let mut fetched = Vec::with_capacity(self.feeds.len());
+        for feed in &self.feeds {
+            let bars = self
+                .market
+                .closed_bars(&feed.symbol, feed.next_bar_ms, now_ms)
+                .await;
+            fetched.push(match bars {
+                Ok(bars) => Fetched::Bars(bars),
+                Err((url, error)) => Fetched::Failed { url, error },
+            });
+        }
+        Ok((now_ms, fetched))
     }
 
     /// A clean stop: checkpoint, stop marker, fsync.
@@ -474,28 +500,23 @@ pub fn paper(args: &PaperArgs) -> Result<ExitCode> {
 }
 
 async fn run(args: &PaperArgs) -> Result<ExitCode> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs_f64(args.request_timeout))
-        .user_agent(concat!("anx/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .context("cannot build the HTTP client")?;
+    let client = http_client(Duration::from_secs_f64(args.request_timeout))?;
     let signal = shutdown_signal();
     tokio::pin!(signal);
     let mut trader = tokio::select! {
-        trader = start(args, client.clone()) => trader?,
+        trader = start(args, client) => trader?,
         reason = &mut signal => {
             tracing::info!("{reason} before the trader started; nothing journaled");
             return Ok(ExitCode::SUCCESS);
         }
     };
-    let market = Market::new(client, &args.market_url, trader.granularity_s)?;
     let poll = Duration::from_secs_f64(args.poll_interval);
     let reason = loop {
         trader.reconcile(false)?;
         // Fetching can be abandoned at any point: nothing is journaled until
         // `apply`, which runs without awaiting.
         let fetched = tokio::select! {
-            fetched = poll_market(&market, &trader) => fetched,
+            fetched = trader.poll() => fetched,
             reason = &mut signal => break reason,
         };
         match fetched {
@@ -517,95 +538,49 @@ async fn run(args: &PaperArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// One poll's fetching: the exchange time, then each symbol's closed bars.
-async fn poll_market(
-    market: &Market,
-    trader: &Trader,
-) -> std::result::Result<(UnixMs, Vec<Fetched>), (String, String)> {
-    let now_ms = market.server_time().await.map_err(|e| {
-        (
-            format!("{}/api/v3/brokerage/time", market.base_url),
-            crate::output::one_line(&e),
-        )
-    })?;
-    let mut fetched = Vec::with_capacity(trader.feeds.len());
-    for feed in &trader.feeds {
-        fetched.push(
-            match market
-                .closed_bars(&feed.symbol, feed.next_bar_ms, now_ms)
-                .await
-            {
-                Ok(bars) => Fetched::Bars(bars),
-                Err((url, error)) => Fetched::Failed { url, error },
-            },
-        );
-    }
-    Ok((now_ms, fetched))
-}
-
 /// Opens (re-driving) or creates the journal and returns a trader ready for
 /// its first poll.
 async fn start(args: &PaperArgs, client: reqwest::Client) -> Result<Trader> {
     if journal_exists(&args.journal)? {
-        resume(args)
+        resume(args, client)
     } else {
         first_start(args, client).await
     }
 }
 
-fn feeds_for(
-    config: &Config,
-    symbols: &[String],
-    granularity_s: u32,
-    start_ms: UnixMs,
-) -> Result<Vec<Feed>> {
-    let (source_s, _) = coinbase_granularity(granularity_s).ok_or_else(|| {
-        anyhow!(
-            "Coinbase has no candles that divide {}",
-            config.run.granularity
-        )
-    })?;
-    Ok(symbols
+fn feeds_for(symbols: &[String], source_s: u32, granularity_s: u32, start_ms: UnixMs) -> Vec<Feed> {
+    symbols
         .iter()
         .map(|symbol| Feed {
             symbol: symbol.clone(),
             folder: BarFolder::new(symbol, source_s, granularity_s, start_ms, UnixMs::MAX),
             next_bar_ms: start_ms,
-            newest_close_ms: None,
             outage: false,
-            stale_flagged_for: None,
+            bucket_findings: Vec::new(),
         })
-        .collect())
+        .collect()
 }
 
-fn trader_for(
-    pipeline: Pipeline<SimExchange>,
-    config: &Config,
-    run: &RunStarted,
-    market_url: &str,
-) -> Result<Trader> {
-    Ok(Trader {
+fn trader_for(pipeline: Pipeline<SimExchange>, run: &RunStarted, market: Market) -> Trader {
+    Trader {
         pipeline,
-        feeds: feeds_for(config, &run.symbols, run.granularity_s, run.start_ms)?,
+        feeds: feeds_for(
+            &run.symbols,
+            market.source_s,
+            run.granularity_s,
+            run.start_ms,
+        ),
         run_id: run.run_id.clone(),
         granularity_s: run.granularity_s,
-        stale_age_ms_max: config.breakers.stale_data_max_age_s as i64 * 1000,
-        findings_seen: BTreeSet::new(),
         now_ms: run.start_ms,
-        source_label: market_url.trim_end_matches('/').to_string(),
-    })
+        market,
+    }
 }
 
 /// A restart: the journal is the truth, replayed through the pipeline.
-fn resume(args: &PaperArgs) -> Result<Trader> {
-    let writer = Writer::open_leaving_repair_note(&args.journal, durable())
+fn resume(args: &PaperArgs, client: reqwest::Client) -> Result<Trader> {
+    let (writer, events) = open_to_redrive(&args.journal, Durability::Always)
         .with_context(|| format!("cannot open the journal {}", args.journal.display()))?;
-    let mut reader = Reader::open(&args.journal)
-        .with_context(|| format!("cannot read {}", args.journal.display()))?;
-    let mut events = Vec::new();
-    while let Some(stored) = reader.next_event()? {
-        events.push(stored);
-    }
     let run = events
         .iter()
         .find_map(|e| match &e.event {
@@ -625,8 +600,7 @@ fn resume(args: &PaperArgs) -> Result<Trader> {
             run.run_mode
         );
     }
-    let config = Config::from_toml(&run.config_text)
-        .map_err(|e| anyhow!("the journal's configuration does not load: {e}"))?;
+    let config = crate::replay_cmd::run_config(&run)?;
     let file_config = effective_config(args)?;
     if file_config.hash() != run.config_hash {
         bail!(
@@ -655,15 +629,27 @@ fn resume(args: &PaperArgs) -> Result<Trader> {
         &run.run_id,
         events,
     );
-    let mut trader = trader_for(pipeline, &config, &run, &args.market_url)?;
-    let mut seen = Vec::new();
+    let market = Market::new(client, &args.market_url, run.granularity_s)?;
+    let mut trader = trader_for(pipeline, &run, market);
+    let mut feeds = std::mem::take(&mut trader.feeds);
+    let mut journal_now_ms = trader.now_ms;
     trader
         .pipeline
-        .redrive(&mut |stored| seen.push(stored.clone()))
+        .redrive(&mut |stored| {
+            journal_now_ms = journal_now_ms.max(stored.market_ms);
+            let symbol = match &stored.event {
+                Event::Candle(c) => &c.symbol,
+                Event::DataQuality(f) => &f.symbol,
+                _ => return,
+            };
+            if let Some(feed) = feeds.iter_mut().find(|f| &f.symbol == symbol) {
+                feed.note(&stored.event);
+            }
+        })
         .with_context(|| format!("cannot resume from {}", args.journal.display()))?;
-    for stored in &seen {
-        trader.remember(stored);
-    }
+    trader.feeds = feeds;
+    trader.now_ms = journal_now_ms;
+    trader.resume_feeds();
     if let Some(recovered) = trader.pipeline.writer().recovered().cloned() {
         tracing::warn!(
             "repaired a torn tail: {} bytes cut at {}:{}",
@@ -696,18 +682,15 @@ fn resume(args: &PaperArgs) -> Result<Trader> {
 /// decided on as stale, so history never opens a trade).
 async fn first_start(args: &PaperArgs, client: reqwest::Client) -> Result<Trader> {
     let config = effective_config(args)?;
-    let granularity_s = parse_granularity(&config.run.granularity)
-        .ok_or_else(|| anyhow!("granularity {:?} is not valid", config.run.granularity))?;
+    // Validated by `effective_config`.
+    let granularity_s = config.granularity_s();
     let market = Market::new(client, &args.market_url, granularity_s)?;
     let poll = Duration::from_secs_f64(args.poll_interval);
     let now_ms = loop {
         match market.server_time().await {
             Ok(now) => break now,
-            Err(e) => {
-                tracing::warn!(
-                    "cannot read the exchange's time yet: {}",
-                    crate::output::one_line(&e)
-                );
+            Err((_, error)) => {
+                tracing::warn!("cannot read the exchange's time yet: {error}");
                 tokio::time::sleep(poll).await;
             }
         }
@@ -761,7 +744,7 @@ async fn first_start(args: &PaperArgs, client: reqwest::Client) -> Result<Trader
     };
     let engine = Engine::new(config.clone(), &run_id, false);
     let pipeline = Pipeline::new(writer, engine, SimExchange::new(config.clone()), &run_id);
-    let mut trader = trader_for(pipeline, &config, &run, &args.market_url)?;
+    let mut trader = trader_for(pipeline, &run, market);
     trader.now_ms = start_ms;
     trader.append_side(Event::RunStarted(run))?;
     trader.now_ms = now_ms;

@@ -20,7 +20,7 @@ pub fn parse_time(text: &str, what: &str) -> Result<UnixMs> {
     if let Ok(day) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
         let midnight = day
             .and_hms_opt(0, 0, 0)
-            .ok_or_else(|| anyhow!("bad {what} date {text:?}"))?;
+            .ok_or_else(|| anyhow!("bad --{what} date {text:?}"))?;
         return Ok(midnight.and_utc().timestamp_millis());
     }
     chrono::DateTime::parse_from_rfc3339(text)
@@ -58,6 +58,16 @@ fn effective_config(args: &ReplayRunArgs) -> Result<Config> {
     validated(config)
 }
 
+/// The configuration a run was started with, as its `RunStarted` records it.
+pub fn run_config(run: &anx_journal::RunStarted) -> Result<Config> {
+    Config::from_toml(&run.config_text).map_err(|e| {
+        anyhow!(
+            "the configuration journaled for run {} does not load: {e}",
+            run.run_id
+        )
+    })
+}
+
 /// `config` if it is valid, else every problem in one error.
 pub fn validated(config: Config) -> Result<Config> {
     let problems = config.validate();
@@ -93,8 +103,8 @@ pub fn run(args: &ReplayRunArgs) -> Result<ExitCode> {
         );
     }
     let config = effective_config(args)?;
-    let granularity_s = parse_granularity(&config.run.granularity)
-        .ok_or_else(|| anyhow!("bad granularity {:?}", config.run.granularity))?;
+    // Validated by `effective_config`.
+    let granularity_s = config.granularity_s();
     let start_ms = parse_time(&args.start, "start")?;
     let end_ms = parse_time(&args.end, "end")?;
     if end_ms <= start_ms {

@@ -18,17 +18,18 @@ use crate::EXIT_CHECK_FAILED;
 use anx_journal::{EngineState, Event, UnixMs};
 use anx_projections::engine::config::Config;
 use anx_projections::engine::risk;
-use anx_projections::model::OrderStatus;
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 use std::process::ExitCode;
 
-/// The configuration the run was started with, from its `RunStarted` event.
-fn run_config(dir: &std::path::Path) -> Result<Option<Config>> {
-    let mut reader = anx_journal::Reader::open_with(dir, anx_journal::TailPolicy::StopAtTorn)?;
+/// The configuration the run was started with, from its `RunStarted` event:
+/// none before the run starts; an error when the journaled text does not load.
+fn run_config(dir: &std::path::Path) -> Result<Option<Result<Config>>> {
+    let mut reader = anx_journal::Reader::open_with(dir, anx_journal::TailPolicy::StopAtTorn)
+        .with_context(|| format!("cannot read {}", dir.display()))?;
     while let Some(stored) = reader.next_event()? {
         if let Event::RunStarted(run) = stored.event {
-            return Ok(Config::from_toml(&run.config_text).ok());
+            return Ok(Some(crate::replay_cmd::run_config(&run)));
         }
     }
     Ok(None)
@@ -46,30 +47,63 @@ pub fn status(args: &StatusArgs) -> Result<ExitCode> {
         },
     )
     .with_context(|| format!("cannot read {}", args.dir.display()))?;
-    let config = run_config(&args.dir)?;
+    let mut warnings = loaded.warnings.clone();
+    // Without the run's configuration the breakers cannot be judged: say so.
+    let config = match run_config(&args.dir)? {
+        Some(Ok(config)) => Some(config),
+        Some(Err(error)) => {
+            warnings.push(format!(
+                "{}; circuit breakers not checked",
+                crate::output::one_line(&error)
+            ));
+            None
+        }
+        None => None,
+    };
     let state = &loaded.projection.state;
     let now_ms: UnixMs = match &args.now {
-        Some(text) => crate::replay_cmd::parse_time(text, "--now")?,
+        Some(text) => crate::replay_cmd::parse_time(text, "now")?,
         None => chrono::Utc::now().timestamp_millis(),
     };
-    let granularity_ms = state
-        .run
-        .as_ref()
-        .map_or(0, |r| i64::from(r.granularity_s) * 1000);
     let mut problems: Vec<String> = Vec::new();
     if !trader_running {
         problems.push("no trader holds the journal's lock".into());
     }
+    let mut breakers: Vec<String> = Vec::new();
+    let mut stale = false;
     let mut symbols = serde_json::Map::new();
     let mut newest_close_ms: Option<UnixMs> = None;
     for (symbol, s) in &state.symbols {
-        let close_ms = s.last_candle_open_ms.map(|open| open + granularity_ms);
+        let close_ms = state.last_close_ms(symbol);
         newest_close_ms = newest_close_ms.max(close_ms);
         if s.engine.0 == EngineState::FailClosed || s.fail_closed.is_some() {
             problems.push(format!(
                 "{symbol} is FAIL_CLOSED: {}",
                 s.fail_closed.as_deref().unwrap_or("(state)")
             ));
+            breakers.push(format!("symbol_fail_closed: {symbol}"));
+        }
+        // By this clock (or --now): each symbol's newest candle against the limit.
+        if let (Some(config), Some(close)) = (&config, close_ms) {
+            if risk::is_stale(config, close, now_ms) {
+                stale = true;
+                breakers.push(format!(
+                    "stale_data: {symbol} newest candle closed {}s ago, limit {}s",
+                    (now_ms - close) / 1000,
+                    config.breakers.stale_data_max_age_s
+                ));
+            }
+        }
+        // The trader's own verdict, by the exchange's clock: a `stale` finding
+        // about the newest candle it has.
+        if let Some((seq, newest_ms)) = loaded.projection.links.last_stale.get(symbol) {
+            if Some(*newest_ms) >= close_ms {
+                stale = true;
+                breakers.push(format!(
+                    "stale_data: {symbol} feed stale since its candle closing {} (finding at seq {seq})",
+                    market_time(*newest_ms)
+                ));
+            }
         }
         let protection = s.open_trade.as_ref().map(|t| {
             let order = state.orders.get(&t.entry_client_order_id);
@@ -82,7 +116,7 @@ pub fn status(args: &StatusArgs) -> Result<ExitCode> {
         let pending: Vec<Value> = state
             .orders
             .values()
-            .filter(|o| &o.symbol == symbol && matches!(o.status, OrderStatus::Placed | OrderStatus::Acknowledged))
+            .filter(|o| &o.symbol == symbol && o.is_open())
             .map(|o| json!({"client_order_id": o.client_order_id, "purpose": format!("{:?}", o.purpose).to_lowercase(), "status": format!("{:?}", o.status).to_lowercase(), "size": num(o.size)}))
             .collect();
         symbols.insert(
@@ -100,18 +134,10 @@ pub fn status(args: &StatusArgs) -> Result<ExitCode> {
         );
     }
     let age_s = newest_close_ms.map(|close| (now_ms - close) / 1000);
-    let mut breakers: Vec<String> = Vec::new();
-    let equity = state.equity.cash + state.equity.marked;
+    let equity = state.equity.equity();
+    let peak = state.equity.peak.max(equity);
     if let Some(config) = &config {
-        if let Some(age) = age_s {
-            if age > config.breakers.stale_data_max_age_s as i64 {
-                breakers.push(format!(
-                    "stale_data: newest candle closed {age}s ago, limit {}s",
-                    config.breakers.stale_data_max_age_s
-                ));
-            }
-        }
-        let drawdown = risk::drawdown_pct(equity, state.equity.peak.max(equity));
+        let drawdown = risk::drawdown_pct(equity, peak);
         if drawdown >= config.breakers.max_drawdown_pct {
             breakers.push(format!("max_drawdown_breaker: {drawdown}% below the peak"));
         }
@@ -124,23 +150,7 @@ pub fn status(args: &StatusArgs) -> Result<ExitCode> {
             ));
         }
     }
-    for (symbol, s) in &state.symbols {
-        if s.fail_closed.is_some() {
-            breakers.push(format!("symbol_fail_closed: {symbol}"));
-        }
-        // The trader's own verdict, by the exchange's clock: a `stale` finding
-        // about the newest candle it has.
-        let close_ms = s.last_candle_open_ms.map(|open| open + granularity_ms);
-        if let Some((seq, newest_ms)) = loaded.projection.links.last_stale.get(symbol) {
-            if Some(*newest_ms) >= close_ms {
-                breakers.push(format!(
-                    "stale_data: {symbol} feed stale since its candle closing {} (finding at seq {seq})",
-                    market_time(*newest_ms)
-                ));
-            }
-        }
-    }
-    if breakers.iter().any(|b| b.starts_with("stale_data")) {
+    if stale {
         problems.push("market data is stale".into());
     }
     let healthy = problems.is_empty();
@@ -156,8 +166,8 @@ pub fn status(args: &StatusArgs) -> Result<ExitCode> {
         "last_candle_age_s": age_s,
         "breakers_active": breakers,
         "equity": num(equity),
-        "peak_equity": num(state.equity.peak.max(equity)),
-        "warnings": loaded.warnings,
+        "peak_equity": num(peak),
+        "warnings": warnings,
         "last_session": loaded.projection.links.sessions.last().map(|s| json!({
             "seq": s.seq,
             "action": format!("{:?}", s.action).to_lowercase(),
@@ -167,6 +177,7 @@ pub fn status(args: &StatusArgs) -> Result<ExitCode> {
     if args.json {
         println!("{doc}");
     } else {
+        crate::journal_cmd::warn_all(&warnings);
         println!(
             "journal    {} (head {}:{})",
             args.dir.display(),
@@ -197,7 +208,7 @@ pub fn status(args: &StatusArgs) -> Result<ExitCode> {
         println!(
             "equity     {} (peak {})",
             equity.round_dp(2),
-            state.equity.peak.max(equity).round_dp(2)
+            peak.round_dp(2)
         );
         for (symbol, info) in &symbols {
             println!(

@@ -107,6 +107,13 @@ pub struct Candle {
     pub volume: Decimal,
 }
 
+impl Candle {
+    /// When the candle closed, and so became known.
+    pub fn close_ms(&self) -> UnixMs {
+        self.open_ms + i64::from(self.granularity_s) * 1000
+    }
+}
+
 /// What a data-quality finding is about.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

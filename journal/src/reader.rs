@@ -487,6 +487,8 @@ pub fn read_record_at(
         let window = read_at(offset, WINDOW)?;
         let mut at = 0usize;
         let mut found = None;
+        // Start and size of the last record whose header was read.
+        let mut last = (0usize, 0usize);
         while at + RECORD_HEADER_BYTES <= window.len() {
             let header = RecordHeader::decode(&window[at..]);
             if !header.len_is_valid() {
@@ -510,13 +512,27 @@ pub fn read_record_at(
                 found = Some(header);
                 break;
             }
+            last = (at, header.record_bytes());
             at += header.record_bytes();
             seq += 1;
         }
-        offset += at as u64;
         if let Some(header) = found {
+            offset += at as u64;
             break header;
         }
+        if window.len() < WINDOW && at > window.len() {
+            // The file ends inside the last record whose header was read.
+            let (start, needed) = last;
+            return Err(corrupt(
+                seq - 1,
+                offset + start as u64,
+                FaultReason::IncompleteRecord {
+                    needed,
+                    available: window.len() - start,
+                },
+            ));
+        }
+        offset += at as u64;
         if window.len() < WINDOW {
             return Err(corrupt(
                 seq,

@@ -89,7 +89,6 @@ pub struct Writer {
     segment_bytes: u64,
     next_seq: Seq,
     head: Hash32,
-    last_market_ms: UnixMs,
     /// Record bytes not yet handed to the OS.
     pending: Vec<u8>,
     /// Scratch holding one record's chain-hash input: the 44-byte prefix
@@ -138,7 +137,6 @@ impl Writer {
             SEGMENT_HEADER_BYTES as u64,
             1,
             meta.genesis(),
-            UnixMs::MIN,
         ))
     }
 
@@ -200,7 +198,6 @@ impl Writer {
             segment_bytes,
             tail.head_seq + 1,
             tail.head_hash,
-            tail.last_market_ms,
         );
         if let Some(fault) = tail.torn {
             let recovered = Recovered {
@@ -238,7 +235,6 @@ impl Writer {
         segment_bytes: u64,
         next_seq: Seq,
         head: Hash32,
-        last_market_ms: UnixMs,
     ) -> Writer {
         Writer {
             dir: dir.to_path_buf(),
@@ -250,7 +246,6 @@ impl Writer {
             segment_bytes,
             next_seq,
             head,
-            last_market_ms,
             pending: Vec::with_capacity(WRITE_BUFFER_BYTES + 4096),
             payload: Vec::with_capacity(4096),
             durable_seq: next_seq - 1,
@@ -303,7 +298,6 @@ impl Writer {
         crate::event::encode_body(event, &mut self.payload)
             .map_err(|e| JournalError::Encode(e.to_string()))?;
         let appended = self.append_payload()?;
-        self.last_market_ms = self.last_market_ms.max(market_ms);
         self.after_append()?;
         Ok(appended)
     }

@@ -560,3 +560,38 @@ fn reader_can_stop_quietly_at_a_torn_tail() {
     assert_eq!(count, golden_events().len() - 1);
     assert!(lenient.torn_tail().is_some());
 }
+
+#[test]
+fn random_access_to_a_record_cut_short_is_an_error_not_a_panic() {
+    use anx_journal::reader::{list_segments, read_record_at};
+    let dir = tempfile::tempdir().unwrap();
+    write_golden(dir.path());
+    let offsets = record_offsets(dir.path());
+    let segment = only_segment(dir.path());
+    // Every cut inside the second-to-last record, past its header; the
+    // target is the record after it, so the scan must cross the cut.
+    let cut_seq = offsets.len() as u64 - 1;
+    let last_start = offsets[offsets.len() - 2];
+    let target = offsets.len() as u64;
+    for cut in (last_start + 16 + 1)..offsets[offsets.len() - 1] {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&segment)
+            .unwrap();
+        file.set_len(cut).unwrap();
+        let info = &list_segments(dir.path()).unwrap()[0];
+        // Scanning from the first record to the last crosses the cut.
+        match read_record_at(info, 1, offsets[0], target) {
+            Err(JournalError::Corrupt(fault)) => {
+                assert_eq!(fault.seq, cut_seq, "cut at {cut}");
+                assert_eq!(fault.offset, last_start);
+                assert!(
+                    matches!(fault.reason, FaultReason::IncompleteRecord { .. }),
+                    "cut at {cut}: {:?}",
+                    fault.reason
+                );
+            }
+            other => panic!("cut at {cut}: expected an incomplete record, got {other:?}"),
+        }
+    }
+}

@@ -10,7 +10,6 @@ use anx_journal::*;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-const DAY_MS: i64 = 86_400_000;
 /// Name of the single cash pot in `portfolio` capital mode.
 pub const PORTFOLIO_POT: &str = "portfolio";
 
@@ -562,11 +561,7 @@ impl Projection {
             }
             return Ok(());
         }
-        if !matches!(
-            order.status,
-            OrderStatus::Placed | OrderStatus::Acknowledged
-        ) || !order.filled.is_zero()
-        {
+        if !order.is_open() || !order.filled.is_zero() {
             return fail(
                 seq,
                 Rule::OrderLifecycle,
@@ -1083,8 +1078,8 @@ impl Projection {
     /// Records an equity sample: peak, drawdown and daily returns.
     fn sample_equity(&mut self, market_ms: UnixMs) {
         let curve = &mut self.state.equity;
-        let equity = curve.cash + curve.marked;
-        let day = market_ms.div_euclid(DAY_MS);
+        let equity = curve.equity();
+        let day = utc_day(market_ms);
         match curve.day {
             None => {
                 curve.day = Some(day);

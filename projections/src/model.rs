@@ -14,6 +14,14 @@ use anx_journal::{
     ReconcileOutcome, RunMode, Seq, SessionAction, Side, UnixMs,
 };
 use rust_decimal::Decimal;
+
+/// Milliseconds in a UTC day (days here are UTC calendar days: no leap seconds).
+pub const DAY_MS: i64 = 86_400_000;
+
+/// The UTC day number (days since 1970-01-01) of a market time.
+pub fn utc_day(market_ms: UnixMs) -> i64 {
+    market_ms.div_euclid(DAY_MS)
+}
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -299,6 +307,29 @@ pub struct State {
     pub exposure_ms: i64,
     pub first_market_ms: Option<UnixMs>,
     pub last_market_ms: Option<UnixMs>,
+}
+
+impl State {
+    /// When the newest candle of `symbol` closed.
+    pub fn last_close_ms(&self, symbol: &str) -> Option<UnixMs> {
+        let granularity_ms = i64::from(self.run.as_ref()?.granularity_s) * 1000;
+        let open_ms = self.symbols.get(symbol)?.last_candle_open_ms?;
+        Some(open_ms + granularity_ms)
+    }
+}
+
+impl EquityCurve {
+    /// Equity now: cash plus the positions marked at their last close.
+    pub fn equity(&self) -> Decimal {
+        self.cash + self.marked
+    }
+}
+
+impl OrderState {
+    /// Still working at the broker (placed or acknowledged, not ended).
+    pub fn is_open(&self) -> bool {
+        matches!(self.status, OrderStatus::Placed | OrderStatus::Acknowledged)
+    }
 }
 
 /// A `Decimal` with the compact encoding, usable as a map value.

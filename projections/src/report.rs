@@ -178,7 +178,7 @@ impl Report {
         let avg_loss = ratio(loss_sum, Decimal::from(losses.len() as u64));
         let net_pnl: Decimal = trades.iter().map(|t| t.net_pnl).sum();
         let curve = &state.equity;
-        let final_equity = curve.cash + curve.marked;
+        let final_equity = curve.equity();
         let peak = curve.peak.max(final_equity);
         let (streak, streak_usd) = max_consecutive_losses(trades);
         let (sharpe, sortino, return_days) = risk_ratios(curve, final_equity);

@@ -126,6 +126,17 @@ pub enum Item {
     },
 }
 
+impl Item {
+    /// Where an item goes in market-time order: its time, findings before
+    /// candles at equal times (a finding about a bar is known when the bar closes).
+    pub fn market_order(&self) -> (UnixMs, u8) {
+        match self {
+            Item::Finding { market_ms, .. } => (*market_ms, 0),
+            Item::Candle(c) => (c.close_ms(), 1),
+        }
+    }
+}
+
 struct Bucket {
     open_ms: UnixMs,
     open: Decimal,

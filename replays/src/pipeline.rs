@@ -70,6 +70,28 @@ pub struct Pipeline<B: Broker> {
     pub duplicates_refused: Vec<String>,
 }
 
+/// Opens a journal to re-drive it: the writer (holding the lock, a torn tail
+/// repaired with its note left to the caller) and every event, read and
+/// verified. The writer checks only the last segment, since the read that
+/// follows verifies every record before anything is appended.
+pub fn open_to_redrive(
+    dir: &std::path::Path,
+    durability: Durability,
+) -> Result<(Writer, Vec<StoredEvent>), JournalError> {
+    let options = WriterOptions {
+        durability,
+        open_check: OpenCheck::LastSegment,
+        ..WriterOptions::default()
+    };
+    let writer = Writer::open_leaving_repair_note(dir, options)?;
+    let mut reader = Reader::open(dir)?;
+    let mut events = Vec::new();
+    while let Some(stored) = reader.next_event()? {
+        events.push(stored);
+    }
+    Ok((writer, events))
+}
+
 /// A short description of an event for divergence messages.
 fn describe(market_ms: UnixMs, event: &Event) -> String {
     let body = format!("{event:?}");
@@ -111,10 +133,6 @@ impl<B: Broker> Pipeline<B> {
         &self.writer
     }
 
-    pub fn writer_mut(&mut self) -> &mut Writer {
-        &mut self.writer
-    }
-
     pub fn into_writer(self) -> Writer {
         self.writer
     }
@@ -125,7 +143,7 @@ impl<B: Broker> Pipeline<B> {
     }
 
     /// The next journaled event still to be reproduced.
-    pub fn next_journaled(&self) -> Option<&StoredEvent> {
+    fn next_journaled(&self) -> Option<&StoredEvent> {
         match &self.mode {
             Mode::Redrive(events) => events.front(),
             Mode::Live => None,
@@ -161,15 +179,13 @@ impl<B: Broker> Pipeline<B> {
     }
 
     /// Folds the next journaled event as a side event (not produced by a step).
-    pub fn take_side(&mut self) -> Result<Option<StoredEvent>, PipelineError> {
-        let Mode::Redrive(events) = &mut self.mode else {
-            return Ok(None);
-        };
-        let Some(stored) = events.pop_front() else {
-            return Ok(None);
-        };
-        self.fold(stored.seq, stored.market_ms, &stored.event)?;
-        Ok(Some(stored))
+    fn take_side(&mut self) -> Result<(), PipelineError> {
+        if let Mode::Redrive(events) = &mut self.mode {
+            if let Some(stored) = events.pop_front() {
+                self.fold(stored.seq, stored.market_ms, &stored.event)?;
+            }
+        }
+        Ok(())
     }
 
     /// Appends a side event; only between steps, never while re-driving.
@@ -219,16 +235,10 @@ impl<B: Broker> Pipeline<B> {
         }
         let answered = self
             .projection
-            .links
+            .state
             .orders
             .get(id)
-            .is_some_and(|l| l.ack_seq.is_some())
-            || self
-                .projection
-                .state
-                .orders
-                .get(id)
-                .is_some_and(|o| o.status != anx_projections::model::OrderStatus::Placed);
+            .is_some_and(|o| o.status != anx_projections::model::OrderStatus::Placed);
         if answered {
             self.duplicates_refused.push(format!(
                 "{id}: the journal already holds the broker's answer"
@@ -311,15 +321,19 @@ impl<B: Broker> Pipeline<B> {
     /// One closed candle, decided on at `as_of_ms` (its close, or later if it
     /// arrived late): journal it, let the broker work it, run the engine.
     pub fn candle(&mut self, candle: Candle, as_of_ms: UnixMs) -> Result<(), PipelineError> {
-        let seq = self.append(as_of_ms, &Event::Candle(candle.clone()))?;
+        let event = Event::Candle(candle);
+        let seq = self.append(as_of_ms, &event)?;
+        let Event::Candle(candle) = &event else {
+            unreachable!("built as a candle above")
+        };
         self.progress.candles += 1;
         self.progress.market_ms = as_of_ms;
-        let worked = self.broker.on_candle(&candle);
+        let worked = self.broker.on_candle(candle);
         self.broker_events(worked, as_of_ms)?;
         self.engine_step(
             TickInput::Candle {
                 seq,
-                candle: &candle,
+                candle,
                 as_of_ms,
             },
             as_of_ms,
@@ -337,13 +351,21 @@ impl<B: Broker> Pipeline<B> {
     }
 
     /// Re-drives the whole journal: inputs go through their steps, anything
-    /// else is folded as a side event. Calls `seen` with every journaled event
-    /// (after it is folded) so the caller can rebuild its own memory.
+    /// else is folded as a side event. Calls `seen` with every journaled input
+    /// and side event as it is reached, so the caller can rebuild its own memory.
     pub fn redrive(&mut self, seen: &mut dyn FnMut(&StoredEvent)) -> Result<(), PipelineError> {
-        while let Some(next) = self.next_journaled().cloned() {
+        while let Some(next) = self.next_journaled() {
+            seen(next);
+            let market_ms = next.market_ms;
             match &next.event {
-                Event::Candle(candle) => self.candle(candle.clone(), next.market_ms)?,
-                Event::DataQuality(finding) => self.finding(next.market_ms, finding.clone())?,
+                Event::Candle(candle) => {
+                    let candle = candle.clone();
+                    self.candle(candle, market_ms)?
+                }
+                Event::DataQuality(finding) => {
+                    let finding = finding.clone();
+                    self.finding(market_ms, finding)?
+                }
                 Event::RunStarted(_)
                 | Event::Session(_)
                 | Event::Recovered(_)
@@ -351,18 +373,15 @@ impl<B: Broker> Pipeline<B> {
                 | Event::Reconciliation(_)
                 | Event::FailClosed(_)
                 | Event::OperatorReset(_)
-                | Event::RunCompleted(_) => {
-                    self.take_side()?;
-                }
+                | Event::RunCompleted(_) => self.take_side()?,
                 other => {
                     return Err(PipelineError::Diverged {
                         seq: next.seq,
-                        journaled: describe(next.market_ms, other),
+                        journaled: describe(market_ms, other),
                         produced: "nothing (no input before it would produce it)".into(),
                     })
                 }
             }
-            seen(&next);
         }
         self.mode = Mode::Live;
         Ok(())

@@ -176,13 +176,6 @@ struct Peeked {
     next: Option<Item>,
 }
 
-fn item_time(item: &Item) -> (UnixMs, u8) {
-    match item {
-        Item::Finding { market_ms, .. } => (*market_ms, 0),
-        Item::Candle(c) => (c.open_ms + i64::from(c.granularity_s) * 1000, 1),
-    }
-}
-
 /// Replays `spec`, calling `progress` now and then. The journal must not exist yet.
 pub fn run(
     spec: &ReplaySpec,
@@ -253,7 +246,7 @@ pub fn run(
         let Some(index) = streams
             .iter()
             .enumerate()
-            .filter_map(|(i, p)| p.next.as_ref().map(|item| (item_time(item), i)))
+            .filter_map(|(i, p)| p.next.as_ref().map(|item| (item.market_order(), i)))
             .min()
             .map(|(_, i)| i)
         else {
@@ -266,7 +259,7 @@ pub fn run(
         {
             Item::Candle(candle) => {
                 // Replays feed each candle as it closes: decided on at its close.
-                let close_ms = candle.open_ms + i64::from(candle.granularity_s) * 1000;
+                let close_ms = candle.close_ms();
                 pipeline.candle(candle, close_ms)?
             }
             Item::Finding { market_ms, finding } => pipeline.finding(market_ms, finding)?,

@@ -11,7 +11,7 @@ use anx_projections::engine::config::Config;
 use anx_projections::engine::Engine;
 use anx_replays::data::{CandleStream, Item, Source};
 use anx_replays::exchange::{Broker, BrokerEvent, SimExchange};
-use anx_replays::pipeline::{Pipeline, PipelineError};
+use anx_replays::pipeline::{open_to_redrive, Pipeline, PipelineError};
 use std::path::{Path, PathBuf};
 
 const RUN_ID: &str = "redrive1";
@@ -92,7 +92,7 @@ fn feed(pipeline: &mut Pipeline<SimExchange>, items: &[Item]) {
     for item in items {
         match item.clone() {
             Item::Candle(c) => {
-                let close = c.open_ms + i64::from(c.granularity_s) * 1000;
+                let close = c.close_ms();
                 pipeline.candle(c, close).expect("candle step");
             }
             Item::Finding { market_ms, finding } => {
@@ -136,8 +136,7 @@ fn resume_after(
         writer.append(e.market_ms, &e.event).unwrap();
     }
     writer.close().unwrap();
-    let writer = Writer::open_leaving_repair_note(dir, options()).unwrap();
-    let journaled = read_all(dir);
+    let (writer, journaled) = open_to_redrive(dir, Durability::OnClose).unwrap();
     let mut p = Pipeline::redriving(
         writer,
         Engine::new(config.clone(), RUN_ID, false),
@@ -220,13 +219,13 @@ fn a_journal_the_pipeline_does_not_reproduce_is_a_divergence_naming_the_seq() {
         writer.append(e.market_ms, &event).unwrap();
     }
     writer.close().unwrap();
-    let writer = Writer::open_leaving_repair_note(&dir, options()).unwrap();
+    let (writer, journaled) = open_to_redrive(&dir, Durability::OnClose).unwrap();
     let mut p = Pipeline::redriving(
         writer,
         Engine::new(config.clone(), RUN_ID, false),
         SimExchange::new(config.clone()),
         RUN_ID,
-        read_all(&dir),
+        journaled,
     );
     match p.redrive(&mut |_| {}) {
         Err(PipelineError::Diverged { seq, .. }) => assert_eq!(seq, events[target].seq),
@@ -325,7 +324,7 @@ fn an_unconfirmed_bracket_fails_the_symbol_closed_and_the_position_is_closed_as_
         .unwrap();
     for item in &items {
         if let Item::Candle(c) = item {
-            let close = c.open_ms + i64::from(c.granularity_s) * 1000;
+            let close = c.close_ms();
             p.candle(c.clone(), close).unwrap();
         }
     }

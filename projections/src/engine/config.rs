@@ -651,7 +651,7 @@ impl Config {
             ("costs.maker_fee_bps", self.costs.maker_fee_bps),
             ("costs.taker_fee_bps", self.costs.taker_fee_bps),
         ] {
-            if bps >= Decimal::from(10_000) {
+            if bps >= super::cost::BPS {
                 v.fail(key, &bps.to_string(), "fees below 10000 bps (100%)");
             }
         }

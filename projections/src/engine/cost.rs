@@ -17,7 +17,8 @@ use super::product::{round_down, round_up};
 use anx_journal::{Liquidity, Side};
 use rust_decimal::Decimal;
 
-const BPS: Decimal = Decimal::from_parts(10_000, 0, 0, false, 0);
+/// Basis points in one.
+pub const BPS: Decimal = Decimal::from_parts(10_000, 0, 0, false, 0);
 /// Decimal places kept in fees and attributions.
 pub const COST_DP: u32 = 8;
 
@@ -60,6 +61,11 @@ impl<'a> CostModel<'a> {
             Liquidity::Maker => self.config.costs.maker_fee_bps,
             Liquidity::Taker => self.config.costs.taker_fee_bps,
         }
+    }
+
+    /// The fee as a fraction of the notional.
+    pub fn fee_fraction(&self, liquidity: Liquidity) -> Decimal {
+        self.fee_bps(liquidity) / BPS
     }
 
     pub fn fee(&self, notional: Decimal, liquidity: Liquidity) -> Decimal {

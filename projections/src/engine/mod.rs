@@ -24,6 +24,7 @@ pub mod risk;
 pub mod signals;
 
 use crate::fold::{Projection, PORTFOLIO_POT};
+use crate::model::DAY_MS;
 use anx_journal::codec::Hash32;
 use anx_journal::*;
 use config::Config;
@@ -32,8 +33,6 @@ use indicators::{Indicators, Snapshot};
 use rust_decimal::Decimal;
 use signals::Regime;
 use std::collections::{BTreeMap, VecDeque};
-
-const DAY_MS: i64 = 86_400_000;
 
 /// What the engine reacts to. Every input is already in the journal.
 #[derive(Clone, Copy, Debug)]
@@ -167,11 +166,10 @@ impl Engine {
     pub fn observe(&mut self, projection: &Projection, market_ms: UnixMs, event: &Event) {
         match event {
             Event::Candle(c) => {
-                let granularity_ms = i64::from(c.granularity_s) * 1000;
                 let memory = self.memory(&c.symbol);
                 let snapshot = memory.indicators.push(c.high, c.low, c.close, c.volume);
                 memory.snapshot = Some(snapshot);
-                memory.last_candle_close_ms = c.open_ms + granularity_ms;
+                memory.last_candle_close_ms = c.close_ms();
                 if let Some(high) = memory.highest_since_entry.as_mut() {
                     *high = (*high).max(c.high);
                 }
@@ -543,7 +541,7 @@ impl Engine {
         };
         let cash = state.cash.get(pot).map_or(Decimal::ZERO, |c| c.0);
         let portfolio = pot == PORTFOLIO_POT;
-        let equity = state.equity.cash + state.equity.marked;
+        let equity = state.equity.equity();
         let realized_today = risk::realized_on_day(&state.trades, as_of_ms);
         let ctx = risk::RiskContext {
             config: &self.config,

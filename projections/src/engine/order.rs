@@ -44,6 +44,12 @@ pub fn prefix(run_id: &str) -> String {
     format!("ANX4_{run8}_")
 }
 
+/// `ANX4_{run8}_{SYMBOL}_`: the start of every client order id of run
+/// `run_id` for `symbol` (`BTC-USD` → `BTCUSD`).
+pub fn symbol_prefix(run_id: &str, symbol: &str) -> String {
+    format!("{}{}_", prefix(run_id), symbol.replace('-', ""))
+}
+
 pub fn client_order_id(run_id: &str, symbol: &str, decision: &Decision) -> String {
     // The decision's link to its candle is a journal position, not part of what
     // was decided: left out, so the id does not depend on how the journal is
@@ -53,9 +59,8 @@ pub fn client_order_id(run_id: &str, symbol: &str, decision: &Decision) -> Strin
     let body = anx_journal::event::body_bytes(&Event::Decision(decided));
     let hash = blake3::hash(&body).to_hex();
     format!(
-        "{}{}_{}_{}",
-        prefix(run_id),
-        symbol.replace('-', ""),
+        "{}{}_{}",
+        symbol_prefix(run_id, symbol),
         compact_utc(decision.as_of_ms),
         &hash.as_str()[..8]
     )

@@ -19,12 +19,12 @@
 use super::config::{Config, ProductSpec};
 use super::cost::CostModel;
 use super::product;
+use crate::model::{utc_day, DAY_MS};
 use anx_journal::{RiskCheck, Sizing, UnixMs};
 use rust_decimal::Decimal;
 use std::collections::VecDeque;
 
 const HOUR_MS: i64 = 3_600_000;
-const DAY_MS: i64 = 86_400_000;
 
 /// Everything the rules look at, gathered by the engine.
 pub struct RiskContext<'a> {
@@ -90,10 +90,18 @@ pub fn daily_loss_limit(config: &Config, starting_equity: Decimal) -> Decimal {
     starting_equity * config.breakers.daily_loss_limit_pct / Decimal::ONE_HUNDRED
 }
 
+/// Whether data whose newest candle closed at `close_ms` is stale at
+/// `as_of_ms`. Compared in milliseconds: a candle that closed even 1 ms longer
+/// ago than `breakers.stale_data_max_age_s` is stale (whole seconds are only
+/// for display).
+pub fn is_stale(config: &Config, close_ms: UnixMs, as_of_ms: UnixMs) -> bool {
+    as_of_ms - close_ms > config.breakers.stale_data_max_age_s as i64 * 1000
+}
+
 /// Net PnL of the trades closed on the UTC day of `as_of_ms` (`trades` in
 /// closing order).
 pub fn realized_on_day(trades: &[crate::model::TradeRow], as_of_ms: UnixMs) -> Decimal {
-    let day_start = as_of_ms.div_euclid(DAY_MS) * DAY_MS;
+    let day_start = utc_day(as_of_ms) * DAY_MS;
     trades
         .iter()
         .rev()
@@ -155,14 +163,11 @@ pub fn evaluate(
             "not fail-closed".into()
         },
     );
-    // Compared in milliseconds: a candle that closed even 1 ms longer ago than
-    // the limit is stale (whole seconds are only for the detail).
-    let age_ms = ctx.as_of_ms - ctx.candle_close_ms;
-    let age_s = age_ms / 1000;
-    let max_age = config.breakers.stale_data_max_age_s as i64;
+    let age_s = (ctx.as_of_ms - ctx.candle_close_ms) / 1000;
+    let max_age = config.breakers.stale_data_max_age_s;
     c.check(
         "stale_data",
-        age_ms <= max_age * 1000,
+        !is_stale(config, ctx.candle_close_ms, ctx.as_of_ms),
         format!("newest candle closed {age_s}s ago, limit {max_age}s"),
     );
     let drawdown_pct = drawdown_pct(ctx.equity, ctx.peak_equity);
@@ -312,8 +317,7 @@ pub fn evaluate(
     );
     // Cash must cover the notional and the entry fee, reserved at the taker rate
     // (the higher one) so a fill as taker cannot overdraw the pot.
-    let fee_factor =
-        Decimal::ONE + costs.fee_bps(anx_journal::Liquidity::Taker) / Decimal::from(10_000);
+    let fee_factor = Decimal::ONE + costs.fee_fraction(anx_journal::Liquidity::Taker);
     cap(
         "insufficient_cash",
         ctx.cash_available / fee_factor,

@@ -12,7 +12,7 @@ use anx_journal::*;
 use anx_projections::engine::config::Config;
 use anx_projections::engine::Engine;
 use anx_replays::exchange::SimExchange;
-use anx_replays::pipeline::Pipeline;
+use anx_replays::pipeline::{open_to_redrive, Pipeline};
 use anx_replays::runner::{run, ReplaySpec};
 use anx_tools::median;
 use std::path::PathBuf;
@@ -66,19 +66,7 @@ fn main() {
     let mut seconds = Vec::new();
     for _ in 0..runs {
         let started = Instant::now();
-        let writer = Writer::open_leaving_repair_note(
-            &journal,
-            WriterOptions {
-                durability: Durability::OnClose,
-                ..WriterOptions::default()
-            },
-        )
-        .expect("open");
-        let mut reader = Reader::open(&journal).expect("read");
-        let mut stored = Vec::new();
-        while let Some(e) = reader.next_event().expect("event") {
-            stored.push(e);
-        }
+        let (writer, stored) = open_to_redrive(&journal, Durability::OnClose).expect("open");
         let mut pipeline = Pipeline::redriving(
             writer,
             Engine::new(config.clone(), &outcome.run_id, false),
