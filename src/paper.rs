@@ -430,10 +430,7 @@ impl Trader {
 
     /// A clean stop: checkpoint, stop marker, fsync.
     fn stop(mut self, reason: &str) -> Result<Head> {
-        let checkpoint = Checkpoint {
-            through_seq: self.pipeline.projection.seq(),
-            state_hash: self.pipeline.projection.state_hash(),
-        };
+        let checkpoint = self.pipeline.projection.checkpoint();
         self.append_side(Event::Checkpoint(checkpoint))?;
         self.append_side(Event::Session(Session {
             action: SessionAction::Stopped,
@@ -703,18 +700,12 @@ async fn first_start(args: &PaperArgs, client: reqwest::Client) -> Result<Trader
     // a replay's: the same trader started in the same bar is the same run, so
     // its orders and trades carry the same ids. (A live broker would add the
     // account to this, so that two journals never share client order ids.)
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(b"anx-paper-v1\0");
-    hasher.update(config.canonical_text().as_bytes());
-    for symbol in &config.run.symbols {
-        hasher.update(symbol.as_bytes());
-        hasher.update(b"\0");
-    }
-    hasher.update(&start_ms.to_le_bytes());
-    let hash = hasher.finalize();
-    let run_id = hash.to_hex().as_str()[..8].to_string();
-    let mut journal_id = [0u8; 16];
-    journal_id.copy_from_slice(&hash.as_bytes()[..16]);
+    let (run_id, journal_id) = anx_replays::runner::run_identity(
+        b"anx-paper-v1\0",
+        &config,
+        &config.run.symbols,
+        &[&start_ms.to_le_bytes()],
+    );
     std::fs::create_dir_all(&args.journal)
         .with_context(|| format!("cannot create {}", args.journal.display()))?;
     let writer = Writer::create(

@@ -69,6 +69,14 @@ impl Projection {
         Hash32::from(blake3::hash(&bytes))
     }
 
+    /// A `Checkpoint` of everything folded so far: its seq and state hash.
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            through_seq: self.seq(),
+            state_hash: self.state_hash(),
+        }
+    }
+
     /// The last seq folded (0 before any).
     pub fn seq(&self) -> Seq {
         self.links.seq
@@ -109,7 +117,7 @@ impl Projection {
             Event::TradeClosed(e) => self.trade_closed(seq, market_ms, e)?,
             Event::FailClosed(e) => self.fail_closed(seq, e)?,
             Event::OperatorReset(e) => self.operator_reset(seq, e)?,
-            Event::Checkpoint(e) => self.checkpoint(seq, e)?,
+            Event::Checkpoint(e) => self.verify_checkpoint(seq, e)?,
             Event::Recovered(e) => self.links.recoveries.push(RecoveryNote {
                 seq,
                 segment: e.segment.clone(),
@@ -238,13 +246,6 @@ impl Projection {
                 Rule::UnknownSymbol,
                 format!("symbol {symbol} is not in the run"),
             ),
-        }
-    }
-
-    fn pot_key<'a>(&self, symbol: &'a str) -> &'a str {
-        match self.state.run.as_ref().map(|r| r.capital_mode) {
-            Some(CapitalMode::Portfolio) => PORTFOLIO_POT,
-            _ => symbol,
         }
     }
 
@@ -405,15 +406,6 @@ impl Projection {
                 ),
             );
         }
-        if self.state.orders.contains_key(&e.client_order_id)
-            || self.links.orders.contains_key(&e.client_order_id)
-        {
-            return fail(
-                seq,
-                Rule::OrderLifecycle,
-                format!("client_order_id {} placed twice", e.client_order_id),
-            );
-        }
         let symbol = self.symbol_mut(seq, &symbol_name)?;
         match e.purpose {
             OrderPurpose::Entry => {
@@ -541,7 +533,6 @@ impl Projection {
         }
     }
 
-    /// A rejection or cancellation: only an order with nothing filled can end so.
     /// A rejection or cancellation. A rejected order has filled nothing; a
     /// cancelled entry may have filled in part, and then only its remainder ends
     /// (the order stays live for its bracket legs and the open trade).
@@ -650,7 +641,7 @@ impl Projection {
             );
         }
         let notional = e.price * e.size;
-        let pot = self.pot_key(&order.symbol).to_string();
+        let pot = self.state.pot(&order.symbol).to_string();
         let symbol_name = order.symbol.clone();
         let cash_change = match e.side {
             Side::Buy => -(notional + e.fee),
@@ -1049,7 +1040,7 @@ impl Projection {
         Ok(())
     }
 
-    fn checkpoint(&mut self, seq: Seq, e: &Checkpoint) -> FoldResult {
+    fn verify_checkpoint(&mut self, seq: Seq, e: &Checkpoint) -> FoldResult {
         if e.through_seq != self.links.seq {
             return fail(
                 seq,

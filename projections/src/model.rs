@@ -310,6 +310,15 @@ pub struct State {
 }
 
 impl State {
+    /// The cash pot `symbol` trades from: its own (`independent`) or the one
+    /// shared pot (`portfolio`).
+    pub fn pot<'a>(&self, symbol: &'a str) -> &'a str {
+        match self.run.as_ref().map(|r| r.capital_mode) {
+            Some(CapitalMode::Portfolio) => crate::fold::PORTFOLIO_POT,
+            _ => symbol,
+        }
+    }
+
     /// When the newest candle of `symbol` closed.
     pub fn last_close_ms(&self, symbol: &str) -> Option<UnixMs> {
         let granularity_ms = i64::from(self.run.as_ref()?.granularity_s) * 1000;

@@ -401,7 +401,7 @@ impl Scenario {
             "exit detected",
             exit_fill_seq,
         );
-        let trade_id = format!("T-{symbol}-{order_seq}");
+        let trade_id = crate::engine::order::trade_id(symbol, entry_ms);
         let gross = exit_price * size - entry * size;
         let fees = entry_fee + exit_fee;
         let risk = (entry - stop) * size;
@@ -546,10 +546,7 @@ impl Scenario {
 
     /// A checkpoint carrying the fold's state hash.
     pub fn checkpoint(&mut self) -> Seq {
-        let event = Checkpoint {
-            through_seq: self.projection.seq(),
-            state_hash: self.projection.state_hash(),
-        };
+        let event = self.projection.checkpoint();
         self.push(self.now_ms, event.into())
     }
 

@@ -22,7 +22,7 @@ use rust_decimal::Decimal;
 
 fn specs() -> (ProductSpec, ProductSpec) {
     let config = default_config();
-    (config.products[BTC].clone(), config.products[SOL].clone())
+    (config.products[BTC], config.products[SOL])
 }
 
 type Rounding = fn(Decimal, &ProductSpec) -> Decimal;

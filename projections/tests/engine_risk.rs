@@ -70,7 +70,7 @@ impl Case {
     /// else going on: every rule passes.
     fn base() -> Case {
         let config = default_config();
-        let spec = config.products[BTC].clone();
+        let spec = config.products[BTC];
         Case {
             config,
             spec,
@@ -96,7 +96,7 @@ impl Case {
     }
 
     fn sol(mut self) -> Case {
-        self.spec = self.config.products[SOL].clone();
+        self.spec = self.config.products[SOL];
         self
     }
 

@@ -96,6 +96,7 @@ struct SimOrder {
     size: Decimal,
     limit: Option<Decimal>,
     bracket: Option<BracketLegs>,
+    spec: ProductSpec,
     phase: Phase,
     fills: u32,
 }
@@ -157,16 +158,6 @@ impl SimExchange {
         events
     }
 
-    fn spec(&self, symbol: &str) -> ProductSpec {
-        self.config.product(symbol).cloned().unwrap_or(ProductSpec {
-            base_increment: Decimal::new(1, 8),
-            quote_increment: Decimal::new(1, 2),
-            base_min_size: Decimal::ZERO,
-            quote_min_size: Decimal::ZERO,
-            liquidity_tier: anx_projections::engine::config::LiquidityTier::Low,
-        })
-    }
-
     fn fill(
         &self,
         order: &mut SimOrder,
@@ -226,7 +217,7 @@ impl SimExchange {
 
     /// Works one order against a closed bar; returns its events and whether it is done.
     fn work(&self, order: &mut SimOrder, bar: &Candle) -> (Vec<BrokerEvent>, bool) {
-        let spec = self.spec(&order.symbol);
+        let spec = order.spec;
         let costs = CostModel::new(&self.config);
         match order.phase.clone() {
             Phase::MarketPending => {
@@ -319,15 +310,22 @@ pub fn exchange_id(seq: Seq) -> String {
 
 impl Broker for SimExchange {
     fn place(&mut self, order_seq: Seq, order: &OrderPlaced) -> Vec<BrokerEvent> {
+        let reject = |reason: &str| {
+            vec![BrokerEvent::Journal(Event::OrderRejected(OrderRejected {
+                client_order_id: order.client_order_id.clone(),
+                order_seq,
+                reason: reason.into(),
+            }))]
+        };
+        // The configuration's spec (its own or `default`), as the engine sized with.
+        let Some(spec) = self.config.product(&order.product_id).cloned() else {
+            return reject("UNKNOWN_PRODUCT_ID");
+        };
         let last_close = self.last_close.get(&order.product_id).copied();
         if order.post_only && order.purpose == OrderPurpose::Entry {
             if let (Some(limit), Some(close)) = (order.limit_price, last_close) {
                 if limit > close {
-                    return vec![BrokerEvent::Journal(Event::OrderRejected(OrderRejected {
-                        client_order_id: order.client_order_id.clone(),
-                        order_seq,
-                        reason: "INVALID_LIMIT_PRICE_POST_ONLY".into(),
-                    }))];
+                    return reject("INVALID_LIMIT_PRICE_POST_ONLY");
                 }
             }
         }
@@ -356,6 +354,7 @@ impl Broker for SimExchange {
                 size: order.base_size,
                 limit: order.limit_price,
                 bracket: order.bracket.clone(),
+                spec,
                 phase,
                 fills: 0,
             },

@@ -158,7 +158,7 @@ impl<B: Broker> Pipeline<B> {
     }
 
     /// Appends (or, re-driving, reproduces) one event of a step.
-    pub fn append(&mut self, market_ms: UnixMs, event: &Event) -> Result<Seq, PipelineError> {
+    fn append(&mut self, market_ms: UnixMs, event: &Event) -> Result<Seq, PipelineError> {
         if let Mode::Redrive(events) = &mut self.mode {
             if let Some(stored) = events.pop_front() {
                 if stored.market_ms != market_ms || &stored.event != event {

@@ -61,24 +61,45 @@ pub struct ReplayOutcome {
     pub progress: Progress,
 }
 
-/// The run id and journal identity of a replay: BLAKE3 over its inputs.
-pub fn identity(spec: &ReplaySpec) -> (String, JournalMeta) {
+/// A run id (8 hex digits) and journal id derived from what defines a run:
+/// BLAKE3 over `domain`, the configuration's canonical text, the symbols
+/// (each NUL-terminated) and `extra`, in that order.
+pub fn run_identity(
+    domain: &[u8],
+    config: &Config,
+    symbols: &[String],
+    extra: &[&[u8]],
+) -> (String, [u8; 16]) {
     let mut hasher = blake3::Hasher::new();
-    hasher.update(b"anx-replay-v1\0");
-    hasher.update(spec.config.canonical_text().as_bytes());
-    for symbol in &spec.symbols {
+    hasher.update(domain);
+    hasher.update(config.canonical_text().as_bytes());
+    for symbol in symbols {
         hasher.update(symbol.as_bytes());
         hasher.update(b"\0");
     }
-    hasher.update(spec.exchange.as_bytes());
-    hasher.update(&spec.granularity_s.to_le_bytes());
-    hasher.update(&spec.start_ms.to_le_bytes());
-    hasher.update(&spec.end_ms.to_le_bytes());
-    hasher.update(&[u8::from(spec.skip_volume_filter), spec.run_mode as u8]);
+    for part in extra {
+        hasher.update(part);
+    }
     let hash = hasher.finalize();
     let mut journal_id = [0u8; 16];
     journal_id.copy_from_slice(&hash.as_bytes()[..16]);
-    let run_id = hash.to_hex().as_str()[..8].to_string();
+    (hash.to_hex().as_str()[..8].to_string(), journal_id)
+}
+
+/// The run id and journal identity of a replay: BLAKE3 over its inputs.
+pub fn identity(spec: &ReplaySpec) -> (String, JournalMeta) {
+    let (run_id, journal_id) = run_identity(
+        b"anx-replay-v1\0",
+        &spec.config,
+        &spec.symbols,
+        &[
+            spec.exchange.as_bytes(),
+            &spec.granularity_s.to_le_bytes(),
+            &spec.start_ms.to_le_bytes(),
+            &spec.end_ms.to_le_bytes(),
+            &[u8::from(spec.skip_volume_filter), spec.run_mode as u8],
+        ],
+    );
     (
         run_id,
         JournalMeta {
@@ -235,7 +256,7 @@ pub fn run(
         end_ms: Some(spec.end_ms),
         starting_capital: config.run.starting_capital,
     };
-    pipeline.append(spec.start_ms, &Event::RunStarted(started))?;
+    pipeline.append_side(spec.start_ms, &Event::RunStarted(started))?;
     let mut reported_events = 0u64;
     loop {
         for peeked in streams.iter_mut() {
@@ -280,12 +301,9 @@ pub fn run(
         candles: pipeline.progress.candles,
         reason: "end of data".into(),
     };
-    pipeline.append(end_ms, &Event::RunCompleted(completed))?;
-    let checkpoint = Checkpoint {
-        through_seq: pipeline.projection.seq(),
-        state_hash: pipeline.projection.state_hash(),
-    };
-    pipeline.append(end_ms, &Event::Checkpoint(checkpoint))?;
+    pipeline.append_side(end_ms, &Event::RunCompleted(completed))?;
+    let checkpoint = pipeline.projection.checkpoint();
+    pipeline.append_side(end_ms, &Event::Checkpoint(checkpoint))?;
     let head = pipeline.writer().head();
     let outcome_progress = pipeline.progress;
     let projection = std::mem::take(&mut pipeline.projection);

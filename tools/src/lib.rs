@@ -123,8 +123,37 @@ pub fn median(samples: &mut [f64]) -> f64 {
     samples[samples.len() / 2]
 }
 
-/// The value at quantile `q` (0..=1) of sorted samples.
-pub fn quantile(sorted: &[f64], q: f64) -> f64 {
-    let index = ((sorted.len() as f64 - 1.0) * q).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
+/// The number after `name` on the command line, or `default`.
+pub fn arg(name: &str, default: u64) -> u64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map(|v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{name} takes a number"))
+        })
+        .unwrap_or(default)
+}
+
+/// The repository's root directory.
+pub fn repo_root() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A shipped configuration file (`config/replay.toml` …), loaded with its `extends`.
+pub fn shipped_config(relative: &str) -> anx_projections::engine::config::Config {
+    let path = repo_root().join(relative);
+    let mut read = |file: &str| std::fs::read_to_string(file).map_err(|e| e.to_string());
+    anx_projections::engine::config::Config::load(path.to_str().expect("utf-8 path"), &mut read)
+        .unwrap_or_else(|e| panic!("{relative}: {e}"))
+}
+
+/// Bytes in a journal's segment files.
+pub fn journal_bytes(dir: &Path) -> u64 {
+    anx_journal::list_segments(dir)
+        .expect("list segments")
+        .iter()
+        .map(|s| std::fs::metadata(&s.path).map(|m| m.len()).unwrap_or(0))
+        .sum()
 }

@@ -248,7 +248,7 @@ pub struct ExchangeConfig {
 }
 
 /// An exchange product's increments and minimums.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProductSpec {
     #[serde(with = "norm_dec")]

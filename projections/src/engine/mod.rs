@@ -88,28 +88,6 @@ struct SymbolMemory {
     last_exit: Option<(UnixMs, bool)>,
 }
 
-/// The parts of a symbol's memory a decision reads (cheap to copy, unlike the
-/// indicator window).
-struct MemoryView {
-    snapshot: Option<Snapshot>,
-    last_candle_close_ms: UnixMs,
-    bracket: Option<Bracket>,
-    highest_since_entry: Option<Decimal>,
-    last_exit: Option<(UnixMs, bool)>,
-}
-
-impl SymbolMemory {
-    fn view(&self) -> MemoryView {
-        MemoryView {
-            snapshot: self.snapshot.clone(),
-            last_candle_close_ms: self.last_candle_close_ms,
-            bracket: self.bracket.clone(),
-            highest_since_entry: self.highest_since_entry,
-            last_exit: self.last_exit,
-        }
-    }
-}
-
 /// The decision core for one run.
 pub struct Engine {
     config: Config,
@@ -184,7 +162,14 @@ impl Engine {
                         });
                     }
                     (OrderPurpose::Entry, None) => memory.bracket = None,
-                    (OrderPurpose::Exit, _) => {}
+                    (OrderPurpose::Exit, _) => {
+                        // Tie the pending exit reason to the order that carries it.
+                        if let Some(reason) = memory.pending_exit.take() {
+                            memory
+                                .exit_reasons
+                                .insert(o.client_order_id.clone(), reason);
+                        }
+                    }
                 }
                 if o.purpose == OrderPurpose::Entry {
                     self.entries_ms.push_back(market_ms);
@@ -239,17 +224,6 @@ impl Engine {
             Event::OrderCancelled(e) => self.forget_unfilled_entry(projection, &e.client_order_id),
             Event::OrderRejected(e) => self.forget_unfilled_entry(projection, &e.client_order_id),
             _ => {}
-        }
-        if let Event::OrderPlaced(o) = event {
-            // Tie the pending exit reason to the order that carries it.
-            if o.purpose == OrderPurpose::Exit {
-                let memory = self.memory(&o.product_id);
-                if let Some(reason) = memory.pending_exit.take() {
-                    memory
-                        .exit_reasons
-                        .insert(o.client_order_id.clone(), reason);
-                }
-            }
         }
     }
 
@@ -361,7 +335,7 @@ impl Engine {
     }
 
     fn on_candle(
-        &mut self,
+        &self,
         projection: &Projection,
         candle_seq: Seq,
         candle: &Candle,
@@ -372,18 +346,21 @@ impl Engine {
         let Some(state) = projection.state.symbols.get(symbol) else {
             return;
         };
-        let memory = self.memory(symbol).view();
-        let Some(snapshot) = memory.snapshot.clone() else {
+        // `observe` made the memory when the candle was folded.
+        let Some(memory) = self.symbols.get(symbol) else {
             return;
         };
-        let regime = signals::classify(&snapshot);
-        let signals = signals::scan(&snapshot, &self.config, self.skip_volume_filter);
+        let Some(snapshot) = memory.snapshot.as_ref() else {
+            return;
+        };
+        let regime = signals::classify(snapshot);
+        let signals = signals::scan(snapshot, &self.config, self.skip_volume_filter);
         let chandelier = match (memory.highest_since_entry, snapshot.atr) {
             (Some(high), Some(atr)) => Some(high - self.config.exits.chandelier_atr_multiple * atr),
             _ => None,
         };
         let indicators = Self::indicator_values(
-            &snapshot,
+            snapshot,
             &[
                 ("highest_since_entry", memory.highest_since_entry),
                 ("chandelier_stop", chandelier),
@@ -459,14 +436,14 @@ impl Engine {
             out.push(as_of_ms, decision.into());
             return;
         }
-        self.decide_entry(projection, regime, &memory, decision, as_of_ms, out);
+        self.decide_entry(projection, regime, memory, decision, as_of_ms, out);
     }
 
     fn decide_entry(
-        &mut self,
+        &self,
         projection: &Projection,
         regime: Regime,
-        memory: &MemoryView,
+        memory: &SymbolMemory,
         mut decision: Decision,
         as_of_ms: UnixMs,
         out: &mut Out,
@@ -534,11 +511,7 @@ impl Engine {
             return;
         }
         let state = &projection.state;
-        let pot = if state.cash.contains_key(PORTFOLIO_POT) {
-            PORTFOLIO_POT
-        } else {
-            symbol.as_str()
-        };
+        let pot = state.pot(&symbol);
         let cash = state.cash.get(pot).map_or(Decimal::ZERO, |c| c.0);
         let portfolio = pot == PORTFOLIO_POT;
         let equity = state.equity.equity();
@@ -625,7 +598,7 @@ impl Engine {
 
     /// A Decision to exit and its market SELL order.
     fn place_exit(
-        &mut self,
+        &self,
         symbol: &str,
         quantity: Decimal,
         decision: Decision,
@@ -742,13 +715,7 @@ impl Engine {
             initial_stop,
         });
         let closed = TradeClosed {
-            // Seq-free, like everything in the state: the same history numbered
-            // differently (a restart's side events) names its trades alike.
-            trade_id: format!(
-                "T-{}-{}",
-                symbol.replace('-', ""),
-                order::compact_utc(trade.opened_ms)
-            ),
+            trade_id: order::trade_id(symbol, trade.opened_ms),
             symbol: symbol.to_string(),
             entry_client_order_id: trade.entry_client_order_id.clone(),
             entry_order_seq: links.order_seq,

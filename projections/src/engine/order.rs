@@ -44,6 +44,13 @@ pub fn prefix(run_id: &str) -> String {
     format!("ANX4_{run8}_")
 }
 
+/// `T-{SYMBOL}-{entry time}`: a trade's id, from its entry fill's market time.
+/// Seq-free, like everything in the state: the same history numbered
+/// differently (a restart's side events) names its trades alike.
+pub fn trade_id(symbol: &str, entry_ms: UnixMs) -> String {
+    format!("T-{}-{}", symbol.replace('-', ""), compact_utc(entry_ms))
+}
+
 /// `ANX4_{run8}_{SYMBOL}_`: the start of every client order id of run
 /// `run_id` for `symbol` (`BTC-USD` → `BTCUSD`).
 pub fn symbol_prefix(run_id: &str, symbol: &str) -> String {

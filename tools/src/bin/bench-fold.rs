@@ -2,25 +2,13 @@
 //! stream, and end to end from disk (read + verify + decode + fold). Medians of
 //! several runs. `cargo run --release -p anx-tools --bin bench-fold [-- --events N --runs R]`.
 
-use anx_journal::{Reader, TailPolicy};
+use anx_journal::Reader;
 use anx_projections::{Projection, Report};
-use anx_tools::{median, synthetic_run, write_synthetic_journal};
+use anx_tools::{arg, median, synthetic_run, write_synthetic_journal};
 use std::time::Instant;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map(|v| {
-            v.parse()
-                .unwrap_or_else(|_| panic!("{name} takes a number"))
-        })
-        .unwrap_or(default)
-}
 
 fn main() {
     let events = arg("--events", 2_000_000);
@@ -59,7 +47,7 @@ fn main() {
     let mut seconds = Vec::new();
     for _ in 0..runs {
         let started = Instant::now();
-        let mut reader = Reader::open_with(dir.path(), TailPolicy::Strict).expect("open");
+        let mut reader = Reader::open(dir.path()).expect("open");
         let mut projection = Projection::new();
         while let Some(record) = reader.next_record().expect("read") {
             let event = record.decode().expect("decode");
@@ -85,7 +73,7 @@ fn main() {
     let mut seconds = Vec::new();
     for _ in 0..runs {
         let started = Instant::now();
-        let mut reader = Reader::open_with(dir.path(), TailPolicy::Strict).expect("open");
+        let mut reader = Reader::open(dir.path()).expect("open");
         let mut projection = Projection::new();
         let streamed = anx_journal::stream_events(&mut reader, u64::MAX, |e| {
             projection.apply(e.seq, e.market_ms, &e.event)
@@ -103,7 +91,7 @@ fn main() {
         let mut seconds = Vec::new();
         for _ in 0..runs {
             let started = Instant::now();
-            let mut reader = Reader::open_with(dir.path(), TailPolicy::Strict).expect("open");
+            let mut reader = Reader::open(dir.path()).expect("open");
             let mut n = 0u64;
             let streamed = anx_journal::stream_events(&mut reader, u64::MAX, |e| {
                 n += e.seq & 1;
@@ -127,7 +115,7 @@ fn main() {
         let mut seconds = Vec::new();
         for _ in 0..runs {
             let started = Instant::now();
-            let mut reader = Reader::open_with(dir.path(), TailPolicy::Strict).expect("open");
+            let mut reader = Reader::open(dir.path()).expect("open");
             while let Some(record) = reader.next_record().expect("read") {
                 if decode {
                     std::hint::black_box(record.decode().expect("decode"));

@@ -5,6 +5,7 @@
 
 use anx_journal::sample::{candle, GOLDEN_META};
 use anx_journal::{verify, Durability, Event, OpenCheck, Writer, WriterOptions};
+use anx_tools::{journal_bytes, median};
 use std::path::Path;
 use std::time::Instant;
 
@@ -89,23 +90,10 @@ fn append_all(dir: &Path, events: &[(i64, Event)], durability: Durability) -> f6
     started.elapsed().as_secs_f64()
 }
 
-fn journal_bytes(dir: &Path) -> u64 {
-    anx_journal::list_segments(dir)
-        .expect("list")
-        .iter()
-        .map(|s| std::fs::metadata(&s.path).map(|m| m.len()).unwrap_or(0))
-        .sum()
-}
-
-fn median(mut samples: Vec<f64>) -> f64 {
-    samples.sort_by(|a, b| a.total_cmp(b));
-    samples[samples.len() / 2]
-}
-
-fn report(name: &str, events: usize, bytes: u64, seconds: Vec<f64>) {
+fn report(name: &str, events: usize, bytes: u64, mut seconds: Vec<f64>) {
     let runs = seconds.len();
     let best = seconds.iter().copied().fold(f64::INFINITY, f64::min);
-    let mid = median(seconds);
+    let mid = median(&mut seconds);
     println!(
         "{name:<24} {events:>9} events  median {:>10.0} events/s {:>8.1} MB/s  (best {:>10.0} events/s, {runs} runs)",
         events as f64 / mid,

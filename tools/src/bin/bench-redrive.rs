@@ -9,37 +9,25 @@
 //! `cargo run --release -p anx-tools --bin bench-redrive`.
 
 use anx_journal::*;
-use anx_projections::engine::config::Config;
 use anx_projections::engine::Engine;
 use anx_replays::exchange::SimExchange;
 use anx_replays::pipeline::{open_to_redrive, Pipeline};
 use anx_replays::runner::{run, ReplaySpec};
-use anx_tools::median;
-use std::path::PathBuf;
+use anx_tools::{arg, median, repo_root, shipped_config};
 use std::time::Instant;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 fn main() {
-    let runs: usize = std::env::args()
-        .skip_while(|a| a != "--runs")
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(5);
+    let runs = arg("--runs", 5) as usize;
     let cache = repo_root().join("../shared/data/candles");
     assert!(
         cache.join("COINBASE_BTC-USD_1h.csv").is_file(),
         "shared candle data missing at {}",
         cache.display()
     );
-    let path = repo_root().join("config/replay.toml");
-    let mut read = |file: &str| std::fs::read_to_string(file).map_err(|e| e.to_string());
-    let config = Config::load(path.to_str().expect("utf-8"), &mut read).expect("config");
+    let config = shipped_config("config/replay.toml");
     let work = tempfile::tempdir().expect("temp dir");
     let journal = work.path().join("journal");
     let spec = ReplaySpec {

@@ -11,7 +11,7 @@ use anx_journal::RunMode;
 use anx_projections::engine::config::Config;
 use anx_projections::Report;
 use anx_replays::runner::{run, ReplaySpec};
-use anx_tools::{median, Lcg};
+use anx_tools::{journal_bytes, median, repo_root, shipped_config, Lcg};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,15 +24,8 @@ const SYNTH_CANDLES: u64 = 5_000_000;
 const MINUTE_MS: i64 = 60_000;
 const SYNTH_START_MS: i64 = 1_577_836_800_000; // 2020-01-01
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 fn config() -> Config {
-    let path = repo_root().join("config/replay.toml");
-    let mut read = |file: &str| std::fs::read_to_string(file).map_err(|e| e.to_string());
-    let mut config =
-        Config::load(path.to_str().expect("utf-8"), &mut read).expect("config/replay.toml");
+    let mut config = shipped_config("config/replay.toml");
     config.run.granularity = "1m".into();
     // Stale-data and pacing knobs are in seconds; with 1m bars the defaults still apply.
     config
@@ -43,7 +36,7 @@ fn generate(dir: &Path) -> PathBuf {
     let path = dir.join("GEN_SYNTH_1m.csv");
     let mut out =
         std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path).expect("create"));
-    writeln!(out, "timestamp,unix,open,high,low,close,volume").expect("write");
+    writeln!(out, "{}", anx_replays::data::HEADER).expect("write");
     let mut rng = Lcg::new(7);
     let mut price: i64 = 5_000_000; // cents
     for i in 0..SYNTH_CANDLES as i64 {
@@ -81,14 +74,6 @@ fn peak_rss_kb() -> u64 {
                 .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
-}
-
-fn journal_bytes(dir: &Path) -> u64 {
-    anx_journal::list_segments(dir)
-        .expect("segments")
-        .iter()
-        .map(|s| std::fs::metadata(&s.path).map(|m| m.len()).unwrap_or(0))
-        .sum()
 }
 
 /// One replay in this process; prints one machine-readable line.

@@ -8,22 +8,10 @@
 //! `cargo run --release -p anx-tools --bin bench-replay [-- --events N --why-events N --lookups N --runs R]`.
 
 use anx_journal::{Event, Reader};
-use anx_tools::{median, write_synthetic_journal};
+use anx_tools::{arg, median, write_synthetic_journal};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map(|v| {
-            v.parse()
-                .unwrap_or_else(|_| panic!("{name} takes a number"))
-        })
-        .unwrap_or(default)
-}
 
 fn anx_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
