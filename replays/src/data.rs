@@ -485,12 +485,17 @@ impl CandleStream {
         if line.is_empty() {
             return Ok(true);
         }
-        let fields: Vec<&str> = line.split(',').collect();
-        if fields.len() != 7 {
-            return Err(self.malformed(format!(
-                "expected 7 comma-separated fields, found {}",
-                fields.len()
-            )));
+        // Split into a fixed array: no allocation per row.
+        let mut fields = [""; 7];
+        let mut count = 0usize;
+        for field in line.split(',') {
+            if let Some(slot) = fields.get_mut(count) {
+                *slot = field;
+            }
+            count += 1;
+        }
+        if count != 7 {
+            return Err(self.malformed(format!("expected 7 comma-separated fields, found {count}")));
         }
         let unix: i64 = fields[1].parse().map_err(|_| {
             self.malformed(format!(

@@ -92,8 +92,10 @@ pub struct Indicators {
     regime: RunningSum,
     donchian: MaxDeque,
     volume_lookback: usize,
-    ema_fast_n: u32,
     ema_slow_n: u32,
+    /// 2/(n+1) for each EMA, worked out once rather than on every bar.
+    ema_fast_alpha: Decimal,
+    ema_slow_alpha: Decimal,
     ema_fast: Option<Decimal>,
     ema_slow: Option<Decimal>,
     regime_history: VecDeque<Decimal>,
@@ -130,8 +132,9 @@ impl Indicators {
                 items: VecDeque::new(),
             },
             volume_lookback: s.breakout.volume_lookback_bars as usize,
-            ema_fast_n: s.momentum.fast_ema_bars,
             ema_slow_n: s.momentum.slow_ema_bars,
+            ema_fast_alpha: alpha(s.momentum.fast_ema_bars),
+            ema_slow_alpha: alpha(s.momentum.slow_ema_bars),
             slope_bars: config.regime.slope_bars as usize,
             ..Indicators::default()
         }
@@ -204,11 +207,11 @@ impl Indicators {
         let ema_fast_prev = self.ema_fast;
         let ema_slow_prev = self.ema_slow;
         self.ema_fast = Some(match self.ema_fast {
-            Some(ema) => ema + alpha(self.ema_fast_n) * (close - ema),
+            Some(ema) => ema + self.ema_fast_alpha * (close - ema),
             None => close,
         });
         self.ema_slow = Some(match self.ema_slow {
-            Some(ema) => ema + alpha(self.ema_slow_n) * (close - ema),
+            Some(ema) => ema + self.ema_slow_alpha * (close - ema),
             None => close,
         });
         let sma_regime = Self::average(&self.regime, len);

@@ -308,11 +308,14 @@ impl Engine {
         out.events
     }
 
-    fn indicator_values(snapshot: &Snapshot, extra: &[(&str, Option<Decimal>)]) -> Vec<Indicator> {
+    fn indicator_values(
+        snapshot: &Snapshot,
+        extra: &[(&'static str, Option<Decimal>)],
+    ) -> Vec<Indicator> {
         // Averages come out of divisions with 28 decimals; 8 are kept. Values
         // already that short (prices, volumes) are left exactly as they are.
         let round = |v: Option<Decimal>| v.map(|d| if d.scale() > 8 { d.round_dp(8) } else { d });
-        let mut values = vec![
+        let values = [
             ("close", Some(snapshot.close)),
             ("donchian_high", snapshot.donchian_high),
             ("avg_volume", snapshot.avg_volume),
@@ -324,11 +327,12 @@ impl Engine {
             ("sma_regime", snapshot.sma_regime),
             ("regime_slope", snapshot.regime_slope),
         ];
-        values.extend_from_slice(extra);
+        // Static names are stored without a heap allocation: this runs on every candle.
         values
-            .into_iter()
-            .map(|(name, value)| Indicator {
-                name: name.into(),
+            .iter()
+            .chain(extra)
+            .map(|&(name, value)| Indicator {
+                name: Text::const_new(name),
                 value: round(value),
             })
             .collect()
@@ -370,7 +374,7 @@ impl Engine {
             symbol: symbol.to_string(),
             as_of_ms,
             candle_seq,
-            regime: regime.name().into(),
+            regime: Text::const_new(regime.name()),
             indicators,
             signals,
             risk_checks: Vec::new(),

@@ -63,9 +63,10 @@ pub struct Verdict {
 struct Checks(Vec<RiskCheck>);
 
 impl Checks {
-    fn check(&mut self, code: &str, passed: bool, detail: String) {
+    /// Codes are static text, stored without a heap allocation.
+    fn check(&mut self, code: &'static str, passed: bool, detail: String) {
         self.0.push(RiskCheck {
-            code: code.into(),
+            code: anx_journal::Text::const_new(code),
             passed,
             detail: detail.into(),
         });
@@ -273,7 +274,7 @@ pub fn evaluate(
         entry,
         stop_trigger,
     );
-    let cap = |code: &str, limit: Decimal, sizing: &mut Sizing, checks: &mut Checks| {
+    let cap = |code: &'static str, limit: Decimal, sizing: &mut Sizing, checks: &mut Checks| {
         let allowed = product::quantity((limit / entry).max(Decimal::ZERO), ctx.spec);
         if sizing.quantity > allowed {
             // A cap that leaves less than the product's minimum is a rejection.

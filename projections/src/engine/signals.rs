@@ -17,7 +17,7 @@
 
 use super::config::Config;
 use super::indicators::Snapshot;
-use anx_journal::SignalOutput;
+use anx_journal::{SignalOutput, Text};
 use rust_decimal::Decimal;
 
 /// The market regime of a bar.
@@ -58,16 +58,18 @@ pub fn classify(snapshot: &Snapshot) -> Regime {
     }
 }
 
-fn quiet(name: &str, note: &str) -> SignalOutput {
+/// A signal that did not fire. Names and notes are static text, stored without
+/// a heap allocation (this runs for every signal on every candle).
+fn quiet(name: &'static str, note: &'static str) -> SignalOutput {
     SignalOutput {
-        name: name.into(),
+        name: Text::const_new(name),
         fired: false,
         strength: Decimal::ZERO,
         confidence: Decimal::ZERO,
         entry: None,
         stop: None,
         take_profit: None,
-        note: note.into(),
+        note: Text::const_new(note),
     }
 }
 
@@ -80,23 +82,23 @@ struct Levels {
 }
 
 fn fired(
-    name: &str,
+    name: &'static str,
     strength: Decimal,
     confidence: Decimal,
     levels: Levels,
-    note: String,
+    note: &'static str,
 ) -> SignalOutput {
     let stop = levels.entry - levels.stop_atr * levels.atr;
     let take_profit = levels.entry + levels.reward_risk * (levels.entry - stop);
     SignalOutput {
-        name: name.into(),
+        name: Text::const_new(name),
         fired: true,
         strength: strength.round_dp(4),
         confidence: confidence.round_dp(4).min(Decimal::ONE),
         entry: Some(levels.entry),
         stop: Some(stop),
         take_profit: Some(take_profit),
-        note: note.into(),
+        note: Text::const_new(note),
     }
 }
 
@@ -138,7 +140,7 @@ pub fn breakout(s: &Snapshot, config: &Config, skip_volume_filter: bool) -> Sign
             stop_atr: c.stop_atr_multiple,
             reward_risk: c.reward_risk,
         },
-        note.to_string(),
+        note,
     )
 }
 
@@ -166,7 +168,7 @@ pub fn momentum(s: &Snapshot, config: &Config) -> SignalOutput {
             stop_atr: c.stop_atr_multiple,
             reward_risk: c.reward_risk,
         },
-        "fast EMA crossed above slow EMA".into(),
+        "fast EMA crossed above slow EMA",
     )
 }
 
@@ -189,7 +191,7 @@ pub fn mean_reversion(s: &Snapshot, config: &Config) -> SignalOutput {
             stop_atr: c.stop_atr_multiple,
             reward_risk: c.reward_risk,
         },
-        "close stretched below the mean".into(),
+        "close stretched below the mean",
     )
 }
 
@@ -203,7 +205,10 @@ pub fn scan(s: &Snapshot, config: &Config, skip_volume_filter: bool) -> Vec<Sign
             "breakout" => breakout(s, config, skip_volume_filter),
             "momentum" => momentum(s, config),
             "mean_reversion" => mean_reversion(s, config),
-            other => quiet(other, "unknown signal"),
+            other => SignalOutput {
+                name: other.into(),
+                ..quiet("", "unknown signal")
+            },
         })
         .collect()
 }

@@ -6,8 +6,13 @@
 //! Prints candles/s, events/s, journal bytes per candle and peak RSS (VmHWM) of
 //! each case, each run in its own process so the peaks are separate. Medians
 //! of `--runs` (default 3). `cargo run --release -p anx-tools --bin bench-replay-run`.
+//!
+//! `--stages` also times, on the real data and each on one core, the two stages
+//! that need no engine: loading (read, inflate, parse, validate) and journaling
+//! (encode, hash-chain and write the run's own events, read back from its
+//! journal). They bound what the whole run can reach on this machine.
 
-use anx_journal::RunMode;
+use anx_journal::{Durability, Event, Reader, RunMode, Writer, WriterOptions};
 use anx_projections::engine::config::Config;
 use anx_projections::Report;
 use anx_replays::runner::{run, ReplaySpec};
@@ -76,25 +81,145 @@ fn peak_rss_kb() -> u64 {
         .unwrap_or(0)
 }
 
+/// The real 1-minute case: cache, exchange, symbols, start, end.
+fn real_inputs() -> (PathBuf, &'static str, Vec<String>, i64, i64) {
+    let cache = repo_root().join("../shared/data/candles");
+    assert!(
+        cache.join("BINANCE_BTCUSDT_1m.csv.gz").is_file(),
+        "shared 1m data missing at {}",
+        cache.display()
+    );
+    (
+        cache,
+        "BINANCE",
+        vec!["BTCUSDT".to_string(), "ETHUSDT".to_string()],
+        1_747_699_200_000,
+        1_755_561_600_000,
+    )
+}
+
+/// A 1-minute replay of `inputs` (cache, exchange, symbols, start, end) into `journal_dir`.
+fn spec(inputs: (PathBuf, &str, Vec<String>, i64, i64), journal_dir: PathBuf) -> ReplaySpec {
+    let (cache_dir, exchange, symbols, start_ms, end_ms) = inputs;
+    let mut config = config();
+    config.run.symbols = symbols.clone();
+    ReplaySpec {
+        config,
+        symbols,
+        exchange: exchange.into(),
+        granularity_s: 60,
+        start_ms,
+        end_ms,
+        cache_dir,
+        journal_dir,
+        run_mode: RunMode::ReplayBacktest,
+        skip_volume_filter: false,
+        created_by: "bench".into(),
+        git_sha: "bench".into(),
+    }
+}
+
+/// Loading alone, on one core: every symbol's file read, inflated, parsed and
+/// validated in turn.
+fn stage_load() {
+    let (cache, exchange, symbols, start, end) = real_inputs();
+    let started = Instant::now();
+    let mut candles = 0u64;
+    for symbol in &symbols {
+        let source = anx_replays::data::find_source(&cache, exchange, symbol, 60).expect("source");
+        let stream =
+            anx_replays::data::CandleStream::open(&source, symbol, 60, start, end).expect("open");
+        for item in stream {
+            candles += u64::from(matches!(
+                item.expect("item"),
+                anx_replays::data::Item::Candle(_)
+            ));
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    println!("RESULT load candles={candles} seconds={seconds:.3}");
+}
+
+/// Journaling alone, on one core: the real run's own events (the first
+/// `STAGE_EVENTS`, held in memory) encoded, hash-chained and written again.
+fn stage_journal() {
+    const STAGE_EVENTS: usize = 200_000;
+    let work = tempfile::tempdir().expect("temp dir");
+    let source = work.path().join("source");
+    let spec = spec(real_inputs(), source.clone());
+    run(&spec, &mut |_| {}).expect("replay");
+    let mut reader = Reader::open(&source).expect("reader");
+    let mut events = Vec::with_capacity(STAGE_EVENTS);
+    let mut candles = 0u64;
+    while let Some(stored) = reader.next_event().expect("read") {
+        if events.len() == STAGE_EVENTS {
+            break;
+        }
+        candles += u64::from(matches!(stored.event, Event::Candle(_)));
+        events.push((stored.market_ms, stored.event));
+    }
+    let meta = reader.meta().expect("meta is known once a segment is read");
+    let options = WriterOptions {
+        durability: Durability::OnClose,
+        ..WriterOptions::default()
+    };
+    let started = Instant::now();
+    let mut writer = Writer::create(&work.path().join("copy"), meta, options).expect("create");
+    for (market_ms, event) in &events {
+        writer.append(*market_ms, event).expect("append");
+    }
+    writer.close().expect("close");
+    let seconds = started.elapsed().as_secs_f64();
+    // The hash chain alone (plus reading the file back): what verification costs.
+    let started = Instant::now();
+    anx_journal::verify(&work.path().join("copy"), None).expect("verify");
+    let verify_s = started.elapsed().as_secs_f64();
+    let hash_s = hash_chain_seconds(&work.path().join("copy"));
+    println!(
+        "RESULT journal candles={candles} events={} seconds={seconds:.3} verify_s={verify_s:.3} hash_s={hash_s:.3}",
+        events.len()
+    );
+}
+
+/// Seconds to recompute the hash chain of a journal already in memory: the
+/// BLAKE3 work alone, no file reading, no decoding (FORMAT.md §4, §7).
+fn hash_chain_seconds(dir: &Path) -> f64 {
+    use anx_journal::format::{
+        chain_hash, RecordHeader, SegmentHeader, RECORD_HEADER_BYTES, RECORD_OVERHEAD_BYTES,
+        SEGMENT_HEADER_BYTES,
+    };
+    let mut segments: Vec<(Vec<u8>, anx_journal::Hash32)> = Vec::new();
+    for segment in anx_journal::list_segments(dir).expect("segments") {
+        let bytes = std::fs::read(&segment.path).expect("read segment");
+        let header = SegmentHeader::decode(&bytes).expect("segment header");
+        segments.push((bytes, header.prev_hash));
+    }
+    let started = Instant::now();
+    let mut checked = 0u64;
+    for (bytes, first_prev) in &segments {
+        let mut prev = *first_prev;
+        let mut at = SEGMENT_HEADER_BYTES;
+        while at + RECORD_OVERHEAD_BYTES <= bytes.len() {
+            let header = RecordHeader::decode(&bytes[at..]);
+            let (seq, len) = (header.seq, header.len as usize);
+            let payload = &bytes[at + RECORD_HEADER_BYTES..at + RECORD_HEADER_BYTES + len];
+            let hash = chain_hash(&prev, seq, payload);
+            let stored = &bytes[at + RECORD_HEADER_BYTES + len..at + RECORD_OVERHEAD_BYTES + len];
+            assert_eq!(stored, hash.0, "chain broken at seq {seq}");
+            prev = hash;
+            at += RECORD_OVERHEAD_BYTES + len;
+            checked += 1;
+        }
+    }
+    assert!(checked > 0, "no records hashed");
+    started.elapsed().as_secs_f64()
+}
+
 /// One replay in this process; prints one machine-readable line.
 fn case(name: &str) {
     let work = tempfile::tempdir().expect("temp dir");
     let (cache, exchange, symbols, start, end) = match name {
-        "real" => {
-            let cache = repo_root().join("../shared/data/candles");
-            assert!(
-                cache.join("BINANCE_BTCUSDT_1m.csv.gz").is_file(),
-                "shared 1m data missing at {}",
-                cache.display()
-            );
-            (
-                cache,
-                "BINANCE",
-                vec!["BTCUSDT".to_string(), "ETHUSDT".to_string()],
-                1_747_699_200_000,
-                1_755_561_600_000,
-            )
-        }
+        "real" => real_inputs(),
         _ => {
             generate(work.path());
             (
@@ -106,22 +231,10 @@ fn case(name: &str) {
             )
         }
     };
-    let mut config = config();
-    config.run.symbols = symbols.clone();
-    let spec = ReplaySpec {
-        config,
-        symbols,
-        exchange: exchange.into(),
-        granularity_s: 60,
-        start_ms: start,
-        end_ms: end,
-        cache_dir: cache,
-        journal_dir: work.path().join("journal"),
-        run_mode: RunMode::ReplayBacktest,
-        skip_volume_filter: false,
-        created_by: "bench".into(),
-        git_sha: "bench".into(),
-    };
+    let spec = spec(
+        (cache, exchange, symbols, start, end),
+        work.path().join("journal"),
+    );
     let started = Instant::now();
     let outcome = run(&spec, &mut |_| {}).expect("replay");
     let report = Report::from_state(&outcome.projection.state);
@@ -139,57 +252,92 @@ fn case(name: &str) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(pos) = args.iter().position(|a| a == "--case") {
-        case(&args[pos + 1]);
+        match args[pos + 1].as_str() {
+            "load" => stage_load(),
+            "journal" => stage_journal(),
+            name => case(name),
+        }
         return;
     }
+    let stages = args.iter().any(|a| a == "--stages");
     let runs: usize = args
         .iter()
         .position(|a| a == "--runs")
         .and_then(|i| args.get(i + 1)?.parse().ok())
         .unwrap_or(3);
     let exe = std::env::current_exe().expect("exe");
-    for name in ["real", "synthetic"] {
-        let mut rates = Vec::new();
-        let mut last = String::new();
-        for _ in 0..runs {
-            let output = Command::new(&exe)
-                .args(["--case", name])
-                .output()
-                .expect("spawn");
-            assert!(
-                output.status.success(),
-                "{}",
-                String::from_utf8_lossy(&output.stderr)
+    // One process per measurement, so peak RSS figures are separate.
+    let measure = |name: &str| -> Vec<String> {
+        (0..runs)
+            .map(|_| {
+                let output = Command::new(&exe)
+                    .args(["--case", name])
+                    .output()
+                    .expect("spawn");
+                assert!(
+                    output.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
+                String::from_utf8_lossy(&output.stdout)
+                    .lines()
+                    .find(|l| l.starts_with("RESULT"))
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect()
+    };
+    let field = |line: &str, key: &str| -> f64 {
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    // Median candles/s, timed by the `seconds_key` field of each run.
+    let rate_by = |lines: &[String], seconds_key: &str| -> f64 {
+        let mut rates: Vec<f64> = lines
+            .iter()
+            .map(|l| field(l, "candles") / field(l, seconds_key))
+            .collect();
+        median(&mut rates)
+    };
+    let rate = |lines: &[String]| rate_by(lines, "seconds");
+    if stages {
+        for (name, what) in [
+            ("load", "loading alone (read, inflate, parse, validate)"),
+            ("journal", "journaling alone (encode, hash chain, write)"),
+        ] {
+            let lines = measure(name);
+            let last = lines.last().cloned().unwrap_or_default();
+            println!(
+                "stage {name:<8} median {:>9.0} candles/s on one core  ({what}; {} candles)",
+                rate(&lines),
+                field(&last, "candles")
             );
-            let line = String::from_utf8_lossy(&output.stdout)
-                .lines()
-                .find(|l| l.starts_with("RESULT"))
-                .unwrap_or_default()
-                .to_string();
-            let field = |key: &str| -> f64 {
-                line.split_whitespace()
-                    .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0.0)
-            };
-            rates.push(field("candles") / field("seconds"));
-            last = line;
+            if name == "journal" {
+                println!(
+                    "      verify           {:>9.0} candles/s on one core  (read back, hash chain checked)",
+                    rate_by(&lines, "verify_s")
+                );
+                println!(
+                    "      BLAKE3 chain     {:>9.0} candles/s on one core  (in memory: the hashing alone)",
+                    rate_by(&lines, "hash_s")
+                );
+            }
         }
-        let field = |key: &str| -> f64 {
-            last.split_whitespace()
-                .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0.0)
-        };
-        let candles = field("candles");
-        let seconds = field("seconds");
+    }
+    for name in ["real", "synthetic"] {
+        let lines = measure(name);
+        let last = lines.last().cloned().unwrap_or_default();
+        let candles = field(&last, "candles");
+        let seconds = field(&last, "seconds");
         println!(
             "{name:<10} {candles:>9} candles  median {:>9.0} candles/s  {:>9.0} events/s  {:.0} journal bytes/candle  peak RSS {:.0} MB  ({} trades)",
-            median(&mut rates),
-            field("events") / seconds,
-            field("bytes") / candles,
-            field("rss_kb") / 1024.0,
-            field("trades")
+            rate(&lines),
+            field(&last, "events") / seconds,
+            field(&last, "bytes") / candles,
+            field(&last, "rss_kb") / 1024.0,
+            field(&last, "trades")
         );
     }
 }
