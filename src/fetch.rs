@@ -16,8 +16,9 @@
 //!   `timestamp,unix,open,high,low,close,volume`.
 
 use anx_journal::UnixMs;
-use anx_replays::data::{find_source, granularity_name, HEADER};
+use anx_replays::data::{cache_file_name, find_source, granularity_name, parse_decimal, HEADER};
 use anyhow::{anyhow, bail, Context, Result};
+use rust_decimal::Decimal;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -86,7 +87,7 @@ pub fn http_client(timeout: Duration) -> Result<reqwest::Client> {
 /// One cached row: open time (ms) → the CSV line.
 type Rows = BTreeMap<UnixMs, String>;
 
-fn format_row(open_s: i64, fields: &[&str; 5]) -> Result<String> {
+fn format_row(open_s: i64, fields: &[String; 5]) -> Result<String> {
     let time = chrono::DateTime::from_timestamp(open_s, 0)
         .ok_or_else(|| anyhow!("candle time {open_s} out of range"))?;
     Ok(format!(
@@ -148,10 +149,6 @@ fn covered(
     let now_ms = chrono::Utc::now().timestamp_millis();
     let needed_end = end_ms.min(now_ms - now_ms.rem_euclid(step));
     Ok(*first <= start_ms && last + step >= needed_end)
-}
-
-async fn get_with_backoff(client: &reqwest::Client, url: &str) -> Result<String> {
-    get_with_retries(client, url, ATTEMPTS_MAX).await
 }
 
 /// GET `url`, retrying 429s, 5xx answers, timeouts and connection errors up to
@@ -229,6 +226,89 @@ pub fn parse_candles(body: &str, url: &str) -> Result<Vec<(i64, [String; 5])>> {
     Ok(out)
 }
 
+/// One symbol's candles of one granularity, from one Coinbase endpoint.
+pub struct CandleSource<'a> {
+    pub client: &'a reqwest::Client,
+    pub base_url: &'a str,
+    pub symbol: &'a str,
+    /// Coinbase's granularity: seconds and name.
+    pub granularity: (u32, &'static str),
+    /// Attempts per request (see [`get_with_retries`]).
+    pub attempts: u32,
+}
+
+/// One closed candle: its start, its values as the exchange wrote them (what
+/// the cache keeps) and as numbers.
+pub struct ClosedCandle {
+    pub start_s: i64,
+    pub text: [String; 5],
+    pub ohlcv: [Decimal; 5],
+}
+
+/// A request that failed: its URL and why.
+pub struct FetchFailure {
+    pub url: String,
+    pub error: anyhow::Error,
+}
+
+/// The closed candles opening in `[from_ms, to_ms)`, oldest first, one per
+/// start. Walked in windows of at most 300 candles, at most `windows_max`
+/// requests. A candle still in progress at `now_ms` (the exchange answers it
+/// too) is left out, so nothing partial is ever kept; a value that is not a
+/// number fails the request.
+pub async fn closed_candles(
+    source: &CandleSource<'_>,
+    (from_ms, to_ms): (UnixMs, UnixMs),
+    now_ms: UnixMs,
+    windows_max: u32,
+) -> std::result::Result<Vec<ClosedCandle>, FetchFailure> {
+    let (step_s, name) = source.granularity;
+    let step_ms = i64::from(step_s) * 1000;
+    let mut candles = Vec::new();
+    let mut window_start = from_ms - from_ms.rem_euclid(step_ms);
+    let mut windows = 0;
+    while window_start < to_ms && window_start + step_ms <= now_ms && windows < windows_max {
+        windows += 1;
+        let window_end = (window_start + CANDLES_PER_REQUEST_MAX * step_ms).min(to_ms);
+        let url = candles_url(
+            source.base_url,
+            source.symbol,
+            window_start,
+            window_end,
+            name,
+        );
+        let answer = match get_with_retries(source.client, &url, source.attempts).await {
+            Ok(body) => parse_candles(&body, &url),
+            Err(error) => Err(error),
+        };
+        let fail = |error| FetchFailure {
+            url: url.clone(),
+            error,
+        };
+        for (start_s, text) in answer.map_err(fail)? {
+            let open_ms = start_s * 1000;
+            if open_ms < window_start || open_ms >= window_end || open_ms + step_ms > now_ms {
+                continue;
+            }
+            let mut ohlcv = [Decimal::ZERO; 5];
+            for (slot, value) in ohlcv.iter_mut().zip(&text) {
+                *slot = parse_decimal(value).ok_or_else(|| {
+                    fail(anyhow!("{url}: candle value {value:?} is not a number"))
+                })?;
+            }
+            candles.push(ClosedCandle {
+                start_s,
+                text,
+                ohlcv,
+            });
+        }
+        window_start = window_end;
+    }
+    candles.sort_by_key(|c| c.start_s);
+    candles.dedup_by_key(|c| c.start_s);
+    Ok(candles)
+}
+
 /// One symbol's range to fetch.
 struct FetchJob<'a> {
     base_url: &'a str,
@@ -251,33 +331,28 @@ async fn fetch_symbol(client: &reqwest::Client, job: &FetchJob<'_>) -> Result<us
         start_ms,
         end_ms,
     } = *job;
-    let step_ms = i64::from(step_s) * 1000;
+    let source = CandleSource {
+        client,
+        base_url,
+        symbol,
+        granularity: (step_s, name),
+        attempts: ATTEMPTS_MAX,
+    };
+    // Only closed candles are cached: a range reaching past now stops at the
+    // last closed one, and the next fetch completes it.
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let candles = closed_candles(&source, (start_ms, end_ms), now_ms, u32::MAX)
+        .await
+        .map_err(|failure| failure.error)?;
     let mut rows = Rows::new();
-    let mut window_start = start_ms - start_ms.rem_euclid(step_ms);
-    while window_start < end_ms {
-        let window_end = (window_start + CANDLES_PER_REQUEST_MAX * step_ms).min(end_ms);
-        let url = candles_url(base_url, symbol, window_start, window_end, name);
-        let body = get_with_backoff(client, &url).await?;
-        for (start_s, fields) in parse_candles(&body, &url)? {
-            let open_ms = start_s * 1000;
-            if open_ms >= window_start && open_ms < window_end {
-                let refs = [
-                    fields[0].as_str(),
-                    fields[1].as_str(),
-                    fields[2].as_str(),
-                    fields[3].as_str(),
-                    fields[4].as_str(),
-                ];
-                rows.insert(open_ms, format_row(start_s, &refs)?);
-            }
-        }
-        window_start = window_end;
+    for candle in &candles {
+        rows.insert(
+            candle.start_s * 1000,
+            format_row(candle.start_s, &candle.text)?,
+        );
     }
     let fetched = rows.len();
-    let path = cache_dir.join(format!(
-        "{exchange}_{symbol}_{}.csv",
-        granularity_name(step_s)
-    ));
+    let path = cache_dir.join(cache_file_name(exchange, symbol, step_s, "csv"));
     let mut merged = read_rows(&path)?;
     merged.extend(rows);
     let mut text = String::with_capacity(merged.len() * 80);

@@ -6,9 +6,9 @@
 //! the journal through the index, as `anx why` reads them.
 
 use crate::output::market_time;
-use crate::render::{engine_name, fmt_dec, fmt_opt, ReplayView};
+use crate::render::{fmt_dec, fmt_opt, ReplayView};
 use crate::store::{self, LoadOptions};
-use anx_projections::model::DAY_MS;
+use anx_projections::model::{DAY_MS, HOUR_MS};
 use anx_projections::{DailyEquity, Report};
 use anyhow::{Context, Result};
 use rust_decimal::Decimal;
@@ -172,11 +172,9 @@ pub fn report(journal: &Path, view: &ReplayView) -> Result<String> {
     let drawdown: Vec<f64> = daily
         .iter()
         .map(|p| {
-            if p.peak > Decimal::ZERO {
-                -plot((p.peak - p.equity) / p.peak * Decimal::ONE_HUNDRED)
-            } else {
-                0.0
-            }
+            -plot(anx_projections::engine::risk::drawdown_pct(
+                p.equity, p.peak,
+            ))
         })
         .collect();
     let _ = writeln!(
@@ -206,7 +204,7 @@ pub fn report(journal: &Path, view: &ReplayView) -> Result<String> {
             out,
             "<div class=\"card\"><b>{}</b> – {}<br>position {} @ {}<br>trades {} (wins {}, losses {}, win rate {} %)<br>net <span class=\"{class}\">{}</span>, fees {}, expectancy {} R<br><span class=\"muted\">{}</span></div>",
             esc(symbol),
-            engine_name(s.engine.0),
+            s.engine.0.name(),
             fmt_dec(s.position.quantity, 8),
             fmt_opt(s.position.average_entry(), 2),
             r.trades_closed,
@@ -240,7 +238,7 @@ pub fn report(journal: &Path, view: &ReplayView) -> Result<String> {
                 fmt_dec(t.entry_price, 2),
                 fmt_dec(t.exit_price, 2),
                 fmt_dec(t.size, 8),
-                format!("{:?}", t.exit_reason),
+                t.exit_reason.name().to_string(),
                 fmt_dec(t.fees, 4),
                 format!("<span class=\"{class}\">{}</span>", fmt_dec(t.net_pnl, 4)),
                 format!(
@@ -248,7 +246,7 @@ pub fn report(journal: &Path, view: &ReplayView) -> Result<String> {
                     fmt_dec(t.theoretical_r, 2),
                     fmt_dec(t.realized_r, 2)
                 ),
-                ((t.exit_ms - t.entry_ms) / 3_600_000).to_string(),
+                (t.hold_ms() / HOUR_MS).to_string(),
             ],
         );
     }
@@ -282,20 +280,15 @@ pub fn report(journal: &Path, view: &ReplayView) -> Result<String> {
     out.push_str("<h2 id=\"trails\">Decision trails</h2>\n");
     for t in &state.trades {
         let trail = crate::why::lookup(index, journal, &loaded.segments, &t.trade_id)?;
-        let text = crate::why::trail_text(&trail, 0.0);
-        let body: String = text
-            .lines()
-            .filter(|l| !l.starts_with("lookup took"))
-            .collect::<Vec<_>>()
-            .join("\n");
+        let body = crate::why::trail_text(&trail, None);
         let _ = writeln!(
             out,
-            "<details id=\"trail-{}\"><summary>{} ({:?}, net {})</summary><pre>{}</pre></details>",
+            "<details id=\"trail-{}\"><summary>{} ({}, net {})</summary><pre>{}</pre></details>",
             esc(&t.trade_id),
             esc(&t.trade_id),
-            t.exit_reason,
+            t.exit_reason.name(),
             fmt_dec(t.net_pnl, 4),
-            esc(&body)
+            esc(body.trim_end())
         );
     }
     out.push_str("</body></html>\n");

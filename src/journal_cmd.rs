@@ -293,7 +293,7 @@ pub fn why(args: &WhyArgs) -> anyhow::Result<ExitCode> {
         if args.json {
             println!("{}", crate::why::trail_json(&trail, lookup_ms));
         } else {
-            print!("{}", crate::why::trail_text(&trail, lookup_ms));
+            print!("{}", crate::why::trail_text(&trail, Some(lookup_ms)));
         }
     }
     if timings_ms.len() > 1 {

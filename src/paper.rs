@@ -33,15 +33,14 @@
 
 use crate::cli::PaperArgs;
 use crate::fetch::{
-    candles_url, coinbase_granularity, get_with_retries, http_client, parse_candles,
-    CANDLES_PER_REQUEST_MAX,
+    closed_candles, coinbase_granularity, get_with_retries, http_client, CandleSource,
 };
 use crate::replay_cmd::load_config;
 use anx_journal::*;
 use anx_projections::engine::config::Config;
 use anx_projections::engine::risk::is_stale;
 use anx_projections::engine::Engine;
-use anx_replays::data::{parse_decimal, BarFolder, Item, SourceBar};
+use anx_replays::data::{BarFolder, Item, SourceBar};
 use anx_replays::exchange::{Broker, SimExchange};
 use anx_replays::pipeline::{open_to_redrive, Pipeline};
 use anyhow::{anyhow, bail, Context, Result};
@@ -139,56 +138,31 @@ impl Market {
             .ok_or_else(|| anyhow!("{url}: the answer has no epochMillis or epochSeconds"))
     }
 
-    /// Closed source bars of `symbol` opening in `[from_ms, now_ms)`, oldest first.
+    /// Closed source bars of `symbol` opening in `[from_ms, now_ms)`, oldest
+    /// first; on failure, the URL and the one-line error.
     async fn closed_bars(
         &self,
         symbol: &str,
         from_ms: UnixMs,
         now_ms: UnixMs,
     ) -> std::result::Result<Vec<SourceBar>, (String, String)> {
-        let step_ms = i64::from(self.source_s) * 1000;
-        let mut bars = Vec::new();
-        let mut window_start = from_ms;
-        let mut windows = 0;
-        while window_start + step_ms <= now_ms && windows < WINDOWS_PER_POLL_MAX {
-            windows += 1;
-            let window_end = (window_start + CANDLES_PER_REQUEST_MAX * step_ms).min(now_ms);
-            let url = candles_url(
-                &self.base_url,
-                symbol,
-                window_start,
-                window_end,
-                self.source_name,
-            );
-            let fail = |e: anyhow::Error| (url.clone(), crate::output::one_line(&e));
-            let body = get_with_retries(&self.client, &url, ATTEMPTS_PER_POLL)
-                .await
-                .map_err(fail)?;
-            for (start_s, fields) in parse_candles(&body, &url).map_err(fail)? {
-                let open_ms = start_s * 1000;
-                // Only closed bars: the exchange also answers the one in progress.
-                if open_ms < window_start || open_ms + step_ms > now_ms {
-                    continue;
-                }
-                let mut values = [rust_decimal::Decimal::ZERO; 5];
-                for (slot, text) in values.iter_mut().zip(&fields) {
-                    *slot = parse_decimal(text).ok_or_else(|| {
-                        (
-                            url.clone(),
-                            format!("{url}: candle value {text:?} is not a number"),
-                        )
-                    })?;
-                }
-                bars.push(SourceBar {
-                    open_ms,
-                    ohlcv: values,
-                });
-            }
-            window_start = window_end;
-        }
-        bars.sort_by_key(|b| b.open_ms);
-        bars.dedup_by_key(|b| b.open_ms);
-        Ok(bars)
+        let source = CandleSource {
+            client: &self.client,
+            base_url: &self.base_url,
+            symbol,
+            granularity: (self.source_s, self.source_name),
+            attempts: ATTEMPTS_PER_POLL,
+        };
+        let candles = closed_candles(&source, (from_ms, now_ms), now_ms, WINDOWS_PER_POLL_MAX)
+            .await
+            .map_err(|f| (f.url, crate::output::one_line(&f.error)))?;
+        Ok(candles
+            .into_iter()
+            .map(|c| SourceBar {
+                open_ms: c.start_s * 1000,
+                ohlcv: c.ohlcv,
+            })
+            .collect())
     }
 }
 
@@ -598,17 +572,20 @@ fn resume(args: &PaperArgs, client: reqwest::Client) -> Result<Trader> {
         );
     }
     let config = crate::replay_cmd::run_config(&run)?;
-    let file_config = effective_config(args)?;
-    if file_config.hash() != run.config_hash {
-        bail!(
-            "the configuration differs from the one this journal started with ({}); a journal holds one run: start a new --journal to change it",
-            run.config_hash.to_hex()
-        );
-    }
     if !args.symbols.is_empty() && args.symbols != run.symbols {
         bail!(
             "--symbols differs from the journal's ({}); a journal holds one run",
             run.symbols.join(",")
+        );
+    }
+    // The file with the journal's symbols (which a first start may have taken
+    // from --symbols) must be the journaled configuration.
+    let mut file_config = load_config(&args.config)?;
+    file_config.run.symbols = run.symbols.clone();
+    if crate::replay_cmd::validated(file_config)?.hash() != run.config_hash {
+        bail!(
+            "the configuration differs from the one this journal started with ({}); a journal holds one run: start a new --journal to change it",
+            run.config_hash.to_hex()
         );
     }
     let last_was_clean_stop = matches!(

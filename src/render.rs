@@ -3,7 +3,7 @@
 
 use crate::output::market_time;
 use anx_journal::codec::Hash32;
-use anx_journal::{EngineState, Seq};
+use anx_journal::Seq;
 use anx_projections::{Projection, Report, State};
 use rust_decimal::Decimal;
 use serde_json::{json, Map, Number, Value};
@@ -19,10 +19,6 @@ pub fn num(value: Decimal) -> Value {
 
 pub fn opt_num(value: Option<Decimal>) -> Value {
     value.map_or(Value::Null, num)
-}
-
-pub fn engine_name(state: EngineState) -> &'static str {
-    state.name()
 }
 
 /// What `anx journal replay` shows, besides the state itself.
@@ -98,7 +94,7 @@ pub fn replay_json(view: &ReplayView) -> Value {
         engine.insert(
             symbol.clone(),
             json!({
-                "state": engine_name(s.engine.0),
+                "state": s.engine.0.name(),
                 "in_flight": s.in_flight,
                 "fail_closed": s.fail_closed,
                 "trades_opened": s.trades_opened,
@@ -361,7 +357,7 @@ pub fn replay_table(view: &ReplayView) -> String {
             w,
             "{:<10} {:<14} {:<14} {:<14} {:<14} {:<14} {:<14} {}/{}{}",
             symbol,
-            engine_name(s.engine.0),
+            s.engine.0.name(),
             fmt_dec(s.position.quantity, 8),
             fmt_opt(s.position.average_entry(), 2),
             fmt_opt(s.last_close, 2),

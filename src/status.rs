@@ -12,7 +12,7 @@
 
 use crate::cli::StatusArgs;
 use crate::output::market_time;
-use crate::render::{engine_name, num};
+use crate::render::num;
 use crate::store::{self, LoadOptions};
 use crate::EXIT_CHECK_FAILED;
 use anx_journal::{EngineState, Event, UnixMs};
@@ -122,7 +122,7 @@ pub fn status(args: &StatusArgs) -> Result<ExitCode> {
         symbols.insert(
             symbol.clone(),
             json!({
-                "state": engine_name(s.engine.0),
+                "state": s.engine.0.name(),
                 "fail_closed": s.fail_closed,
                 "position": num(s.position.quantity),
                 "avg_entry": s.position.average_entry().map(|p| num(p.round_dp(8))),
@@ -135,7 +135,7 @@ pub fn status(args: &StatusArgs) -> Result<ExitCode> {
     }
     let age_s = newest_close_ms.map(|close| (now_ms - close) / 1000);
     let equity = state.equity.equity();
-    let peak = state.equity.peak.max(equity);
+    let peak = state.equity.peak_now();
     if let Some(config) = &config {
         let drawdown = risk::drawdown_pct(equity, peak);
         if drawdown >= config.breakers.max_drawdown_pct {

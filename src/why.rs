@@ -5,10 +5,10 @@
 //! predecessor's hash).
 
 use crate::output::market_time;
-use crate::render::engine_name;
 use crate::store::Store;
 use anx_journal::reader::SegmentFileInfo;
 use anx_journal::{DecisionOutcome, Event, Seq, StoredEvent};
+use anx_projections::model::HOUR_MS;
 use anyhow::{anyhow, bail, Result};
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
@@ -248,15 +248,15 @@ fn describe(event: &Event, out: &mut String) {
         }
         Event::TradeClosed(t) => {
             let _ = writeln!(out, "trade {} closed ({:?}): {} {} from {} to {}; gross {} fees {} slippage {} net {}; R theoretical {} realized {}; held {} h",
-                t.trade_id, t.exit_reason, d(t.size), t.symbol, d(t.entry_price), d(t.exit_price), d(t.gross_pnl), d(t.fees), d(t.slippage), d(t.net_pnl), d(t.theoretical_r), d(t.realized_r), (t.exit_ms - t.entry_ms) / 3_600_000);
+                t.trade_id, t.exit_reason, d(t.size), t.symbol, d(t.entry_price), d(t.exit_price), d(t.gross_pnl), d(t.fees), d(t.slippage), d(t.net_pnl), d(t.theoretical_r), d(t.realized_r), (t.exit_ms - t.entry_ms) / HOUR_MS);
         }
         Event::EngineTransition(t) => {
             let _ = writeln!(
                 out,
                 "{}: {} -> {} ({})",
                 t.symbol,
-                engine_name(t.from),
-                engine_name(t.to),
+                t.from.name(),
+                t.to.name(),
                 t.reason
             );
         }
@@ -266,7 +266,8 @@ fn describe(event: &Event, out: &mut String) {
     }
 }
 
-pub fn trail_text(trail: &Trail, lookup_ms: f64) -> String {
+/// The trail as text; with `lookup_ms`, a closing line says how long the lookup took.
+pub fn trail_text(trail: &Trail, lookup_ms: Option<f64>) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -285,10 +286,12 @@ pub fn trail_text(trail: &Trail, lookup_ms: f64) -> String {
         );
         describe(&event.event, &mut out);
     }
-    let _ = writeln!(
-        out,
-        "lookup took {lookup_ms:.3} ms (each record checked against its predecessor's hash)"
-    );
+    if let Some(lookup_ms) = lookup_ms {
+        let _ = writeln!(
+            out,
+            "lookup took {lookup_ms:.3} ms (each record checked against its predecessor's hash)"
+        );
+    }
     out
 }
 

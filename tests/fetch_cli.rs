@@ -309,3 +309,70 @@ fn malformed_answers_and_unknown_products_fail_cleanly_and_write_nothing() {
     run.assert_one_line_error(2);
     assert!(run.stderr.contains("404"), "{}", run.stderr);
 }
+
+#[test]
+fn a_candle_still_in_progress_is_never_cached() {
+    // Like Coinbase: every hour up to now has a candle, the current one too.
+    let url = serve_http(|path| {
+        let query = path.split_once('?').map_or("", |(_, q)| q);
+        let param = |name: &str| -> i64 {
+            query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("fake server: no {name} in {path}"))
+        };
+        let now_s = chrono::Utc::now().timestamp();
+        let (start, end) = (param("start"), param("end").min(now_s + 1));
+        let mut candles = Vec::new();
+        let mut hour = start - start.rem_euclid(3600);
+        while hour < end {
+            candles.push(format!(r#"{{"start":"{hour}","low":"99","high":"101","open":"100","close":"100.5","volume":"3"}}"#));
+            hour += 3600;
+        }
+        candles.reverse();
+        (
+            200,
+            format!(r#"{{"candles":[{}]}}"#, candles.join(",")),
+            None,
+        )
+    });
+    let today = chrono::Utc::now().date_naive();
+    let (start, end) = (today - chrono::Days::new(1), today + chrono::Days::new(2));
+    let cache = tempfile::tempdir().unwrap();
+    let run = anx(&[
+        "data",
+        "fetch",
+        "--symbols",
+        "LIVE-USD",
+        "--start",
+        &start.to_string(),
+        "--end",
+        &end.to_string(),
+        "--granularity",
+        "1h",
+        "--cache-dir",
+        path_str(cache.path()),
+        "--coinbase-url",
+        &url,
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let rows = cached_rows(&cache.path().join("COINBASE_LIVE-USD_1h.csv"));
+    let last_open_s: i64 = rows
+        .last()
+        .and_then(|row| row.split(',').nth(1))
+        .and_then(|unix| unix.parse().ok())
+        .expect("a cached row");
+    let now_s = chrono::Utc::now().timestamp();
+    assert!(
+        last_open_s + 3600 <= now_s,
+        "the cache holds a candle that had not closed: opened {last_open_s}, now {now_s}"
+    );
+    // Every closed hour since the start is there.
+    let start_s = start.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp();
+    assert!(
+        rows.len() as i64 >= (now_s - start_s) / 3600 - 1,
+        "{} rows",
+        rows.len()
+    );
+}

@@ -11,7 +11,8 @@
 //!   client_order_id is placed twice, and the journal verifies;
 //! - market-data faults (500s, 429s, malformed JSON, a timeout, high < low, a
 //!   feed that stalls) are journaled and survived; `anx status` says so;
-//! - a second trader on the same journal is refused.
+//! - a second trader on the same journal is refused;
+//! - a run started with `--symbols` resumes without them, and other symbols are refused.
 
 mod common;
 
@@ -705,4 +706,57 @@ fn a_second_trader_on_the_same_journal_is_refused() {
     assert_eq!(status.code, 1, "no trader running is unhealthy");
     let verify = anx(&["journal", "verify", path_str(&journal)]);
     assert_eq!(verify.code, 0, "{}", verify.stderr);
+}
+
+#[test]
+fn a_run_started_with_symbols_resumes_without_them_and_refuses_others() {
+    let temp = tempfile::tempdir().unwrap();
+    let fake = serve(market(feed()));
+    let journal = temp.path().join("btc-only");
+    let sessions = |journal: &Path| {
+        events(journal)
+            .into_iter()
+            .filter(|e| matches!(e.event, Event::Session(_)))
+            .count()
+    };
+    let mut first = spawn_paper(&journal, &fake.url, &["--symbols", "BTC-USD"]);
+    wait_for(
+        "the first session",
+        &journal,
+        Duration::from_secs(60),
+        || events(&journal).len() >= 3,
+    );
+    assert!(sigterm(&mut first).success(), "{}", log_of(&journal));
+    let before = sessions(&journal);
+    // A plain restart takes the journal's symbols.
+    let mut second = spawn_paper(&journal, &fake.url, &[]);
+    wait_for(
+        "the restart's session",
+        &journal,
+        Duration::from_secs(60),
+        || sessions(&journal) > before,
+    );
+    assert!(sigterm(&mut second).success(), "{}", log_of(&journal));
+    let run = events(&journal)
+        .into_iter()
+        .find_map(|e| match e.event {
+            Event::RunStarted(run) => Some(run),
+            _ => None,
+        })
+        .expect("RunStarted");
+    assert_eq!(run.symbols, ["BTC-USD"]);
+    // Other symbols are another run.
+    let third = anx(&[
+        "paper",
+        "--config",
+        path_str(&config()),
+        "--journal",
+        path_str(&journal),
+        "--market-url",
+        &fake.url,
+        "--symbols",
+        "ETH-USD",
+    ]);
+    third.assert_one_line_error(2);
+    assert!(third.stderr.contains("--symbols"), "{}", third.stderr);
 }

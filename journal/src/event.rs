@@ -678,8 +678,14 @@ macro_rules! events {
         /// The encoded body of `event` (what follows the envelope on disk).
         pub fn body_bytes(event: &Event) -> Vec<u8> {
             let mut out = Vec::new();
-            encode_body(event, &mut out).expect("encoding plain data into a Vec cannot fail");
+            body_bytes_into(event, &mut out);
             out
+        }
+
+        /// [`body_bytes`] into `out` (cleared first), reusing its allocation.
+        pub fn body_bytes_into(event: &Event, out: &mut Vec<u8>) {
+            out.clear();
+            encode_body(event, out).expect("encoding plain data into a Vec cannot fail");
         }
 
         /// Decodes a schema-version-1 body of `kind`; the whole slice must be used.

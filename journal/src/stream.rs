@@ -67,8 +67,8 @@ fn decode_batch(items: &[Item], arena: &[u8]) -> Vec<Result<Event>> {
 }
 
 /// Streams every event of `reader` up to and including `max_seq` to `sink`, in
-/// order. Returns the reader (for its head and torn-tail report) when the
-/// journal or `max_seq` is reached.
+/// order, and returns when the journal or `max_seq` is reached; the reader then
+/// holds the head and any torn-tail report.
 pub fn stream_events<E: Send>(
     reader: &mut Reader,
     max_seq: Seq,

@@ -18,6 +18,9 @@ use rust_decimal::Decimal;
 /// Milliseconds in a UTC day (days here are UTC calendar days: no leap seconds).
 pub const DAY_MS: i64 = 86_400_000;
 
+/// Milliseconds in an hour.
+pub const HOUR_MS: i64 = 3_600_000;
+
 /// The UTC day number (days since 1970-01-01) of a market time.
 pub fn utc_day(market_ms: UnixMs) -> i64 {
     market_ms.div_euclid(DAY_MS)
@@ -331,6 +334,12 @@ impl EquityCurve {
     /// Equity now: cash plus the positions marked at their last close.
     pub fn equity(&self) -> Decimal {
         self.cash + self.marked
+    }
+
+    /// The peak equity including equity now (the recorded peak lags until the
+    /// next sample).
+    pub fn peak_now(&self) -> Decimal {
+        self.peak.max(self.equity())
     }
 }
 

@@ -179,7 +179,7 @@ impl Report {
         let net_pnl: Decimal = trades.iter().map(|t| t.net_pnl).sum();
         let curve = &state.equity;
         let final_equity = curve.equity();
-        let peak = curve.peak.max(final_equity);
+        let peak = curve.peak_now();
         let (streak, streak_usd) = max_consecutive_losses(trades);
         let (sharpe, sortino, return_days) = risk_ratios(curve, final_equity);
         let mut exits_by_reason = BTreeMap::new();

@@ -76,6 +76,14 @@ pub struct Source {
     pub granularity_s: u32,
 }
 
+/// The cache layout's file name: `<EXCHANGE>_<SYMBOL>_<granularity>.<ext>`.
+pub fn cache_file_name(exchange: &str, symbol: &str, granularity_s: u32, ext: &str) -> String {
+    format!(
+        "{exchange}_{symbol}_{}.{ext}",
+        granularity_name(granularity_s)
+    )
+}
+
 /// The file to build `granularity_s` candles of `symbol` from: the requested
 /// granularity itself if cached, else the coarsest cached one dividing it
 /// (fewest rows to read).
@@ -87,15 +95,13 @@ pub fn find_source(
 ) -> Result<Source, DataError> {
     let mut looked = Vec::new();
     // Prefer the exact granularity, then finer ones from coarse to fine (fewer rows).
-    let mut candidates: Vec<(u32, &str)> = GRANULARITIES
+    let candidates = GRANULARITIES
         .iter()
-        .copied()
-        .filter(|(s, _)| *s <= granularity_s && granularity_s.is_multiple_of(*s))
-        .collect();
-    candidates.sort_by_key(|(s, _)| std::cmp::Reverse(*s));
-    for (seconds, name) in candidates {
+        .rev()
+        .filter(|(s, _)| *s <= granularity_s && granularity_s.is_multiple_of(*s));
+    for &(seconds, _) in candidates {
         for ext in ["csv", "csv.gz"] {
-            let file = format!("{exchange}_{symbol}_{name}.{ext}");
+            let file = cache_file_name(exchange, symbol, seconds, ext);
             let path = dir.join(&file);
             looked.push(file);
             if path.is_file() {

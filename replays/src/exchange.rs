@@ -393,7 +393,13 @@ impl Broker for SimExchange {
                 break;
             }
         }
-        self.last_close.insert(candle.symbol.clone(), candle.close);
+        // Only a symbol's first candle allocates its key.
+        match self.last_close.get_mut(&candle.symbol) {
+            Some(close) => *close = candle.close,
+            None => {
+                self.last_close.insert(candle.symbol.clone(), candle.close);
+            }
+        }
         events
     }
 

@@ -4,8 +4,8 @@
 //!
 //! A [`Pipeline`] can also *re-drive* an existing journal: given the journal's
 //! events it runs exactly the same steps, and every event a step would append
-//! must equal the next journaled one (kind, body and market time) – it is
-//! folded instead of written. When the journal runs out, mid-step or between
+//! must equal the next journaled one (kind, encoded body bytes and market
+//! time) – the journaled event is folded instead of writing it. When the journal runs out, mid-step or between
 //! steps, the pipeline carries on appending. This is how the paper trader
 //! starts: the projection, the engine's memory and the simulated broker's
 //! working orders are all rebuilt by doing again what was done, a step the
@@ -21,7 +21,7 @@ use crate::exchange::{Broker, BrokerEvent};
 use anx_journal::*;
 use anx_projections::engine::{Engine, TickInput};
 use anx_projections::{FoldError, Projection};
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -37,32 +37,16 @@ pub enum PipelineError {
     },
 }
 
-/// Counts for progress and throughput.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Progress {
-    pub candles: u64,
-    pub events: u64,
-    pub source_rows: u64,
-    pub market_ms: UnixMs,
-}
-
-/// Where the next event comes from.
-enum Mode {
-    /// Appending new events.
-    Live,
-    /// Reproducing these journaled events (seq, market ms, event) first.
-    Redrive(VecDeque<StoredEvent>),
-}
-
 pub struct Pipeline<B: Broker> {
     writer: Writer,
     pub projection: Projection,
     pub engine: Engine,
     pub broker: B,
-    pub progress: Progress,
-    mode: Mode,
-    /// Orders handed to the broker by this process (the first duplicate check).
-    handed: BTreeSet<String>,
+    /// Journaled events still to be reproduced (empty: appending new events).
+    journaled: VecDeque<StoredEvent>,
+    /// Encoding scratch for comparing a produced event with a journaled one.
+    produced_body: Vec<u8>,
+    journaled_body: Vec<u8>,
     /// Prefix of this run's client order ids (`ANX4_{run8}_`).
     order_prefix: String,
     /// Orders a duplicate check kept from being placed again, and why (for
@@ -71,8 +55,8 @@ pub struct Pipeline<B: Broker> {
 }
 
 /// Opens a journal to re-drive it: the writer (holding the lock, a torn tail
-/// repaired with its note left to the caller) and every event, read and
-/// verified. The writer checks only the last segment, since the read that
+/// repaired with its note left to the caller) and every event, read,
+/// verified and decoded on two cores (`stream_events`). The writer checks only the last segment, since the read that
 /// follows verifies every record before anything is appended.
 pub fn open_to_redrive(
     dir: &std::path::Path,
@@ -86,10 +70,21 @@ pub fn open_to_redrive(
     let writer = Writer::open_leaving_repair_note(dir, options)?;
     let mut reader = Reader::open(dir)?;
     let mut events = Vec::new();
-    while let Some(stored) = reader.next_event()? {
-        events.push(stored);
+    // Read, verified and decoded on two cores.
+    let streamed = stream_events(&mut reader, Seq::MAX, |e| {
+        events.push(StoredEvent {
+            seq: e.seq,
+            hash: e.hash,
+            market_ms: e.market_ms,
+            event: e.event,
+        });
+        Ok::<(), std::convert::Infallible>(())
+    });
+    match streamed {
+        Ok(()) => Ok((writer, events)),
+        Err(StreamError::Journal(error)) => Err(error),
+        Err(StreamError::Sink(never)) => match never {},
     }
-    Ok((writer, events))
 }
 
 /// A short description of an event for divergence messages.
@@ -107,9 +102,9 @@ impl<B: Broker> Pipeline<B> {
             projection: Projection::new(),
             engine,
             broker,
-            progress: Progress::default(),
-            mode: Mode::Live,
-            handed: BTreeSet::new(),
+            journaled: VecDeque::new(),
+            produced_body: Vec::new(),
+            journaled_body: Vec::new(),
             duplicates_refused: Vec::new(),
             order_prefix: anx_projections::engine::order::prefix(run_id),
         }
@@ -125,7 +120,7 @@ impl<B: Broker> Pipeline<B> {
         events: Vec<StoredEvent>,
     ) -> Pipeline<B> {
         let mut pipeline = Pipeline::new(writer, engine, broker, run_id);
-        pipeline.mode = Mode::Redrive(events.into());
+        pipeline.journaled = events.into();
         pipeline
     }
 
@@ -139,53 +134,43 @@ impl<B: Broker> Pipeline<B> {
 
     /// True while journaled events remain to be reproduced.
     pub fn is_redriving(&self) -> bool {
-        matches!(&self.mode, Mode::Redrive(events) if !events.is_empty())
-    }
-
-    /// The next journaled event still to be reproduced.
-    fn next_journaled(&self) -> Option<&StoredEvent> {
-        match &self.mode {
-            Mode::Redrive(events) => events.front(),
-            Mode::Live => None,
-        }
+        !self.journaled.is_empty()
     }
 
     fn fold(&mut self, seq: Seq, market_ms: UnixMs, event: &Event) -> Result<(), PipelineError> {
         self.projection.apply(seq, market_ms, event)?;
         self.engine.observe(&self.projection, market_ms, event);
-        self.progress.events += 1;
         Ok(())
+    }
+
+    /// Whether a produced event is the journaled one byte for byte. Bytes, not
+    /// `==`: a Decimal's `==` ignores its scale, which the journal keeps.
+    fn reproduces(&mut self, stored: &StoredEvent, market_ms: UnixMs, event: &Event) -> bool {
+        if stored.market_ms != market_ms || stored.event.kind() != event.kind() {
+            return false;
+        }
+        body_bytes_into(&stored.event, &mut self.journaled_body);
+        body_bytes_into(event, &mut self.produced_body);
+        self.journaled_body == self.produced_body
     }
 
     /// Appends (or, re-driving, reproduces) one event of a step.
     fn append(&mut self, market_ms: UnixMs, event: &Event) -> Result<Seq, PipelineError> {
-        if let Mode::Redrive(events) = &mut self.mode {
-            if let Some(stored) = events.pop_front() {
-                if stored.market_ms != market_ms || &stored.event != event {
-                    return Err(PipelineError::Diverged {
-                        seq: stored.seq,
-                        journaled: describe(stored.market_ms, &stored.event),
-                        produced: describe(market_ms, event),
-                    });
-                }
-                self.fold(stored.seq, market_ms, event)?;
-                return Ok(stored.seq);
+        if let Some(stored) = self.journaled.pop_front() {
+            if !self.reproduces(&stored, market_ms, event) {
+                return Err(PipelineError::Diverged {
+                    seq: stored.seq,
+                    journaled: describe(stored.market_ms, &stored.event),
+                    produced: describe(market_ms, event),
+                });
             }
-            self.mode = Mode::Live;
+            // What is folded is what the journal holds.
+            self.fold(stored.seq, stored.market_ms, &stored.event)?;
+            return Ok(stored.seq);
         }
         let appended = self.writer.append(market_ms, event)?;
         self.fold(appended.seq, market_ms, event)?;
         Ok(appended.seq)
-    }
-
-    /// Folds the next journaled event as a side event (not produced by a step).
-    fn take_side(&mut self) -> Result<(), PipelineError> {
-        if let Mode::Redrive(events) = &mut self.mode {
-            if let Some(stored) = events.pop_front() {
-                self.fold(stored.seq, stored.market_ms, &stored.event)?;
-            }
-        }
-        Ok(())
     }
 
     /// Appends a side event; only between steps, never while re-driving.
@@ -215,36 +200,19 @@ impl<B: Broker> Pipeline<B> {
         Ok(())
     }
 
-    /// Gives a journaled order to the broker – once. Re-driving, the broker
-    /// rebuilds its copy and its answers are checked against the journal. Live,
-    /// the order is placed only if no check finds it already there, in this
-    /// order: handed over by this process; answered in the journal; among the
-    /// broker's open orders with this run's prefix (then the broker's own
-    /// record of it is journaled instead of a second order).
+    /// Gives a journaled order to the broker – once. An order id is journaled
+    /// at most once (the fold refuses a second `OrderPlaced` with the same
+    /// client_order_id), so the one duplicate left to catch is an order the
+    /// broker already took before a crash cut the step short. Re-driving, the
+    /// broker rebuilds its copy and its answers are checked against the
+    /// journal. Live, an order already among the broker's open orders with
+    /// this run's prefix is not placed again: the broker's own record of it is
+    /// journaled instead.
     fn hand_over(&mut self, seq: Seq, order: &OrderPlaced) -> Vec<BrokerEvent> {
-        let id = &order.client_order_id;
         if self.is_redriving() {
-            self.handed.insert(id.clone());
             return self.broker.restore(seq, order);
         }
-        if !self.handed.insert(id.clone()) {
-            self.duplicates_refused.push(format!(
-                "{id}: already handed to the broker by this process"
-            ));
-            return Vec::new();
-        }
-        let answered = self
-            .projection
-            .state
-            .orders
-            .get(id)
-            .is_some_and(|o| o.status != anx_projections::model::OrderStatus::Placed);
-        if answered {
-            self.duplicates_refused.push(format!(
-                "{id}: the journal already holds the broker's answer"
-            ));
-            return Vec::new();
-        }
+        let id = &order.client_order_id;
         if self
             .broker
             .open_orders(&self.order_prefix)
@@ -326,8 +294,17 @@ impl<B: Broker> Pipeline<B> {
         let Event::Candle(candle) = &event else {
             unreachable!("built as a candle above")
         };
-        self.progress.candles += 1;
-        self.progress.market_ms = as_of_ms;
+        self.work_candle(seq, candle, as_of_ms)
+    }
+
+    /// The rest of a candle's step once it is journaled (seq `seq`): the broker
+    /// works it, then the engine decides on it.
+    fn work_candle(
+        &mut self,
+        seq: Seq,
+        candle: &Candle,
+        as_of_ms: UnixMs,
+    ) -> Result<(), PipelineError> {
         let worked = self.broker.on_candle(candle);
         self.broker_events(worked, as_of_ms)?;
         self.engine_step(
@@ -354,36 +331,34 @@ impl<B: Broker> Pipeline<B> {
     /// else is folded as a side event. Calls `seen` with every journaled input
     /// and side event as it is reached, so the caller can rebuild its own memory.
     pub fn redrive(&mut self, seen: &mut dyn FnMut(&StoredEvent)) -> Result<(), PipelineError> {
-        while let Some(next) = self.next_journaled() {
-            seen(next);
-            let market_ms = next.market_ms;
+        while let Some(next) = self.journaled.pop_front() {
+            seen(&next);
+            let (seq, market_ms) = (next.seq, next.market_ms);
             match &next.event {
+                // Inputs are the journal's own: folded as they are, then a
+                // candle's step runs and must reproduce what follows it.
                 Event::Candle(candle) => {
-                    let candle = candle.clone();
-                    self.candle(candle, market_ms)?
+                    self.fold(seq, market_ms, &next.event)?;
+                    self.work_candle(seq, candle, market_ms)?
                 }
-                Event::DataQuality(finding) => {
-                    let finding = finding.clone();
-                    self.finding(market_ms, finding)?
-                }
-                Event::RunStarted(_)
+                Event::DataQuality(_)
+                | Event::RunStarted(_)
                 | Event::Session(_)
                 | Event::Recovered(_)
                 | Event::Checkpoint(_)
                 | Event::Reconciliation(_)
                 | Event::FailClosed(_)
                 | Event::OperatorReset(_)
-                | Event::RunCompleted(_) => self.take_side()?,
+                | Event::RunCompleted(_) => self.fold(seq, market_ms, &next.event)?,
                 other => {
                     return Err(PipelineError::Diverged {
-                        seq: next.seq,
+                        seq,
                         journaled: describe(market_ms, other),
                         produced: "nothing (no input before it would produce it)".into(),
                     })
                 }
             }
         }
-        self.mode = Mode::Live;
         Ok(())
     }
 }

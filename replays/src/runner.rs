@@ -17,7 +17,6 @@
 
 use crate::data::{find_source, CandleStream, DataError, Item};
 use crate::exchange::SimExchange;
-pub use crate::pipeline::Progress;
 use crate::pipeline::{Pipeline, PipelineError};
 use anx_journal::*;
 use anx_projections::engine::config::Config;
@@ -52,6 +51,30 @@ pub enum ReplayError {
     Pipeline(#[from] PipelineError),
     #[error("{0}")]
     Invalid(String),
+}
+
+/// Counts for progress and throughput.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub candles: u64,
+    pub events: u64,
+    pub source_rows: u64,
+    /// The newest market time folded.
+    pub market_ms: UnixMs,
+}
+
+impl Progress {
+    /// Read off the projection (events and candles folded, market time) and
+    /// the loaders (source rows read).
+    fn of(projection: &Projection, streams: &[Peeked]) -> Progress {
+        let state = &projection.state;
+        Progress {
+            candles: state.run.as_ref().map_or(0, |run| run.candles),
+            events: projection.seq(),
+            source_rows: streams.iter().map(|p| p.stream.rows()).sum(),
+            market_ms: state.last_market_ms.unwrap_or_default(),
+        }
+    }
 }
 
 pub struct ReplayOutcome {
@@ -287,25 +310,25 @@ pub fn run(
         }
         // A candle appends several events, so count from the last report
         // rather than waiting for an exact multiple that may be stepped over.
-        if pipeline.progress.events - reported_events >= PROGRESS_EVERY_EVENTS {
-            reported_events = pipeline.progress.events;
-            pipeline.progress.source_rows = streams.iter().map(|p| p.stream.rows()).sum();
-            progress(pipeline.progress);
+        let events = pipeline.projection.seq();
+        if events - reported_events >= PROGRESS_EVERY_EVENTS {
+            reported_events = events;
+            progress(Progress::of(&pipeline.projection, &streams));
         }
     }
-    pipeline.progress.source_rows = streams.iter().map(|p| p.stream.rows()).sum();
-    let end_ms = pipeline.progress.market_ms.max(spec.start_ms);
+    let done = Progress::of(&pipeline.projection, &streams);
+    let end_ms = done.market_ms.max(spec.start_ms);
     let completed = RunCompleted {
         run_id: run_id.clone(),
         end_ms,
-        candles: pipeline.progress.candles,
+        candles: done.candles,
         reason: "end of data".into(),
     };
     pipeline.append_side(end_ms, &Event::RunCompleted(completed))?;
     let checkpoint = pipeline.projection.checkpoint();
     pipeline.append_side(end_ms, &Event::Checkpoint(checkpoint))?;
     let head = pipeline.writer().head();
-    let outcome_progress = pipeline.progress;
+    let outcome_progress = Progress::of(&pipeline.projection, &streams);
     let projection = std::mem::take(&mut pipeline.projection);
     pipeline.into_writer().close()?;
     progress(outcome_progress);

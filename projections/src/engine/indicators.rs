@@ -13,26 +13,24 @@
 
 use super::config::Config;
 use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Bar {
-    high: Decimal,
     close: Decimal,
     volume: Decimal,
     true_range: Decimal,
 }
 
 /// A running sum over the last `n` values of one series in the window.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct RunningSum {
     n: usize,
     sum: Decimal,
 }
 
 /// A Donchian high over the last `n` bars: (bar number, high), highs decreasing.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct MaxDeque {
     n: u64,
     items: VecDeque<(u64, Decimal)>,
@@ -81,7 +79,7 @@ pub struct Snapshot {
 }
 
 /// One symbol's rolling indicator state.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Indicators {
     window_bars: usize,
     bars: VecDeque<Bar>,
@@ -91,7 +89,6 @@ pub struct Indicators {
     mean: RunningSum,
     regime: RunningSum,
     donchian: MaxDeque,
-    volume_lookback: usize,
     ema_slow_n: u32,
     /// 2/(n+1) for each EMA, worked out once rather than on every bar.
     ema_fast_alpha: Decimal,
@@ -131,7 +128,6 @@ impl Indicators {
                 n: u64::from(s.breakout.lookback_bars),
                 items: VecDeque::new(),
             },
-            volume_lookback: s.breakout.volume_lookback_bars as usize,
             ema_slow_n: s.momentum.slow_ema_bars,
             ema_fast_alpha: alpha(s.momentum.fast_ema_bars),
             ema_slow_alpha: alpha(s.momentum.slow_ema_bars),
@@ -164,7 +160,7 @@ impl Indicators {
         let donchian_high = (self.count >= self.donchian.n)
             .then(|| self.donchian.max())
             .flatten();
-        let avg_volume = Self::average(&self.volume, self.bars.len().min(self.volume_lookback));
+        let avg_volume = Self::average(&self.volume, self.bars.len());
         let true_range = match self.back(0) {
             Some(previous) => (high - low)
                 .max((high - previous.close).abs())
@@ -172,7 +168,6 @@ impl Indicators {
             None => high - low,
         };
         let bar = Bar {
-            high,
             close,
             volume,
             true_range,

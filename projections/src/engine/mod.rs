@@ -75,7 +75,6 @@ struct Bracket {
 struct SymbolMemory {
     indicators: Indicators,
     snapshot: Option<Snapshot>,
-    last_candle_close_ms: UnixMs,
     /// The bracket of the current entry (placed, then held while the trade is open).
     bracket: Option<Bracket>,
     highest_since_entry: Option<Decimal>,
@@ -126,7 +125,6 @@ impl Engine {
             let memory = SymbolMemory {
                 indicators: Indicators::new(&self.config),
                 snapshot: None,
-                last_candle_close_ms: UnixMs::MIN,
                 bracket: None,
                 highest_since_entry: None,
                 slippage: Decimal::ZERO,
@@ -147,7 +145,6 @@ impl Engine {
                 let memory = self.memory(&c.symbol);
                 let snapshot = memory.indicators.push(c.high, c.low, c.close, c.volume);
                 memory.snapshot = Some(snapshot);
-                memory.last_candle_close_ms = c.close_ms();
                 if let Some(high) = memory.highest_since_entry.as_mut() {
                     *high = (*high).max(c.high);
                 }
@@ -195,7 +192,7 @@ impl Engine {
                 };
                 let symbol = order.symbol.clone();
                 let purpose = order.purpose;
-                let spec = self.config.product(&symbol).cloned();
+                let spec = self.config.product(&symbol).copied();
                 let slippage = match (f.liquidity, spec) {
                     (Liquidity::Taker, Some(spec)) => {
                         CostModel::new(&self.config).slippage_cost(f.price * f.size, f.side, &spec)
@@ -314,7 +311,7 @@ impl Engine {
     ) -> Vec<Indicator> {
         // Averages come out of divisions with 28 decimals; 8 are kept. Values
         // already that short (prices, volumes) are left exactly as they are.
-        let round = |v: Option<Decimal>| v.map(|d| if d.scale() > 8 { d.round_dp(8) } else { d });
+        let round = |v: Option<Decimal>| v.map(|d| d.round_dp(8));
         let values = [
             ("close", Some(snapshot.close)),
             ("donchian_high", snapshot.donchian_high),
@@ -389,7 +386,7 @@ impl Engine {
                     .state
                     .orders
                     .get(id)
-                    .is_some_and(|o| o.status != crate::model::OrderStatus::Filled)
+                    .is_some_and(crate::model::OrderState::is_open)
             })
         });
         if holding && !exit_pending {
@@ -490,7 +487,7 @@ impl Engine {
             out.push(as_of_ms, decision.into());
             return;
         }
-        let Some(spec) = self.config.product(&symbol).cloned() else {
+        let Some(spec) = self.config.product(&symbol).copied() else {
             decision.outcome = DecisionOutcome::Rejected {
                 reason_code: "no_product_spec".into(),
             };
@@ -524,13 +521,13 @@ impl Engine {
             config: &self.config,
             spec: &spec,
             as_of_ms,
-            candle_close_ms: memory.last_candle_close_ms,
+            candle_close_ms: state.last_close_ms(&symbol).unwrap_or(UnixMs::MIN),
             fail_closed: state
                 .symbols
                 .get(&symbol)
                 .is_some_and(|s| s.fail_closed.is_some()),
             equity,
-            peak_equity: state.equity.peak.max(equity),
+            peak_equity: state.equity.peak_now(),
             starting_equity: state.equity.start,
             realized_today,
             entries_ms: &self.entries_ms,
@@ -769,7 +766,7 @@ impl Engine {
             .orders
             .get(client_order_id)
             .map_or(projection.seq(), |l| l.order_seq);
-        out.push(
+        let fail_seq = out.push(
             as_of_ms,
             FailClosed {
                 symbol: symbol.to_string(),
@@ -783,7 +780,6 @@ impl Engine {
             from,
             EngineState::EntryPending | EngineState::PositionOpen | EngineState::Reconcile
         ) {
-            let fail_seq = out.next_seq - 1;
             out.transition(
                 as_of_ms,
                 symbol,

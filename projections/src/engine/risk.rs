@@ -19,12 +19,10 @@
 use super::config::{Config, ProductSpec};
 use super::cost::CostModel;
 use super::product;
-use crate::model::{utc_day, DAY_MS};
+use crate::model::{utc_day, DAY_MS, HOUR_MS};
 use anx_journal::{RiskCheck, Sizing, UnixMs};
 use rust_decimal::Decimal;
 use std::collections::VecDeque;
-
-const HOUR_MS: i64 = 3_600_000;
 
 /// Everything the rules look at, gathered by the engine.
 pub struct RiskContext<'a> {
