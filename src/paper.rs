@@ -38,7 +38,7 @@ use crate::fetch::{
 use crate::replay_cmd::load_config;
 use anx_journal::*;
 use anx_projections::engine::config::Config;
-use anx_projections::engine::risk::is_stale;
+use anx_projections::engine::risk::{self, is_stale};
 use anx_projections::engine::Engine;
 use anx_replays::data::{BarFolder, Item, SourceBar};
 use anx_replays::exchange::{Broker, SimExchange};
@@ -169,8 +169,6 @@ impl Market {
 struct Trader {
     pipeline: Pipeline<SimExchange>,
     feeds: Vec<Feed>,
-    run_id: String,
-    granularity_s: u32,
     /// The exchange's time at the last successful poll.
     now_ms: UnixMs,
     market: Market,
@@ -193,6 +191,17 @@ impl Trader {
         }
     }
 
+    /// The run this trader journals: its `RunStarted` is folded before the
+    /// trader does anything (appended at a first start, re-driven at a restart).
+    fn run(&self) -> &anx_projections::model::RunRow {
+        self.pipeline
+            .projection
+            .state
+            .run
+            .as_ref()
+            .expect("a trader works only once its RunStarted is folded")
+    }
+
     fn append_side(&mut self, event: Event) -> Result<Seq> {
         Ok(self.pipeline.append_side(self.now_ms, &event)?)
     }
@@ -203,7 +212,8 @@ impl Trader {
     /// not confirm fails the symbol closed.
     fn reconcile(&mut self, always: bool) -> Result<()> {
         use anx_projections::engine::order::{prefix, symbol_prefix};
-        let broker_orders = self.pipeline.broker.open_orders(&prefix(&self.run_id));
+        let run_id = self.run().run_id.clone();
+        let broker_orders = self.pipeline.broker.open_orders(&prefix(&run_id));
         let symbols: Vec<String> = self.feeds.iter().map(|f| f.symbol.clone()).collect();
         for symbol in symbols {
             let state = &self.pipeline.projection.state;
@@ -214,12 +224,10 @@ impl Trader {
                 .unwrap_or_default();
             let theirs = self.pipeline.broker.position(&symbol);
             let our_open: Vec<String> = state
-                .orders
-                .iter()
-                .filter(|(_, o)| o.symbol == symbol && o.is_open())
-                .map(|(id, _)| id.clone())
+                .open_orders(&symbol)
+                .map(|o| o.client_order_id.clone())
                 .collect();
-            let ours_prefix = symbol_prefix(&self.run_id, &symbol);
+            let ours_prefix = symbol_prefix(&run_id, &symbol);
             let their_open: Vec<String> = broker_orders
                 .iter()
                 .filter(|id| id.starts_with(&ours_prefix))
@@ -282,7 +290,7 @@ impl Trader {
         self.feeds[index].outage = true;
         let finding = DataQuality {
             symbol: self.feeds[index].symbol.clone(),
-            granularity_s: self.granularity_s,
+            granularity_s: self.run().granularity_s,
             issue: QualityIssue::FeedFault {
                 attempts: ATTEMPTS_PER_POLL,
             },
@@ -361,23 +369,17 @@ impl Trader {
             };
             let config = self.pipeline.engine.config();
             let flagged = self.pipeline.projection.links.last_stale.get(symbol);
-            if !is_stale(config, newest_ms, self.now_ms)
-                || flagged.map(|(_, ms)| *ms) == Some(newest_ms)
-            {
+            let breaker = risk::stale_breaker(config, newest_ms, self.now_ms);
+            if breaker.passed || flagged.map(|(_, ms)| *ms) == Some(newest_ms) {
                 continue;
             }
             let age_ms = self.now_ms - newest_ms;
-            let limit_s = config.breakers.stale_data_max_age_s;
             let finding = DataQuality {
                 symbol: self.feeds[index].symbol.clone(),
-                granularity_s: self.granularity_s,
+                granularity_s: self.run().granularity_s,
                 issue: QualityIssue::Stale { newest_ms, age_ms },
                 source: self.market.base_url.clone(),
-                detail: format!(
-                    "newest candle closed {}s ago, limit {}s: no entries until fresh data",
-                    age_ms / 1000,
-                    limit_s
-                ),
+                detail: format!("{}: no entries until fresh data", breaker.detail),
             };
             tracing::warn!("{}: {}", finding.symbol, finding.detail);
             self.pipeline.finding(self.now_ms, finding)?;
@@ -541,8 +543,6 @@ fn trader_for(pipeline: Pipeline<SimExchange>, run: &RunStarted, market: Market)
             run.granularity_s,
             run.start_ms,
         ),
-        run_id: run.run_id.clone(),
-        granularity_s: run.granularity_s,
         now_ms: run.start_ms,
         market,
     }
@@ -645,7 +645,7 @@ fn resume(args: &PaperArgs, client: reqwest::Client) -> Result<Trader> {
     trader.reconcile(true)?;
     tracing::info!(
         "resumed run {} at seq {} ({reason})",
-        trader.run_id,
+        trader.run().run_id,
         trader.pipeline.projection.seq()
     );
     Ok(trader)
@@ -711,10 +711,9 @@ async fn first_start(args: &PaperArgs, client: reqwest::Client) -> Result<Trader
         starting_capital: config.run.starting_capital,
     };
     let engine = Engine::new(config.clone(), &run_id, false);
-    let pipeline = Pipeline::new(writer, engine, SimExchange::new(config.clone()), &run_id);
+    let mut pipeline = Pipeline::new(writer, engine, SimExchange::new(config.clone()), &run_id);
+    pipeline.append_side(start_ms, &Event::RunStarted(run.clone()))?;
     let mut trader = trader_for(pipeline, &run, market);
-    trader.now_ms = start_ms;
-    trader.append_side(Event::RunStarted(run))?;
     trader.now_ms = now_ms;
     trader.append_side(Event::Session(Session {
         action: SessionAction::Started,

@@ -15,6 +15,15 @@ use std::process::ExitCode;
 use std::str::FromStr;
 use std::time::Instant;
 
+/// `--start` and `--end`, the end after the start.
+fn parse_range(start: &str, end: &str) -> Result<(UnixMs, UnixMs)> {
+    let (start_ms, end_ms) = (parse_time(start, "start")?, parse_time(end, "end")?);
+    if end_ms <= start_ms {
+        bail!("--end {end} is not after --start {start}");
+    }
+    Ok((start_ms, end_ms))
+}
+
 /// `YYYY-MM-DD` (midnight UTC) or an RFC 3339 time, in Unix milliseconds.
 pub fn parse_time(text: &str, what: &str) -> Result<UnixMs> {
     if let Ok(day) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
@@ -105,11 +114,7 @@ pub fn run(args: &ReplayRunArgs) -> Result<ExitCode> {
     let config = effective_config(args)?;
     // Validated by `effective_config`.
     let granularity_s = config.granularity_s();
-    let start_ms = parse_time(&args.start, "start")?;
-    let end_ms = parse_time(&args.end, "end")?;
-    if end_ms <= start_ms {
-        bail!("--end {} is not after --start {}", args.end, args.start);
-    }
+    let (start_ms, end_ms) = parse_range(&args.start, &args.end)?;
     if args.data_source == DataSource::Coinbase {
         crate::fetch::fill_cache(
             &args.coinbase_url,
@@ -122,10 +127,8 @@ pub fn run(args: &ReplayRunArgs) -> Result<ExitCode> {
         )?;
     }
     let mut spec = ReplaySpec {
-        symbols: config.run.symbols.clone(),
         config,
         exchange: args.exchange.clone(),
-        granularity_s,
         start_ms,
         end_ms,
         cache_dir: args.cache_dir.clone(),
@@ -145,7 +148,7 @@ pub fn run(args: &ReplayRunArgs) -> Result<ExitCode> {
             .with_context(|| format!("cannot create {}", parent.display()))?;
     }
     let bars_expected = ((end_ms - start_ms) / (i64::from(granularity_s) * 1000)).max(1) as u64
-        * spec.symbols.len() as u64;
+        * spec.config.run.symbols.len() as u64;
     let started = Instant::now();
     let mut bar = crate::output::Progress::new(bars_expected, "replaying candles");
     let existed = spec.journal_dir.exists();
@@ -232,11 +235,7 @@ pub fn fetch(args: &FetchArgs) -> Result<ExitCode> {
             args.granularity
         )
     })?;
-    let start_ms = parse_time(&args.start, "start")?;
-    let end_ms = parse_time(&args.end, "end")?;
-    if end_ms <= start_ms {
-        bail!("--end {} is not after --start {}", args.end, args.start);
-    }
+    let (start_ms, end_ms) = parse_range(&args.start, &args.end)?;
     let fetched = crate::fetch::fill_cache(
         &args.coinbase_url,
         &args.cache_dir,

@@ -85,13 +85,10 @@ pub fn status(args: &StatusArgs) -> Result<ExitCode> {
         }
         // By this clock (or --now): each symbol's newest candle against the limit.
         if let (Some(config), Some(close)) = (&config, close_ms) {
-            if risk::is_stale(config, close, now_ms) {
+            let breaker = risk::stale_breaker(config, close, now_ms);
+            if !breaker.passed {
                 stale = true;
-                breakers.push(format!(
-                    "stale_data: {symbol} newest candle closed {}s ago, limit {}s",
-                    (now_ms - close) / 1000,
-                    config.breakers.stale_data_max_age_s
-                ));
+                breakers.push(format!("{}: {symbol} {}", breaker.code, breaker.detail));
             }
         }
         // The trader's own verdict, by the exchange's clock: a `stale` finding
@@ -114,9 +111,7 @@ pub fn status(args: &StatusArgs) -> Result<ExitCode> {
             }
         });
         let pending: Vec<Value> = state
-            .orders
-            .values()
-            .filter(|o| &o.symbol == symbol && o.is_open())
+            .open_orders(symbol)
             .map(|o| json!({"client_order_id": o.client_order_id, "purpose": format!("{:?}", o.purpose).to_lowercase(), "status": format!("{:?}", o.status).to_lowercase(), "size": num(o.size)}))
             .collect();
         symbols.insert(
@@ -137,17 +132,14 @@ pub fn status(args: &StatusArgs) -> Result<ExitCode> {
     let equity = state.equity.equity();
     let peak = state.equity.peak_now();
     if let Some(config) = &config {
-        let drawdown = risk::drawdown_pct(equity, peak);
-        if drawdown >= config.breakers.max_drawdown_pct {
-            breakers.push(format!("max_drawdown_breaker: {drawdown}% below the peak"));
-        }
         let today = risk::realized_on_day(&state.trades, now_ms);
-        let limit = risk::daily_loss_limit(config, state.equity.start);
-        if -today >= limit {
-            breakers.push(format!(
-                "daily_loss_limit: {today} realized today, limit -{}",
-                limit.round_dp(2)
-            ));
+        for breaker in [
+            risk::drawdown_breaker(config, equity, peak),
+            risk::daily_loss_breaker(config, today, state.equity.start),
+        ] {
+            if !breaker.passed {
+                breakers.push(format!("{}: {}", breaker.code, breaker.detail));
+            }
         }
     }
     if stale {

@@ -11,10 +11,6 @@ use serde_json::Value;
 const GOLDEN: &str = "journal/tests/fixtures/golden-v1";
 const SEGMENT: &str = "seg-00000000000000000001.anxj";
 
-fn json(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-}
-
 #[test]
 fn verify_reports_an_intact_journal() {
     let run = anx(&["journal", "verify", GOLDEN]);

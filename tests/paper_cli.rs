@@ -225,6 +225,22 @@ fn spawn_paper(journal: &Path, url: &str, extra: &[&str]) -> Child {
         .expect("spawn anx paper")
 }
 
+/// Runs `anx paper` on `journal` to completion: for starts that must be refused.
+fn paper_refused(journal: &Path, url: &str, extra: &[&str]) -> Run {
+    let config = config();
+    let mut args = vec![
+        "paper",
+        "--config",
+        path_str(&config),
+        "--journal",
+        path_str(journal),
+        "--market-url",
+        url,
+    ];
+    args.extend_from_slice(extra);
+    anx(&args)
+}
+
 fn log_of(journal: &Path) -> String {
     std::fs::read_to_string(journal.with_extension("log")).unwrap_or_default()
 }
@@ -682,15 +698,7 @@ fn a_second_trader_on_the_same_journal_is_refused() {
         Duration::from_secs(60),
         || events(&journal).len() >= 3,
     );
-    let second = anx(&[
-        "paper",
-        "--config",
-        path_str(&config()),
-        "--journal",
-        path_str(&journal),
-        "--market-url",
-        &fake.url,
-    ]);
+    let second = paper_refused(&journal, &fake.url, &[]);
     second.assert_one_line_error(2);
     assert!(
         second.stderr.contains("lock") || second.stderr.contains("locked"),
@@ -746,17 +754,7 @@ fn a_run_started_with_symbols_resumes_without_them_and_refuses_others() {
         .expect("RunStarted");
     assert_eq!(run.symbols, ["BTC-USD"]);
     // Other symbols are another run.
-    let third = anx(&[
-        "paper",
-        "--config",
-        path_str(&config()),
-        "--journal",
-        path_str(&journal),
-        "--market-url",
-        &fake.url,
-        "--symbols",
-        "ETH-USD",
-    ]);
+    let third = paper_refused(&journal, &fake.url, &["--symbols", "ETH-USD"]);
     third.assert_one_line_error(2);
     assert!(third.stderr.contains("--symbols"), "{}", third.stderr);
 }

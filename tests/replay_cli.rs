@@ -55,10 +55,6 @@ fn committed_fixture_is_what_the_testkit_builds() {
     );
 }
 
-fn json(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-}
-
 /// Drops what legitimately differs between runs: how long the fold took.
 fn without_timing(mut value: Value) -> Value {
     value["fold"]["elapsed_ms"] = Value::Null;
@@ -105,26 +101,7 @@ fn replay_prints_state_report_and_audit() {
     ] {
         assert!(out.get(key).is_some(), "missing key {key}");
     }
-    for key in [
-        "trades_opened",
-        "trades_closed",
-        "win_rate",
-        "avg_win",
-        "avg_loss",
-        "rr_actual",
-        "expectancy",
-        "expectancy_r",
-        "profit_factor",
-        "max_drawdown",
-        "max_drawdown_pct",
-        "peak_equity",
-        "final_equity",
-        "max_consecutive_losses",
-        "max_consecutive_losses_usd",
-        "sharpe",
-        "sortino",
-        "fees_total",
-    ] {
+    for key in REPORT_METRICS {
         assert!(out["report"].get(key).is_some(), "report lacks {key}");
     }
     assert_eq!(out["report"]["trades_closed"], 6);
@@ -228,11 +205,7 @@ fn a_tampered_checkpoint_fails_loudly_naming_the_seq() {
     } else {
         panic!("the fixture ends with a checkpoint");
     }
-    let mut writer = Writer::create(dir.path(), FIXTURE_META, WriterOptions::default()).unwrap();
-    for (ms, event) in &events {
-        writer.append(*ms, event).unwrap();
-    }
-    writer.close().unwrap();
+    write_events(dir.path(), &events);
     let run = anx(&["journal", "replay", path_str(dir.path()), "--no-snapshot"]);
     run.assert_one_line_error(2);
     assert!(

@@ -9,31 +9,6 @@ mod common;
 use common::*;
 use serde_json::Value;
 
-fn json(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-}
-
-const METRICS: [&str; 18] = [
-    "trades_opened",
-    "trades_closed",
-    "win_rate",
-    "avg_win",
-    "avg_loss",
-    "rr_actual",
-    "expectancy",
-    "expectancy_r",
-    "profit_factor",
-    "max_drawdown",
-    "max_drawdown_pct",
-    "peak_equity",
-    "final_equity",
-    "max_consecutive_losses",
-    "max_consecutive_losses_usd",
-    "sharpe",
-    "sortino",
-    "fees_total",
-];
-
 #[test]
 fn gate_a_one_hundred_trades_through_the_production_engine() {
     let work = tempfile::tempdir().unwrap();
@@ -71,7 +46,7 @@ fn gate_a_one_hundred_trades_through_the_production_engine() {
         "Gate A needs 100+ closed trades: {}",
         report["trades_closed"]
     );
-    for key in METRICS {
+    for key in REPORT_METRICS {
         assert!(
             !report[key].is_null(),
             "report metric {key} missing or undefined: {report}"

@@ -7,11 +7,6 @@ use anx_journal::{CapitalMode, EngineState, JournalMeta, Writer, WriterOptions};
 use anx_projections::testkit::{fixture_events, Scenario};
 use common::*;
 use rust_decimal::Decimal;
-use serde_json::Value;
-
-fn json(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-}
 
 const META: JournalMeta = JournalMeta {
     journal_id: *b"anx-status-test1",

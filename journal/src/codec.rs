@@ -130,26 +130,6 @@ fn deserialize_fixed<'de, D: Deserializer<'de>, const N: usize>(
     deserializer.deserialize_tuple(N / 16, FixedVisitor::<N>)
 }
 
-/// Deserializes short text by borrowing it from the input (bincode hands out
-/// `&str` into the record) and storing it inline: no heap allocation for a
-/// name or a note. The wire form is an ordinary string.
-pub fn text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<crate::event::Text, D::Error> {
-    struct TextVisitor;
-    impl<'de> Visitor<'de> for TextVisitor {
-        type Value = crate::event::Text;
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a string")
-        }
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-            Ok(crate::event::Text::new(v))
-        }
-        fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-            Ok(crate::event::Text::from(v))
-        }
-    }
-    deserializer.deserialize_str(TextVisitor)
-}
-
 /// Deserializes a `String` from borrowed input with one exact-size allocation
 /// (bincode's owned path zero-fills a buffer first).
 pub fn string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {

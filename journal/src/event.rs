@@ -168,7 +168,6 @@ pub struct DataQuality {
 /// A named indicator value the decision read.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Indicator {
-    #[serde(deserialize_with = "crate::codec::text")]
     pub name: Text,
     #[serde(with = "opt_dec")]
     pub value: Option<Decimal>,
@@ -177,7 +176,6 @@ pub struct Indicator {
 /// One strategy signal's output for this bar.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignalOutput {
-    #[serde(deserialize_with = "crate::codec::text")]
     pub name: Text,
     pub fired: bool,
     #[serde(with = "dec")]
@@ -190,7 +188,6 @@ pub struct SignalOutput {
     pub stop: Option<Decimal>,
     #[serde(with = "opt_dec")]
     pub take_profit: Option<Decimal>,
-    #[serde(deserialize_with = "crate::codec::text")]
     pub note: Text,
 }
 
@@ -198,10 +195,8 @@ pub struct SignalOutput {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RiskCheck {
     /// A stable reason code, e.g. `min_notional`, `symbol_cooldown_active`.
-    #[serde(deserialize_with = "crate::codec::text")]
     pub code: Text,
     pub passed: bool,
-    #[serde(deserialize_with = "crate::codec::text")]
     pub detail: Text,
 }
 
@@ -250,7 +245,6 @@ pub struct Decision {
     pub as_of_ms: UnixMs,
     /// The seq of the `Candle` event this decision read.
     pub candle_seq: Seq,
-    #[serde(deserialize_with = "crate::codec::text")]
     pub regime: Text,
     pub indicators: Vec<Indicator>,
     pub signals: Vec<SignalOutput>,

@@ -9,32 +9,12 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-/// An open segment file positioned at its end, for appending.
-pub trait SegmentFile: Send {
-    /// Writes some prefix of `buf` (possibly short, like `write(2)`).
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize>;
+/// An open segment file positioned at its end, for appending. Its `write` may
+/// write a prefix only (like `write(2)`); `io::Write::write_all` continues
+/// after short and interrupted writes and fails on one that makes no progress.
+pub trait SegmentFile: Write + Send {
     /// `fdatasync`: the bytes written so far are durable when this returns Ok.
     fn sync_data(&mut self) -> io::Result<()>;
-}
-
-/// Writes all of `buf`, continuing after short writes and retrying interrupted
-/// ones; a write that makes no progress is an error (`WriteZero`).
-pub fn write_all(file: &mut dyn SegmentFile, buf: &[u8]) -> io::Result<()> {
-    let mut written = 0;
-    while written < buf.len() {
-        match file.write(&buf[written..]) {
-            Ok(0) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::WriteZero,
-                    "write returned 0 bytes",
-                ))
-            }
-            Ok(n) => written += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 /// File-system operations the writer performs.
@@ -56,10 +36,16 @@ pub struct FsStorage;
 
 struct FsFile(File);
 
-impl SegmentFile for FsFile {
+impl Write for FsFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.0.write(buf)
     }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl SegmentFile for FsFile {
     fn sync_data(&mut self) -> io::Result<()> {
         self.0.sync_data()
     }
@@ -143,7 +129,11 @@ struct FaultyFile {
     plan: Arc<Mutex<FaultPlan>>,
 }
 
-impl SegmentFile for FaultyFile {
+impl Write for FaultyFile {
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let mut plan = lock(&self.plan);
         let mut allowed = buf.len();
@@ -161,7 +151,9 @@ impl SegmentFile for FaultyFile {
         plan.bytes_written += written as u64;
         Ok(written)
     }
+}
 
+impl SegmentFile for FaultyFile {
     fn sync_data(&mut self) -> io::Result<()> {
         let mut plan = lock(&self.plan);
         plan.syncs += 1;

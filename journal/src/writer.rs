@@ -10,7 +10,7 @@ use crate::format::{
 };
 use crate::head::Head;
 use crate::reader::{list_segments, Reader, SegmentFileInfo, TailPolicy};
-use crate::storage::{write_all, FsStorage, SegmentFile, Storage};
+use crate::storage::{FsStorage, SegmentFile, Storage};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
@@ -355,7 +355,7 @@ impl Writer {
     /// Hands buffered records to the OS (not durable yet).
     pub fn flush(&mut self) -> Result<()> {
         self.check_not_poisoned()?;
-        if let Err(e) = write_all(self.file.as_mut(), &self.pending) {
+        if let Err(e) = self.file.write_all(&self.pending) {
             return Err(self.poison(format!("write failed: {e}")));
         }
         self.pending.clear();
@@ -445,7 +445,7 @@ fn create_segment(
         move |e| JournalError::io(path, e)
     };
     let mut file = storage.create_new(&tmp_path).map_err(io(&tmp_path))?;
-    write_all(file.as_mut(), &header.encode()).map_err(io(&tmp_path))?;
+    file.write_all(&header.encode()).map_err(io(&tmp_path))?;
     file.sync_data().map_err(io(&tmp_path))?;
     storage
         .rename(&tmp_path, &final_path)

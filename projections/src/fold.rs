@@ -1114,17 +1114,38 @@ fn set_by_symbol<V>(map: &mut std::collections::BTreeMap<String, V>, symbol: &st
     }
 }
 
-/// Adds the day that just ended (from `day_open` to `last`) to the return sums.
-pub(crate) fn close_day(curve: &mut EquityCurve) {
+/// The daily-return sums (n, Σr, Σr², Σ of negative r²) with the current day
+/// closed at `day_close` (from `day_open`) added.
+pub(crate) fn return_sums_with_day(
+    curve: &EquityCurve,
+    day_close: Decimal,
+) -> (u64, Decimal, Decimal, Decimal) {
+    let mut sums = (
+        curve.returns_n,
+        curve.returns_sum,
+        curve.returns_sum_sq,
+        curve.returns_down_sum_sq,
+    );
     if curve.day_open > Decimal::ZERO {
-        let r = curve.last / curve.day_open - Decimal::ONE;
-        curve.returns_n += 1;
-        curve.returns_sum += r;
-        curve.returns_sum_sq += r * r;
+        let r = day_close / curve.day_open - Decimal::ONE;
+        sums.0 += 1;
+        sums.1 += r;
+        sums.2 += r * r;
         if r < Decimal::ZERO {
-            curve.returns_down_sum_sq += r * r;
+            sums.3 += r * r;
         }
     }
+    sums
+}
+
+/// Adds the day that just ended (from `day_open` to `last`) to the return sums.
+pub(crate) fn close_day(curve: &mut EquityCurve) {
+    (
+        curve.returns_n,
+        curve.returns_sum,
+        curve.returns_sum_sq,
+        curve.returns_down_sum_sq,
+    ) = return_sums_with_day(curve, curve.last);
     curve.day_open = curve.last;
     curve.daily.push(DailyEquity {
         day: curve.day.unwrap_or_default(),

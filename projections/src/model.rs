@@ -323,6 +323,13 @@ impl State {
     }
 
     /// When the newest candle of `symbol` closed.
+    /// `symbol`'s orders still working at the broker.
+    pub fn open_orders<'a>(&'a self, symbol: &'a str) -> impl Iterator<Item = &'a OrderState> {
+        self.orders
+            .values()
+            .filter(move |o| o.symbol == symbol && o.is_open())
+    }
+
     pub fn last_close_ms(&self, symbol: &str) -> Option<UnixMs> {
         let granularity_ms = i64::from(self.run.as_ref()?.granularity_s) * 1000;
         let open_ms = self.symbols.get(symbol)?.last_candle_open_ms?;

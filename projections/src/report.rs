@@ -10,7 +10,7 @@
 //! A metric that is undefined for the data (no trades, no losses, fewer than
 //! two days) is `None`, never a division by zero.
 
-use crate::fold::close_day;
+use crate::fold::return_sums_with_day;
 use crate::model::{EquityCurve, State, TradeRow};
 use rust_decimal::{Decimal, MathematicalOps};
 use serde::Serialize;
@@ -73,34 +73,47 @@ pub struct SymbolReport {
     pub exits_by_reason: BTreeMap<String, u64>,
 }
 
-fn symbol_reports(state: &State) -> BTreeMap<String, SymbolReport> {
-    let mut reports: BTreeMap<String, SymbolReport> = state
-        .symbols
-        .keys()
-        .map(|s| (s.clone(), SymbolReport::default()))
-        .collect();
-    let mut r_sums: BTreeMap<String, Decimal> = BTreeMap::new();
-    for trade in &state.trades {
-        let report = reports.entry(trade.symbol.clone()).or_default();
-        report.trades_closed += 1;
-        report.wins += u64::from(trade.net_pnl > Decimal::ZERO);
-        report.losses += u64::from(trade.net_pnl < Decimal::ZERO);
-        report.net_pnl += trade.net_pnl;
-        report.fees += trade.fees;
-        *report
-            .exits_by_reason
-            .entry(trade.exit_reason.name().to_string())
-            .or_insert(0) += 1;
-        *r_sums.entry(trade.symbol.clone()).or_default() += trade.realized_r;
-    }
-    for (symbol, report) in reports.iter_mut() {
+impl SymbolReport {
+    /// The aggregates over `trades` (all of a run's, or one symbol's).
+    fn of<'a>(trades: impl Iterator<Item = &'a TradeRow>) -> SymbolReport {
+        let mut report = SymbolReport::default();
+        let mut r_sum = Decimal::ZERO;
+        for trade in trades {
+            report.trades_closed += 1;
+            report.wins += u64::from(trade.net_pnl > Decimal::ZERO);
+            report.losses += u64::from(trade.net_pnl < Decimal::ZERO);
+            report.net_pnl += trade.net_pnl;
+            report.fees += trade.fees;
+            *report
+                .exits_by_reason
+                .entry(trade.exit_reason.name().to_string())
+                .or_insert(0) += 1;
+            r_sum += trade.realized_r;
+        }
         let closed = Decimal::from(report.trades_closed);
         report.win_rate = ratio(Decimal::from(report.wins), closed);
-        report.expectancy_r = ratio(r_sums.get(symbol).copied().unwrap_or_default(), closed);
+        report.expectancy_r = ratio(r_sum, closed);
         report.net_pnl = round(report.net_pnl);
         report.fees = round(report.fees);
+        report
     }
-    reports
+}
+
+/// Every symbol's aggregates (a symbol without trades too).
+fn symbol_reports(state: &State) -> BTreeMap<String, SymbolReport> {
+    let symbols: std::collections::BTreeSet<&str> = state
+        .symbols
+        .keys()
+        .map(String::as_str)
+        .chain(state.trades.iter().map(|t| t.symbol.as_str()))
+        .collect();
+    symbols
+        .into_iter()
+        .map(|symbol| {
+            let trades = state.trades.iter().filter(|t| t.symbol == symbol);
+            (symbol.to_string(), SymbolReport::of(trades))
+        })
+        .collect()
 }
 
 fn round(value: Decimal) -> Decimal {
@@ -136,24 +149,28 @@ fn risk_ratios(
     curve: &EquityCurve,
     current_equity: Decimal,
 ) -> (Option<Decimal>, Option<Decimal>, u64) {
-    let mut curve = curve.clone();
-    curve.last = current_equity;
-    if curve.day.is_some() {
-        close_day(&mut curve);
-    }
-    let n = curve.returns_n;
+    let (n, sum, sum_sq, down_sum_sq) = if curve.day.is_some() {
+        return_sums_with_day(curve, current_equity)
+    } else {
+        (
+            curve.returns_n,
+            curve.returns_sum,
+            curve.returns_sum_sq,
+            curve.returns_down_sum_sq,
+        )
+    };
     if n < 2 {
         return (None, None, n);
     }
     let count = Decimal::from(n);
-    let mean = curve.returns_sum / count;
-    let variance = (curve.returns_sum_sq - count * mean * mean) / (count - Decimal::ONE);
+    let mean = sum / count;
+    let variance = (sum_sq - count * mean * mean) / (count - Decimal::ONE);
     let annualize = Decimal::from(365).sqrt().unwrap_or(Decimal::ZERO);
     let sharpe = variance
         .max(Decimal::ZERO)
         .sqrt()
         .and_then(|std| (!std.is_zero()).then(|| round(mean / std * annualize)));
-    let downside = (curve.returns_down_sum_sq / count).sqrt();
+    let downside = (down_sum_sq / count).sqrt();
     let sortino = downside.and_then(|dd| (!dd.is_zero()).then(|| round(mean / dd * annualize)));
     (sharpe, sortino, n)
 }
@@ -182,17 +199,13 @@ impl Report {
         let peak = curve.peak_now();
         let (streak, streak_usd) = max_consecutive_losses(trades);
         let (sharpe, sortino, return_days) = risk_ratios(curve, final_equity);
-        let mut exits_by_reason = BTreeMap::new();
-        for trade in trades {
-            let name = trade.exit_reason.name().to_string();
-            *exits_by_reason.entry(name).or_insert(0) += 1;
-        }
+        let all = SymbolReport::of(trades.iter());
         Report {
             trades_opened: state.run.as_ref().map_or(0, |r| r.trades_opened),
             trades_closed: trades.len() as u64,
-            wins: wins.len() as u64,
-            losses: losses.len() as u64,
-            win_rate: ratio(Decimal::from(wins.len() as u64), closed),
+            wins: all.wins,
+            losses: all.losses,
+            win_rate: all.win_rate,
             avg_win,
             avg_loss,
             rr_actual: match (avg_win, avg_loss) {
@@ -200,7 +213,7 @@ impl Report {
                 _ => None,
             },
             expectancy: ratio(net_pnl, closed),
-            expectancy_r: ratio(trades.iter().map(|t| t.realized_r).sum(), closed),
+            expectancy_r: all.expectancy_r,
             profit_factor: ratio(win_sum, loss_sum.abs()),
             net_pnl: round(net_pnl),
             starting_equity: round(curve.start),
@@ -224,7 +237,7 @@ impl Report {
             return_days,
             exposure_pct: exposure_pct(state),
             fees_total: round(state.fees_total),
-            exits_by_reason,
+            exits_by_reason: all.exits_by_reason,
             symbols: symbol_reports(state),
         }
     }

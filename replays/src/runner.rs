@@ -24,13 +24,12 @@ use anx_projections::engine::Engine;
 use anx_projections::Projection;
 use std::path::PathBuf;
 
-/// What to replay.
+/// What to replay: the symbols and granularity are the configuration's
+/// (`run.symbols`, `run.granularity`).
 #[derive(Clone, Debug)]
 pub struct ReplaySpec {
     pub config: Config,
-    pub symbols: Vec<String>,
     pub exchange: String,
-    pub granularity_s: u32,
     pub start_ms: UnixMs,
     pub end_ms: UnixMs,
     pub cache_dir: PathBuf,
@@ -114,10 +113,10 @@ pub fn identity(spec: &ReplaySpec) -> (String, JournalMeta) {
     let (run_id, journal_id) = run_identity(
         b"anx-replay-v1\0",
         &spec.config,
-        &spec.symbols,
+        &spec.config.run.symbols,
         &[
             spec.exchange.as_bytes(),
-            &spec.granularity_s.to_le_bytes(),
+            &spec.config.granularity_s().to_le_bytes(),
             &spec.start_ms.to_le_bytes(),
             &spec.end_ms.to_le_bytes(),
             &[u8::from(spec.skip_volume_filter), spec.run_mode as u8],
@@ -232,15 +231,11 @@ pub fn run(
         )));
     }
     let mut streams = Vec::new();
-    for symbol in &spec.symbols {
-        let source = find_source(&spec.cache_dir, &spec.exchange, symbol, spec.granularity_s)?;
-        let stream = CandleStream::open(
-            &source,
-            symbol,
-            spec.granularity_s,
-            spec.start_ms,
-            spec.end_ms,
-        )?;
+    let granularity_s = spec.config.granularity_s();
+    for symbol in &spec.config.run.symbols {
+        let source = find_source(&spec.cache_dir, &spec.exchange, symbol, granularity_s)?;
+        let stream =
+            CandleStream::open(&source, symbol, granularity_s, spec.start_ms, spec.end_ms)?;
         streams.push(Peeked {
             stream: Loader::spawn(stream),
             next: None,
@@ -273,8 +268,8 @@ pub fn run(
         git_sha: spec.git_sha.clone(),
         config_hash: config.hash(),
         config_text: config.canonical_text(),
-        symbols: spec.symbols.clone(),
-        granularity_s: spec.granularity_s,
+        symbols: spec.config.run.symbols.clone(),
+        granularity_s,
         start_ms: spec.start_ms,
         end_ms: Some(spec.end_ms),
         starting_capital: config.run.starting_capital,

@@ -12,6 +12,7 @@ use anx_projections::engine::Engine;
 use anx_replays::data::{CandleStream, Item, Source};
 use anx_replays::exchange::{Broker, BrokerEvent, SimExchange};
 use anx_replays::pipeline::{open_to_redrive, Pipeline, PipelineError};
+use common::read_journal;
 use std::path::{Path, PathBuf};
 
 const RUN_ID: &str = "redrive1";
@@ -102,15 +103,6 @@ fn feed(pipeline: &mut Pipeline<SimExchange>, items: &[Item]) {
     }
 }
 
-fn read_all(dir: &Path) -> Vec<StoredEvent> {
-    let mut reader = Reader::open(dir).expect("open journal");
-    let mut out = Vec::new();
-    while let Some(e) = reader.next_event().expect("read") {
-        out.push(e);
-    }
-    out
-}
-
 /// The uninterrupted journal: its events and head.
 fn uninterrupted(dir: &Path, config: &Config, items: &[Item]) -> (Vec<StoredEvent>, Head) {
     let writer = Writer::create(dir, META, options()).unwrap();
@@ -119,7 +111,7 @@ fn uninterrupted(dir: &Path, config: &Config, items: &[Item]) -> (Vec<StoredEven
         .unwrap();
     feed(&mut p, items);
     let head = p.into_writer().close().unwrap();
-    (read_all(dir), head)
+    (read_journal(dir), head)
 }
 
 /// Resumes a journal holding `events[..cut]` and finishes the feed.
@@ -329,7 +321,7 @@ fn an_unconfirmed_bracket_fails_the_symbol_closed_and_the_position_is_closed_as_
         }
     }
     p.into_writer().close().unwrap();
-    let events = read_all(&dir);
+    let events = read_journal(&dir);
     let entry = events
         .iter()
         .position(|e| matches!(&e.event, Event::OrderPlaced(o) if o.purpose == OrderPurpose::Entry))

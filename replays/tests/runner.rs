@@ -125,10 +125,8 @@ fn test_config(symbols: &[&str], capital_mode: CapitalMode) -> Config {
 
 fn spec(cache: &Path, journal: PathBuf, config: Config, bars: i64) -> ReplaySpec {
     ReplaySpec {
-        symbols: config.run.symbols.clone(),
         config,
         exchange: EXCHANGE.into(),
-        granularity_s: 14_400,
         start_ms: T0,
         end_ms: T0 + bars * BAR_MS,
         cache_dir: cache.to_path_buf(),
@@ -142,15 +140,6 @@ fn spec(cache: &Path, journal: PathBuf, config: Config, bars: i64) -> ReplaySpec
 
 fn run(spec: &ReplaySpec) -> ReplayOutcome {
     runner::run(spec, &mut |_| {}).unwrap_or_else(|e| panic!("replay failed: {e}"))
-}
-
-fn read(dir: &Path) -> Vec<StoredEvent> {
-    let mut reader = Reader::open(dir).expect("open the journal");
-    let mut events = Vec::new();
-    while let Some(event) = reader.next_event().expect("a verified record") {
-        events.push(event);
-    }
-    events
 }
 
 /// When bar `i` closes.
@@ -219,7 +208,7 @@ fn a_stop_limit_gapped_through_leaves_a_naked_position_closed_at_market_as_emerg
     let journal = work.path().join("journal");
     let config = test_config(&[BTC], CapitalMode::Independent);
     let outcome = run(&spec(&cache, journal.clone(), config, bars.len() as i64));
-    let events = read(&journal);
+    let events = read_journal(&journal);
     assert_eq!(events.len() as u64, outcome.head.seq);
     assert_eq!(events.last().unwrap().hash, outcome.head.hash);
     assert_eq!(outcome.progress.candles, bars.len() as u64);
@@ -479,7 +468,7 @@ fn portfolio_and_independent_capital_modes_keep_their_own_cash_pots() {
         let config = test_config(&[BTC, ETH], mode);
         let journal = work.path().join(dir);
         let outcome = run(&spec(&cache, journal.clone(), config, n));
-        let events = read(&journal);
+        let events = read_journal(&journal);
         assert_market_time_ordered(&events);
         let Event::RunStarted(started) = &events[0].event else {
             panic!("the run starts the journal")
@@ -616,7 +605,7 @@ fn data_findings_are_journaled_in_market_time_order_and_counted() {
     let journal = work.path().join("j");
     let config = test_config(&[BTC], CapitalMode::Independent);
     let outcome = run(&spec(&cache, journal.clone(), config, bars.len() as i64));
-    let events = read(&journal);
+    let events = read_journal(&journal);
     assert_market_time_ordered(&events);
     let issues: Vec<(UnixMs, QualityIssue)> = events
         .iter()

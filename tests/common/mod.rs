@@ -4,6 +4,33 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// Every report metric, as keys of the JSON report.
+pub const REPORT_METRICS: [&str; 18] = [
+    "trades_opened",
+    "trades_closed",
+    "win_rate",
+    "avg_win",
+    "avg_loss",
+    "rr_actual",
+    "expectancy",
+    "expectancy_r",
+    "profit_factor",
+    "max_drawdown",
+    "max_drawdown_pct",
+    "peak_equity",
+    "final_equity",
+    "max_consecutive_losses",
+    "max_consecutive_losses_usd",
+    "sharpe",
+    "sortino",
+    "fees_total",
+];
+
+/// `text` as JSON; not JSON is a test failure showing the text.
+pub fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }

@@ -149,6 +149,41 @@ pub fn shipped_config(relative: &str) -> anx_projections::engine::config::Config
         .unwrap_or_else(|e| panic!("{relative}: {e}"))
 }
 
+/// The shared candle data beside the checkout (`../shared/data/candles`);
+/// panics, naming the path, when `required_file` is not there.
+pub fn shared_candles(required_file: &str) -> std::path::PathBuf {
+    let cache = repo_root().join("../shared/data/candles");
+    assert!(
+        cache.join(required_file).is_file(),
+        "shared candle data missing: {} not in {}",
+        required_file,
+        cache.display()
+    );
+    cache
+}
+
+/// A benchmark's replay of `config` (its symbols and granularity) from `cache`.
+pub fn bench_spec(
+    config: anx_projections::engine::config::Config,
+    cache_dir: std::path::PathBuf,
+    exchange: &str,
+    (start_ms, end_ms): (anx_journal::UnixMs, anx_journal::UnixMs),
+    journal_dir: std::path::PathBuf,
+) -> anx_replays::runner::ReplaySpec {
+    anx_replays::runner::ReplaySpec {
+        config,
+        exchange: exchange.into(),
+        start_ms,
+        end_ms,
+        cache_dir,
+        journal_dir,
+        run_mode: anx_journal::RunMode::ReplayBacktest,
+        skip_volume_filter: false,
+        created_by: "bench".into(),
+        git_sha: "bench".into(),
+    }
+}
+
 /// Bytes in a journal's segment files.
 pub fn journal_bytes(dir: &Path) -> u64 {
     anx_journal::list_segments(dir)

@@ -290,7 +290,11 @@ pub enum ConfigError {
 }
 
 /// The known signal names.
-pub const SIGNAL_NAMES: [&str; 3] = ["breakout", "momentum", "mean_reversion"];
+pub const SIGNAL_NAMES: [&str; 3] = [
+    super::signals::BREAKOUT,
+    super::signals::MOMENTUM,
+    super::signals::MEAN_REVERSION,
+];
 
 /// Parses a granularity such as `15m`, `1h`, `4h`, `1d` into seconds.
 pub fn parse_granularity(text: &str) -> Option<u32> {
@@ -478,11 +482,12 @@ impl Config {
                 ),
             );
         }
+        let known = SIGNAL_NAMES.join(", ");
         if self.strategy.signals.is_empty() {
             v.fail(
                 "strategy.signals",
                 "[]",
-                "at least one of breakout, momentum, mean_reversion",
+                &format!("at least one of {known}"),
             );
         }
         for (key, names) in [
@@ -502,7 +507,7 @@ impl Config {
         ] {
             for name in names {
                 if !SIGNAL_NAMES.contains(&name.as_str()) {
-                    v.fail(key, name, "one of breakout, momentum, mean_reversion");
+                    v.fail(key, name, &format!("one of {known}"));
                 }
             }
         }
@@ -633,7 +638,7 @@ impl Config {
                 v.fail(key, &pct.to_string(), "0 < percent <= 100");
             }
         }
-        v.at_least_u64(
+        v.at_least(
             "breakers.stale_data_max_age_s",
             self.breakers.stale_data_max_age_s,
             1,
@@ -721,13 +726,7 @@ impl Validator {
         }
     }
 
-    fn at_least(&mut self, key: &str, value: u32, min: u32) {
-        if value < min {
-            self.fail(key, &value.to_string(), &format!(">= {min}"));
-        }
-    }
-
-    fn at_least_u64(&mut self, key: &str, value: u64, min: u64) {
+    fn at_least<T: PartialOrd + std::fmt::Display>(&mut self, key: &str, value: T, min: T) {
         if value < min {
             self.fail(key, &value.to_string(), &format!(">= {min}"));
         }

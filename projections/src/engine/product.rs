@@ -46,9 +46,15 @@ pub fn quantity(quantity: Decimal, spec: &ProductSpec) -> Decimal {
     round_down(quantity, spec.base_increment)
 }
 
+/// The worst price a triggered SELL stop-limit may fill at: `buffer` below
+/// the trigger (sizing budgets for it, unrounded).
+pub fn worst_case_fill(trigger: Decimal, buffer: Decimal) -> Decimal {
+    trigger * (Decimal::ONE - buffer)
+}
+
 /// The limit of the stop-limit the exchange creates when a SELL stop triggers:
-/// `buffer` below the trigger, on the quote increment (down: the exchange's
-/// order may fill lower, never higher, than this bound).
+/// the worst-case fill on the quote increment (down: the exchange's order may
+/// fill lower, never higher, than this bound).
 pub fn stop_limit(trigger: Decimal, buffer: Decimal, spec: &ProductSpec) -> Decimal {
-    round_down(trigger * (Decimal::ONE - buffer), spec.quote_increment)
+    round_down(worst_case_fill(trigger, buffer), spec.quote_increment)
 }

@@ -61,6 +61,10 @@ pub struct Verdict {
 struct Checks(Vec<RiskCheck>);
 
 impl Checks {
+    fn breaker(&mut self, b: Breaker) {
+        self.check(b.code, b.passed, b.detail);
+    }
+
     /// Codes are static text, stored without a heap allocation.
     fn check(&mut self, code: &'static str, passed: bool, detail: String) {
         self.0.push(RiskCheck {
@@ -87,6 +91,59 @@ pub fn drawdown_pct(equity: Decimal, peak: Decimal) -> Decimal {
 /// The day's loss, in quote currency, at which entries stop for the UTC day.
 pub fn daily_loss_limit(config: &Config, starting_equity: Decimal) -> Decimal {
     starting_equity * config.breakers.daily_loss_limit_pct / Decimal::ONE_HUNDRED
+}
+
+/// One breaker's verdict: whether entries may go on, and why (the detail a
+/// `RiskCheck` journals; `anx status` and the paper trader show the same).
+pub struct Breaker {
+    pub code: &'static str,
+    pub passed: bool,
+    pub detail: String,
+}
+
+/// The stale-data breaker for a newest candle closing at `close_ms`, at `as_of_ms`.
+pub fn stale_breaker(config: &Config, close_ms: UnixMs, as_of_ms: UnixMs) -> Breaker {
+    Breaker {
+        code: "stale_data",
+        passed: !is_stale(config, close_ms, as_of_ms),
+        detail: format!(
+            "newest candle closed {}s ago, limit {}s",
+            (as_of_ms - close_ms) / 1000,
+            config.breakers.stale_data_max_age_s
+        ),
+    }
+}
+
+/// The drawdown breaker at `equity` against `peak`.
+pub fn drawdown_breaker(config: &Config, equity: Decimal, peak: Decimal) -> Breaker {
+    let drawdown_pct = drawdown_pct(equity, peak);
+    Breaker {
+        code: "max_drawdown_breaker",
+        passed: drawdown_pct < config.breakers.max_drawdown_pct,
+        detail: format!(
+            "drawdown {drawdown_pct}% from peak {}, limit {}%",
+            peak.round_dp(2),
+            config.breakers.max_drawdown_pct
+        ),
+    }
+}
+
+/// The daily-loss breaker with `realized_today` (net PnL of the UTC day).
+pub fn daily_loss_breaker(
+    config: &Config,
+    realized_today: Decimal,
+    starting_equity: Decimal,
+) -> Breaker {
+    let loss_limit = daily_loss_limit(config, starting_equity);
+    Breaker {
+        code: "daily_loss_limit",
+        passed: -realized_today < loss_limit,
+        detail: format!(
+            "realized today {}, limit -{}",
+            realized_today.round_dp(2),
+            loss_limit.round_dp(2)
+        ),
+    }
 }
 
 /// Whether data whose newest candle closed at `close_ms` is stale at
@@ -120,7 +177,7 @@ pub fn size(
 ) -> Sizing {
     let risk_fraction = config.risk.risk_per_trade;
     let risk_budget = capital * risk_fraction * multiplier;
-    let worst_case_fill = stop_trigger * (Decimal::ONE - config.exchange.stop_limit_buffer);
+    let worst_case_fill = product::worst_case_fill(stop_trigger, config.exchange.stop_limit_buffer);
     let risk_per_unit = entry - worst_case_fill;
     let quantity_raw = if risk_per_unit > Decimal::ZERO {
         risk_budget / risk_per_unit
@@ -162,33 +219,13 @@ pub fn evaluate(
             "not fail-closed".into()
         },
     );
-    let age_s = (ctx.as_of_ms - ctx.candle_close_ms) / 1000;
-    let max_age = config.breakers.stale_data_max_age_s;
-    c.check(
-        "stale_data",
-        !is_stale(config, ctx.candle_close_ms, ctx.as_of_ms),
-        format!("newest candle closed {age_s}s ago, limit {max_age}s"),
-    );
-    let drawdown_pct = drawdown_pct(ctx.equity, ctx.peak_equity);
-    c.check(
-        "max_drawdown_breaker",
-        drawdown_pct < config.breakers.max_drawdown_pct,
-        format!(
-            "drawdown {drawdown_pct}% from peak {}, limit {}%",
-            ctx.peak_equity.round_dp(2),
-            config.breakers.max_drawdown_pct
-        ),
-    );
-    let loss_limit = daily_loss_limit(config, ctx.starting_equity);
-    c.check(
-        "daily_loss_limit",
-        -ctx.realized_today < loss_limit,
-        format!(
-            "realized today {}, limit -{}",
-            ctx.realized_today.round_dp(2),
-            loss_limit.round_dp(2)
-        ),
-    );
+    c.breaker(stale_breaker(config, ctx.candle_close_ms, ctx.as_of_ms));
+    c.breaker(drawdown_breaker(config, ctx.equity, ctx.peak_equity));
+    c.breaker(daily_loss_breaker(
+        config,
+        ctx.realized_today,
+        ctx.starting_equity,
+    ));
     let last_hour = count_since(ctx.entries_ms, ctx.as_of_ms - HOUR_MS);
     c.check(
         "max_trades_per_hour",

@@ -58,6 +58,11 @@ pub fn classify(snapshot: &Snapshot) -> Regime {
     }
 }
 
+/// The signals' names: in configs, decisions and trails.
+pub const BREAKOUT: &str = "breakout";
+pub const MOMENTUM: &str = "momentum";
+pub const MEAN_REVERSION: &str = "mean_reversion";
+
 /// A signal that did not fire. Names and notes are static text, stored without
 /// a heap allocation (this runs for every signal on every candle).
 fn quiet(name: &'static str, note: &'static str) -> SignalOutput {
@@ -105,20 +110,17 @@ fn fired(
 pub fn breakout(s: &Snapshot, config: &Config, skip_volume_filter: bool) -> SignalOutput {
     let c = &config.strategy.breakout;
     let (Some(high), Some(atr), Some(avg_volume)) = (s.donchian_high, s.atr, s.avg_volume) else {
-        return quiet("breakout", "warming up");
+        return quiet(BREAKOUT, "warming up");
     };
     if s.close <= high {
-        return quiet("breakout", "close not above the channel high");
+        return quiet(BREAKOUT, "close not above the channel high");
     }
     let threshold = c.volume_factor * avg_volume;
     if !skip_volume_filter && s.volume <= threshold {
-        return quiet(
-            "breakout",
-            "volume filter: volume not above factor x average",
-        );
+        return quiet(BREAKOUT, "volume filter: volume not above factor x average");
     }
     if atr.is_zero() {
-        return quiet("breakout", "zero ATR");
+        return quiet(BREAKOUT, "zero ATR");
     }
     let confidence = if threshold.is_zero() {
         Decimal::ONE
@@ -131,7 +133,7 @@ pub fn breakout(s: &Snapshot, config: &Config, skip_volume_filter: bool) -> Sign
         "close above channel high on volume"
     };
     fired(
-        "breakout",
+        BREAKOUT,
         (s.close - high) / atr,
         confidence,
         Levels {
@@ -153,13 +155,13 @@ pub fn momentum(s: &Snapshot, config: &Config) -> SignalOutput {
         s.ema_slow_prev,
         s.atr,
     ) else {
-        return quiet("momentum", "warming up");
+        return quiet(MOMENTUM, "warming up");
     };
     if !(fast > slow && fast_prev <= slow_prev) || atr.is_zero() {
-        return quiet("momentum", "no fast-over-slow EMA cross");
+        return quiet(MOMENTUM, "no fast-over-slow EMA cross");
     }
     fired(
-        "momentum",
+        MOMENTUM,
         (fast - slow) / atr,
         Decimal::new(5, 1),
         Levels {
@@ -175,14 +177,14 @@ pub fn momentum(s: &Snapshot, config: &Config) -> SignalOutput {
 pub fn mean_reversion(s: &Snapshot, config: &Config) -> SignalOutput {
     let c = &config.strategy.mean_reversion;
     let (Some(mean), Some(atr)) = (s.sma_mean, s.atr) else {
-        return quiet("mean_reversion", "warming up");
+        return quiet(MEAN_REVERSION, "warming up");
     };
     if atr.is_zero() || s.close >= mean - c.entry_atr_below * atr {
-        return quiet("mean_reversion", "close not stretched below the mean");
+        return quiet(MEAN_REVERSION, "close not stretched below the mean");
     }
     let stretch = (mean - s.close) / atr;
     fired(
-        "mean_reversion",
+        MEAN_REVERSION,
         stretch,
         (stretch / (c.entry_atr_below * Decimal::TWO)).min(Decimal::ONE),
         Levels {
@@ -202,9 +204,9 @@ pub fn scan(s: &Snapshot, config: &Config, skip_volume_filter: bool) -> Vec<Sign
         .signals
         .iter()
         .map(|name| match name.as_str() {
-            "breakout" => breakout(s, config, skip_volume_filter),
-            "momentum" => momentum(s, config),
-            "mean_reversion" => mean_reversion(s, config),
+            BREAKOUT => breakout(s, config, skip_volume_filter),
+            MOMENTUM => momentum(s, config),
+            MEAN_REVERSION => mean_reversion(s, config),
             other => SignalOutput {
                 name: other.into(),
                 ..quiet("", "unknown signal")

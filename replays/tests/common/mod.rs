@@ -2,7 +2,7 @@
 //! decimals, times, and cache-file rows in the common CSV layout.
 #![allow(dead_code)]
 
-use anx_journal::UnixMs;
+use anx_journal::{Reader, StoredEvent, UnixMs};
 use anx_projections::engine::config::Config;
 use anx_projections::engine::order::compact_utc;
 use rust_decimal::Decimal;
@@ -54,4 +54,14 @@ pub fn csv(rows: &[String]) -> String {
         text.push('\n');
     }
     text
+}
+
+/// Every event of the journal in `dir`, read and verified.
+pub fn read_journal(dir: &std::path::Path) -> Vec<StoredEvent> {
+    let mut reader = Reader::open(dir).expect("open the journal");
+    let mut events = Vec::new();
+    while let Some(event) = reader.next_event().expect("a verified record") {
+        events.push(event);
+    }
+    events
 }

@@ -12,8 +12,8 @@ use anx_journal::*;
 use anx_projections::engine::Engine;
 use anx_replays::exchange::SimExchange;
 use anx_replays::pipeline::{open_to_redrive, Pipeline};
-use anx_replays::runner::{run, ReplaySpec};
-use anx_tools::{arg, median, repo_root, shipped_config};
+use anx_replays::runner::run;
+use anx_tools::{arg, bench_spec, median, shared_candles, shipped_config};
 use std::time::Instant;
 
 #[global_allocator]
@@ -21,29 +21,12 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     let runs = arg("--runs", 5) as usize;
-    let cache = repo_root().join("../shared/data/candles");
-    assert!(
-        cache.join("COINBASE_BTC-USD_1h.csv").is_file(),
-        "shared candle data missing at {}",
-        cache.display()
-    );
+    let cache = shared_candles("COINBASE_BTC-USD_1h.csv");
     let config = shipped_config("config/replay.toml");
     let work = tempfile::tempdir().expect("temp dir");
     let journal = work.path().join("journal");
-    let spec = ReplaySpec {
-        config: config.clone(),
-        symbols: vec!["BTC-USD".into(), "ETH-USD".into(), "SOL-USD".into()],
-        exchange: "COINBASE".into(),
-        granularity_s: 14_400,
-        start_ms: 1_704_067_200_000, // 2024-01-01
-        end_ms: 1_765_929_600_000,   // 2025-12-17
-        cache_dir: cache,
-        journal_dir: journal.clone(),
-        run_mode: RunMode::ReplayBacktest,
-        skip_volume_filter: false,
-        created_by: "bench".into(),
-        git_sha: "bench".into(),
-    };
+    let range_ms = (1_704_067_200_000, 1_765_929_600_000); // 2024-01-01 → 2025-12-17
+    let spec = bench_spec(config.clone(), cache, "COINBASE", range_ms, journal.clone());
     let outcome = run(&spec, &mut |_| {}).expect("replay");
     let candles = outcome.progress.candles;
     let events = outcome.head.seq;

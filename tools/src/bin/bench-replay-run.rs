@@ -12,11 +12,10 @@
 //! (encode, hash-chain and write the run's own events, read back from its
 //! journal). They bound what the whole run can reach on this machine.
 
-use anx_journal::{Durability, Event, Reader, RunMode, Writer, WriterOptions};
-use anx_projections::engine::config::Config;
+use anx_journal::{Durability, Event, Reader, Writer, WriterOptions};
 use anx_projections::Report;
 use anx_replays::runner::{run, ReplaySpec};
-use anx_tools::{arg, journal_bytes, median, repo_root, shipped_config, Lcg};
+use anx_tools::{arg, bench_spec, journal_bytes, median, shared_candles, shipped_config, Lcg};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -28,13 +27,6 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const SYNTH_CANDLES: u64 = 5_000_000;
 const MINUTE_MS: i64 = 60_000;
 const SYNTH_START_MS: i64 = 1_577_836_800_000; // 2020-01-01
-
-fn config() -> Config {
-    let mut config = shipped_config("config/replay.toml");
-    config.run.granularity = "1m".into();
-    // Stale-data and pacing knobs are in seconds; with 1m bars the defaults still apply.
-    config
-}
 
 /// Writes the synthetic file: a bounded random walk, one row per minute.
 fn generate(dir: &Path) -> PathBuf {
@@ -81,52 +73,51 @@ fn peak_rss_kb() -> u64 {
         .unwrap_or(0)
 }
 
-/// The real 1-minute case: cache, exchange, symbols, start, end.
-fn real_inputs() -> (PathBuf, &'static str, Vec<String>, i64, i64) {
-    let cache = repo_root().join("../shared/data/candles");
-    assert!(
-        cache.join("BINANCE_BTCUSDT_1m.csv.gz").is_file(),
-        "shared 1m data missing at {}",
-        cache.display()
-    );
-    (
-        cache,
-        "BINANCE",
-        vec!["BTCUSDT".to_string(), "ETHUSDT".to_string()],
-        1_747_699_200_000,
-        1_755_561_600_000,
-    )
+/// What a case replays: 1-minute candles of `symbols` from `cache`.
+struct Inputs {
+    cache: PathBuf,
+    exchange: &'static str,
+    symbols: Vec<String>,
+    range_ms: (i64, i64),
 }
 
-/// A 1-minute replay of `inputs` (cache, exchange, symbols, start, end) into `journal_dir`.
-fn spec(inputs: (PathBuf, &str, Vec<String>, i64, i64), journal_dir: PathBuf) -> ReplaySpec {
-    let (cache_dir, exchange, symbols, start_ms, end_ms) = inputs;
-    let mut config = config();
-    config.run.symbols = symbols.clone();
-    ReplaySpec {
-        config,
-        symbols,
-        exchange: exchange.into(),
-        granularity_s: 60,
-        start_ms,
-        end_ms,
-        cache_dir,
-        journal_dir,
-        run_mode: RunMode::ReplayBacktest,
-        skip_volume_filter: false,
-        created_by: "bench".into(),
-        git_sha: "bench".into(),
+impl Inputs {
+    /// The real case: Binance BTCUSDT and ETHUSDT 1m, 2025-05-20 → 2025-08-19.
+    fn real() -> Inputs {
+        Inputs {
+            cache: shared_candles("BINANCE_BTCUSDT_1m.csv.gz"),
+            exchange: "BINANCE",
+            symbols: vec!["BTCUSDT".to_string(), "ETHUSDT".to_string()],
+            range_ms: (1_747_699_200_000, 1_755_561_600_000),
+        }
+    }
+
+    /// A 1-minute replay of these inputs into `journal_dir`.
+    fn spec(self, journal_dir: PathBuf) -> ReplaySpec {
+        let mut config = shipped_config("config/replay.toml");
+        config.run.granularity = "1m".into();
+        // Stale-data and pacing knobs are in seconds; with 1m bars the defaults still apply.
+        config.run.symbols = self.symbols;
+        bench_spec(
+            config,
+            self.cache,
+            self.exchange,
+            self.range_ms,
+            journal_dir,
+        )
     }
 }
 
 /// Loading alone, on one core: every symbol's file read, inflated, parsed and
 /// validated in turn.
 fn stage_load() {
-    let (cache, exchange, symbols, start, end) = real_inputs();
+    let inputs = Inputs::real();
+    let (start, end) = inputs.range_ms;
     let started = Instant::now();
     let mut candles = 0u64;
-    for symbol in &symbols {
-        let source = anx_replays::data::find_source(&cache, exchange, symbol, 60).expect("source");
+    for symbol in &inputs.symbols {
+        let source = anx_replays::data::find_source(&inputs.cache, inputs.exchange, symbol, 60)
+            .expect("source");
         let stream =
             anx_replays::data::CandleStream::open(&source, symbol, 60, start, end).expect("open");
         for item in stream {
@@ -146,7 +137,7 @@ fn stage_journal() {
     const STAGE_EVENTS: usize = 200_000;
     let work = tempfile::tempdir().expect("temp dir");
     let source = work.path().join("source");
-    let spec = spec(real_inputs(), source.clone());
+    let spec = Inputs::real().spec(source.clone());
     run(&spec, &mut |_| {}).expect("replay");
     // The records as stored (for the chain alone) and decoded (to append again).
     let mut reader = Reader::open(&source).expect("reader");
@@ -195,23 +186,22 @@ fn stage_journal() {
 /// One replay in this process; prints one machine-readable line.
 fn case(name: &str) {
     let work = tempfile::tempdir().expect("temp dir");
-    let (cache, exchange, symbols, start, end) = match name {
-        "real" => real_inputs(),
+    let inputs = match name {
+        "real" => Inputs::real(),
         _ => {
             generate(work.path());
-            (
-                work.path().to_path_buf(),
-                "GEN",
-                vec!["SYNTH".to_string()],
-                SYNTH_START_MS,
-                SYNTH_START_MS + SYNTH_CANDLES as i64 * MINUTE_MS,
-            )
+            Inputs {
+                cache: work.path().to_path_buf(),
+                exchange: "GEN",
+                symbols: vec!["SYNTH".to_string()],
+                range_ms: (
+                    SYNTH_START_MS,
+                    SYNTH_START_MS + SYNTH_CANDLES as i64 * MINUTE_MS,
+                ),
+            }
         }
     };
-    let spec = spec(
-        (cache, exchange, symbols, start, end),
-        work.path().join("journal"),
-    );
+    let spec = inputs.spec(work.path().join("journal"));
     let started = Instant::now();
     let outcome = run(&spec, &mut |_| {}).expect("replay");
     let report = Report::from_state(&outcome.projection.state);
