@@ -55,6 +55,9 @@ struct MarketState {
     run_past_end: bool,
     /// Hours from which candles are withheld while the clock is before `until`.
     stall: Option<(i64, i64)>,
+    /// The clock stops here until the test releases it (so what the test
+    /// inspects cannot move on under it).
+    hold_at: Option<i64>,
     fetched_to: BTreeMap<String, i64>,
     faults: VecDeque<Fault>,
     time_requests: u64,
@@ -73,6 +76,11 @@ impl FakeMarket {
     fn now_s(&self) -> i64 {
         self.state.lock().unwrap().now_s
     }
+
+    /// Lets the clock run on past `hold_at`.
+    fn release_clock(&self) {
+        self.state.lock().unwrap().hold_at = None;
+    }
 }
 
 fn time_answer(state: &mut MarketState) -> String {
@@ -81,7 +89,8 @@ fn time_answer(state: &mut MarketState) -> String {
         .data
         .keys()
         .all(|s| state.fetched_to.get(s).is_some_and(|t| *t >= state.now_s));
-    if everyone_caught_up && (state.now_s < state.end_s || state.run_past_end) {
+    let held = state.hold_at.is_some_and(|at| state.now_s >= at);
+    if everyone_caught_up && !held && (state.now_s < state.end_s || state.run_past_end) {
         state.now_s += HOUR_S;
     }
     format!(
@@ -174,6 +183,7 @@ fn market(data: BTreeMap<String, Rows>) -> MarketState {
         end_s: FEED_START_S + FEED_HOURS * HOUR_S,
         run_past_end: false,
         stall: None,
+        hold_at: None,
         fetched_to: BTreeMap::new(),
         faults: VecDeque::new(),
         time_requests: 0,
@@ -554,6 +564,9 @@ fn market_data_faults_are_journaled_and_survived_and_status_reports_stale() {
     // Candles from hour 40 withheld for twelve hours: the feed stalls, then
     // the backlog arrives late.
     state.stall = Some((FEED_START_S + 40 * HOUR_S, FEED_START_S + 52 * HOUR_S));
+    // The clock waits at hour 50 – stale, the backlog still withheld – until
+    // the test has looked at the stale trader.
+    state.hold_at = Some(FEED_START_S + 50 * HOUR_S);
     // The first fetches: three 500s (one poll's attempts: a journaled outage),
     // a 429 then a recovery, malformed JSON three times, and a hung request.
     state.faults = VecDeque::from(vec![
@@ -604,6 +617,7 @@ fn market_data_faults_are_journaled_and_survived_and_status_reports_stale() {
         "{doc}"
     );
     // The backlog arrives after the stall; wait for it, then stop.
+    fake.release_clock();
     let backlog_close_ms = (FEED_START_S + 48 * HOUR_S) * 1000;
     wait_for("the backlog", &journal, Duration::from_secs(120), || {
         events(&journal).iter().any(
