@@ -1,5 +1,9 @@
 //! The command-line surface (clap). Each subcommand hands off to a module that
 //! does the work and returns an exit code.
+//!
+//! Every command that prints a document takes `--json`; older spellings
+//! (`--format json`, `--report-format json`, `--format jsonl`) stay as aliases.
+//! Every subcommand's `--help` ends with examples.
 
 use crate::journal_cmd;
 use anx_journal::Head;
@@ -11,7 +15,14 @@ use std::process::ExitCode;
 #[command(
     name = "anx",
     version,
-    about = "anx: an event-sourced, hash-chained trading journal"
+    about = "anx: an event-sourced, hash-chained trading journal",
+    after_help = "Examples:
+  anx data fetch --symbols BTC-USD --start 2024-01-01 --end 2024-07-01 --granularity 1h
+  anx replay run --symbols BTC-USD --start 2024-01-01 --end 2024-07-01 --journal anx-data/journals/btc
+  anx journal verify anx-data/journals/btc
+  anx journal replay anx-data/journals/btc --json
+
+Every command that prints a document takes --json. 'anx <command> --help' has examples for each."
 )]
 pub struct Cli {
     /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides.
@@ -24,20 +35,45 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Inspect, verify, replay and export a journal.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  anx journal verify anx-data/paper
+  anx journal export anx-data/paper | jq -c 'select(.kind == \"TradeClosed\")'"
+    )]
     Journal(JournalCommand),
     /// The full causal trail of a trade, an order id or a client_order_id.
+    #[command(after_help = "Examples:
+  anx why anx-data/journals/btc T-BTCUSD-20240521T0400
+  anx why anx-data/journals/btc ANX4_5c5f36f5_BTCUSD_20240521T0000_4731bfb0 --json
+
+Trade ids and client_order_ids are in 'anx journal export' (trade_id, client_order_id).")]
     Why(WhyArgs),
     /// Backtest over historical candles through the production engine.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:
+  anx replay run --symbols BTC-USD,ETH-USD --start 2024-01-01 --end 2025-01-01 --json"
+    )]
     Replay(ReplayCommand),
     /// Candle data: fill the cache from Coinbase.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:
+  anx data fetch --symbols BTC-USD,ETH-USD --start 2024-01-01 --end 2024-07-01"
+    )]
     Data(DataCommand),
     /// Health of a trader's journal (read-only, safe while it runs); exit 1 when unhealthy.
+    #[command(after_help = "Examples:
+  anx status anx-data/paper
+  anx status anx-data/paper --json --now 2025-01-01T12:00:00Z")]
     Status(StatusArgs),
     /// Paper trading: live Coinbase candles, the simulated broker, a durable
     /// journal; runs until SIGINT/SIGTERM and resumes by replaying its journal.
+    #[command(after_help = "Examples:
+  anx paper --symbols BTC-USD,ETH-USD --journal anx-data/paper -v
+  anx paper --journal anx-data/paper    # later: resumes the same run
+  anx status anx-data/paper             # from another terminal")]
     Paper(PaperArgs),
 }
 
@@ -53,8 +89,9 @@ pub struct PaperArgs {
     /// every later one.
     #[arg(long, default_value = "anx-data/paper")]
     pub journal: PathBuf,
-    /// Base URL of Coinbase Advanced Trade's public market-data API.
-    #[arg(long, default_value = "https://api.coinbase.com")]
+    /// Base URL of Coinbase Advanced Trade's public market-data API (http or
+    /// https; checked at start-up).
+    #[arg(long, value_name = "URL", default_value = "https://api.coinbase.com")]
     pub market_url: String,
     /// Seconds between polls of the market (decimals allowed).
     #[arg(long, default_value = "30")]
@@ -68,7 +105,7 @@ pub struct PaperArgs {
 pub struct StatusArgs {
     /// The journal directory.
     pub dir: PathBuf,
-    /// Print one JSON object instead of text.
+    /// Print one JSON object instead of text (the age as last_candle_age_s, in seconds).
     #[arg(long)]
     pub json: bool,
     /// Judge the age of the data as of this time (RFC 3339 or YYYY-MM-DD)
@@ -80,6 +117,9 @@ pub struct StatusArgs {
 #[derive(Subcommand, Debug)]
 pub enum DataCommand {
     /// Fetch public candles from Coinbase into the cache (a cache hit makes no request).
+    #[command(after_help = "Examples:
+  anx data fetch --symbols BTC-USD,ETH-USD,SOL-USD --start 2024-01-01 --end 2025-01-01
+  anx data fetch --symbols BTC-USD --start 2024-06-01 --end 2024-06-08 --granularity 1h --cache-dir data/cache")]
     Fetch(FetchArgs),
 }
 
@@ -97,23 +137,31 @@ pub struct FetchArgs {
     /// The granularity the candles are for (Coinbase's coarsest dividing one is fetched).
     #[arg(long, default_value = "4h")]
     pub granularity: String,
+    /// Where cached candle files are written (COINBASE_<SYMBOL>_<granularity>.csv).
     #[arg(long, default_value = "data/cache")]
     pub cache_dir: PathBuf,
-    /// Base URL of Coinbase's public API.
-    #[arg(long, default_value = "https://api.coinbase.com")]
+    /// Base URL of Coinbase's public API (http or https; checked at start-up).
+    #[arg(long, value_name = "URL", default_value = "https://api.coinbase.com")]
     pub coinbase_url: String,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum ReplayCommand {
     /// Replay cached candles through the engine and the simulated exchange into a new journal.
+    #[command(after_help = "Examples:
+  anx replay run --symbols BTC-USD --start 2024-01-01 --end 2024-07-01 --journal anx-data/journals/btc
+  anx replay run --start 2024-01-01 --end 2025-01-01 --capital-mode portfolio --starting-capital 1500 --json
+  anx replay run --start 2024-01-01 --end 2025-01-01 --data-source coinbase --report-format html")]
     Run(ReplayRunArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum ReportFormat {
+    /// Text tables on stdout.
     Table,
+    /// One JSON document on stdout (the same as --json).
     Json,
+    /// One self-contained HTML file (see --report-out); a line naming it on stdout.
     Html,
 }
 
@@ -127,14 +175,18 @@ pub enum DataSource {
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum CapitalModeArg {
+    /// Each symbol trades its own starting capital.
     Independent,
+    /// All symbols share one pot of starting capital.
     Portfolio,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum RunModeArg {
+    /// A backtest over cached candles (the only mode `replay run` runs).
     #[value(name = "replay_backtest", alias = "replay-backtest")]
     ReplayBacktest,
+    /// Live paper trading: journaled by `anx paper`, refused here.
     #[value(name = "paper_live", alias = "paper-live")]
     PaperLive,
 }
@@ -156,28 +208,41 @@ pub struct ReplayRunArgs {
     /// Configuration file (may `extends` another).
     #[arg(long, default_value = "config/replay.toml")]
     pub config: PathBuf,
+    /// Where the candles come from.
     #[arg(long, value_enum, default_value = "cache")]
     pub data_source: DataSource,
     /// Where cached candle files live.
     #[arg(long, default_value = "data/cache")]
     pub cache_dir: PathBuf,
+    /// The exchange whose cache files are read: the file-name prefix
+    /// <EXCHANGE>_<SYMBOL>_<granularity>.csv[.gz], e.g. COINBASE (COINBASE_BTC-USD_1h.csv)
+    /// or BINANCE (BINANCE_BTCUSDT_1h.csv.gz). --data-source coinbase needs COINBASE.
     #[arg(long, default_value = "COINBASE")]
     pub exchange: String,
-    /// Base URL of Coinbase's public API (for --data-source coinbase).
-    #[arg(long, default_value = "https://api.coinbase.com")]
+    /// Base URL of Coinbase's public API (for --data-source coinbase; http or
+    /// https, checked at start-up).
+    #[arg(long, value_name = "URL", default_value = "https://api.coinbase.com")]
     pub coinbase_url: String,
+    /// How the starting capital is split (default: the config's run.capital_mode).
     #[arg(long, value_enum)]
     pub capital_mode: Option<CapitalModeArg>,
-    /// Starting capital in quote currency (per symbol when independent).
+    /// Starting capital in quote currency: per symbol when independent, the
+    /// whole pot when portfolio (default: the config's run.starting_capital).
     #[arg(long)]
     pub starting_capital: Option<String>,
+    /// The run mode journaled in RunStarted. A replay is always
+    /// replay_backtest; paper_live is what `anx paper` journals.
     #[arg(long, value_enum, default_value = "replay_backtest")]
     pub run_mode: RunModeArg,
     /// The journal directory to create (default: a new one under anx-data/journals/).
     #[arg(long)]
     pub journal: Option<PathBuf>,
+    /// How the report is printed (--report-format json is the same as --json).
     #[arg(long, value_enum, default_value = "table")]
     pub report_format: ReportFormat,
+    /// Print the report as one JSON document (the same as --report-format json).
+    #[arg(long, conflicts_with = "report_format")]
+    pub json: bool,
     /// Write the report to this file as well (html: the file written; default <journal>/report.html).
     #[arg(long)]
     pub report_out: Option<PathBuf>,
@@ -189,22 +254,46 @@ pub struct ReplayRunArgs {
 #[derive(Subcommand, Debug)]
 pub enum JournalCommand {
     /// Walk the whole hash chain; exit 0 if intact, 1 with the first bad seq if not.
+    #[command(after_help = "Examples:
+  anx journal verify anx-data/paper
+  anx journal verify anx-data/paper --expect-head \"$(cat published-head.txt)\" --json")]
     Verify(VerifyArgs),
     /// Print the head as SEQ:HASH, for an auditor to store elsewhere.
+    #[command(after_help = "Example:
+  anx journal head anx-data/paper > published-head.txt")]
     Head(DirArg),
     /// Stream every event as one JSON object per line.
+    #[command(after_help = "Examples:
+  anx journal export anx-data/paper > events.jsonl
+  anx journal export anx-data/paper | jq -c 'select(.kind == \"TradeClosed\") | .body'")]
     Export(ExportArgs),
     /// Counts by event kind, size and market-time range.
+    #[command(after_help = "Examples:
+  anx journal stat anx-data/paper
+  anx journal stat anx-data/paper --json")]
     Stat(StatArgs),
     /// Rebuild the state by folding the journal and print it with the report.
+    #[command(after_help = "Examples:
+  anx journal replay anx-data/paper
+  anx journal replay anx-data/paper --to-seq 500 --json")]
     Replay(ReplayArgs),
     /// Delete and rebuild the derived index store (<DIR>/index) from the journal.
+    #[command(after_help = "Example:
+  anx journal reindex anx-data/paper")]
     Reindex(DirArg),
+    /// Repair a torn tail (an interrupted append): take the writer lock, cut
+    /// the incomplete record and journal a `Recovered` event saying what was
+    /// cut. Mid-journal corruption is refused and nothing is changed.
+    #[command(after_help = "Example:
+  anx journal repair anx-data/paper && anx journal verify anx-data/paper")]
+    Repair(DirArg),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum ReplayFormat {
+    /// Text tables.
     Table,
+    /// One JSON document (the same as --json).
     Json,
 }
 
@@ -215,8 +304,12 @@ pub struct ReplayArgs {
     /// Fold only up to and including this seq.
     #[arg(long, value_name = "N")]
     pub to_seq: Option<u64>,
+    /// How the state is printed (--format json is the same as --json).
     #[arg(long, value_enum, default_value = "table")]
     pub format: ReplayFormat,
+    /// Print one JSON document (the same as --format json).
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
     /// Fold every event from seq 1 instead of starting from a snapshot.
     #[arg(long)]
     pub no_snapshot: bool,
@@ -254,6 +347,7 @@ pub struct VerifyArgs {
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum ExportFormat {
+    /// JSON lines: one JSON object per event, one per line.
     Jsonl,
 }
 
@@ -261,8 +355,12 @@ pub enum ExportFormat {
 pub struct ExportArgs {
     /// The journal directory.
     pub dir: PathBuf,
+    /// The output format; jsonl is the only one (the same as --json).
     #[arg(long, value_enum, default_value = "jsonl")]
     pub format: ExportFormat,
+    /// JSON lines, one object per event (the default; the same as --format jsonl).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -275,7 +373,8 @@ pub struct StatArgs {
 }
 
 impl Cli {
-    pub fn run(self) -> anyhow::Result<ExitCode> {
+    pub fn run(mut self) -> anyhow::Result<ExitCode> {
+        self.apply_json_aliases();
         match self.command {
             Command::Journal(JournalCommand::Verify(args)) => journal_cmd::verify(&args),
             Command::Journal(JournalCommand::Head(args)) => journal_cmd::head(&args.dir),
@@ -283,11 +382,33 @@ impl Cli {
             Command::Journal(JournalCommand::Stat(args)) => journal_cmd::stat(&args),
             Command::Journal(JournalCommand::Replay(args)) => journal_cmd::replay(&args),
             Command::Journal(JournalCommand::Reindex(args)) => journal_cmd::reindex(&args.dir),
+            Command::Journal(JournalCommand::Repair(args)) => journal_cmd::repair(&args.dir),
             Command::Why(args) => journal_cmd::why(&args),
-            Command::Replay(ReplayCommand::Run(args)) => crate::replay_cmd::run(&args),
-            Command::Data(DataCommand::Fetch(args)) => crate::replay_cmd::fetch(&args),
+            Command::Replay(ReplayCommand::Run(args)) => {
+                crate::fetch::check_base_url("--coinbase-url", &args.coinbase_url)?;
+                crate::replay_cmd::run(&args)
+            }
+            Command::Data(DataCommand::Fetch(args)) => {
+                crate::fetch::check_base_url("--coinbase-url", &args.coinbase_url)?;
+                crate::replay_cmd::fetch(&args)
+            }
             Command::Status(args) => crate::status::status(&args),
             Command::Paper(args) => crate::paper::paper(&args),
+        }
+    }
+
+    /// `--json` is an alias of each command's older spelling; it is turned
+    /// into that spelling here, so a command sees one setting. (`journal
+    /// export` prints JSON lines either way.)
+    fn apply_json_aliases(&mut self) {
+        match &mut self.command {
+            Command::Journal(JournalCommand::Replay(args)) if args.json => {
+                args.format = ReplayFormat::Json;
+            }
+            Command::Replay(ReplayCommand::Run(args)) if args.json => {
+                args.report_format = ReportFormat::Json;
+            }
+            _ => {}
         }
     }
 }

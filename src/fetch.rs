@@ -75,6 +75,48 @@ pub fn candles_url(
     )
 }
 
+/// Checks a base URL given on the command line (`flag` names the option):
+/// it must parse, be http or https, have a host, and carry no query or
+/// fragment (request paths are appended to it). A start-up check: a URL that
+/// can never work is refused before anything is opened, instead of being
+/// retried as if the network were down.
+pub fn check_base_url(flag: &str, url: &str) -> Result<()> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| {
+        anyhow!("{flag} {url:?} is not a URL ({e}); expected e.g. https://api.coinbase.com")
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        bail!(
+            "{flag} {url:?}: the scheme must be http or https, not {}",
+            parsed.scheme()
+        );
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        bail!("{flag} {url:?} has no host");
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        bail!("{flag} {url:?}: a base URL takes no query or fragment");
+    }
+    Ok(())
+}
+
+/// A reqwest error on one line, without its URL (the caller names the URL
+/// once) and with its whole source chain, so the root cause shows:
+/// `error sending request: client error (Connect): tcp connect error:
+/// Connection refused (os error 111)`.
+pub fn describe_http_error(error: reqwest::Error) -> String {
+    let error = error.without_url();
+    let mut parts = vec![error.to_string()];
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        let text = cause.to_string().replace('\n', " ");
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    parts.join(": ")
+}
+
 /// The HTTP client for Coinbase's public API (rustls, anx's user agent).
 pub fn http_client(timeout: Duration) -> Result<reqwest::Client> {
     reqwest::Client::builder()
@@ -165,10 +207,9 @@ pub async fn get_with_retries(
             Ok(response) => {
                 let status = response.status();
                 if status.is_success() {
-                    return response
-                        .text()
-                        .await
-                        .with_context(|| format!("reading the answer of {url}"));
+                    return response.text().await.map_err(|e| {
+                        anyhow!("{url}: cannot read the answer: {}", describe_http_error(e))
+                    });
                 }
                 let body = response.text().await.unwrap_or_default();
                 let snippet: String = body
@@ -181,7 +222,7 @@ pub async fn get_with_retries(
                 }
                 last_problem = format!("HTTP {status}");
             }
-            Err(e) => last_problem = e.to_string(),
+            Err(e) => last_problem = describe_http_error(e),
         }
         if attempt < attempts {
             tracing::warn!("{url}: {last_problem}; retrying in {backoff_ms} ms (attempt {attempt} of {attempts})");

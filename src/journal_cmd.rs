@@ -7,9 +7,9 @@ use crate::cli::{
 use crate::output::{human_bytes, market_time};
 use crate::render::{replay_json, replay_table, ReplayView};
 use crate::store::{self, LoadOptions};
-use crate::EXIT_CHECK_FAILED;
+use crate::{EXIT_CHECK_FAILED, EXIT_TORN_TAIL};
 use anx_journal::{
-    verify as verify_chain, Event, EventKind, Hash32, Reader, TailPolicy, VerifyReport,
+    verify as verify_chain, Event, EventKind, Hash32, Reader, TailPolicy, Verdict, VerifyReport,
 };
 use anyhow::Context;
 use serde::Serialize;
@@ -37,18 +37,33 @@ pub fn verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         println!("{}", verify_json(&report, elapsed_s, events_per_s));
     } else {
-        print_verify_text(&report, args.expect_head.is_some(), elapsed_s, events_per_s);
+        print_verify_text(&report, &args.dir, elapsed_s, events_per_s);
     }
-    Ok(if report.ok() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_CHECK_FAILED)
-    })
+    Ok(verdict_exit_code(report.verdict()))
+}
+
+/// 0 intact, 3 a torn tail only, 1 anything else.
+fn verdict_exit_code(verdict: Verdict) -> ExitCode {
+    match verdict {
+        Verdict::Ok => ExitCode::SUCCESS,
+        Verdict::TornTail => ExitCode::from(EXIT_TORN_TAIL),
+        Verdict::Corrupt => ExitCode::from(EXIT_CHECK_FAILED),
+    }
+}
+
+/// What to run about a torn tail.
+fn repair_hint(dir: &Path) -> String {
+    format!(
+        "`anx journal repair {}` cuts it and journals the repair",
+        dir.display()
+    )
 }
 
 fn verify_json(report: &VerifyReport, elapsed_s: f64, events_per_s: f64) -> Value {
     let mut out = json!({
         "ok": report.ok(),
+        "verdict": report.verdict().as_str(),
+        "torn_tail": report.fault.as_ref().is_some_and(|fault| fault.torn_tail),
         "events": report.events,
         "segments": report.segments,
         "bytes": report.bytes,
@@ -65,12 +80,12 @@ fn verify_json(report: &VerifyReport, elapsed_s: f64, events_per_s: f64) -> Valu
         out["segment"] = json!(fault.segment);
         out["offset"] = json!(fault.offset);
         out["reason"] = json!(fault.reason.to_string());
-        out["torn_tail"] = json!(fault.torn_tail);
     }
     out
 }
 
-fn print_verify_text(report: &VerifyReport, expected: bool, elapsed_s: f64, events_per_s: f64) {
+fn print_verify_text(report: &VerifyReport, dir: &Path, elapsed_s: f64, events_per_s: f64) {
+    let expected = report.expected_head.is_some();
     match &report.fault {
         None => {
             println!(
@@ -89,13 +104,31 @@ fn print_verify_text(report: &VerifyReport, expected: bool, elapsed_s: f64, even
                 elapsed_s, events_per_s as u64
             );
         }
+        Some(fault) if report.verdict() == Verdict::TornTail => {
+            println!(
+                "TORN TAIL at seq {} ({} offset {}): {}; every record before it is intact ({} events, head {}); no committed event is lost – {}",
+                fault.seq,
+                fault.segment,
+                fault.offset,
+                fault.reason,
+                report.events,
+                report.head,
+                repair_hint(dir)
+            );
+            if let Some(expected) = report.expected_head {
+                println!("the intact records extend the expected head {expected}");
+            }
+        }
         Some(fault) => {
             println!(
                 "FAILED at seq {} ({} offset {}): {}",
                 fault.seq, fault.segment, fault.offset, fault.reason
             );
-            if fault.torn_tail {
-                println!("this is a torn tail (an interrupted append): opening the journal for writing truncates it");
+            if let (true, Some(expected)) = (fault.torn_tail, report.expected_head) {
+                println!(
+                    "this has the shape of a torn tail, but it lies at or before the expected head's seq {}: records that head covers are lost",
+                    expected.seq
+                );
             }
             println!(
                 "intact before it: {} events, head {}",
@@ -110,11 +143,24 @@ pub fn head(dir: &Path) -> anyhow::Result<ExitCode> {
     let report =
         verify_chain(dir, None).with_context(|| format!("cannot read {}", dir.display()))?;
     if let Some(fault) = &report.fault {
-        eprintln!(
-            "anx: journal is not intact, no head to publish: first bad seq {} ({} offset {}): {}",
-            fault.seq, fault.segment, fault.offset, fault.reason
-        );
-        return Ok(ExitCode::from(EXIT_CHECK_FAILED));
+        let verdict = report.verdict();
+        if verdict == Verdict::TornTail {
+            eprintln!(
+                "anx: journal has a torn tail, no head to publish: first bad seq {} ({} offset {}): {}; every record before it is intact (head {}); {}",
+                fault.seq,
+                fault.segment,
+                fault.offset,
+                fault.reason,
+                report.head,
+                repair_hint(dir)
+            );
+        } else {
+            eprintln!(
+                "anx: journal is not intact, no head to publish: first bad seq {} ({} offset {}): {}",
+                fault.seq, fault.segment, fault.offset, fault.reason
+            );
+        }
+        return Ok(verdict_exit_code(verdict));
     }
     println!("{}", report.head);
     Ok(ExitCode::SUCCESS)
@@ -217,9 +263,9 @@ pub fn stat(args: &StatArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Warnings for the user: one line each on stderr, once (not again as a log line).
 pub fn warn_all(warnings: &[String]) {
     for warning in warnings {
-        tracing::warn!("{warning}");
         eprintln!("anx: warning: {warning}");
     }
 }
@@ -307,4 +353,79 @@ pub fn why(args: &WhyArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `anx journal repair`: the writer's own open – lock, full verification, a
+/// torn tail cut and journaled as `Recovered` – and nothing else. Corruption
+/// is refused (exit 1) and nothing is changed.
+pub fn repair(dir: &Path) -> anyhow::Result<ExitCode> {
+    check_dir(dir)?;
+    // A trader repairs its own journal when it starts: it must first finish
+    // the step the crash interrupted (events whose links name the seqs they
+    // land at), and only then journal the repair. A note put here could land
+    // inside that step.
+    if first_run(dir)?.is_some_and(|run| run.run_mode == anx_journal::RunMode::PaperLive) {
+        anyhow::bail!(
+            "{} is a paper trader's journal: start the trader on it (`anx paper --journal {}`), which finishes the interrupted step and journals the repair itself",
+            dir.display(),
+            dir.display()
+        );
+    }
+    let options = anx_journal::WriterOptions {
+        durability: anx_journal::Durability::Always,
+        open_check: anx_journal::OpenCheck::FullChain,
+        ..anx_journal::WriterOptions::default()
+    };
+    let writer = match anx_journal::Writer::open(dir, options) {
+        Ok(writer) => writer,
+        Err(anx_journal::JournalError::Corrupt(fault)) => {
+            eprintln!(
+                "anx: {} is corrupt at {fault}: this is not a torn tail, so nothing was changed (`anx journal verify` shows the damage)",
+                dir.display()
+            );
+            return Ok(ExitCode::from(EXIT_CHECK_FAILED));
+        }
+        Err(error) => {
+            return Err(anyhow::Error::new(error))
+                .with_context(|| format!("cannot repair {}", dir.display()))
+        }
+    };
+    let recovered = writer.recovered().cloned();
+    let head = writer
+        .close()
+        .with_context(|| format!("cannot repair {}", dir.display()))?;
+    match recovered {
+        Some(cut) => println!(
+            "repaired {}: cut {} bytes of a torn tail at {} offset {} ({}); every event up to seq {} is intact; journaled Recovered at seq {}; head {head}",
+            dir.display(),
+            cut.bytes_dropped,
+            cut.segment,
+            cut.offset,
+            cut.reason,
+            cut.last_good_seq,
+            head.seq
+        ),
+        None => println!(
+            "nothing to repair: {} is intact, head {head}",
+            dir.display()
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The journal's `RunStarted`, if an intact one is among its first events.
+fn first_run(dir: &Path) -> anyhow::Result<Option<anx_journal::RunStarted>> {
+    let mut reader = Reader::open_with(dir, TailPolicy::StopAtTorn)
+        .with_context(|| format!("cannot open {}", dir.display()))?;
+    // `RunStarted` is the first event a writer of a run appends.
+    const LOOKED_AT_MAX: usize = 16;
+    for _ in 0..LOOKED_AT_MAX {
+        let Ok(Some(stored)) = reader.next_event() else {
+            break;
+        };
+        if let Event::RunStarted(run) = stored.event {
+            return Ok(Some(run));
+        }
+    }
+    Ok(None)
 }

@@ -1,6 +1,8 @@
 //! The `anx` binary: a thin `main` that parses the command line, runs the command
-//! and maps its outcome to an exit code. Errors print as one line on stderr;
-//! nothing here panics on user input.
+//! and maps its outcome to an exit code. A command's error prints as one line
+//! on stderr; a usage mistake prints as clap renders it (the problem, the
+//! subcommand's usage, where its help is); a closed stdout is a normal end.
+//! Nothing here panics on user input.
 
 mod cli;
 mod fetch;
@@ -14,8 +16,6 @@ mod status;
 mod store;
 mod why;
 
-use clap::error::ErrorKind;
-
 /// mimalloc: the fold and the decoder allocate many small strings; glibc's
 /// allocator took a fifth of replay time in profiles.
 #[global_allocator]
@@ -25,10 +25,13 @@ use std::process::ExitCode;
 
 /// Exit code when a check ran and found a problem (a broken chain).
 pub const EXIT_CHECK_FAILED: u8 = 1;
+/// Exit code when a check found only a torn tail (an interrupted append).
+pub const EXIT_TORN_TAIL: u8 = 3;
 /// Exit code for errors: bad input, I/O failures, a refused operation.
 pub const EXIT_ERROR: u8 = 2;
 
 fn main() -> ExitCode {
+    output::end_quietly_on_closed_stdout();
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => return usage_error(error),
@@ -40,34 +43,27 @@ fn main() -> ExitCode {
             if output::is_broken_pipe(&error) {
                 return ExitCode::SUCCESS;
             }
+            // Configuration problems print one line each (every one of them).
+            if let Some(problems) = error.downcast_ref::<replay_cmd::ConfigProblems>() {
+                for line in problems.lines() {
+                    eprintln!("anx: {line}");
+                }
+                return ExitCode::from(EXIT_ERROR);
+            }
             eprintln!("anx: {}", output::one_line(&error));
             ExitCode::from(EXIT_ERROR)
         }
     }
 }
 
-/// Help and version print as clap renders them; a usage mistake prints as one
-/// line (clap's first line, which names the argument and the problem).
+/// Help and version print on stdout (exit 0); a usage mistake prints on
+/// stderr as clap renders it whole – which argument, what is wrong, a "did
+/// you mean", the subcommand's usage and how to get its help (exit 2).
 fn usage_error(error: clap::Error) -> ExitCode {
-    if matches!(
-        error.kind(),
-        ErrorKind::DisplayHelp
-            | ErrorKind::DisplayVersion
-            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
-    ) {
-        let _ = error.print();
-        return if error.use_stderr() {
-            ExitCode::from(EXIT_ERROR)
-        } else {
-            ExitCode::SUCCESS
-        };
+    let _ = error.print();
+    if error.use_stderr() {
+        ExitCode::from(EXIT_ERROR)
+    } else {
+        ExitCode::SUCCESS
     }
-    let rendered = error.render().to_string();
-    let first = rendered
-        .lines()
-        .find(|line| !line.trim().is_empty())
-        .unwrap_or("invalid arguments");
-    let first = first.trim_start_matches("error: ");
-    eprintln!("anx: {first} (see 'anx --help')");
-    ExitCode::from(EXIT_ERROR)
 }

@@ -41,7 +41,7 @@ use anx_projections::engine::config::Config;
 use anx_projections::engine::risk::{self, is_stale};
 use anx_projections::engine::Engine;
 use anx_replays::data::{BarFolder, Item, SourceBar};
-use anx_replays::exchange::{Broker, SimExchange};
+use anx_replays::exchange::{Broker, SimExchange, SimIds};
 use anx_replays::pipeline::{open_to_redrive, Pipeline};
 use anyhow::{anyhow, bail, Context, Result};
 use std::path::Path;
@@ -465,6 +465,7 @@ pub fn paper(args: &PaperArgs) -> Result<ExitCode> {
     if !(args.request_timeout > 0.0 && args.request_timeout <= 600.0) {
         bail!("--request-timeout must be between 0 and 600 seconds");
     }
+    crate::fetch::check_base_url("--market-url", &args.market_url)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -596,13 +597,9 @@ fn resume(args: &PaperArgs, client: reqwest::Client) -> Result<Trader> {
         }))
     );
     let engine = Engine::new(config.clone(), &run.run_id, false);
-    let pipeline = Pipeline::redriving(
-        writer,
-        engine,
-        SimExchange::new(config.clone()),
-        &run.run_id,
-        events,
-    );
+    // The simulated broker names its orders as this journal's answers do.
+    let broker = SimExchange::with_ids(config.clone(), SimIds::of_journal(&events));
+    let pipeline = Pipeline::redriving(writer, engine, broker, &run.run_id, events);
     let market = Market::new(client, &args.market_url, run.granularity_s)?;
     let mut trader = trader_for(pipeline, &run, market);
     let mut feeds = std::mem::take(&mut trader.feeds);

@@ -9,13 +9,17 @@
 //! trader holds the lock. Data is stale when the trader journaled a `stale`
 //! finding about its newest candle, or when the newest candle is older than
 //! the limit by the wall clock (read here, at the edge; `--now` replaces it).
+//!
+//! A backtest's journal is said to be one (completed, being written, or
+//! interrupted before `RunCompleted` – only the last is exit 1): no trader
+//! ever holds it, and its data is history, so the live checks do not apply.
 
 use crate::cli::StatusArgs;
 use crate::output::market_time;
 use crate::render::num;
 use crate::store::{self, LoadOptions};
 use crate::EXIT_CHECK_FAILED;
-use anx_journal::{EngineState, Event, UnixMs};
+use anx_journal::{EngineState, Event, RunMode, UnixMs};
 use anx_projections::engine::config::Config;
 use anx_projections::engine::risk;
 use anyhow::{Context, Result};
@@ -65,10 +69,14 @@ pub fn status(args: &StatusArgs) -> Result<ExitCode> {
         Some(text) => crate::replay_cmd::parse_time(text, "now")?,
         None => chrono::Utc::now().timestamp_millis(),
     };
+    let kind = JournalKind::of(state.run.as_ref(), trader_running);
     let mut problems: Vec<String> = Vec::new();
-    if !trader_running {
-        problems.push("no trader holds the journal's lock".into());
+    if let Some(problem) = kind.problem() {
+        problems.push(problem.into());
     }
+    // A backtest's health is its completion; the clock-based checks (stale
+    // data, breakers now) are about live trading only.
+    let judge_live = kind.is_trader();
     let mut breakers: Vec<String> = Vec::new();
     let mut stale = false;
     let mut symbols = serde_json::Map::new();
@@ -77,14 +85,16 @@ pub fn status(args: &StatusArgs) -> Result<ExitCode> {
         let close_ms = state.last_close_ms(symbol);
         newest_close_ms = newest_close_ms.max(close_ms);
         if s.engine.0 == EngineState::FailClosed || s.fail_closed.is_some() {
-            problems.push(format!(
-                "{symbol} is FAIL_CLOSED: {}",
-                s.fail_closed.as_deref().unwrap_or("(state)")
-            ));
+            if judge_live {
+                problems.push(format!(
+                    "{symbol} is FAIL_CLOSED: {}",
+                    s.fail_closed.as_deref().unwrap_or("(state)")
+                ));
+            }
             breakers.push(format!("symbol_fail_closed: {symbol}"));
         }
         // By this clock (or --now): each symbol's newest candle against the limit.
-        if let (Some(config), Some(close)) = (&config, close_ms) {
+        if let (Some(config), Some(close), true) = (&config, close_ms, judge_live) {
             let breaker = risk::stale_breaker(config, close, now_ms);
             if !breaker.passed {
                 stale = true;
@@ -148,6 +158,7 @@ pub fn status(args: &StatusArgs) -> Result<ExitCode> {
     let healthy = problems.is_empty();
     let doc = json!({
         "healthy": healthy,
+        "journal_kind": kind.code(),
         "problems": problems,
         "trader_running": trader_running,
         "head_seq": loaded.head_seq,
@@ -176,14 +187,17 @@ pub fn status(args: &StatusArgs) -> Result<ExitCode> {
             loaded.head_seq,
             loaded.head_hash
         );
-        println!(
-            "trader     {}",
-            if trader_running {
-                "running (holds the lock)"
-            } else {
-                "NOT running"
-            }
-        );
+        println!("kind       {}", kind.describe(state.run.as_ref()));
+        if kind.is_trader() {
+            println!(
+                "trader     {}",
+                if trader_running {
+                    "running (holds the lock)"
+                } else {
+                    "NOT running"
+                }
+            );
+        }
         if let Some(session) = loaded.projection.links.sessions.last() {
             println!(
                 "session    {:?} at seq {}: {}",
@@ -192,8 +206,9 @@ pub fn status(args: &StatusArgs) -> Result<ExitCode> {
         }
         match (newest_close_ms, age_s) {
             (Some(close), Some(age)) => println!(
-                "data       newest candle closed {} ({age}s ago)",
-                market_time(close)
+                "data       newest candle closed {} ({} ago)",
+                market_time(close),
+                crate::output::humanize_age(age)
             ),
             _ => println!("data       no candle yet"),
         }
@@ -236,4 +251,90 @@ pub fn status(args: &StatusArgs) -> Result<ExitCode> {
     } else {
         ExitCode::from(EXIT_CHECK_FAILED)
     })
+}
+
+/// What a journal is, as `anx status` judges it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum JournalKind {
+    /// No `RunStarted` yet.
+    Empty,
+    /// A paper (later: live) trader's journal.
+    Trader { running: bool },
+    /// A backtest that journaled `RunCompleted`.
+    ReplayCompleted,
+    /// A backtest being written right now (its writer holds the lock).
+    ReplayRunning,
+    /// A backtest that stopped before `RunCompleted` (killed or failed).
+    ReplayInterrupted,
+}
+
+impl JournalKind {
+    fn of(run: Option<&anx_projections::model::RunRow>, locked: bool) -> JournalKind {
+        match run {
+            None => JournalKind::Empty,
+            Some(run) if run.run_mode == RunMode::PaperLive => {
+                JournalKind::Trader { running: locked }
+            }
+            Some(run) if run.completed_ms.is_some() => JournalKind::ReplayCompleted,
+            Some(_) if locked => JournalKind::ReplayRunning,
+            Some(_) => JournalKind::ReplayInterrupted,
+        }
+    }
+
+    fn is_trader(self) -> bool {
+        matches!(self, JournalKind::Trader { .. } | JournalKind::Empty)
+    }
+
+    /// The health problem the kind itself is, if any.
+    fn problem(self) -> Option<&'static str> {
+        match self {
+            JournalKind::Trader { running: false } | JournalKind::Empty => {
+                Some("no trader holds the journal's lock")
+            }
+            JournalKind::ReplayInterrupted => {
+                Some("the replay run stopped before it completed (no RunCompleted)")
+            }
+            _ => None,
+        }
+    }
+
+    fn code(self) -> &'static str {
+        match self {
+            JournalKind::Empty => "empty",
+            JournalKind::Trader { .. } => "paper_live",
+            JournalKind::ReplayCompleted => "replay_backtest_completed",
+            JournalKind::ReplayRunning => "replay_backtest_running",
+            JournalKind::ReplayInterrupted => "replay_backtest_interrupted",
+        }
+    }
+
+    fn describe(self, run: Option<&anx_projections::model::RunRow>) -> String {
+        let Some(run) = run else {
+            return "no run started yet".into();
+        };
+        let range = format!(
+            "{} .. {}",
+            market_time(run.start_ms),
+            run.end_ms.map_or("open end".into(), market_time)
+        );
+        match self {
+            JournalKind::Trader { .. } | JournalKind::Empty => {
+                format!("paper trader run {} (from {range})", run.run_id)
+            }
+            JournalKind::ReplayCompleted => format!(
+                "a completed backtest (replay_backtest run {}, {range}, {} candles, {}): no trader runs on it",
+                run.run_id,
+                run.candles,
+                run.completion.as_deref().unwrap_or("completed")
+            ),
+            JournalKind::ReplayRunning => format!(
+                "a backtest being written (replay_backtest run {}, {range}, {} candles so far)",
+                run.run_id, run.candles
+            ),
+            JournalKind::ReplayInterrupted => format!(
+                "an interrupted backtest (replay_backtest run {}, {range}, {} candles, no RunCompleted)",
+                run.run_id, run.candles
+            ),
+        }
+    }
 }

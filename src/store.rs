@@ -24,7 +24,6 @@ use anx_journal::{
 use anx_projections::Projection;
 use anyhow::{anyhow, bail, Context, Result};
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::Path;
 
 const LAYOUT_VERSION: u32 = 1;
@@ -32,6 +31,8 @@ const LAYOUT_VERSION: u32 = 1;
 pub const OFFSET_EVERY: u64 = 256;
 const SNAPSHOTS_KEPT: usize = 3;
 const SNAPSHOT_HEADER_BYTES: usize = 4 + 32 + 32;
+/// Unusable stores kept aside at most (then a reader works without one).
+const SET_ASIDE_MAX: u32 = 16;
 
 /// Where a fold started and what it cost.
 pub struct Loaded {
@@ -72,10 +73,11 @@ pub fn journal_meta(dir: &Path) -> Result<(JournalMeta, Vec<SegmentFileInfo>)> {
     let first = segments
         .first()
         .ok_or_else(|| anyhow!("{} is not a journal (no segment files)", dir.display()))?;
-    let mut header = [0u8; anx_journal::format::SEGMENT_HEADER_BYTES];
-    std::fs::File::open(&first.path)
-        .and_then(|mut f| f.read_exact(&mut header))
-        .with_context(|| format!("cannot read {}", first.path.display()))?;
+    // Through the journal's own opener: a regular file only, a bounded read.
+    let header = anx_journal::reader::read_segment_prefix(
+        &first.path,
+        anx_journal::format::SEGMENT_HEADER_BYTES,
+    )?;
     let header =
         SegmentHeader::decode(&header).map_err(|why| anyhow!("{}: {why}", first.path.display()))?;
     Ok((header.meta, segments))
@@ -86,20 +88,34 @@ fn sled_err(e: sled::Error) -> anyhow::Error {
 }
 
 impl Store {
-    /// Opens (or creates) the store of a journal. A store that cannot be opened,
-    /// or belongs to another journal or layout, is deleted and started afresh.
+    /// Opens (or creates) the store of a journal. A store that cannot be
+    /// opened is set aside (renamed to `index.set-aside[.N]`) and started
+    /// afresh; where even that is impossible – a read-only journal directory –
+    /// the work is done in a temporary store that is dropped afterwards,
+    /// saying so once. A store of another journal or layout is emptied. The
+    /// store is never a reason for a reader to fail.
     pub fn open(journal: &Path, meta: &JournalMeta, warnings: &mut Vec<String>) -> Result<Store> {
         let dir = journal.join("index");
-        let db = match sled::open(&dir) {
+        let db = match open_dir(&dir) {
             Ok(db) => db,
-            Err(e) => {
-                warnings.push(format!(
-                    "index store unreadable ({e}); rebuilding it from the journal"
-                ));
-                std::fs::remove_dir_all(&dir)
-                    .with_context(|| format!("cannot remove {}", dir.display()))?;
-                sled::open(&dir).map_err(sled_err)?
-            }
+            Err(first) => match set_aside(&dir).and_then(|aside| Ok((aside, open_dir(&dir)?))) {
+                Ok((aside, db)) => {
+                    warnings.push(format!(
+                        "index store unusable ({first}); set aside as {} and rebuilt from the journal",
+                        aside.display()
+                    ));
+                    db
+                }
+                Err(second) => {
+                    warnings.push(format!(
+                        "index store unusable ({first}) and cannot be replaced ({second}); working without it (nothing is cached)"
+                    ));
+                    sled::Config::new()
+                        .temporary(true)
+                        .open()
+                        .map_err(sled_err)?
+                }
+            },
         };
         let store = Store {
             meta: db.open_tree("meta").map_err(sled_err)?,
@@ -435,12 +451,41 @@ pub fn load(journal: &Path, options: LoadOptions) -> Result<Loaded> {
     })
 }
 
-/// Deletes and rebuilds the store from the whole journal.
+/// Opens the store directory; anything there that is not a directory is not
+/// a store.
+fn open_dir(dir: &Path) -> Result<sled::Db> {
+    if dir.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
+        bail!("{} is not a directory", dir.display());
+    }
+    sled::open(dir).map_err(sled_err)
+}
+
+/// Renames an unusable store out of the way (never deletes it: what is in
+/// it may be worth a look) and returns where it went.
+fn set_aside(dir: &Path) -> Result<std::path::PathBuf> {
+    let free = (1..=SET_ASIDE_MAX)
+        .map(|n| match n {
+            1 => dir.with_file_name("index.set-aside"),
+            n => dir.with_file_name(format!("index.set-aside.{n}")),
+        })
+        .find(|p| p.symlink_metadata().is_err())
+        .ok_or_else(|| anyhow!("{SET_ASIDE_MAX} set-aside stores already exist"))?;
+    std::fs::rename(dir, &free)
+        .with_context(|| format!("cannot rename {} to {}", dir.display(), free.display()))?;
+    Ok(free)
+}
+
+/// Deletes and rebuilds the store from the whole journal (a store that is
+/// not a directory is set aside instead).
 pub fn reindex(journal: &Path) -> Result<Loaded> {
     let dir = journal.join("index");
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir)
-            .with_context(|| format!("cannot remove {}", dir.display()))?;
+    match dir.symlink_metadata() {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(&dir)
+            .with_context(|| format!("cannot remove {}", dir.display()))?,
+        Ok(_) => {
+            set_aside(&dir)?;
+        }
+        Err(_) => {}
     }
     load(
         journal,

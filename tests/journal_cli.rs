@@ -4,7 +4,7 @@
 mod common;
 
 use anx_journal::sample::{golden_events, GOLDEN_META};
-use anx_journal::{Durability, Writer, WriterOptions};
+use anx_journal::{Durability, Event, Writer, WriterOptions};
 use common::*;
 use serde_json::Value;
 
@@ -31,6 +31,8 @@ fn verify_reports_an_intact_journal() {
     assert_eq!(run.code, 0);
     let out = json(&run.stdout);
     assert_eq!(out["ok"], true);
+    assert_eq!(out["verdict"], "ok");
+    assert_eq!(out["torn_tail"], false);
     assert_eq!(out["events"], 25);
     assert_eq!(out["segments"], 1);
     assert_eq!(
@@ -73,6 +75,7 @@ fn verify_names_the_first_bad_seq_of_a_tampered_journal() {
     assert_eq!(out["offset"], 2068);
     assert_eq!(out["reason"], "hash mismatch");
     assert_eq!(out["torn_tail"], false);
+    assert_eq!(out["verdict"], "corrupt");
     assert_eq!(out["events"], 9);
 
     let head = anx(&["journal", "head", dir]);
@@ -87,6 +90,7 @@ fn verify_names_the_first_bad_seq_of_a_tampered_journal() {
 #[test]
 fn verify_reports_a_torn_tail_as_such() {
     let copy = copy_of(&golden_dir());
+    let full_head = anx(&["journal", "head", GOLDEN]).stdout.trim().to_string();
     let segment = copy.path().join(SEGMENT);
     let len = std::fs::metadata(&segment).unwrap().len();
     std::fs::OpenOptions::new()
@@ -95,11 +99,236 @@ fn verify_reports_a_torn_tail_as_such() {
         .unwrap()
         .set_len(len - 10)
         .unwrap();
-    let run = anx(&["journal", "verify", path_str(copy.path()), "--json"]);
-    assert_eq!(run.code, 1);
+    let dir = path_str(copy.path());
+    let run = anx(&["journal", "verify", dir, "--json"]);
+    // A torn tail only: its own exit code, not a failed check's 1.
+    assert_eq!(run.code, 3, "{}", run.stdout);
     let out = json(&run.stdout);
     assert_eq!(out["first_bad_seq"], 25);
     assert_eq!(out["torn_tail"], true);
+    assert_eq!(out["verdict"], "torn_tail");
+    assert_eq!(out["ok"], false);
+    assert_eq!(out["events"], 24);
+    assert_eq!(out["offset"], 4392);
+
+    let run = anx(&["journal", "verify", dir]);
+    assert_eq!(run.code, 3);
+    let head_24 = format!(
+        "24:{}",
+        json(&anx(&["journal", "verify", dir, "--json"]).stdout)["head_hash"]
+            .as_str()
+            .unwrap()
+    );
+    assert_eq!(
+        run.stdout,
+        format!(
+            "TORN TAIL at seq 25 ({SEGMENT} offset 4392): incomplete record (69 of 79 bytes present); \
+             every record before it is intact (24 events, head {head_24}); no committed event is lost – \
+             `anx journal repair {dir}` cuts it and journals the repair\n"
+        )
+    );
+    assert!(!run.stdout.contains("FAILED"));
+
+    // `head` publishes nothing, exits as verify does and points at the repair.
+    let head = anx(&["journal", "head", dir]);
+    assert_eq!(head.code, 3);
+    assert!(head.stdout.is_empty());
+    assert_eq!(head.stderr.lines().count(), 1, "{}", head.stderr);
+    assert!(head.stderr.contains("torn tail"), "{}", head.stderr);
+    assert!(
+        head.stderr.contains(&format!("anx journal repair {dir}")),
+        "{}",
+        head.stderr
+    );
+
+    // An expected head before the tear still holds: a torn tail.
+    let run = anx(&["journal", "verify", dir, "--expect-head", &head_24]);
+    assert_eq!(run.code, 3, "{}", run.stdout);
+    assert!(
+        run.stdout.starts_with("TORN TAIL at seq 25"),
+        "{}",
+        run.stdout
+    );
+    // A head published with the torn record covers a lost event: corruption.
+    let run = anx(&[
+        "journal",
+        "verify",
+        dir,
+        "--expect-head",
+        &full_head,
+        "--json",
+    ]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let out = json(&run.stdout);
+    assert_eq!(out["torn_tail"], true);
+    assert_eq!(out["verdict"], "corrupt");
+    let run = anx(&["journal", "verify", dir, "--expect-head", &full_head]);
+    assert_eq!(run.code, 1);
+    assert!(run.stdout.starts_with("FAILED at seq 25"), "{}", run.stdout);
+}
+
+#[test]
+fn expect_head_zero_must_be_this_journals_genesis() {
+    let genesis = GOLDEN_META.genesis();
+    let run = anx(&[
+        "journal",
+        "verify",
+        GOLDEN,
+        "--expect-head",
+        &format!("0:{genesis}"),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert!(run.stdout.contains("extends the expected head"));
+    // Either case of hex digits.
+    let upper = format!("0:{}", genesis.to_hex().to_uppercase());
+    assert_eq!(
+        anx(&["journal", "verify", GOLDEN, "--expect-head", &upper]).code,
+        0
+    );
+
+    let other = anx_journal::JournalMeta {
+        journal_id: [9; 16],
+        ..GOLDEN_META
+    }
+    .genesis();
+    for wrong in ["0".repeat(64), other.to_hex()] {
+        let expect = format!("0:{wrong}");
+        let run = anx(&[
+            "journal",
+            "verify",
+            GOLDEN,
+            "--expect-head",
+            &expect,
+            "--json",
+        ]);
+        assert_eq!(run.code, 1, "{expect}: {}", run.stdout);
+        let out = json(&run.stdout);
+        assert_eq!(out["ok"], false);
+        assert_eq!(out["verdict"], "corrupt");
+        assert_eq!(out["first_bad_seq"], 0);
+        assert_eq!(out["segment"], SEGMENT);
+        assert_eq!(out["offset"], 0);
+        let reason = out["reason"].as_str().unwrap();
+        assert!(reason.contains("rewritten"), "{reason}");
+        assert!(
+            reason.contains(&genesis.to_hex()),
+            "names the genesis found: {reason}"
+        );
+        let run = anx(&["journal", "verify", GOLDEN, "--expect-head", &expect]);
+        assert_eq!(run.code, 1);
+        assert!(
+            run.stdout
+                .starts_with(&format!("FAILED at seq 0 ({SEGMENT} offset 0): ")),
+            "{}",
+            run.stdout
+        );
+    }
+}
+
+/// Runs `anx` and kills it if it has not finished within 20 s (a failure).
+fn anx_within_20s(args: &[&str]) -> Run {
+    use std::io::Read;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_anx"))
+        .args(args)
+        .current_dir(repo_root())
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn anx");
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for anx") {
+            break status;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("anx {args:?} did not finish within 20 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    Run {
+        code: status.code().expect("exited normally, not by a signal"),
+        stdout,
+        stderr,
+    }
+}
+
+#[test]
+fn a_segment_that_is_a_fifo_or_dev_zero_is_refused_not_read() {
+    for special in ["dev-zero", "fifo"] {
+        // In place of the only segment, and as an extra segment after it.
+        for name in [SEGMENT, "seg-00000000000000000026.anxj"] {
+            let copy = copy_of(&golden_dir());
+            let path = copy.path().join(name);
+            if name == SEGMENT {
+                std::fs::remove_file(&path).unwrap();
+            }
+            if special == "fifo" {
+                let made = std::process::Command::new("mkfifo")
+                    .arg(&path)
+                    .status()
+                    .expect("mkfifo");
+                assert!(made.success());
+            } else {
+                std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
+            }
+            let dir = path_str(copy.path());
+            for command in ["verify", "stat", "export", "head"] {
+                let run = anx_within_20s(&["journal", command, dir]);
+                let what = format!("{command} with {special} as {name}");
+                assert!(run.stdout.is_empty(), "{what}: {}", run.stdout);
+                run.assert_one_line_error(2);
+                assert!(
+                    run.stderr.contains(name) && run.stderr.contains("not a regular file"),
+                    "{what}: {}",
+                    run.stderr
+                );
+            }
+        }
+    }
+    // A symbolic link to a regular segment is followed.
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(golden_dir().join(SEGMENT), dir.path().join(SEGMENT)).unwrap();
+    let run = anx(&["journal", "verify", path_str(dir.path())]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+}
+
+#[test]
+fn export_prints_a_negative_zero_decimal_as_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut negative_zero = rust_decimal::Decimal::new(0, 1);
+    negative_zero.set_sign_negative(true);
+    let (market_ms, event) = golden_events().swap_remove(1);
+    let Event::Candle(mut candle) = event else {
+        panic!("the golden journal's second event is a candle");
+    };
+    candle.volume = negative_zero;
+    let mut writer = Writer::create(dir.path(), GOLDEN_META, WriterOptions::default()).unwrap();
+    writer.append(market_ms, &Event::Candle(candle)).unwrap();
+    drop(writer);
+    let run = anx(&["journal", "export", path_str(dir.path())]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let line = json(run.stdout.trim());
+    assert_eq!(line["body"]["volume"], "0.0", "{line}");
+    assert!(!run.stdout.contains("\"-0"), "{}", run.stdout);
+    assert_eq!(anx(&["journal", "verify", path_str(dir.path())]).code, 0);
 }
 
 #[test]
@@ -231,10 +460,11 @@ fn readers_work_while_a_writer_holds_the_lock() {
 #[test]
 fn user_mistakes_get_one_line_and_a_non_zero_exit() {
     anx(&["journal", "verify", "no/such/dir"]).assert_one_line_error(2);
-    anx(&["journal", "verify", GOLDEN, "--expect-head", "12"]).assert_one_line_error(2);
-    anx(&["journal", "verify", GOLDEN, "--expect-head", "1:abc"]).assert_one_line_error(2);
-    anx(&["journal", "frobnicate"]).assert_one_line_error(2);
-    anx(&["journal", "export", GOLDEN, "--format", "csv"]).assert_one_line_error(2);
+    // Usage mistakes are rendered whole by clap (the problem, the usage, the help).
+    anx(&["journal", "verify", GOLDEN, "--expect-head", "12"]).assert_usage_error();
+    anx(&["journal", "verify", GOLDEN, "--expect-head", "1:abc"]).assert_usage_error();
+    anx(&["journal", "frobnicate"]).assert_usage_error();
+    anx(&["journal", "export", GOLDEN, "--format", "csv"]).assert_usage_error();
     let empty = tempfile::tempdir().unwrap();
     let run = anx(&["journal", "export", path_str(empty.path())]);
     run.assert_one_line_error(2);

@@ -771,4 +771,55 @@ fn a_run_started_with_symbols_resumes_without_them_and_refuses_others() {
     let third = paper_refused(&journal, &fake.url, &["--symbols", "ETH-USD"]);
     third.assert_one_line_error(2);
     assert!(third.stderr.contains("--symbols"), "{}", third.stderr);
+    refused_starts_leave_a_torn_tail_alone(&journal, &fake);
+}
+
+/// A torn tail is cut only by a start that goes on to write: a refused start
+/// changes no byte (and journals nothing), `anx journal repair` leaves a
+/// trader's journal to its trader, and the trader's own start cuts the tail
+/// and journals the cut.
+fn refused_starts_leave_a_torn_tail_alone(journal: &Path, fake: &FakeMarket) {
+    let segment = cut_last_segment(journal, 20);
+    let torn = std::fs::read(&segment).unwrap();
+    let refused = paper_refused(journal, &fake.url, &["--symbols", "ETH-USD"]);
+    refused.assert_one_line_error(2);
+    assert_eq!(
+        std::fs::read(&segment).unwrap(),
+        torn,
+        "a refused start changes nothing"
+    );
+    let repair = anx(&["journal", "repair", path_str(journal)]);
+    repair.assert_one_line_error(2);
+    assert!(repair.stderr.contains("anx paper"), "{}", repair.stderr);
+    assert_eq!(std::fs::read(&segment).unwrap(), torn);
+    // A replay journal with a torn tail is refused by the paper trader, unchanged.
+    let temp = tempfile::tempdir().unwrap();
+    let replay = temp.path().join("replay");
+    btc_backtest(&replay, ("2025-01-01", "2025-02-01"));
+    let replay_segment = cut_last_segment(&replay, 20);
+    let replay_torn = std::fs::read(&replay_segment).unwrap();
+    let refused = paper_refused(&replay, &fake.url, &[]);
+    refused.assert_one_line_error(2);
+    assert!(
+        refused.stderr.contains("ReplayBacktest"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(std::fs::read(&replay_segment).unwrap(), replay_torn);
+    // The trader itself repairs its journal, and says so in it.
+    let recovered = |journal: &Path| {
+        events(journal)
+            .into_iter()
+            .filter(|e| matches!(e.event, Event::Recovered(_)))
+            .count()
+    };
+    let sessions_before = events(journal).len();
+    assert_eq!(recovered(journal), 0);
+    let mut trader = spawn_paper(journal, &fake.url, &[]);
+    wait_for("the repair note", journal, Duration::from_secs(60), || {
+        recovered(journal) == 1 && events(journal).len() > sessions_before
+    });
+    assert!(sigterm(&mut trader).success(), "{}", log_of(journal));
+    let verify = anx(&["journal", "verify", path_str(journal)]);
+    assert_eq!(verify.code, 0, "{}", verify.stdout);
 }

@@ -3,7 +3,10 @@
 
 mod common;
 
-use anx_journal::{CapitalMode, EngineState, JournalMeta, Writer, WriterOptions};
+use anx_journal::{
+    CapitalMode, EngineState, Event, JournalMeta, RunMode, Session, SessionAction, Writer,
+    WriterOptions,
+};
 use anx_projections::testkit::{fixture_events, Scenario};
 use common::*;
 use rust_decimal::Decimal;
@@ -13,12 +16,39 @@ const META: JournalMeta = JournalMeta {
     created_ms: 1_704_067_200_000,
 };
 
-fn write(dir: &std::path::Path, events: &[(i64, anx_journal::Event)]) {
+/// Writes `events` (a backtest's shape) as a paper trader's journal: `anx
+/// status` judges a trader's health, and only says what a backtest's journal
+/// is. The run is `paper_live`; checkpoints (whose state hash covers the run
+/// mode) and the run's completion become session markers in the same places,
+/// so every seq link still holds.
+fn write(dir: &std::path::Path, events: &[(i64, Event)]) {
     let mut writer = Writer::create(dir, META, WriterOptions::default()).unwrap();
     for (ms, event) in events {
-        writer.append(*ms, event).unwrap();
+        let event = match event.clone() {
+            Event::RunStarted(mut run) => {
+                run.run_mode = RunMode::PaperLive;
+                run.end_ms = None;
+                Event::RunStarted(run)
+            }
+            Event::Checkpoint(_) | Event::RunCompleted(_) => Event::Session(Session {
+                action: SessionAction::Started,
+                reason: "test: a trader's session".into(),
+            }),
+            other => other,
+        };
+        writer.append(*ms, &event).unwrap();
     }
     writer.close().unwrap();
+}
+
+/// A backtest's events as a trader's journal in `dir` (see [`write`]).
+fn trader_copy_of(backtest: &std::path::Path, dir: &std::path::Path) {
+    let mut reader = anx_journal::Reader::open(backtest).unwrap();
+    let mut events = Vec::new();
+    while let Some(stored) = reader.next_event().unwrap() {
+        events.push((stored.market_ms, stored.event));
+    }
+    write(dir, &events);
 }
 
 #[test]
@@ -130,6 +160,9 @@ fn stale_data_trips_the_breaker_of_the_run_configuration() {
         path_str(&journal),
     ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
+    let trader = work.path().join("trader");
+    trader_copy_of(&journal, &trader);
+    let journal = trader;
     let writer = Writer::open(&journal, WriterOptions::default()).unwrap();
     let out = json(&anx(&["status", path_str(&journal), "--json"]).stdout);
     assert_eq!(out["trader_running"], true);

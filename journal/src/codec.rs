@@ -48,14 +48,26 @@ pub(crate) fn check_decimal_bytes(bytes: &[u8; 16]) -> Result<(), &'static str> 
     Ok(())
 }
 
+/// A negative zero (sign set, value zero) as plain zero, its scale kept: how
+/// text renderings show it (FORMAT.md §5). Decoding keeps the sign, so an
+/// event re-encodes to the bytes it was read from (a re-drive compares bytes).
+pub fn positive_zero(value: Decimal) -> Decimal {
+    let mut value = value;
+    if value.is_zero() && value.is_sign_negative() {
+        value.set_sign_positive(true);
+    }
+    value
+}
+
 /// Serde adapter for `Decimal`: 16 raw bytes (`Decimal::serialize`) in bincode,
-/// the exact decimal string in human-readable formats.
+/// the exact decimal string in human-readable formats, where a negative zero
+/// is written as zero ([`positive_zero`]).
 pub mod dec {
     use super::*;
 
     pub fn serialize<S: Serializer>(value: &Decimal, serializer: S) -> Result<S::Ok, S::Error> {
         if serializer.is_human_readable() {
-            serializer.collect_str(value)
+            serializer.collect_str(&positive_zero(*value))
         } else {
             serialize_fixed(&value.serialize(), serializer)
         }
@@ -229,6 +241,21 @@ mod tests {
         assert_eq!(Hash32::from_hex(&hash.to_hex()), Some(hash));
         assert_eq!(Hash32::from_hex("zz"), None);
         assert_eq!(Hash32::from_hex(&"g".repeat(64)), None);
+    }
+
+    #[test]
+    fn negative_zero_renders_as_zero_keeping_its_scale() {
+        for scale in [0, 2] {
+            let mut negative_zero = Decimal::new(0, scale);
+            negative_zero.set_sign_negative(true);
+            let bytes = negative_zero.serialize();
+            assert_eq!(bytes[3], 0x80, "the sign bit is set in the stored form");
+            let decoded = positive_zero(Decimal::deserialize(bytes));
+            assert!(!decoded.is_sign_negative());
+            assert_eq!(decoded.scale(), scale);
+        }
+        let minus_one = Decimal::NEGATIVE_ONE;
+        assert_eq!(positive_zero(minus_one), minus_one);
     }
 
     #[test]

@@ -127,12 +127,18 @@ pub enum JournalError {
     },
     #[error("journal corrupt at {0}")]
     Corrupt(Fault),
-    #[error("journal has a torn tail at {0}; open it for writing to repair")]
+    #[error("journal has a torn tail at {0} (no committed event is lost); `anx journal repair` cuts it, and a paper trader cuts its own at start")]
     TornTail(Fault),
-    #[error("writer is poisoned by an earlier failure and accepts no more appends: {cause}")]
+    #[error(
+        "{cause} (the journal writer is poisoned by this failure and accepts no more appends)"
+    )]
     Poisoned { cause: String },
     #[error("{0} is not a journal (no segment files)")]
     NotAJournal(PathBuf),
+    /// A segment's name on something that is not a regular file (a FIFO, a
+    /// device such as `/dev/zero`, a directory): refused, never read.
+    #[error("{0}: not a regular file (a segment must be one; refusing to read it)")]
+    NotRegularFile(PathBuf),
     #[error("{0} already holds a journal")]
     AlreadyExists(PathBuf),
     #[error("event is {len} bytes encoded, above the {max}-byte record limit")]
@@ -147,6 +153,10 @@ pub enum JournalError {
     },
     #[error("seq space exhausted")]
     SeqExhausted,
+    /// Two reads under the writer lock disagree: something other than an anx
+    /// writer changed the files.
+    #[error("{dir} changed while it was open: {detail}")]
+    ChangedWhileOpen { dir: PathBuf, detail: String },
 }
 
 impl JournalError {

@@ -31,5 +31,5 @@ pub use format::JournalMeta;
 pub use head::Head;
 pub use reader::{decode_payload, list_segments, Reader, RecordRef, StoredEvent, TailPolicy};
 pub use stream::{stream_events, StreamError, StreamedEvent};
-pub use verify::{verify, VerifyReport};
+pub use verify::{verify, Verdict, VerifyReport};
 pub use writer::{is_locked, Appended, Durability, OpenCheck, Writer, WriterOptions, LOCK_FILE};

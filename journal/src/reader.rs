@@ -14,9 +14,79 @@ use crate::format::{
     ENVELOPE_BYTES, RECORD_HEADER_BYTES, RECORD_OVERHEAD_BYTES, SCHEMA_VERSION_CURRENT,
     SEGMENT_HEADER_BYTES,
 };
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+
+/// `O_NONBLOCK`, so that opening a FIFO under a segment's name returns at once
+/// instead of waiting for a writer (it has no effect on reading a regular
+/// file). Where its value is not known here it is 0, and the check by name
+/// before the open is what keeps a FIFO out.
+const O_NONBLOCK: i32 = if cfg!(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly"
+)) {
+    0x0004
+} else if cfg!(all(
+    any(target_os = "linux", target_os = "android"),
+    any(
+        target_arch = "x86",
+        target_arch = "x86_64",
+        target_arch = "arm",
+        target_arch = "aarch64",
+        target_arch = "riscv64",
+        target_arch = "powerpc",
+        target_arch = "powerpc64",
+        target_arch = "s390x",
+        target_arch = "loongarch64"
+    )
+)) {
+    0o4000
+} else {
+    0
+};
+
+/// Opens a segment file for reading and returns it with its length: the
+/// bytes any read of it may cover. Only a regular file is read (a symbolic
+/// link to one is followed): a FIFO, a device such as `/dev/zero` or a
+/// directory under a segment's name is refused with an error naming it. The
+/// type is checked by name first, so that nothing else is even opened, and
+/// again on the opened handle, so that the file read is the file checked.
+pub fn open_segment(path: &Path) -> Result<(File, u64)> {
+    let not_regular = || JournalError::NotRegularFile(path.to_path_buf());
+    let by_name = std::fs::metadata(path).map_err(|e| JournalError::io(path, e))?;
+    if !by_name.is_file() {
+        return Err(not_regular());
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(O_NONBLOCK)
+        .open(path)
+        .map_err(|e| JournalError::io(path, e))?;
+    let opened = file.metadata().map_err(|e| JournalError::io(path, e))?;
+    if !opened.is_file() {
+        return Err(not_regular());
+    }
+    Ok((file, opened.len()))
+}
+
+/// Reads up to `max` bytes from the start of a segment file (fewer if the
+/// file is shorter), through [`open_segment`]: for callers that need only a
+/// segment's header.
+pub fn read_segment_prefix(path: &Path, max: usize) -> Result<Vec<u8>> {
+    let (file, len) = open_segment(path)?;
+    let want = (max as u64).min(len);
+    let mut bytes = Vec::with_capacity(want as usize);
+    file.take(want)
+        .read_to_end(&mut bytes)
+        .map_err(|e| JournalError::io(path, e))?;
+    Ok(bytes)
+}
 
 /// A segment file found in a journal directory.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,7 +98,9 @@ pub struct SegmentFileInfo {
 }
 
 /// Lists a journal's segment files, ordered by first seq. Other files (the lock,
-/// the derived index, leftover `.tmp` files) are ignored.
+/// the derived index, leftover `.tmp` files) are ignored. An entry with a
+/// segment's name that is not a regular file (or a symbolic link to one) is an
+/// error naming it: nothing under that name could be a segment.
 pub fn list_segments(dir: &Path) -> Result<Vec<SegmentFileInfo>> {
     let entries = std::fs::read_dir(dir).map_err(|e| JournalError::io(dir, e))?;
     let mut segments = Vec::new();
@@ -36,8 +108,13 @@ pub fn list_segments(dir: &Path) -> Result<Vec<SegmentFileInfo>> {
         let entry = entry.map_err(|e| JournalError::io(dir, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
         if let Some(first_seq) = parse_segment_file_name(&name) {
+            let path = entry.path();
+            let metadata = std::fs::metadata(&path).map_err(|e| JournalError::io(&path, e))?;
+            if !metadata.is_file() {
+                return Err(JournalError::NotRegularFile(path));
+            }
             segments.push(SegmentFileInfo {
-                path: entry.path(),
+                path,
                 name,
                 first_seq,
             });
@@ -300,14 +377,12 @@ impl Reader {
     fn load_segment(&mut self, index: usize) -> Result<()> {
         let info = &self.segments[index];
         self.buf.clear();
-        File::open(&info.path)
-            .and_then(|mut file| {
-                // Reserve the whole file first: growing the buffer while reading
-                // would copy it again and again.
-                let len = file.metadata()?.len() as usize;
-                self.buf.reserve(len + 1);
-                file.read_to_end(&mut self.buf)
-            })
+        let (file, len) = open_segment(&info.path)?;
+        // Reserve the whole file first (growing the buffer while reading would
+        // copy it again and again), and read no more than its length said.
+        self.buf.reserve(len as usize);
+        file.take(len)
+            .read_to_end(&mut self.buf)
             .map_err(|e| JournalError::io(&info.path, e))?;
         self.bytes_read += self.buf.len() as u64;
         let fault = |seq: Seq, reason: FaultReason| Fault {
@@ -322,8 +397,16 @@ impl Reader {
             .map_err(|f| self.fault_error(f))?;
         let reject = |f: Fault| Err(JournalError::Corrupt(f));
         if header.first_seq != info.first_seq {
+            // Reported at the seq expected here: the one after the records
+            // read so far, 1 for the journal's first segment, and the name's
+            // for the first segment of a reader that starts later.
+            let expected = match self.meta {
+                Some(_) => self.expected_seq,
+                None if index == 0 => 1,
+                None => info.first_seq,
+            };
             return reject(fault(
-                info.first_seq.min(header.first_seq),
+                expected,
                 FaultReason::SegmentNameMismatch {
                     name_seq: info.first_seq,
                     header_seq: header.first_seq,
@@ -448,8 +531,10 @@ pub fn read_record_at(
     target: Seq,
 ) -> Result<(StoredEvent, u64)> {
     use std::os::unix::fs::FileExt;
-    let file = File::open(&segment.path).map_err(|e| JournalError::io(&segment.path, e))?;
+    let (file, file_len) = open_segment(&segment.path)?;
+    // Never read past the length the opened file had.
     let read_at = |offset: u64, len: usize| -> Result<Vec<u8>> {
+        let len = len.min(file_len.saturating_sub(offset) as usize);
         let mut buf = vec![0u8; len];
         let mut filled = 0;
         while filled < len {

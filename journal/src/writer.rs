@@ -9,7 +9,9 @@ use crate::format::{
     FORMAT_VERSION, HASH_PREFIX_BYTES, PAYLOAD_BYTES_MAX, SEGMENT_HEADER_BYTES,
 };
 use crate::head::Head;
-use crate::reader::{list_segments, Reader, SegmentFileInfo, TailPolicy};
+use crate::reader::{
+    list_segments, open_segment, read_segment_prefix, Reader, SegmentFileInfo, TailPolicy,
+};
 use crate::storage::{FsStorage, SegmentFile, Storage};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
@@ -100,6 +102,9 @@ pub struct Writer {
     last_sync: Instant,
     poisoned: Option<String>,
     recovered: Option<Recovered>,
+    /// A torn tail found at open whose cut waits for the first write
+    /// ([`Writer::open_leaving_repair_note`]): the segment and its intact length.
+    cut_pending: Option<(PathBuf, u64)>,
 }
 
 impl Writer {
@@ -155,11 +160,14 @@ impl Writer {
         Writer::open_inner(dir, options, storage, RepairNote::AppendAtOpen)
     }
 
-    /// Like [`Writer::open`], but a repaired torn tail is *not* journaled here:
-    /// [`Writer::recovered`] says what was cut, and the caller appends the
-    /// `Recovered` event at its next quiet point. For a caller that must first
-    /// finish a step the crash interrupted – events whose causal links name the
-    /// seqs they will land at – without a repair note landing in the middle.
+    /// Like [`Writer::open`], but a torn tail is neither cut nor journaled
+    /// here: [`Writer::recovered`] says what will be cut, the cut happens when
+    /// the first appended bytes reach the file (so a caller that refuses to go
+    /// on after opening – a start whose checks fail – changes nothing), and the
+    /// caller appends the `Recovered` event at its next quiet point. For a
+    /// caller that must first finish a step the crash interrupted – events
+    /// whose causal links name the seqs they will land at – without a repair
+    /// note landing in the middle.
     pub fn open_leaving_repair_note(dir: &Path, options: WriterOptions) -> Result<Writer> {
         Writer::open_inner(dir, options, Box::new(FsStorage), RepairNote::LeftToCaller)
     }
@@ -178,10 +186,14 @@ impl Writer {
         let tail = scan_for_open(dir, &segments, options.open_check)?;
         let last = &segments[segments.len() - 1];
         let mut segment_bytes = file_len(&last.path)?;
+        let mut cut_pending = None;
         if let Some(fault) = &tail.torn {
-            storage
-                .truncate(&last.path, fault.offset)
-                .map_err(|e| JournalError::io(&last.path, e))?;
+            match note {
+                RepairNote::AppendAtOpen => storage
+                    .truncate(&last.path, fault.offset)
+                    .map_err(|e| JournalError::io(&last.path, e))?,
+                RepairNote::LeftToCaller => cut_pending = Some((last.path.clone(), fault.offset)),
+            }
             segment_bytes = fault.offset;
         }
         remove_leftover_tmp(dir)?;
@@ -199,6 +211,7 @@ impl Writer {
             tail.head_seq + 1,
             tail.head_hash,
         );
+        writer.cut_pending = cut_pending;
         if let Some(fault) = tail.torn {
             let recovered = Recovered {
                 segment: fault.segment.clone(),
@@ -214,7 +227,8 @@ impl Writer {
             } else {
                 tail.last_market_ms
             };
-            // The truncation is already durable (`Storage::truncate` syncs).
+            // The truncation is durable (`Storage::truncate` syncs) before the
+            // note is appended.
             if note == RepairNote::AppendAtOpen {
                 writer.append(market_ms, &Event::Recovered(recovered.clone()))?;
                 writer.sync()?;
@@ -253,6 +267,7 @@ impl Writer {
             last_sync: Instant::now(),
             poisoned: None,
             recovered: None,
+            cut_pending: None,
         }
     }
 
@@ -355,6 +370,16 @@ impl Writer {
     /// Hands buffered records to the OS (not durable yet).
     pub fn flush(&mut self) -> Result<()> {
         self.check_not_poisoned()?;
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        if let Some((path, len)) = self.cut_pending.take() {
+            // The deferred torn-tail cut: durable before the first new byte
+            // lands (the file is in append mode, so writes follow the cut).
+            if let Err(e) = self.storage.truncate(&path, len) {
+                return Err(self.poison(format!("cutting the torn tail failed: {e}")));
+            }
+        }
         if let Err(e) = self.file.write_all(&self.pending) {
             return Err(self.poison(format!("write failed: {e}")));
         }
@@ -466,10 +491,9 @@ fn remove_leftover_tmp(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The length of a segment file (which must be a regular file).
 fn file_len(path: &Path) -> Result<u64> {
-    std::fs::metadata(path)
-        .map(|m| m.len())
-        .map_err(|e| JournalError::io(path, e))
+    open_segment(path).map(|(_, len)| len)
 }
 
 /// Takes the exclusive writer lock. The holder writes its pid into the lock file
@@ -569,9 +593,8 @@ fn check_segment_headers(segments: &[SegmentFileInfo]) -> Result<()> {
     let mut first_meta = None;
     let mut previous_first = 0;
     for info in segments {
-        let mut bytes = [0u8; SEGMENT_HEADER_BYTES];
-        let read = File::open(&info.path).and_then(|mut f| f.read_exact(&mut bytes));
-        read.map_err(|e| JournalError::io(&info.path, e))?;
+        // A file shorter than a header fails its decoding below.
+        let bytes = read_segment_prefix(&info.path, SEGMENT_HEADER_BYTES)?;
         let fault = |reason| {
             JournalError::Corrupt(Fault {
                 seq: info.first_seq,

@@ -7,7 +7,8 @@ mod common;
 use anx_journal::sample::{golden_events, GOLDEN_META};
 use anx_journal::storage::{FaultPlan, FaultyStorage};
 use anx_journal::{
-    verify, Durability, Event, FaultReason, JournalError, Reader, Writer, WriterOptions,
+    verify, Durability, Event, FaultReason, Hash32, Head, JournalError, JournalMeta, Reader,
+    Verdict, Writer, WriterOptions,
 };
 use common::*;
 use std::path::Path;
@@ -594,4 +595,138 @@ fn random_access_to_a_record_cut_short_is_an_error_not_a_panic() {
             other => panic!("cut at {cut}: expected an incomplete record, got {other:?}"),
         }
     }
+}
+
+/// Rewrites the header of `path`'s segment so it claims `first_seq`, with a
+/// valid header hash (BLAKE3 of bytes 0..80, FORMAT.md §2).
+fn reclaim_first_seq(path: &Path, first_seq: u64) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[40..48].copy_from_slice(&first_seq.to_le_bytes());
+    let hash = blake3::hash(&bytes[..80]);
+    bytes[80..112].copy_from_slice(hash.as_bytes());
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn a_header_claiming_an_earlier_first_seq_is_reported_at_the_expected_seq() {
+    let source = tempfile::tempdir().unwrap();
+    let segments = multi_segment(source.path());
+    // A later segment whose re-hashed header says it starts one seq early, and
+    // the first segment's header saying 0: FORMAT.md §7 reports the seq the
+    // verifier expected there, not the header's.
+    for (victim, claimed) in [(2, segments[2].first_seq - 1), (0, 0)] {
+        let dir = tempfile::tempdir().unwrap();
+        copy_journal(source.path(), dir.path());
+        reclaim_first_seq(&dir.path().join(&segments[victim].name), claimed);
+        let fault = verify(dir.path(), None)
+            .unwrap()
+            .fault
+            .expect("a header disagreeing with its name");
+        assert_eq!(
+            fault.reason,
+            FaultReason::SegmentNameMismatch {
+                name_seq: segments[victim].first_seq,
+                header_seq: claimed,
+            }
+        );
+        assert_eq!(fault.seq, segments[victim].first_seq, "{fault}");
+        assert_eq!(fault.segment, segments[victim].name);
+        assert_eq!(fault.offset, 0);
+        assert!(!fault.torn_tail);
+        assert!(matches!(reopen(dir.path()), Err(JournalError::Corrupt(_))));
+    }
+}
+
+#[test]
+fn expect_head_zero_must_be_this_journals_genesis() {
+    let dir = tempfile::tempdir().unwrap();
+    write_golden(dir.path());
+    let genesis = GOLDEN_META.genesis();
+    let at_zero = |hash| Some(Head { seq: 0, hash });
+    let report = verify(dir.path(), at_zero(genesis)).unwrap();
+    assert!(report.ok(), "{:?}", report.fault);
+    assert_eq!(report.verdict(), Verdict::Ok);
+    let other_genesis = JournalMeta {
+        journal_id: [9; 16],
+        ..GOLDEN_META
+    }
+    .genesis();
+    for wrong in [Hash32([0; 32]), other_genesis] {
+        let report = verify(dir.path(), at_zero(wrong)).unwrap();
+        let fault = report.fault.clone().expect("a wrong genesis");
+        assert_eq!(fault.seq, 0);
+        assert_eq!(fault.offset, 0);
+        assert_eq!(fault.segment, "seg-00000000000000000001.anxj");
+        assert_eq!(
+            fault.reason,
+            FaultReason::ExpectedHeadMismatch {
+                found: genesis.to_hex()
+            }
+        );
+        assert!(fault.reason.to_string().contains("rewritten"));
+        assert_eq!(report.verdict(), Verdict::Corrupt);
+        assert_eq!(report.events, 0);
+        assert_eq!(
+            report.head,
+            Head {
+                seq: 0,
+                hash: genesis
+            }
+        );
+    }
+    // Seq 0 comes before every record: a wrong genesis is the first failure
+    // even when a later record is damaged; a right one lets that damage show.
+    let segment = only_segment(dir.path());
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes[2100] ^= 1; // inside record 10
+    std::fs::write(&segment, &bytes).unwrap();
+    let fault = verify(dir.path(), at_zero(other_genesis))
+        .unwrap()
+        .fault
+        .unwrap();
+    assert_eq!(fault.seq, 0);
+    let fault = verify(dir.path(), at_zero(genesis)).unwrap().fault.unwrap();
+    assert_eq!((fault.seq, fault.reason), (10, FaultReason::HashMismatch));
+}
+
+#[test]
+fn a_torn_tail_has_its_own_verdict_unless_a_published_head_covers_it() {
+    let dir = tempfile::tempdir().unwrap();
+    write_golden(dir.path());
+    let full = verify(dir.path(), None).unwrap();
+    assert_eq!(full.verdict(), Verdict::Ok);
+    assert_eq!(Verdict::Ok.as_str(), "ok");
+    let early = Head {
+        seq: 3,
+        hash: read_all(dir.path())[2].hash,
+    };
+    let segment = only_segment(dir.path());
+    let len = std::fs::metadata(&segment).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .unwrap()
+        .set_len(len - 10)
+        .unwrap();
+    let torn = verify(dir.path(), None).unwrap();
+    assert!(torn.fault.as_ref().unwrap().torn_tail);
+    assert_eq!(torn.verdict(), Verdict::TornTail);
+    assert_eq!(torn.verdict().as_str(), "torn_tail");
+    assert_eq!(
+        verify(dir.path(), Some(early)).unwrap().verdict(),
+        Verdict::TornTail
+    );
+    // A head published with the lost record: committed events are gone.
+    let covered = verify(dir.path(), Some(full.head)).unwrap();
+    assert!(covered.fault.as_ref().unwrap().torn_tail);
+    assert_eq!(covered.verdict(), Verdict::Corrupt);
+    assert_eq!(covered.verdict().as_str(), "corrupt");
+    // Damage before the tail is corruption.
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes[2100] ^= 1;
+    std::fs::write(&segment, &bytes).unwrap();
+    assert_eq!(
+        verify(dir.path(), None).unwrap().verdict(),
+        Verdict::Corrupt
+    );
 }

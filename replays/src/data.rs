@@ -121,6 +121,50 @@ pub fn find_source(
     })
 }
 
+/// The open times of the first and last rows of a cache file (`None` when it
+/// holds no row): what the cache covers, to compare with a requested range
+/// before a replay starts. Reads only the `unix` column; every other check
+/// is the stream's, which reports a malformed row with its line.
+pub fn source_span(source: &Source) -> Result<Option<(UnixMs, UnixMs)>, DataError> {
+    let file = source.path.display().to_string();
+    let io = |e: std::io::Error| DataError::Io {
+        file: file.clone(),
+        message: e.to_string(),
+    };
+    let mut reader = open_source(&source.path).map_err(io)?;
+    let mut line = String::new();
+    let mut span: Option<(UnixMs, UnixMs)> = None;
+    let mut first = true;
+    while reader.read_line(&mut line).map_err(io)? > 0 {
+        if !std::mem::take(&mut first) {
+            let unix = line
+                .split(',')
+                .nth(1)
+                .and_then(|u| u.trim().parse::<i64>().ok());
+            if let Some(open_ms) = unix.and_then(|u| u.checked_mul(1000)) {
+                span = Some(span.map_or((open_ms, open_ms), |(lo, hi)| {
+                    (lo.min(open_ms), hi.max(open_ms))
+                }));
+            }
+        }
+        line.clear();
+    }
+    Ok(span)
+}
+
+/// A cache file opened for reading, inflated if it is `.gz`.
+fn open_source(path: &Path) -> std::io::Result<Box<dyn BufRead + Send>> {
+    let handle = File::open(path)?;
+    Ok(if path.extension().is_some_and(|e| e == "gz") {
+        Box::new(BufReader::with_capacity(
+            1 << 16,
+            flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 16, handle)),
+        ))
+    } else {
+        Box::new(BufReader::with_capacity(1 << 16, handle))
+    })
+}
+
 /// What a stream yields, in market-time order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Item {
@@ -407,18 +451,10 @@ impl CandleStream {
         end_ms: UnixMs,
     ) -> Result<CandleStream, DataError> {
         let file = source.path.display().to_string();
-        let handle = File::open(&source.path).map_err(|e| DataError::Io {
+        let reader = open_source(&source.path).map_err(|e| DataError::Io {
             file: file.clone(),
             message: e.to_string(),
         })?;
-        let reader: Box<dyn BufRead + Send> = if file.ends_with(".gz") {
-            Box::new(BufReader::with_capacity(
-                1 << 16,
-                flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 16, handle)),
-            ))
-        } else {
-            Box::new(BufReader::with_capacity(1 << 16, handle))
-        };
         CandleStream::from_reader(
             reader,
             &file,

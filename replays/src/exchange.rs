@@ -109,16 +109,64 @@ pub struct SimExchange {
     known: BTreeSet<String>,
     /// Symbol → base units held, from the fills this exchange made.
     positions: BTreeMap<String, Decimal>,
+    ids: SimIds,
+}
+
+/// How the simulated exchange names its orders. A journal keeps the scheme
+/// it was written with: re-driving must reproduce its answers byte for byte.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SimIds {
+    /// `SIM-` and 20 hex digits of BLAKE3 over the client order id (today's).
+    FromClientOrderId,
+    /// `SIM-` and the seq of the `OrderPlaced`, 10 digits: journals written
+    /// before the ids were made seq-free (re-driving them must still work).
+    FromSeqV0,
+}
+
+impl SimIds {
+    /// The scheme a journal's acknowledgements use (today's if it has none).
+    pub fn of_journal<'a>(events: impl IntoIterator<Item = &'a StoredEvent>) -> SimIds {
+        events
+            .into_iter()
+            .find_map(|stored| match &stored.event {
+                Event::OrderAcknowledged(ack) => Some(SimIds::of_id(&ack.exchange_order_id)),
+                _ => None,
+            })
+            .unwrap_or(SimIds::FromClientOrderId)
+    }
+
+    fn of_id(id: &str) -> SimIds {
+        match id.strip_prefix("SIM-") {
+            Some(digits) if digits.len() == 10 && digits.bytes().all(|b| b.is_ascii_digit()) => {
+                SimIds::FromSeqV0
+            }
+            _ => SimIds::FromClientOrderId,
+        }
+    }
+
+    /// The exchange's order id for `order_seq`'s order `client_order_id`.
+    fn order_id(self, order_seq: Seq, client_order_id: &str) -> String {
+        match self {
+            SimIds::FromClientOrderId => exchange_id(client_order_id),
+            SimIds::FromSeqV0 => format!("SIM-{order_seq:010}"),
+        }
+    }
 }
 
 impl SimExchange {
     pub fn new(config: Config) -> SimExchange {
+        SimExchange::with_ids(config, SimIds::FromClientOrderId)
+    }
+
+    /// An exchange naming its orders by `ids` (a re-driven journal's scheme).
+    pub fn with_ids(config: Config, ids: SimIds) -> SimExchange {
         SimExchange {
             config,
             orders: BTreeMap::new(),
             last_close: BTreeMap::new(),
             known: BTreeSet::new(),
             positions: BTreeMap::new(),
+            ids,
         }
     }
 
@@ -136,8 +184,8 @@ impl SimExchange {
     }
 
     /// The acknowledgement (and bracket) of an accepted order.
-    fn acceptance(order_seq: Seq, order: &OrderPlaced) -> Vec<BrokerEvent> {
-        let id = exchange_id(order_seq);
+    fn acceptance(&self, order_seq: Seq, order: &OrderPlaced) -> Vec<BrokerEvent> {
+        let id = self.ids.order_id(order_seq, &order.client_order_id);
         let mut events = vec![BrokerEvent::Journal(Event::OrderAcknowledged(
             OrderAcknowledged {
                 client_order_id: order.client_order_id.clone(),
@@ -171,7 +219,11 @@ impl SimExchange {
         BrokerEvent::Journal(Event::Fill(Fill {
             client_order_id: order.client_order_id.clone(),
             order_seq: order.seq,
-            fill_id: format!("{}-F{}", exchange_id(order.seq), order.fills),
+            fill_id: format!(
+                "{}-F{}",
+                self.ids.order_id(order.seq, &order.client_order_id),
+                order.fills
+            ),
             leg,
             side,
             price,
@@ -303,9 +355,15 @@ impl SimExchange {
     }
 }
 
-/// The simulated exchange's order id for the order journaled at `seq`.
-pub fn exchange_id(seq: Seq) -> String {
-    format!("SIM-{seq:010}")
+/// The simulated exchange's order id for the order with `client_order_id`:
+/// opaque like a real exchange's, and derived from the client order id (never
+/// from a seq), so the same order has the same id in every journal that holds
+/// it – after a crash and restart, or in a re-run of the same backtest.
+pub fn exchange_id(client_order_id: &str) -> String {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"anx-sim-order-v1\0");
+    hasher.update(client_order_id.as_bytes());
+    format!("SIM-{}", &hasher.finalize().to_hex()[..20])
 }
 
 impl Broker for SimExchange {
@@ -333,7 +391,7 @@ impl Broker for SimExchange {
             // Idempotent, like Coinbase: the order is already here.
             return Vec::new();
         }
-        let events = SimExchange::acceptance(order_seq, order);
+        let events = self.acceptance(order_seq, order);
         let phase = match order.purpose {
             OrderPurpose::Entry => Phase::Working {
                 bars_left: self.config.orders.entry_ttl_bars,
@@ -413,7 +471,7 @@ impl Broker for SimExchange {
 
     fn existing(&self, order_seq: Seq, order: &OrderPlaced) -> Vec<BrokerEvent> {
         if self.orders.contains_key(&order.client_order_id) {
-            SimExchange::acceptance(order_seq, order)
+            self.acceptance(order_seq, order)
         } else {
             Vec::new()
         }

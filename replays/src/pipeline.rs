@@ -54,10 +54,12 @@ pub struct Pipeline<B: Broker> {
     pub duplicates_refused: Vec<String>,
 }
 
-/// Opens a journal to re-drive it: the writer (holding the lock, a torn tail
-/// repaired with its note left to the caller) and every event, read,
-/// verified and decoded on two cores (`stream_events`). The writer checks only the last segment, since the read that
-/// follows verifies every record before anything is appended.
+/// Opens a journal to re-drive it: the writer (holding the lock; a torn tail
+/// is cut only when the first new event is written, and its note is left to
+/// the caller, so a caller that refuses to go on changes nothing) and every
+/// intact event, read, verified and decoded on two cores (`stream_events`).
+/// The writer checks only the last segment, since the read that follows
+/// verifies every record before anything is appended.
 pub fn open_to_redrive(
     dir: &std::path::Path,
     durability: Durability,
@@ -68,7 +70,8 @@ pub fn open_to_redrive(
         ..WriterOptions::default()
     };
     let writer = Writer::open_leaving_repair_note(dir, options)?;
-    let mut reader = Reader::open(dir)?;
+    // The tail the writer will cut is not read.
+    let mut reader = Reader::open_with(dir, TailPolicy::StopAtTorn)?;
     let mut events = Vec::new();
     // Read, verified and decoded on two cores.
     let streamed = stream_events(&mut reader, Seq::MAX, |e| {
@@ -81,7 +84,19 @@ pub fn open_to_redrive(
         Ok::<(), std::convert::Infallible>(())
     });
     match streamed {
-        Ok(()) => Ok((writer, events)),
+        Ok(()) => {
+            let (seq, hash) = reader.head();
+            let head = writer.head();
+            if (seq, hash) != (head.seq, head.hash) {
+                // Only possible if the files changed between the two reads,
+                // which the lock forbids to every anx writer.
+                return Err(JournalError::ChangedWhileOpen {
+                    dir: dir.to_path_buf(),
+                    detail: format!("the writer found head {}, the reader {seq}:{hash}", head),
+                });
+            }
+            Ok((writer, events))
+        }
         Err(StreamError::Journal(error)) => Err(error),
         Err(StreamError::Sink(never)) => match never {},
     }

@@ -131,6 +131,71 @@ pub fn identity(spec: &ReplaySpec) -> (String, JournalMeta) {
     )
 }
 
+/// What the cache holds for one symbol of a replay, against the requested range.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Coverage {
+    pub symbol: String,
+    /// The cache file the symbol's candles come from.
+    pub file: PathBuf,
+    /// Open times of the file's first and last rows (`None`: it holds none).
+    pub rows_span: Option<(UnixMs, UnixMs)>,
+    /// The part `[from, to)` of the requested range the file's rows span
+    /// (`None`: they miss it entirely).
+    pub covered: Option<(UnixMs, UnixMs)>,
+    /// The requested range.
+    pub requested: (UnixMs, UnixMs),
+    pub granularity_s: u32,
+}
+
+impl Coverage {
+    /// Share of the requested range the data spans, from 0 to 1.
+    pub fn fraction(&self) -> f64 {
+        let (start, end) = self.requested;
+        self.covered
+            .map_or(0.0, |(from, to)| (to - from) as f64 / (end - start) as f64)
+    }
+
+    /// Candles the covered span can hold at most (for a progress total).
+    pub fn candles_max(&self) -> u64 {
+        let granularity_ms = i64::from(self.granularity_s) * 1000;
+        self.covered
+            .map_or(0, |(from, to)| ((to - from) / granularity_ms) as u64)
+    }
+
+    /// Whether the data spans the whole requested range.
+    pub fn is_complete(&self) -> bool {
+        self.covered == Some(self.requested)
+    }
+}
+
+/// What the cache holds for each symbol of `spec`, from each file's first and
+/// last rows – read before a replay, so a range with no data is refused
+/// before a journal exists and a partial one is known up front.
+pub fn coverage(spec: &ReplaySpec) -> Result<Vec<Coverage>, ReplayError> {
+    let granularity_s = spec.config.granularity_s();
+    let requested = (spec.start_ms, spec.end_ms);
+    let mut out = Vec::with_capacity(spec.config.run.symbols.len());
+    for symbol in &spec.config.run.symbols {
+        let source = find_source(&spec.cache_dir, &spec.exchange, symbol, granularity_s)?;
+        let rows_span = crate::data::source_span(&source)?;
+        let source_ms = i64::from(source.granularity_s) * 1000;
+        let covered = rows_span.and_then(|(first, last)| {
+            let from = first.max(spec.start_ms);
+            let to = last.saturating_add(source_ms).min(spec.end_ms);
+            (from < to).then_some((from, to))
+        });
+        out.push(Coverage {
+            symbol: symbol.clone(),
+            file: source.path,
+            rows_span,
+            covered,
+            requested,
+            granularity_s,
+        });
+    }
+    Ok(out)
+}
+
 /// Events between two progress reports.
 const PROGRESS_EVERY_EVENTS: u64 = 65_536;
 

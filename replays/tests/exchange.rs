@@ -99,7 +99,7 @@ fn fill(leg: FillLeg, side: Side, price: &str, fee: &str, liquidity: Liquidity, 
     Event::Fill(Fill {
         client_order_id: id.into(),
         order_seq: seq,
-        fill_id: format!("{}-F{n}", exchange_id(seq)),
+        fill_id: format!("{}-F{n}", exchange_id(id)),
         leg,
         side,
         price: d(price),
@@ -113,7 +113,7 @@ fn ack(id: &str, seq: Seq) -> Event {
     Event::OrderAcknowledged(OrderAcknowledged {
         client_order_id: id.into(),
         order_seq: seq,
-        exchange_order_id: exchange_id(seq),
+        exchange_order_id: exchange_id(id),
     })
 }
 
@@ -151,21 +151,36 @@ fn filled_long(config: Config, symbol: &str) -> SimExchange {
 #[test]
 fn a_bracketed_entry_is_acknowledged_and_its_bracket_verified_with_deterministic_ids() {
     let mut ex = SimExchange::new(default_config());
+    // The exchange's ids derive from the client order id, never from a seq:
+    // the same order placed at another seq gets the same ids.
+    let id = exchange_id(ENTRY_ID);
+    assert!(id.starts_with("SIM-") && id.len() == 24, "{id}");
+    assert!(
+        !id.contains(ENTRY_ID),
+        "opaque, like a real exchange's: {id}"
+    );
+    assert_ne!(id, exchange_id(EXIT_ID));
     assert_events(
         ex.place(42, &entry(BTC, "99", Some(legs()), false)),
         vec![
             Event::OrderAcknowledged(OrderAcknowledged {
                 client_order_id: ENTRY_ID.into(),
                 order_seq: 42,
-                exchange_order_id: "SIM-0000000042".into(),
+                exchange_order_id: id.clone(),
             }),
             Event::BracketVerified(BracketVerified {
                 client_order_id: ENTRY_ID.into(),
                 order_seq: 42,
-                take_profit_order_id: "SIM-0000000042-TP".into(),
-                stop_order_id: "SIM-0000000042-SL".into(),
+                take_profit_order_id: format!("{id}-TP"),
+                stop_order_id: format!("{id}-SL"),
             }),
         ],
+    );
+    let mut elsewhere = SimExchange::new(default_config());
+    let acked = journal(elsewhere.place(7, &entry(BTC, "99", Some(legs()), false)));
+    assert!(
+        matches!(&acked[0], Event::OrderAcknowledged(a) if a.exchange_order_id == id),
+        "{acked:?}"
     );
     // Without attached legs there is nothing to verify.
     let mut ex = SimExchange::new(default_config());

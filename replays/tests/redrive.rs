@@ -128,6 +128,13 @@ fn resume_after(
         writer.append(e.market_ms, &e.event).unwrap();
     }
     writer.close().unwrap();
+    resume(dir, config, items).into_writer().close().unwrap()
+}
+
+/// Opens `dir` the way the paper trader does and re-drives it; then appends
+/// the repair note of a torn tail, if there was one (as the trader does once
+/// the journal is re-driven), and feeds the candles the journal had not seen.
+fn resume(dir: &Path, config: &Config, items: &[Item]) -> Pipeline<SimExchange> {
     let (writer, journaled) = open_to_redrive(dir, Durability::OnClose).unwrap();
     let mut p = Pipeline::redriving(
         writer,
@@ -142,7 +149,10 @@ fn resume_after(
             last_candle_open = Some(c.open_ms);
         }
     })
-    .unwrap_or_else(|e| panic!("re-drive after cut {cut}: {e}"));
+    .unwrap_or_else(|e| panic!("re-drive of {}: {e}", dir.display()));
+    if let Some(note) = p.writer().recovered().cloned() {
+        p.append_side(0, &Event::Recovered(note)).unwrap();
+    }
     let rest: Vec<Item> = items
         .iter()
         .filter(|item| match item {
@@ -152,7 +162,7 @@ fn resume_after(
         .cloned()
         .collect();
     feed(&mut p, &rest);
-    p.into_writer().close().unwrap()
+    p
 }
 
 #[test]
@@ -366,4 +376,152 @@ fn an_unconfirmed_bracket_fails_the_symbol_closed_and_the_position_is_closed_as_
     assert!(btc.fail_closed.is_some());
     assert!(btc.position.quantity.is_zero(), "nothing left naked");
     assert!(entry_filled, "the drill covers the emergency exit");
+}
+
+/// The segment file of a one-segment test journal.
+fn segment_of(dir: &Path) -> PathBuf {
+    list_segments(dir).unwrap()[0].path.clone()
+}
+
+/// A journal holding `events[..=cut]` whose last record a crash cut short
+/// (its last 20 bytes missing): the shape a kill mid-append leaves.
+fn torn_after(dir: &Path, events: &[StoredEvent], cut: usize) {
+    let mut writer = Writer::create(dir, META, options()).unwrap();
+    for e in &events[..=cut] {
+        writer.append(e.market_ms, &e.event).unwrap();
+    }
+    writer.close().unwrap();
+    let segment = segment_of(dir);
+    let len = std::fs::metadata(&segment).unwrap().len();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .unwrap();
+    file.set_len(len - 20).unwrap();
+}
+
+/// Resumes a torn journal (see [`resume`]) and returns its events.
+fn resume_torn(dir: &Path, config: &Config, items: &[Item]) -> Vec<StoredEvent> {
+    resume(dir, config, items).into_writer().close().unwrap();
+    read_journal(dir)
+}
+
+/// The state hash of a journal's fold: seq numbers are not part of it, so a
+/// history with a repair note in it hashes as the same history without one.
+fn state_hash(events: &[StoredEvent]) -> Hash32 {
+    let mut projection = anx_projections::Projection::new();
+    for e in events {
+        projection
+            .apply(e.seq, e.market_ms, &e.event)
+            .unwrap_or_else(|err| panic!("fold: {err}"));
+    }
+    projection.state_hash()
+}
+
+/// The events without repair notes and without their seq numbers (kinds and
+/// market times), for comparing two histories numbered differently.
+fn shape(events: &[StoredEvent]) -> Vec<(UnixMs, EventKind)> {
+    events
+        .iter()
+        .filter(|e| !matches!(e.event, Event::Recovered(_)))
+        .map(|e| (e.market_ms, e.event.kind()))
+        .collect()
+}
+
+#[test]
+fn a_torn_tail_is_cut_only_when_the_first_new_event_is_written() {
+    let config = config();
+    let items = inputs();
+    let temp = tempfile::tempdir().unwrap();
+    let (events, _) = uninterrupted(&temp.path().join("whole"), &config, &items);
+    let cut = events.len() / 2;
+    let dir = temp.path().join("torn");
+    torn_after(&dir, &events, cut);
+    let before = std::fs::read(segment_of(&dir)).unwrap();
+    // Opened and re-driven, then given up on (a start refused after opening):
+    // not one byte changes.
+    let (writer, journaled) = open_to_redrive(&dir, Durability::Always).unwrap();
+    assert_eq!(journaled.len(), cut, "the torn record is not read");
+    let note = writer.recovered().cloned().expect("the tail is known torn");
+    assert_eq!(note.last_good_seq, cut as Seq);
+    drop(writer);
+    assert_eq!(std::fs::read(segment_of(&dir)).unwrap(), before);
+    // Once something is written, the cut comes first, and the journal the
+    // trader leaves is the uninterrupted one plus its repair note.
+    let got = resume_torn(&dir, &config, &items);
+    assert!(shape(&got) == shape(&events), "other events");
+    assert_eq!(state_hash(&got), state_hash(&events));
+    let notes: Vec<Recovered> = read_journal(&dir)
+        .into_iter()
+        .filter_map(|e| match e.event {
+            Event::Recovered(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(notes, vec![note]);
+    let report = verify(&dir, None).unwrap();
+    assert!(report.ok(), "{:?}", report.fault);
+}
+
+#[test]
+fn a_journal_keeps_the_simulated_exchange_ids_it_was_written_with() {
+    use anx_replays::exchange::SimIds;
+    let config = config();
+    let items = inputs();
+    let temp = tempfile::tempdir().unwrap();
+    // A journal written before ids were seq-free (`SIM-` + the order's seq).
+    let dir = temp.path().join("v0");
+    let writer = Writer::create(&dir, META, options()).unwrap();
+    let mut p = Pipeline::new(
+        writer,
+        Engine::new(config.clone(), RUN_ID, false),
+        SimExchange::with_ids(config.clone(), SimIds::FromSeqV0),
+        RUN_ID,
+    );
+    p.append_side(1_735_689_600_000, &Event::RunStarted(run_started(&config)))
+        .unwrap();
+    feed(&mut p, &items);
+    p.into_writer().close().unwrap();
+    let events = read_journal(&dir);
+    let ack = events
+        .iter()
+        .find_map(|e| match &e.event {
+            Event::OrderAcknowledged(a) => Some(a.clone()),
+            _ => None,
+        })
+        .expect("the feed trades");
+    assert_eq!(ack.exchange_order_id, format!("SIM-{:010}", ack.order_seq));
+    assert_eq!(SimIds::of_journal(&events), SimIds::FromSeqV0);
+    let redrive = |ids: SimIds| {
+        let (writer, journaled) = open_to_redrive(&dir, Durability::OnClose).unwrap();
+        let mut p = Pipeline::redriving(
+            writer,
+            Engine::new(config.clone(), RUN_ID, false),
+            SimExchange::with_ids(config.clone(), ids),
+            RUN_ID,
+            journaled,
+        );
+        p.redrive(&mut |_| {})
+    };
+    // Today's ids would not reproduce it; the journal's own scheme does.
+    let ack_seq = events
+        .iter()
+        .find(|e| matches!(e.event, Event::OrderAcknowledged(_)))
+        .map(|e| e.seq);
+    match redrive(SimIds::FromClientOrderId) {
+        Err(PipelineError::Diverged { seq, .. }) => assert_eq!(Some(seq), ack_seq),
+        other => panic!("expected a divergence at the first acknowledgement, got {other:?}"),
+    }
+    redrive(SimIds::of_journal(&events)).expect("re-driven with its own ids");
+    // A new journal's ids depend on the client order id only.
+    let (today, _) = uninterrupted(&temp.path().join("today"), &config, &items);
+    assert_eq!(SimIds::of_journal(&today), SimIds::FromClientOrderId);
+    for e in &today {
+        if let Event::OrderAcknowledged(a) = &e.event {
+            assert_eq!(
+                a.exchange_order_id,
+                anx_replays::exchange::exchange_id(&a.client_order_id)
+            );
+        }
+    }
 }

@@ -75,6 +75,53 @@ impl Run {
     }
 }
 
+impl Run {
+    /// A usage mistake, as clap renders it: exit 2, the problem (with the
+    /// subcommand's usage when clap gives it) and where the help is.
+    pub fn assert_usage_error(&self) {
+        assert_eq!(
+            self.code, 2,
+            "stdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        assert!(self.stderr.starts_with("error: "), "{:?}", self.stderr);
+        assert!(self.stderr.contains("--help"), "{:?}", self.stderr);
+        assert!(!self.stderr.contains("panicked") && !self.stderr.contains("RUST_BACKTRACE"));
+    }
+}
+
+/// Runs `anx` with `args` in `cwd`, killing it and failing the test if it has
+/// not exited within `deadline` (for behaviour that once hung). For commands
+/// with little output: stdout and stderr are read once it has exited.
+pub fn anx_within(cwd: &Path, args: &[&str], deadline: std::time::Duration) -> Run {
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_anx"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn anx");
+    let started = std::time::Instant::now();
+    loop {
+        if child.try_wait().expect("wait for anx").is_some() {
+            break;
+        }
+        if started.elapsed() > deadline {
+            let _ = child.kill();
+            let output = child.wait_with_output().expect("collect anx");
+            panic!(
+                "anx {args:?} did not exit within {deadline:?}; stderr so far:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Run::from(child.wait_with_output().expect("collect anx"))
+}
+
 /// Runs `anx` with `args` in `cwd`.
 pub fn anx_in(cwd: &Path, args: &[&str]) -> Run {
     let output = Command::new(env!("CARGO_BIN_EXE_anx"))
@@ -180,4 +227,54 @@ pub fn shared_hourly(symbol: &str) -> std::collections::BTreeMap<i64, [String; 5
             (f[1].parse().expect("unix seconds"), fields)
         })
         .collect()
+}
+
+/// `anx replay run` args for BTC-USD 4h candles over `range` (YYYY-MM-DD) from
+/// the cache in `cache` into a new journal `journal`.
+pub fn btc_replay_args<'a>(
+    cache: &'a str,
+    journal: &'a str,
+    range: (&'a str, &'a str),
+) -> Vec<&'a str> {
+    vec![
+        "replay",
+        "run",
+        "--symbols",
+        "BTC-USD",
+        "--start",
+        range.0,
+        "--end",
+        range.1,
+        "--data-source",
+        "cache",
+        "--cache-dir",
+        cache,
+        "--journal",
+        journal,
+    ]
+}
+
+/// A completed BTC-USD backtest over `range` from the shared candles in `journal`.
+pub fn btc_backtest(journal: &Path, range: (&str, &str)) {
+    let cache = shared_candles();
+    let run = anx(&btc_replay_args(path_str(&cache), path_str(journal), range));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+/// Cuts the last `bytes` bytes off a journal's last segment (what a crash in
+/// the middle of an append leaves); returns the segment's path.
+pub fn cut_last_segment(journal: &Path, bytes: u64) -> PathBuf {
+    let segment = anx_journal::list_segments(journal)
+        .expect("segments")
+        .pop()
+        .expect("a segment")
+        .path;
+    let len = std::fs::metadata(&segment).expect("segment").len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .expect("open the segment")
+        .set_len(len - bytes)
+        .expect("cut the segment");
+    segment
 }

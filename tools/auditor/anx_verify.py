@@ -20,9 +20,12 @@ Usage::
     python3 tools/auditor/anx_verify.py <journal-dir> [--expect-head SEQ:HASH]
                                         [--json] [--decode]
 
-Exit status: 0 = the journal verified (and decoded, with ``--decode``);
-1 = verification, decoding or the expected-head check failed;
-2 = bad usage or the journal directory does not exist.
+Exit status (FORMAT.md section 8): 0 = the journal verified (and decoded,
+with ``--decode``); 3 = the first failure is a torn tail (every record before
+it intact; a writer repairs it) and no expected head covers it; 1 = any other
+verification, decoding or expected-head failure; 2 = bad usage, the journal
+directory does not exist, or a segment's name is on something that is not a
+regular file (section 1).
 
 BLAKE3 is implemented here in pure Python from the public BLAKE3
 specification, because ``hashlib`` does not provide it. It is self-tested
@@ -37,6 +40,7 @@ import argparse
 import json
 import os
 import re
+import stat
 import struct
 import sys
 from dataclasses import dataclass, field
@@ -295,15 +299,38 @@ class Journal:
     watched: Record | None = None
 
 
+class NotRegularFile(Exception):
+    """A segment's name on a FIFO, a device, a directory (section 1)."""
+
+    def __init__(self, path: str):
+        super().__init__(f"{path}: not a regular file (a segment must be one)")
+
+
 def list_segments(directory: str) -> list[tuple[int, str]]:
     """Segment files as (number in the name, file name), in name order.
-    Anything not named exactly ``seg-<20 digits>.anxj`` is ignored (section 1)."""
+    Anything not named exactly ``seg-<20 digits>.anxj`` is ignored; a name
+    that is on something other than a regular file (or a symbolic link to
+    one) is an error (section 1)."""
     segments = []
     for name in os.listdir(directory):
         match = SEGMENT_NAME.fullmatch(name)
-        if match and os.path.isfile(os.path.join(directory, name)):
+        if match:
+            if not os.path.isfile(os.path.join(directory, name)):
+                raise NotRegularFile(os.path.join(directory, name))
             segments.append((int(match.group(1)), name))
     return sorted(segments)
+
+
+def read_segment(path: str) -> bytes:
+    """A segment's bytes, up to the length it had when opened. Opened without
+    blocking (a FIFO put there since it was listed) and checked on the open
+    file, so only a regular file is ever read (section 1)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise NotRegularFile(path)
+        return f.read(info.st_size)
 
 
 # ---------------------------------------------------------------------------
@@ -314,14 +341,17 @@ class Verifier:
     """Walks the segments in order, keeping expected_seq and prev (section 7).
 
     ``keep_records`` retains every record with its payload (for decoding);
-    ``watch_seq`` remembers just that one record (for --expect-head).
-    Otherwise only the running state is kept, one segment at a time."""
+    ``expect_head`` (seq, hash) is checked where the walk reaches it (seq 0:
+    the genesis, once the first header fixed it), so the first failure wins
+    (section 7). Otherwise only the running state is kept, one segment at a
+    time."""
 
     def __init__(self, directory: str, keep_records: bool = False,
-                 watch_seq: int | None = None):
+                 expect_head: tuple[int, bytes] | None = None):
         self.directory = directory
         self.keep_records = keep_records
-        self.watch_seq = watch_seq
+        self.expect_head = expect_head
+        self.watch_seq = expect_head[0] if expect_head else None
         self.expected_seq = 1
         self.prev = b""
         self.genesis = b""
@@ -334,8 +364,7 @@ class Verifier:
         if not segments:
             raise VerificationError(1, None, 0, "no segment files")
         for index, (number, name) in enumerate(segments):
-            with open(os.path.join(self.directory, name), "rb") as f:
-                data = f.read()
+            data = read_segment(os.path.join(self.directory, name))
             self._check_header(name, number, data, first=index == 0)
             self._check_records(name, data, last=index == len(segments) - 1)
         return Journal(self.expected_seq - 1, self.prev, self.genesis,
@@ -374,6 +403,8 @@ class Verifier:
             self.prev = self.genesis = genesis_hash(*identity)
             if header.prev_hash != self.prev:
                 fail("prev_hash of the first segment is not the genesis hash")
+            if self.watch_seq == 0:
+                check_watched_hash(0, name, 0, self.genesis, self.expect_head[1])
             return
         if identity != self.identity:
             fail("journal_id/created_ms differ from the first segment")
@@ -405,6 +436,8 @@ class Verifier:
                     self.records.append(record)
                 if seq == self.watch_seq:
                     self.watched = record
+                    check_watched_hash(seq, name, offset, stored,
+                                       self.expect_head[1])
             self.prev = stored
             self.expected_seq += 1
             offset = end + 32
@@ -462,29 +495,30 @@ def intact_record_after(data: bytes, fail_offset: int,
     return False
 
 
-def check_expected_head(journal: Journal, seq: int, expected: bytes) -> None:
-    """``--expect-head``: the verified journal reaches ``seq`` and record
-    ``seq`` has hash ``expected`` (seq 0 denotes the genesis hash).
-
-    A journal that is too short is reported at the end of its last segment,
-    with first_bad_seq the first missing seq; a wrong hash is reported at the
-    record itself."""
-    if seq > journal.head_seq:
-        raise VerificationError(
-            journal.head_seq + 1, journal.last_segment, journal.end_offset,
-            f"expected head {seq} but the journal ends at seq "
-            f"{journal.head_seq} (records were removed from the end)")
-    if seq == 0:
-        name, offset, actual = journal.first_segment, 0, journal.genesis
-    else:
-        assert journal.watched is not None and journal.watched.seq == seq
-        record = journal.watched
-        name, offset, actual = record.segment, record.offset, record.hash
+def check_watched_hash(seq: int, name: str, offset: int, actual: bytes,
+                       expected: bytes) -> None:
+    """``--expect-head``, where the walk reaches ``seq``: its hash (seq 0
+    denotes the genesis hash) must be ``expected``. A wrong hash is reported
+    at the record itself (seq 0: offset 0 of the first segment)."""
     if actual != expected:
         raise VerificationError(
             seq, name, offset,
             f"hash of seq {seq} is {actual.hex()}, expected head says "
             f"{expected.hex()} (the chain up to it was rewritten)")
+
+
+def check_expected_head(journal: Journal, seq: int, expected: bytes) -> None:
+    """``--expect-head``, after a walk without failure: the journal reaches
+    ``seq`` (its hash was checked on the way). A journal that is too short is
+    reported at offset 0 of its last segment, with first_bad_seq the first
+    missing seq (section 7)."""
+    if seq > journal.head_seq:
+        raise VerificationError(
+            journal.head_seq + 1, journal.last_segment, 0,
+            f"expected head {seq} but the journal ends at seq "
+            f"{journal.head_seq} (records were removed from the end)")
+    assert seq == 0 or (journal.watched is not None
+                        and journal.watched.seq == seq)
 
 
 # ---------------------------------------------------------------------------
@@ -687,8 +721,10 @@ def render_decimal(flags: int, lo: int, mid: int, hi: int) -> str:
     scale = (flags >> 16) & 0xFF
     if scale > 28:
         raise DecodeError(f"Decimal scale {scale} exceeds 28")
-    sign = "-" if flags >> 31 else ""
-    digits = str((hi << 64) | (mid << 32) | lo).rjust(scale + 1, "0")
+    magnitude = (hi << 64) | (mid << 32) | lo
+    # Section 5: a negative zero decodes as zero.
+    sign = "-" if flags >> 31 and magnitude else ""
+    digits = str(magnitude).rjust(scale + 1, "0")
     if scale:
         digits = f"{digits[:-scale]}.{digits[-scale:]}"
     return sign + digits
@@ -753,23 +789,34 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _print_failure(err: VerificationError, as_json: bool) -> None:
+def verdict(err: VerificationError,
+            expect_head: tuple[int, bytes] | None) -> str:
+    """Section 8: a torn tail is its own verdict, unless an expected head's
+    seq is at or after it (records that head covers are then lost)."""
+    if err.torn_tail and (expect_head is None or expect_head[0] < err.seq):
+        return "torn_tail"
+    return "corrupt"
+
+
+def _print_failure(err: VerificationError, verdict_name: str,
+                   as_json: bool) -> None:
     if as_json:
         print(json.dumps({
-            "ok": False, "first_bad_seq": err.seq, "segment": err.segment,
-            "offset": err.offset, "reason": err.reason,
+            "ok": False, "verdict": verdict_name, "first_bad_seq": err.seq,
+            "segment": err.segment, "offset": err.offset, "reason": err.reason,
             "torn_tail": err.torn_tail,
         }, separators=(",", ":")))
     else:
         print(f"FAILED first_bad_seq={err.seq} segment={err.segment or '-'} "
               f"offset={err.offset} reason={err.reason} "
-              f"torn_tail={'true' if err.torn_tail else 'false'}")
+              f"torn_tail={'true' if err.torn_tail else 'false'} "
+              f"verdict={verdict_name}")
 
 
 def _print_success(journal: Journal, as_json: bool) -> None:
     if as_json:
         print(json.dumps({
-            "ok": True, "events": journal.head_seq,
+            "ok": True, "verdict": "ok", "events": journal.head_seq,
             "head_seq": journal.head_seq, "head_hash": journal.head_hash.hex(),
         }, separators=(",", ":")))
     else:
@@ -785,16 +832,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     blake3_self_test()
 
-    watch_seq = args.expect_head[0] if args.expect_head else None
     try:
         journal = Verifier(args.journal_dir, keep_records=args.decode,
-                           watch_seq=watch_seq).run()
+                           expect_head=args.expect_head).run()
         if args.expect_head is not None:
             check_expected_head(journal, *args.expect_head)
         events = decode_all(journal.records) if args.decode else []
+    except NotRegularFile as err:
+        print(f"anx_verify: {err}", file=sys.stderr)
+        return 2
     except VerificationError as err:
-        _print_failure(err, args.json)
-        return 1
+        verdict_name = verdict(err, args.expect_head)
+        _print_failure(err, verdict_name, args.json)
+        return 3 if verdict_name == "torn_tail" else 1
 
     for event in events:
         print(json.dumps(event, separators=(",", ":")))

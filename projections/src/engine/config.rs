@@ -296,6 +296,19 @@ pub const SIGNAL_NAMES: [&str; 3] = [
     super::signals::MEAN_REVERSION,
 ];
 
+/// Whether `symbol` is a product id: capital letters and digits, at most one
+/// `-` between two such parts, 32 characters at most. Symbols name cache
+/// files and URL paths, so nothing else (no `/`, `.`, spaces) gets through.
+pub fn is_symbol(symbol: &str) -> bool {
+    let part_ok = |part: &str| {
+        !part.is_empty()
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    };
+    symbol.len() <= 32 && symbol.split('-').count() <= 2 && symbol.split('-').all(part_ok)
+}
+
 /// Parses a granularity such as `15m`, `1h`, `4h`, `1d` into seconds.
 pub fn parse_granularity(text: &str) -> Option<u32> {
     let (number, unit) = text.split_at(text.len().checked_sub(1)?);
@@ -307,6 +320,136 @@ pub fn parse_granularity(text: &str) -> Option<u32> {
         _ => return None,
     };
     n.checked_mul(unit_s).filter(|s| *s > 0)
+}
+
+/// Schema problems (type errors, unknown keys and enum values, missing keys)
+/// a configuration may have before the deserializer is given up on.
+const SCHEMA_PROBLEMS_MAX: usize = 64;
+
+/// A problem with the shape of the configuration rather than a value's range.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct SchemaProblem {
+    /// Dotted key (`run.capital_mode`), empty for the top level.
+    key: String,
+    /// What the deserializer said, without the key.
+    message: String,
+}
+
+impl SchemaProblem {
+    fn line(&self) -> String {
+        if self.key.is_empty() {
+            self.message.clone()
+        } else {
+            format!("{}: {}", self.key, self.message)
+        }
+    }
+}
+
+/// Deserializes `table`, collecting every schema problem instead of stopping
+/// at the first: serde stops at the first error, so each bad key is recorded,
+/// then removed (an unknown key) or replaced by a placeholder of a type that
+/// passes (a wrong type or value), and deserialization runs again. Returns
+/// the configuration built with the placeholders (for range checks of the
+/// other keys) when every problem could be stepped over.
+fn deserialize_every_problem(mut table: toml::Table) -> (Option<Config>, Vec<SchemaProblem>) {
+    let mut problems: Vec<SchemaProblem> = Vec::new();
+    while problems.len() < SCHEMA_PROBLEMS_MAX {
+        let error = match toml::Value::Table(table.clone()).try_into::<Config>() {
+            Ok(config) => return (Some(config), problems),
+            Err(error) => error,
+        };
+        let text = error.to_string().trim().replace('\n', " ");
+        let (message, at) = match text.rsplit_once(" in `") {
+            Some((message, at)) => (message.to_string(), at.trim_end_matches('`').to_string()),
+            None => (text.clone(), String::new()),
+        };
+        let path: Vec<String> = at
+            .split('.')
+            .filter(|k| !k.is_empty())
+            .map(str::to_string)
+            .collect();
+        if let Some(field) = unknown_field(&message) {
+            let key = path.iter().chain([&field]).cloned().collect::<Vec<_>>();
+            problems.push(SchemaProblem {
+                key: key.join("."),
+                message,
+            });
+            if remove_at(&mut table, &key).is_none() {
+                break;
+            }
+            continue;
+        }
+        let stuck = problems.last().is_some_and(|p| p.key == at);
+        problems.push(SchemaProblem { key: at, message });
+        if stuck || !replace_with_placeholder(&mut table, &path, &problems) {
+            break;
+        }
+    }
+    (None, problems)
+}
+
+/// The field an "unknown field `x`" message names.
+fn unknown_field(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    Some(rest[..rest.find('`')?].to_string())
+}
+
+fn remove_at(table: &mut toml::Table, key: &[String]) -> Option<toml::Value> {
+    let (last, parents) = key.split_last()?;
+    let mut at = table;
+    for part in parents {
+        at = at.get_mut(part)?.as_table_mut()?;
+    }
+    at.remove(last)
+}
+
+/// Puts the first placeholder that moves deserialization past `path` there
+/// (for an enum, its first variant as the error lists them).
+fn replace_with_placeholder(
+    table: &mut toml::Table,
+    path: &[String],
+    problems: &[SchemaProblem],
+) -> bool {
+    let Some((last, parents)) = path.split_last() else {
+        return false;
+    };
+    let message = &problems[problems.len() - 1].message;
+    let variant = message
+        .split_once("expected ")
+        .and_then(|(_, rest)| rest.split('`').nth(1))
+        .map(|v| toml::Value::String(v.to_string()));
+    let candidates = variant.into_iter().chain([
+        toml::Value::String("1".into()),
+        toml::Value::Integer(1),
+        toml::Value::Boolean(false),
+        toml::Value::Array(Vec::new()),
+        toml::Value::Table(toml::Table::new()),
+        toml::Value::Float(1.0),
+    ]);
+    let at_key = path.join(".");
+    for candidate in candidates {
+        let mut tried = table.clone();
+        let mut at = &mut tried;
+        for part in parents {
+            let entry = at
+                .entry(part.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let Some(inner) = entry.as_table_mut() else {
+                return false;
+            };
+            at = inner;
+        }
+        at.insert(last.clone(), candidate);
+        let still_there = match toml::Value::Table(tried.clone()).try_into::<Config>() {
+            Ok(_) => false,
+            Err(e) => e.to_string().contains(&format!("in `{at_key}`")),
+        };
+        if !still_there {
+            *table = tried;
+            return true;
+        }
+    }
+    false
 }
 
 /// Merges `over` into `base`, table by table (arrays and values replace).
@@ -329,13 +472,27 @@ impl Config {
         read: &mut dyn FnMut(&str) -> Result<String, String>,
     ) -> Result<Config, ConfigError> {
         let table = Self::load_table(file, read, 0)?;
-        let config: Config =
-            toml::Value::Table(table)
-                .try_into()
-                .map_err(|e: toml::de::Error| ConfigError::Parse {
+        let (config, schema) = deserialize_every_problem(table);
+        let config = match config {
+            Some(config) if schema.is_empty() => config,
+            stepped_over => {
+                // Range problems of keys whose type was right are worth knowing too.
+                let mut lines: Vec<String> = schema.iter().map(|p| p.line()).collect();
+                if let Some(config) = stepped_over {
+                    lines.extend(
+                        config
+                            .validate()
+                            .into_iter()
+                            .filter(|p| !schema.iter().any(|s| s.key == p.key))
+                            .map(|p| p.to_string()),
+                    );
+                }
+                return Err(ConfigError::Parse {
                     file: file.to_string(),
-                    message: e.to_string().trim().replace('\n', " "),
-                })?;
+                    message: lines.join("\n"),
+                });
+            }
+        };
         let problems = config.validate();
         if problems.is_empty() {
             Ok(config)
@@ -434,6 +591,17 @@ impl Config {
         }
         if self.run.symbols.is_empty() {
             v.fail("run.symbols", "[]", "at least one symbol");
+        }
+        for (index, symbol) in self.run.symbols.iter().enumerate() {
+            if !is_symbol(symbol) {
+                v.fail(
+                    "run.symbols",
+                    &format!("{symbol:?}"),
+                    "a product id such as BTC-USD or BTCUSDT: 1 to 32 capital letters and digits, at most one '-' between them",
+                );
+            } else if self.run.symbols[..index].contains(symbol) {
+                v.fail("run.symbols", &format!("{symbol:?}"), "each symbol once");
+            }
         }
         v.positive("run.starting_capital", self.run.starting_capital);
         v.at_least("strategy.window_bars", self.strategy.window_bars, 2);
