@@ -16,7 +16,6 @@
 //!   255 record headers.
 
 use anx_journal::codec::{Hash32, BODY_CONFIG};
-use anx_journal::format::SegmentHeader;
 use anx_journal::reader::{read_record_at, SegmentFileInfo};
 use anx_journal::{
     list_segments, Event, JournalMeta, OrderPurpose, Reader, Seq, StoredEvent, TailPolicy,
@@ -73,14 +72,9 @@ pub fn journal_meta(dir: &Path) -> Result<(JournalMeta, Vec<SegmentFileInfo>)> {
     let first = segments
         .first()
         .ok_or_else(|| anyhow!("{} is not a journal (no segment files)", dir.display()))?;
-    // Through the journal's own opener: a regular file only, a bounded read.
-    let header = anx_journal::reader::read_segment_prefix(
-        &first.path,
-        anx_journal::format::SEGMENT_HEADER_BYTES,
-    )?;
-    let header =
-        SegmentHeader::decode(&header).map_err(|why| anyhow!("{}: {why}", first.path.display()))?;
-    Ok((header.meta, segments))
+    // The journal's own header read: a regular file only, a bounded read.
+    let meta = anx_journal::reader::read_journal_meta(first)?;
+    Ok((meta, segments))
 }
 
 fn sled_err(e: sled::Error) -> anyhow::Error {

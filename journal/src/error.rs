@@ -31,6 +31,9 @@ pub enum FaultReason {
     SeqMismatch { found: Seq },
     /// The stored hash is not BLAKE3(prev ‖ seq ‖ len ‖ payload).
     HashMismatch,
+    /// A seq or offset outside what a journal can hold (the last seq,
+    /// `u64::MAX`, has no successor; no record starts inside a header).
+    SeqOutOfRange,
     /// The journal ends before a head the caller expected it to contain.
     ShorterThanExpectedHead { head_seq: Seq },
     /// At the expected head's seq the journal holds another hash: it was rewritten.
@@ -73,6 +76,12 @@ impl fmt::Display for FaultReason {
             ),
             FaultReason::SeqMismatch { found } => write!(f, "record carries seq {found}"),
             FaultReason::HashMismatch => write!(f, "hash mismatch"),
+            FaultReason::SeqOutOfRange => {
+                write!(
+                    f,
+                    "seq or offset out of range (no successor seq, or inside a header)"
+                )
+            }
             FaultReason::ShorterThanExpectedHead { head_seq } => write!(
                 f,
                 "journal ends at seq {head_seq}, before the expected head (truncated?)"

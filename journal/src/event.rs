@@ -615,6 +615,110 @@ pub enum EventKind {
     Session = 19,
 }
 
+/// What an event is to the step that journals it: the one table
+/// ([`EventKind::role`]) that re-driving, the fold and the paper trader read,
+/// instead of each deciding by kind. A *step* is one input and everything it
+/// leads to (the broker's answers, the engine's outputs, and the answers and
+/// outputs those lead to), journaled in order with nothing else between.
+/// Roles are not stored: a kind's role is part of its definition
+/// (`journal/FORMAT.md` §6, "Event roles").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum EventRole {
+    /// Market data from outside: a closed candle, a data-quality finding.
+    /// It starts a step and is journaled first in it. Re-driving folds the
+    /// journal's own copy (it cannot be produced again) and runs the rest of
+    /// its step: a candle's broker work and engine decision; a finding's step
+    /// is its append alone. Folded as part of the run.
+    Input,
+    /// The broker's answer to a candle it worked or an order handed to it
+    /// (acknowledged, rejected, cancelled, bracket verified, fill): an input
+    /// to the engine, but journaled inside the step that made the broker
+    /// answer. Re-driving has the broker answer again and the answer must be
+    /// the journaled one byte for byte; one met where no step produces it is
+    /// a divergence. Folded as part of the run.
+    BrokerAnswer,
+    /// What the engine decided in a step (decision, order intent, engine
+    /// transition, closed trade). Re-driving runs the engine again and its
+    /// output must be the journaled one byte for byte; one met where no step
+    /// produces it is a divergence. Folded as part of the run.
+    StepOutput,
+    /// A side event of the run (its start and completion, a reconciliation
+    /// with the broker, an operator's reset): appended only between steps,
+    /// never produced by one. Re-driving folds it as journaled. Folded as part
+    /// of the run: after `RunStarted`, not after `RunCompleted`.
+    Side,
+    /// Both a step's output and a side event (`FailClosed`): the engine fails
+    /// a symbol closed inside a step (protection not confirmed), the paper
+    /// trader's reconciliation fails it closed between steps. Re-driving
+    /// reproduces it where a step produces it and, met between steps, folds
+    /// it as a side event. Folded as part of the run.
+    SideOrOutput,
+    /// About the journal or the process, not the run (a repair, a
+    /// checkpoint, a trader's session): appended only between steps, and may
+    /// come anywhere – before `RunStarted` or after `RunCompleted` too.
+    /// Re-driving folds it as journaled. The fold changes no state figure for
+    /// it (a checkpoint is checked against the state hash) and does not count
+    /// its market time in the run's span.
+    JournalSide,
+}
+
+impl EventRole {
+    /// Whether an event of this role is part of the run (all but
+    /// [`EventRole::JournalSide`]): the fold checks it comes after
+    /// `RunStarted` and not after `RunCompleted`, and counts its market time.
+    pub const fn in_run(self) -> bool {
+        !matches!(self, EventRole::JournalSide)
+    }
+
+    /// Whether an event of this role may be appended between steps (side
+    /// events, and `FailClosed`).
+    pub const fn is_side(self) -> bool {
+        matches!(
+            self,
+            EventRole::Side | EventRole::SideOrOutput | EventRole::JournalSide
+        )
+    }
+
+    /// The role's name in `journal/FORMAT.md`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            EventRole::Input => "input",
+            EventRole::BrokerAnswer => "broker_answer",
+            EventRole::StepOutput => "step_output",
+            EventRole::Side => "side",
+            EventRole::SideOrOutput => "side_or_output",
+            EventRole::JournalSide => "journal_side",
+        }
+    }
+}
+
+impl EventKind {
+    /// The kind's role. One match without a wildcard: a new kind does not
+    /// compile until its role is decided.
+    pub const fn role(self) -> EventRole {
+        match self {
+            EventKind::Candle | EventKind::DataQuality => EventRole::Input,
+            EventKind::OrderAcknowledged
+            | EventKind::OrderRejected
+            | EventKind::OrderCancelled
+            | EventKind::BracketVerified
+            | EventKind::Fill => EventRole::BrokerAnswer,
+            EventKind::Decision
+            | EventKind::OrderPlaced
+            | EventKind::EngineTransition
+            | EventKind::TradeClosed => EventRole::StepOutput,
+            EventKind::FailClosed => EventRole::SideOrOutput,
+            EventKind::RunStarted
+            | EventKind::Reconciliation
+            | EventKind::OperatorReset
+            | EventKind::RunCompleted => EventRole::Side,
+            EventKind::Checkpoint | EventKind::Recovered | EventKind::Session => {
+                EventRole::JournalSide
+            }
+        }
+    }
+}
+
 /// Declares the [`Event`] enum and its kind table in one place, so a kind cannot
 /// be added to one and forgotten in the other.
 macro_rules! events {
@@ -758,5 +862,87 @@ mod tests {
         for reason in [Signal, TakeProfit, StopLoss, Manual, Emergency] {
             assert_eq!(serde_json::to_value(reason).unwrap(), reason.name());
         }
+    }
+
+    /// The role table, written out by hand: changing a kind's role means
+    /// changing this list (and FORMAT.md), on purpose.
+    const ROLES: &[(EventKind, EventRole)] = {
+        use EventKind as K;
+        use EventRole as R;
+        &[
+            (K::RunStarted, R::Side),
+            (K::Candle, R::Input),
+            (K::DataQuality, R::Input),
+            (K::Decision, R::StepOutput),
+            (K::OrderPlaced, R::StepOutput),
+            (K::OrderAcknowledged, R::BrokerAnswer),
+            (K::OrderRejected, R::BrokerAnswer),
+            (K::OrderCancelled, R::BrokerAnswer),
+            (K::BracketVerified, R::BrokerAnswer),
+            (K::Fill, R::BrokerAnswer),
+            (K::Reconciliation, R::Side),
+            (K::EngineTransition, R::StepOutput),
+            (K::TradeClosed, R::StepOutput),
+            (K::FailClosed, R::SideOrOutput),
+            (K::OperatorReset, R::Side),
+            (K::Checkpoint, R::JournalSide),
+            (K::Recovered, R::JournalSide),
+            (K::RunCompleted, R::Side),
+            (K::Session, R::JournalSide),
+        ]
+    };
+
+    #[test]
+    fn every_kind_has_the_role_written_down_for_it() {
+        let kinds: Vec<EventKind> = ROLES.iter().map(|(kind, _)| *kind).collect();
+        assert_eq!(kinds, EventKind::ALL, "one row per kind, in code order");
+        for (kind, role) in ROLES {
+            assert_eq!(kind.role(), *role, "{kind}");
+        }
+        // What the fold and re-driving read off a role.
+        for (kind, role) in ROLES {
+            assert_eq!(role.in_run(), *role != EventRole::JournalSide, "{kind}");
+            let side = matches!(
+                role,
+                EventRole::Side | EventRole::SideOrOutput | EventRole::JournalSide
+            );
+            assert_eq!(role.is_side(), side, "{kind}");
+        }
+    }
+
+    /// FORMAT.md's role table names every kind under its role, once.
+    #[test]
+    fn format_doc_lists_every_kind_under_its_role() {
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/FORMAT.md"))
+            .expect("journal/FORMAT.md");
+        let start = doc
+            .find("### Event roles")
+            .expect("FORMAT.md §6 has an Event roles table");
+        let section = &doc[start..];
+        let section = &section[..section.find("\n## ").unwrap_or(section.len())];
+        let mut listed: Vec<(EventKind, EventRole)> = Vec::new();
+        for line in section.lines().filter(|l| l.starts_with("| `")) {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let role_name = cells[1].trim_matches('`');
+            let role = ROLES
+                .iter()
+                .map(|(_, role)| *role)
+                .find(|role| role.name() == role_name)
+                .unwrap_or_else(|| panic!("FORMAT.md names an unknown role {role_name:?}"));
+            // The kinds cell: `Name` (code), …
+            for item in cells[2].split(',') {
+                let name = item.split('`').nth(1).expect("a kind in backticks");
+                let code: u16 = item
+                    .split(['(', ')'])
+                    .nth(1)
+                    .and_then(|c| c.trim().parse().ok())
+                    .unwrap_or_else(|| panic!("FORMAT.md: {name} without its code"));
+                let kind = EventKind::from_code(code).expect("a known code");
+                assert_eq!(kind.name(), name, "FORMAT.md: code {code}");
+                listed.push((kind, role));
+            }
+        }
+        listed.sort();
+        assert_eq!(listed, ROLES, "FORMAT.md's role table");
     }
 }

@@ -186,13 +186,16 @@ impl RecordHeader {
         out
     }
 
-    /// Reads the 16 header bytes at the start of `bytes` (the caller ensures 16 exist).
-    pub fn decode(bytes: &[u8]) -> RecordHeader {
-        RecordHeader {
+    /// Reads the 16 header bytes at the start of `bytes`; `None` when fewer remain.
+    pub fn decode(bytes: &[u8]) -> Option<RecordHeader> {
+        if bytes.len() < RECORD_HEADER_BYTES {
+            return None;
+        }
+        Some(RecordHeader {
             seq: read_u64(bytes, 0),
             len: read_u32(bytes, 8),
             len_check: read_u32(bytes, 12),
-        }
+        })
     }
 
     /// The length field is trustworthy: its check matches and it is within limits.
@@ -233,13 +236,17 @@ impl Envelope {
         out
     }
 
-    /// Reads the envelope at the front of a payload (the caller ensures 12 bytes).
-    pub fn decode(payload: &[u8]) -> Envelope {
-        Envelope {
+    /// Reads the envelope at the front of a payload; `None` when the payload
+    /// is shorter than an envelope.
+    pub fn decode(payload: &[u8]) -> Option<Envelope> {
+        if payload.len() < ENVELOPE_BYTES {
+            return None;
+        }
+        Some(Envelope {
             schema_version: u16::from_le_bytes([payload[0], payload[1]]),
             kind_code: u16::from_le_bytes([payload[2], payload[3]]),
             market_ms: read_i64(payload, 4),
-        }
+        })
     }
 }
 
@@ -302,7 +309,7 @@ mod tests {
     fn record_length_check() {
         let header = RecordHeader::new(5, 100);
         assert!(header.len_is_valid());
-        assert_eq!(RecordHeader::decode(&header.encode()), header);
+        assert_eq!(RecordHeader::decode(&header.encode()), Some(header));
         let mut damaged = header;
         damaged.len = 101;
         assert!(!damaged.len_is_valid());

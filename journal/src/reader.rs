@@ -14,78 +14,86 @@ use crate::format::{
     ENVELOPE_BYTES, RECORD_HEADER_BYTES, RECORD_OVERHEAD_BYTES, SCHEMA_VERSION_CURRENT,
     SEGMENT_HEADER_BYTES,
 };
-use std::fs::{File, OpenOptions};
+use crate::storage::{FsStorage, ReadFile, Storage};
 use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-
-/// `O_NONBLOCK`, so that opening a FIFO under a segment's name returns at once
-/// instead of waiting for a writer (it has no effect on reading a regular
-/// file). Where its value is not known here it is 0, and the check by name
-/// before the open is what keeps a FIFO out.
-const O_NONBLOCK: i32 = if cfg!(any(
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "freebsd",
-    target_os = "netbsd",
-    target_os = "openbsd",
-    target_os = "dragonfly"
-)) {
-    0x0004
-} else if cfg!(all(
-    any(target_os = "linux", target_os = "android"),
-    any(
-        target_arch = "x86",
-        target_arch = "x86_64",
-        target_arch = "arm",
-        target_arch = "aarch64",
-        target_arch = "riscv64",
-        target_arch = "powerpc",
-        target_arch = "powerpc64",
-        target_arch = "s390x",
-        target_arch = "loongarch64"
-    )
-)) {
-    0o4000
-} else {
-    0
-};
 
 /// Opens a segment file for reading and returns it with its length: the
 /// bytes any read of it may cover. Only a regular file is read (a symbolic
 /// link to one is followed): a FIFO, a device such as `/dev/zero` or a
-/// directory under a segment's name is refused with an error naming it. The
-/// type is checked by name first, so that nothing else is even opened, and
-/// again on the opened handle, so that the file read is the file checked.
-pub fn open_segment(path: &Path) -> Result<(File, u64)> {
-    let not_regular = || JournalError::NotRegularFile(path.to_path_buf());
-    let by_name = std::fs::metadata(path).map_err(|e| JournalError::io(path, e))?;
-    if !by_name.is_file() {
-        return Err(not_regular());
+/// directory under a segment's name is refused with an error naming it, and
+/// never opened ([`Storage::open_read`]).
+pub fn open_segment(path: &Path) -> Result<(Box<dyn ReadFile>, u64)> {
+    open_segment_with(&mut FsStorage, path)
+}
+
+/// [`open_segment`] through `storage`.
+pub fn open_segment_with(
+    storage: &mut dyn Storage,
+    path: &Path,
+) -> Result<(Box<dyn ReadFile>, u64)> {
+    match storage.open_read(path) {
+        Ok(Some(opened)) => Ok(opened),
+        Ok(None) => Err(JournalError::NotRegularFile(path.to_path_buf())),
+        Err(e) => Err(JournalError::io(path, e)),
     }
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(O_NONBLOCK)
-        .open(path)
-        .map_err(|e| JournalError::io(path, e))?;
-    let opened = file.metadata().map_err(|e| JournalError::io(path, e))?;
-    if !opened.is_file() {
-        return Err(not_regular());
-    }
-    Ok((file, opened.len()))
 }
 
 /// Reads up to `max` bytes from the start of a segment file (fewer if the
 /// file is shorter), through [`open_segment`]: for callers that need only a
 /// segment's header.
 pub fn read_segment_prefix(path: &Path, max: usize) -> Result<Vec<u8>> {
-    let (file, len) = open_segment(path)?;
+    read_segment_prefix_with(&mut FsStorage, path, max)
+}
+
+/// [`read_segment_prefix`] through `storage`.
+pub fn read_segment_prefix_with(
+    storage: &mut dyn Storage,
+    path: &Path,
+    max: usize,
+) -> Result<Vec<u8>> {
+    let (file, len) = open_segment_with(storage, path)?;
     let want = (max as u64).min(len);
     let mut bytes = Vec::with_capacity(want as usize);
     file.take(want)
         .read_to_end(&mut bytes)
         .map_err(|e| JournalError::io(path, e))?;
     Ok(bytes)
+}
+
+/// Reads and decodes a segment's header. A header that does not decode (too
+/// short, bad magic, version or header hash) is corruption at offset 0 of
+/// the segment, reported at the seq its name says; whether the header fits
+/// the journal around it is the caller's to check.
+pub fn read_segment_header_with(
+    storage: &mut dyn Storage,
+    segment: &SegmentFileInfo,
+) -> Result<SegmentHeader> {
+    let bytes = read_segment_prefix_with(storage, &segment.path, SEGMENT_HEADER_BYTES)?;
+    SegmentHeader::decode(&bytes).map_err(|why| {
+        JournalError::Corrupt(Fault {
+            seq: segment.first_seq,
+            segment: segment.name.clone(),
+            offset: 0,
+            reason: FaultReason::SegmentHeader(why),
+            torn_tail: false,
+        })
+    })
+}
+
+/// The journal's identity (id and creation time) as a segment's header
+/// records it – the first segment's, for the journal's own – read without
+/// reading any record.
+pub fn read_journal_meta(segment: &SegmentFileInfo) -> Result<JournalMeta> {
+    read_journal_meta_with(&mut FsStorage, segment)
+}
+
+/// [`read_journal_meta`] through `storage`.
+pub fn read_journal_meta_with(
+    storage: &mut dyn Storage,
+    segment: &SegmentFileInfo,
+) -> Result<JournalMeta> {
+    Ok(read_segment_header_with(storage, segment)?.meta)
 }
 
 /// A segment file found in a journal directory.
@@ -138,8 +146,10 @@ pub struct RecordRef<'a> {
 }
 
 impl RecordRef<'_> {
+    /// The payload's envelope. A record read from a journal always has one
+    /// (its length was checked against the 12-byte minimum before its hash).
     pub fn envelope(&self) -> Envelope {
-        Envelope::decode(self.payload)
+        Envelope::decode(self.payload).expect("a verified record's payload holds an envelope")
     }
 
     pub fn market_ms(&self) -> UnixMs {
@@ -173,7 +183,14 @@ pub struct StoredEvent {
 /// Decodes a stored payload. Old schema versions stay decodable forever: add a
 /// match arm per version, never change an existing one.
 pub fn decode_payload(seq: Seq, payload: &[u8]) -> Result<Event> {
-    let envelope = Envelope::decode(payload);
+    let envelope = Envelope::decode(payload).ok_or_else(|| JournalError::Decode {
+        seq,
+        what: "envelope".into(),
+        reason: format!(
+            "the payload is {} bytes, shorter than the {ENVELOPE_BYTES}-byte envelope",
+            payload.len()
+        ),
+    })?;
     let kind = EventKind::from_code(envelope.kind_code).ok_or_else(|| JournalError::Decode {
         seq,
         what: format!("event kind {}", envelope.kind_code),
@@ -206,6 +223,8 @@ pub enum TailPolicy {
 /// Streams verified records from the first segment on.
 pub struct Reader {
     dir: PathBuf,
+    /// What segments are read through.
+    storage: Box<dyn Storage>,
     segments: Vec<SegmentFileInfo>,
     tail_policy: TailPolicy,
     /// The segment being read, whole.
@@ -230,11 +249,20 @@ impl Reader {
     }
 
     pub fn open_with(dir: &Path, tail_policy: TailPolicy) -> Result<Reader> {
+        Reader::open_with_storage(dir, tail_policy, Box::new(FsStorage))
+    }
+
+    /// [`Reader::open_with`], reading every segment through `storage`.
+    pub fn open_with_storage(
+        dir: &Path,
+        tail_policy: TailPolicy,
+        storage: Box<dyn Storage>,
+    ) -> Result<Reader> {
         let segments = list_segments(dir)?;
         if segments.is_empty() {
             return Err(JournalError::NotAJournal(dir.to_path_buf()));
         }
-        Ok(Reader::over(dir, segments, 0, tail_policy))
+        Ok(Reader::over(dir, segments, 0, tail_policy, storage))
     }
 
     /// Starts at segment `start` (0-based) of `segments`, anchored on that
@@ -244,9 +272,11 @@ impl Reader {
         segments: Vec<SegmentFileInfo>,
         start: usize,
         tail_policy: TailPolicy,
+        storage: Box<dyn Storage>,
     ) -> Reader {
         Reader {
             dir: dir.to_path_buf(),
+            storage,
             segments,
             tail_policy,
             buf: Vec::new(),
@@ -276,13 +306,19 @@ impl Reader {
             .iter()
             .rposition(|s| s.first_seq <= from_seq)
             .unwrap_or(0);
-        let mut reader = Reader::over(dir, segments, start, tail_policy);
+        let mut reader = Reader::over(dir, segments, start, tail_policy, Box::new(FsStorage));
         reader.from_seq = from_seq;
         Ok(reader)
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The storage the reader reads through, back (for the writer, whose
+    /// open-time scan reads through its own).
+    pub(crate) fn into_storage(self) -> Box<dyn Storage> {
+        self.storage
     }
 
     pub fn segments(&self) -> &[SegmentFileInfo] {
@@ -333,6 +369,7 @@ impl Reader {
                     let offset = self.pos;
                     let payload_start = offset + RECORD_HEADER_BYTES;
                     self.pos = offset + header.record_bytes();
+                    // `check_record` refused `Seq::MAX`: no overflow here.
                     self.expected_seq += 1;
                     self.prev = hash;
                     if header.seq < self.from_seq {
@@ -377,7 +414,7 @@ impl Reader {
     fn load_segment(&mut self, index: usize) -> Result<()> {
         let info = &self.segments[index];
         self.buf.clear();
-        let (file, len) = open_segment(&info.path)?;
+        let (file, len) = open_segment_with(self.storage.as_mut(), &info.path)?;
         // Reserve the whole file first (growing the buffer while reading would
         // copy it again and again), and read no more than its length said.
         self.buf.reserve(len as usize);
@@ -471,10 +508,9 @@ impl Reader {
                 && !plausible_record_after(rest, self.expected_seq),
             reason,
         };
-        if rest.len() < RECORD_HEADER_BYTES {
+        let Some(header) = RecordHeader::decode(rest) else {
             return Err(fault(FaultReason::IncompleteHeader { bytes: rest.len() }));
-        }
-        let header = RecordHeader::decode(rest);
+        };
         if !header.len_is_valid() {
             return Err(fault(FaultReason::BadLength {
                 len: header.len,
@@ -489,6 +525,14 @@ impl Reader {
         }
         if header.seq != self.expected_seq {
             return Err(fault(FaultReason::SeqMismatch { found: header.seq }));
+        }
+        if header.seq == Seq::MAX {
+            // No record may take the last seq: the one after it does not
+            // exist. No writer writes one, so it is never a torn tail.
+            return Err(Fault {
+                torn_tail: false,
+                ..fault(FaultReason::SeqOutOfRange)
+            });
         }
         let payload = &rest[RECORD_HEADER_BYTES..RECORD_HEADER_BYTES + header.len as usize];
         let stored = &rest[RECORD_HEADER_BYTES + header.len as usize..header.record_bytes()];
@@ -510,10 +554,11 @@ fn plausible_record_after(rest: &[u8], expected_seq: Seq) -> bool {
     }
     let seq_max = expected_seq.saturating_add(rest.len() as u64 / RECORD_OVERHEAD_BYTES as u64);
     (1..=rest.len() - RECORD_OVERHEAD_BYTES - ENVELOPE_BYTES).any(|at| {
-        let header = RecordHeader::decode(&rest[at..]);
-        header.len_is_valid()
-            && (expected_seq..=seq_max).contains(&header.seq)
-            && at + header.record_bytes() <= rest.len()
+        RecordHeader::decode(&rest[at..]).is_some_and(|header| {
+            header.len_is_valid()
+                && (expected_seq..=seq_max).contains(&header.seq)
+                && at + header.record_bytes() <= rest.len()
+        })
     })
 }
 
@@ -530,8 +575,18 @@ pub fn read_record_at(
     start_offset: u64,
     target: Seq,
 ) -> Result<(StoredEvent, u64)> {
-    use std::os::unix::fs::FileExt;
-    let (file, file_len) = open_segment(&segment.path)?;
+    read_record_at_with(&mut FsStorage, segment, start_seq, start_offset, target)
+}
+
+/// [`read_record_at`] through `storage`.
+pub fn read_record_at_with(
+    storage: &mut dyn Storage,
+    segment: &SegmentFileInfo,
+    start_seq: Seq,
+    start_offset: u64,
+    target: Seq,
+) -> Result<(StoredEvent, u64)> {
+    let (file, file_len) = open_segment_with(storage, &segment.path)?;
     // Never read past the length the opened file had.
     let read_at = |offset: u64, len: usize| -> Result<Vec<u8>> {
         let len = len.min(file_len.saturating_sub(offset) as usize);
@@ -559,6 +614,11 @@ pub fn read_record_at(
         })
     };
     let (mut seq, mut offset) = (start_seq, start_offset);
+    // A record starts after the segment header; an offset or seq from an
+    // index is checked like any other input (it may be forged).
+    if offset < SEGMENT_HEADER_BYTES as u64 || target == Seq::MAX {
+        return Err(corrupt(target, offset, FaultReason::SeqOutOfRange));
+    }
     if target < seq {
         return Err(corrupt(
             target,
@@ -574,8 +634,7 @@ pub fn read_record_at(
         let mut found = None;
         // Start and size of the last record whose header was read.
         let mut last = (0usize, 0usize);
-        while at + RECORD_HEADER_BYTES <= window.len() {
-            let header = RecordHeader::decode(&window[at..]);
+        while let Some(header) = RecordHeader::decode(&window[at..]) {
             if !header.len_is_valid() {
                 return Err(corrupt(
                     seq,
@@ -599,7 +658,11 @@ pub fn read_record_at(
             }
             last = (at, header.record_bytes());
             at += header.record_bytes();
+            // `seq < target <= Seq::MAX - 1` here, so this cannot overflow.
             seq += 1;
+            if at > window.len() {
+                break;
+            }
         }
         if let Some(header) = found {
             offset += at as u64;
@@ -609,7 +672,7 @@ pub fn read_record_at(
             // The file ends inside the last record whose header was read.
             let (start, needed) = last;
             return Err(corrupt(
-                seq - 1,
+                seq.saturating_sub(1),
                 offset + start as u64,
                 FaultReason::IncompleteRecord {
                     needed,
@@ -633,9 +696,19 @@ pub fn read_record_at(
             .map_err(|why| corrupt(target, 0, FaultReason::SegmentHeader(why)))?
             .prev_hash
     } else {
+        // `offset > SEGMENT_HEADER_BYTES` here (checked above), so the
+        // previous record's hash lies inside the file.
         let bytes = read_at(offset - 32, 32)?;
-        let mut prev = [0u8; 32];
-        prev.copy_from_slice(&bytes);
+        let prev: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+            corrupt(
+                target,
+                offset,
+                FaultReason::IncompleteRecord {
+                    needed: 32,
+                    available: bytes.len(),
+                },
+            )
+        })?;
         Hash32(prev)
     };
     let record = read_at(offset, header.record_bytes())?;

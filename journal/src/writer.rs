@@ -10,11 +10,11 @@ use crate::format::{
 };
 use crate::head::Head;
 use crate::reader::{
-    list_segments, open_segment, read_segment_prefix, Reader, SegmentFileInfo, TailPolicy,
+    list_segments, open_segment_with, read_segment_header_with, Reader, SegmentFileInfo, TailPolicy,
 };
-use crate::storage::{FsStorage, SegmentFile, Storage};
-use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{Read, Seek, Write};
+use crate::storage::{FsStorage, LockAttempt, LockGuard, SegmentFile, Storage};
+use std::fs::{File, TryLockError};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -86,7 +86,7 @@ pub struct Writer {
     meta: JournalMeta,
     options: WriterOptions,
     storage: Box<dyn Storage>,
-    _lock: File,
+    _lock: LockGuard,
     file: Box<dyn SegmentFile>,
     segment_bytes: u64,
     next_seq: Seq,
@@ -120,7 +120,7 @@ impl Writer {
         mut storage: Box<dyn Storage>,
     ) -> Result<Writer> {
         std::fs::create_dir_all(dir).map_err(|e| JournalError::io(dir, e))?;
-        let lock = acquire_lock(dir)?;
+        let lock = acquire_lock(storage.as_mut(), dir)?;
         if !list_segments(dir)?.is_empty() {
             return Err(JournalError::AlreadyExists(dir.to_path_buf()));
         }
@@ -178,14 +178,14 @@ impl Writer {
         mut storage: Box<dyn Storage>,
         note: RepairNote,
     ) -> Result<Writer> {
-        let lock = acquire_lock(dir)?;
+        let lock = acquire_lock(storage.as_mut(), dir)?;
         let segments = list_segments(dir)?;
         if segments.is_empty() {
             return Err(JournalError::NotAJournal(dir.to_path_buf()));
         }
-        let tail = scan_for_open(dir, &segments, options.open_check)?;
+        let (tail, mut storage) = scan_for_open(dir, &segments, options.open_check, storage)?;
         let last = &segments[segments.len() - 1];
-        let mut segment_bytes = file_len(&last.path)?;
+        let mut segment_bytes = file_len(storage.as_mut(), &last.path)?;
         let mut cut_pending = None;
         if let Some(fault) = &tail.torn {
             match note {
@@ -244,7 +244,7 @@ impl Writer {
         meta: JournalMeta,
         options: WriterOptions,
         storage: Box<dyn Storage>,
-        lock: File,
+        lock: LockGuard,
         file: Box<dyn SegmentFile>,
         segment_bytes: u64,
         next_seq: Seq,
@@ -325,6 +325,10 @@ impl Writer {
                 max: PAYLOAD_BYTES_MAX,
             });
         }
+        // The last seq is never written: readers refuse it (it has no successor).
+        if self.next_seq == Seq::MAX {
+            return Err(JournalError::SeqExhausted);
+        }
         let header = RecordHeader::new(self.next_seq, len as u32);
         let record_bytes = header.record_bytes() as u64;
         let segment_has_records = self.segment_bytes > SEGMENT_HEADER_BYTES as u64;
@@ -340,7 +344,7 @@ impl Writer {
             .extend_from_slice(&self.payload[HASH_PREFIX_BYTES..]);
         self.pending.extend_from_slice(&hash.0);
         self.segment_bytes += record_bytes;
-        self.next_seq = seq.checked_add(1).ok_or(JournalError::SeqExhausted)?;
+        self.next_seq = seq + 1;
         self.head = hash;
         self.unsynced_events += 1;
         if self.pending.len() >= WRITE_BUFFER_BYTES {
@@ -492,45 +496,30 @@ fn remove_leftover_tmp(dir: &Path) -> Result<()> {
 }
 
 /// The length of a segment file (which must be a regular file).
-fn file_len(path: &Path) -> Result<u64> {
-    open_segment(path).map(|(_, len)| len)
+fn file_len(storage: &mut dyn Storage, path: &Path) -> Result<u64> {
+    open_segment_with(storage, path).map(|(_, len)| len)
 }
 
 /// Takes the exclusive writer lock. The holder writes its pid into the lock file
 /// so a refused writer can say who holds it.
-fn acquire_lock(dir: &Path) -> Result<File> {
+fn acquire_lock(storage: &mut dyn Storage, dir: &Path) -> Result<LockGuard> {
     let path = dir.join(LOCK_FILE);
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(|e| JournalError::io(&path, e))?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(TryLockError::WouldBlock) => {
-            let mut holder = String::new();
-            let _ = file.read_to_string(&mut holder);
-            let holder = holder.trim();
-            return Err(JournalError::Locked {
-                dir: dir.to_path_buf(),
-                lock: path,
-                holder: if holder.is_empty() {
-                    "an unknown process".into()
-                } else {
-                    holder.to_string()
-                },
-            });
-        }
-        Err(TryLockError::Error(e)) => return Err(JournalError::io(&path, e)),
-    }
     let stamp = format!("pid {}", std::process::id());
-    file.set_len(0)
-        .and_then(|_| file.rewind())
-        .and_then(|_| file.write_all(stamp.as_bytes()))
-        .map_err(|e| JournalError::io(&path, e))?;
-    Ok(file)
+    match storage
+        .try_lock(&path, &stamp)
+        .map_err(|e| JournalError::io(&path, e))?
+    {
+        LockAttempt::Acquired(guard) => Ok(guard),
+        LockAttempt::HeldBy(holder) => Err(JournalError::Locked {
+            dir: dir.to_path_buf(),
+            lock: path,
+            holder: if holder.is_empty() {
+                "an unknown process".into()
+            } else {
+                holder
+            },
+        }),
+    }
 }
 
 /// Whether some process holds the writer lock of `dir` right now.
@@ -559,15 +548,27 @@ struct TailScan {
     torn: Option<Fault>,
 }
 
-fn scan_for_open(dir: &Path, segments: &[SegmentFileInfo], check: OpenCheck) -> Result<TailScan> {
+/// Scans the journal through `storage`, and hands it back.
+fn scan_for_open(
+    dir: &Path,
+    segments: &[SegmentFileInfo],
+    check: OpenCheck,
+    mut storage: Box<dyn Storage>,
+) -> Result<(TailScan, Box<dyn Storage>)> {
     let start = match check {
         OpenCheck::FullChain => 0,
         OpenCheck::LastSegment => {
-            check_segment_headers(segments)?;
+            check_segment_headers(storage.as_mut(), segments)?;
             segments.len() - 1
         }
     };
-    let mut reader = Reader::over(dir, segments.to_vec(), start, TailPolicy::StopAtTorn);
+    let mut reader = Reader::over(
+        dir,
+        segments.to_vec(),
+        start,
+        TailPolicy::StopAtTorn,
+        storage,
+    );
     let mut last_market_ms = UnixMs::MIN;
     while let Some(record) = reader.next_record()? {
         last_market_ms = last_market_ms.max(record.market_ms());
@@ -576,25 +577,28 @@ fn scan_for_open(dir: &Path, segments: &[SegmentFileInfo], check: OpenCheck) -> 
     let meta = reader
         .meta()
         .ok_or_else(|| JournalError::NotAJournal(dir.to_path_buf()))?;
+    let torn = reader.torn_tail().cloned();
+    let mut storage = reader.into_storage();
     let last = &segments[segments.len() - 1];
-    Ok(TailScan {
+    let scan = TailScan {
         meta,
         head_seq,
         head_hash,
         last_market_ms,
-        segment_len: file_len(&last.path)?,
-        torn: reader.torn_tail().cloned(),
-    })
+        segment_len: file_len(storage.as_mut(), &last.path)?,
+        torn,
+    };
+    Ok((scan, storage))
 }
 
 /// For [`OpenCheck::LastSegment`]: every header is intact, belongs to one journal
 /// and the first seqs increase.
-fn check_segment_headers(segments: &[SegmentFileInfo]) -> Result<()> {
+fn check_segment_headers(storage: &mut dyn Storage, segments: &[SegmentFileInfo]) -> Result<()> {
     let mut first_meta = None;
     let mut previous_first = 0;
     for info in segments {
-        // A file shorter than a header fails its decoding below.
-        let bytes = read_segment_prefix(&info.path, SEGMENT_HEADER_BYTES)?;
+        // A file shorter than a header fails its decoding.
+        let header = read_segment_header_with(storage, info)?;
         let fault = |reason| {
             JournalError::Corrupt(Fault {
                 seq: info.first_seq,
@@ -604,8 +608,6 @@ fn check_segment_headers(segments: &[SegmentFileInfo]) -> Result<()> {
                 torn_tail: false,
             })
         };
-        let header = SegmentHeader::decode(&bytes)
-            .map_err(|why| fault(crate::error::FaultReason::SegmentHeader(why)))?;
         if header.first_seq != info.first_seq || header.first_seq <= previous_first {
             return Err(fault(crate::error::FaultReason::SegmentNameMismatch {
                 name_seq: info.first_seq,

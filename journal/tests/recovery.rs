@@ -1,6 +1,9 @@
 //! Crash and damage: torn tails are repaired, corruption is refused, every byte
-//! flip is caught at the right seq, a second writer is refused, and injected
-//! storage faults poison the writer without losing an acknowledged event.
+//! flip is caught at the right seq, a second writer is refused, injected
+//! storage faults poison the writer without losing an acknowledged event, and
+//! injected read faults (reader, random access, header read, the writer's scan
+//! and lock at open) are errors naming the file – never a panic, wrong data or
+//! a repair.
 
 mod common;
 
@@ -729,4 +732,198 @@ fn a_torn_tail_has_its_own_verdict_unless_a_published_head_covers_it() {
         verify(dir.path(), None).unwrap().verdict(),
         Verdict::Corrupt
     );
+}
+
+/// A storage whose reads fail after `budget` more bytes (0: the first read
+/// fails), in reads of at most `chunk` bytes.
+fn failing_reads(budget: Option<u64>, chunk: Option<usize>) -> FaultyStorage {
+    FaultyStorage::new(FaultPlan {
+        read_budget_bytes: budget,
+        read_chunk_max: chunk,
+        ..FaultPlan::default()
+    })
+}
+
+/// The error is an I/O error on `path` whose message names the file and says
+/// the fault was injected.
+fn assert_io_error_naming(error: &JournalError, path: &Path) {
+    match error {
+        JournalError::Io { path: at, .. } => assert_eq!(at, path, "{error}"),
+        other => panic!("expected an I/O error on {}, got {other:?}", path.display()),
+    }
+    let text = error.to_string();
+    let name = path.file_name().unwrap().to_string_lossy();
+    assert!(text.contains(name.as_ref()), "{text}");
+    assert!(text.contains("injected fault"), "{text}");
+}
+
+#[test]
+fn a_read_fault_is_an_error_naming_the_segment_and_short_reads_are_completed() {
+    let dir = tempfile::tempdir().unwrap();
+    write_golden(dir.path());
+    let segment = only_segment(dir.path());
+    let len = std::fs::metadata(&segment).unwrap().len();
+    let golden = read_all(dir.path());
+    // Failing anywhere: before the header, inside it, inside a record, one
+    // byte before the end. The reader reads a whole segment before it hands
+    // out a record, so nothing comes out – in particular no torn tail or
+    // corruption verdict, which would be wrong data about the journal.
+    for budget in [0, 1, 111, 112, 500, len / 2, len - 1] {
+        let storage = failing_reads(Some(budget), Some(4096));
+        let mut reader = Reader::open_with_storage(
+            dir.path(),
+            anx_journal::TailPolicy::StopAtTorn,
+            Box::new(storage),
+        )
+        .unwrap();
+        let error = reader
+            .next_record()
+            .map(|r| r.map(|r| r.seq))
+            .expect_err("a read fault must surface");
+        assert_io_error_naming(&error, &segment);
+        assert!(reader.torn_tail().is_none(), "budget {budget}");
+    }
+    // Short reads (7 bytes at a time) are completed: the same events.
+    let storage = failing_reads(None, Some(7));
+    let plan = storage.plan.clone();
+    let mut reader = Reader::open_with_storage(
+        dir.path(),
+        anx_journal::TailPolicy::Strict,
+        Box::new(storage),
+    )
+    .unwrap();
+    let mut events = Vec::new();
+    while let Some(event) = reader.next_event().unwrap() {
+        events.push(event);
+    }
+    assert_eq!(events, golden);
+    assert_eq!(plan.lock().unwrap().bytes_read, len);
+    // A failed open for reading names the file too.
+    let storage = FaultyStorage::new(FaultPlan {
+        fail_open_read: true,
+        ..FaultPlan::default()
+    });
+    let mut reader = Reader::open_with_storage(
+        dir.path(),
+        anx_journal::TailPolicy::Strict,
+        Box::new(storage),
+    )
+    .unwrap();
+    assert_io_error_naming(&reader.next_record().map(|_| ()).unwrap_err(), &segment);
+}
+
+#[test]
+fn random_access_and_the_header_read_surface_read_faults_naming_the_segment() {
+    use anx_journal::reader::{
+        list_segments, read_journal_meta, read_journal_meta_with, read_record_at,
+        read_record_at_with,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    write_golden(dir.path());
+    let offsets = record_offsets(dir.path());
+    let info = &list_segments(dir.path()).unwrap()[0];
+    let target = offsets.len() as u64 - 1;
+    let expected = read_record_at(info, 1, offsets[0], target).unwrap();
+    // Random access scans headers, then reads the predecessor's hash and the
+    // record: a fault at any of those reads is an error naming the file.
+    let mut storage = failing_reads(None, None);
+    let plan = storage.plan.clone();
+    assert_eq!(
+        read_record_at_with(&mut storage, info, 1, offsets[0], target).unwrap(),
+        expected
+    );
+    let needed = plan.lock().unwrap().bytes_read;
+    for budget in [0, 1, 16, needed / 2, needed - 33, needed - 1] {
+        let mut storage = failing_reads(Some(budget), Some(100));
+        match read_record_at_with(&mut storage, info, 1, offsets[0], target) {
+            Err(error) => assert_io_error_naming(&error, &info.path),
+            Ok(found) => panic!("budget {budget}: read past a read fault: {found:?}"),
+        }
+    }
+    // Short reads: the same record, at the same offset.
+    let mut storage = failing_reads(None, Some(5));
+    assert_eq!(
+        read_record_at_with(&mut storage, info, 1, offsets[0], target).unwrap(),
+        expected
+    );
+    // The segment header read behind the CLI's journal identity.
+    assert_eq!(read_journal_meta(info).unwrap(), GOLDEN_META);
+    let mut storage = failing_reads(None, Some(3));
+    assert_eq!(
+        read_journal_meta_with(&mut storage, info).unwrap(),
+        GOLDEN_META
+    );
+    for budget in [0, 1, 80, 111] {
+        let mut storage = failing_reads(Some(budget), Some(10));
+        let error = read_journal_meta_with(&mut storage, info).unwrap_err();
+        assert_io_error_naming(&error, &info.path);
+    }
+}
+
+#[test]
+fn the_writer_reports_read_and_lock_faults_at_open_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    write_golden(dir.path());
+    let segment = only_segment(dir.path());
+    // A torn tail the writer would cut, were its reads to succeed.
+    let len = std::fs::metadata(&segment).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .unwrap()
+        .set_len(len - 5)
+        .unwrap();
+    let torn_len = len - 5;
+    for check in [
+        anx_journal::OpenCheck::FullChain,
+        anx_journal::OpenCheck::LastSegment,
+    ] {
+        let opts = WriterOptions {
+            open_check: check,
+            ..options(Durability::Always)
+        };
+        for budget in [0, 100, 112, 1000, torn_len - 1] {
+            let storage = failing_reads(Some(budget), None);
+            match Writer::open_with(dir.path(), opts, Box::new(storage)) {
+                Err(error) => assert_io_error_naming(&error, &segment),
+                Ok(_) => panic!("{check:?}, budget {budget}: opened through a read fault"),
+            }
+            assert_eq!(std::fs::metadata(&segment).unwrap().len(), torn_len);
+        }
+    }
+    // Taking the lock fails: an error naming the lock file, nothing cut.
+    let storage = FaultyStorage::new(FaultPlan {
+        fail_lock: true,
+        ..FaultPlan::default()
+    });
+    let lock = dir.path().join(anx_journal::LOCK_FILE);
+    match Writer::open_with(dir.path(), options(Durability::Always), Box::new(storage)) {
+        Err(error) => assert_io_error_naming(&error, &lock),
+        Ok(_) => panic!("opened without the lock"),
+    }
+    assert_eq!(std::fs::metadata(&segment).unwrap().len(), torn_len);
+    let fresh = tempfile::tempdir().unwrap();
+    let storage = FaultyStorage::new(FaultPlan {
+        fail_lock: true,
+        ..FaultPlan::default()
+    });
+    match Writer::create_with(
+        fresh.path(),
+        GOLDEN_META,
+        options(Durability::Always),
+        Box::new(storage),
+    ) {
+        Err(error) => assert_io_error_naming(&error, &fresh.path().join(anx_journal::LOCK_FILE)),
+        Ok(_) => panic!("created without the lock"),
+    }
+    assert!(anx_journal::list_segments(fresh.path()).unwrap().is_empty());
+    // Through a storage that reads in short pieces, the open is the normal
+    // one: the tail is cut and journaled.
+    let storage = failing_reads(None, Some(9));
+    let writer = Writer::open_with(dir.path(), options(Durability::Always), Box::new(storage))
+        .expect("short reads are completed");
+    let recovered = writer.recovered().cloned().expect("the torn tail was cut");
+    assert_eq!(recovered.bytes_dropped, torn_len - recovered.offset);
+    drop(writer);
+    assert!(verify(dir.path(), None).unwrap().ok());
 }

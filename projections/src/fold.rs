@@ -37,16 +37,6 @@ pub struct Projection {
     pub links: Links,
 }
 
-/// Events about the journal or the process rather than the run: repairs,
-/// checkpoints and trader sessions. They change no state figure and may come
-/// at any point, before `RunStarted` or after `RunCompleted` too.
-pub fn is_journal_side_event(event: &Event) -> bool {
-    matches!(
-        event,
-        Event::Recovered(_) | Event::Checkpoint(_) | Event::Session(_)
-    )
-}
-
 fn fail<T>(seq: Seq, rule: Rule, detail: impl Into<String>) -> FoldResult<T> {
     Err(FoldError {
         seq,
@@ -132,7 +122,9 @@ impl Projection {
                 reason: e.reason.clone(),
             }),
         }
-        if !is_journal_side_event(event) {
+        // Journal side events (repairs, checkpoints, trader sessions) are
+        // not the run's: its market-time span is its own events'.
+        if event.kind().role().in_run() {
             let state = &mut self.state;
             state.first_market_ms.get_or_insert(market_ms);
             state.last_market_ms =
@@ -142,10 +134,11 @@ impl Projection {
         Ok(())
     }
 
-    /// One run per journal: `RunStarted` first (repairs and checkpoints aside),
-    /// nothing but checkpoints and repairs after `RunCompleted`.
+    /// One run per journal: `RunStarted` first, nothing of the run after
+    /// `RunCompleted`; journal side events (repairs, checkpoints, trader
+    /// sessions: [`EventRole::JournalSide`]) may come anywhere.
     fn check_run_phase(&self, seq: Seq, event: &Event) -> FoldResult {
-        if is_journal_side_event(event) {
+        if !event.kind().role().in_run() {
             return Ok(());
         }
         match (&self.state.run, event) {

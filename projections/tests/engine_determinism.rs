@@ -19,6 +19,7 @@ use anx_projections::engine::config::Config;
 use anx_projections::engine::{Engine, TickInput};
 use anx_projections::Projection;
 use engine_support::*;
+use proptest::prelude::*;
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
 
@@ -283,10 +284,16 @@ impl Lcg {
 /// 300 bars for each symbol (symbols in name order at each bar time): up for
 /// 150 bars, down for 70, up again; noise and occasional volume spikes.
 fn series() -> Vec<Candle> {
-    let mut rng = Lcg(0x005e_ed0f_a4c5);
+    series_from(0x005e_ed0f_a4c5, BARS, &|_, _| true)
+}
+
+/// `bars` bars shaped like [`series`] from the generator seeded with `seed`;
+/// `keep(bar, symbol index)` drops candles (a feed with gaps).
+fn series_from(seed: u64, bars: i64, keep: &dyn Fn(i64, usize) -> bool) -> Vec<Candle> {
+    let mut rng = Lcg(seed);
     let mut prices: Vec<i64> = vec![4_000_000, 230_000, 10_000]; // in cents
     let mut out = Vec::new();
-    for i in 0..BARS {
+    for i in 0..bars {
         let drift_bp: i64 = match i {
             0..=149 => 40,
             150..=219 => -50,
@@ -315,7 +322,9 @@ fn series() -> Vec<Candle> {
                 Decimal::from(volume),
             );
             c.open = Decimal::new(previous, 2);
-            out.push(c);
+            if keep(i, s) {
+                out.push(c);
+            }
         }
     }
     out
@@ -448,4 +457,45 @@ fn another_configuration_gives_another_stream() {
     let (full, half) = (first_entry(&a), first_entry(&b));
     assert_eq!(half.risk_budget * Decimal::TWO, full.risk_budget);
     assert!(half.quantity < full.quantity);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Any stream of valid closed candles, for any of the symbols, with gaps
+    /// anywhere, gives exactly one Decision per candle, on that candle, as
+    /// of its close – whatever the engine decides and the broker does.
+    #[test]
+    fn every_closed_candle_gets_exactly_one_decision(
+        seed in any::<u64>(),
+        bars in 1i64..=300,
+        symbols in 1usize..8,
+        gap_every in 2i64..40,
+    ) {
+        // `symbols` is a bit mask over SYMBOLS; a symbol's candles miss
+        // every `gap_every`-th bar, offset by its index.
+        let keep = |bar: i64, s: usize| {
+            symbols & (1 << s) != 0 && (bar + s as i64) % gap_every != 0
+        };
+        let candles = series_from(seed, bars, &keep);
+        let world = run(default_config(), &candles);
+        let events = &world.h.events;
+        // Seq of each candle, and the candle each decision names.
+        let mut candle_seqs: Vec<(Seq, &Candle)> = Vec::new();
+        let mut decided: Vec<(Seq, &Decision)> = Vec::new();
+        for (i, (_, event)) in events.iter().enumerate() {
+            match event {
+                Event::Candle(c) => candle_seqs.push((i as Seq + 1, c)),
+                Event::Decision(d) => decided.push((i as Seq + 1, d)),
+                _ => {}
+            }
+        }
+        prop_assert_eq!(candle_seqs.len(), candles.len());
+        prop_assert_eq!(decided.len(), candles.len(), "one decision per candle");
+        for ((candle_seq, candle), (_, decision)) in candle_seqs.iter().zip(&decided) {
+            prop_assert_eq!(decision.candle_seq, *candle_seq);
+            prop_assert_eq!(&decision.symbol, &candle.symbol);
+            prop_assert_eq!(decision.as_of_ms, candle.close_ms());
+        }
+    }
 }

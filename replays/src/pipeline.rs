@@ -13,9 +13,11 @@
 //! that the code no longer reproduces is a loud [`PipelineError::Diverged`]
 //! naming the seq, never silently continued.
 //!
-//! Contract: *side events* (repairs, checkpoints, sessions, reconciliations,
-//! operator actions – anything that is not an input or a step's output) are
-//! only ever appended between steps, through [`Pipeline::append_side`].
+//! Contract: *side events* (runs starting and completing, repairs,
+//! checkpoints, sessions, reconciliations, operator actions, a reconciliation's
+//! `FailClosed` – every kind whose [`EventRole::is_side`]) are only ever
+//! appended between steps, through [`Pipeline::append_side`]. Inputs,
+//! broker answers and step outputs are journaled by the steps themselves.
 
 use crate::exchange::{Broker, BrokerEvent};
 use anx_journal::*;
@@ -188,11 +190,17 @@ impl<B: Broker> Pipeline<B> {
         Ok(appended.seq)
     }
 
-    /// Appends a side event; only between steps, never while re-driving.
+    /// Appends a side event (its kind's [`EventRole::is_side`]); only between
+    /// steps, never while re-driving.
     pub fn append_side(&mut self, market_ms: UnixMs, event: &Event) -> Result<Seq, PipelineError> {
         assert!(
             !self.is_redriving(),
             "side events are appended after the journal has been re-driven"
+        );
+        assert!(
+            event.kind().role().is_side(),
+            "{} is not a side event: it is journaled by a step",
+            event.kind()
         );
         self.append(market_ms, event)
     }
@@ -342,33 +350,37 @@ impl<B: Broker> Pipeline<B> {
         Ok(())
     }
 
-    /// Re-drives the whole journal: inputs go through their steps, anything
-    /// else is folded as a side event. Calls `seen` with every journaled input
-    /// and side event as it is reached, so the caller can rebuild its own memory.
+    /// Re-drives the whole journal, event by event between steps, by each
+    /// kind's [`EventRole`]: an input is folded as journaled and its step runs
+    /// again (reproducing what follows it); a side event is folded as
+    /// journaled; a broker answer or a step output is reached here only if no
+    /// step produced it, which is a divergence. Calls `seen` with every
+    /// journaled input and side event as it is reached, so the caller can
+    /// rebuild its own memory.
     pub fn redrive(&mut self, seen: &mut dyn FnMut(&StoredEvent)) -> Result<(), PipelineError> {
         while let Some(next) = self.journaled.pop_front() {
             seen(&next);
             let (seq, market_ms) = (next.seq, next.market_ms);
-            match &next.event {
+            match next.event.kind().role() {
                 // Inputs are the journal's own: folded as they are, then a
-                // candle's step runs and must reproduce what follows it.
-                Event::Candle(candle) => {
+                // candle's step runs and must reproduce what follows it (a
+                // finding's step is its append alone).
+                EventRole::Input => {
                     self.fold(seq, market_ms, &next.event)?;
-                    self.work_candle(seq, candle, market_ms)?
+                    if let Event::Candle(candle) = &next.event {
+                        self.work_candle(seq, candle, market_ms)?
+                    }
                 }
-                Event::DataQuality(_)
-                | Event::RunStarted(_)
-                | Event::Session(_)
-                | Event::Recovered(_)
-                | Event::Checkpoint(_)
-                | Event::Reconciliation(_)
-                | Event::FailClosed(_)
-                | Event::OperatorReset(_)
-                | Event::RunCompleted(_) => self.fold(seq, market_ms, &next.event)?,
-                other => {
+                // Between steps a `FailClosed` is the paper trader's (a
+                // reconciliation mismatch); the engine's are reproduced
+                // inside their steps.
+                EventRole::Side | EventRole::SideOrOutput | EventRole::JournalSide => {
+                    self.fold(seq, market_ms, &next.event)?
+                }
+                EventRole::BrokerAnswer | EventRole::StepOutput => {
                     return Err(PipelineError::Diverged {
                         seq,
-                        journaled: describe(market_ms, other),
+                        journaled: describe(market_ms, &next.event),
                         produced: "nothing (no input before it would produce it)".into(),
                     })
                 }

@@ -525,3 +525,115 @@ fn a_journal_keeps_the_simulated_exchange_ids_it_was_written_with() {
         }
     }
 }
+
+/// Writes `events` (journaled elsewhere) and `extra` to a new journal in
+/// `dir` and re-drives it; returns the pipeline and the seqs `seen` was given.
+fn redrive_written(
+    dir: &Path,
+    config: &Config,
+    events: &[StoredEvent],
+    extra: &[Event],
+) -> (Result<(), PipelineError>, Pipeline<SimExchange>, Vec<Seq>) {
+    let mut writer = Writer::create(dir, META, options()).unwrap();
+    for e in events {
+        writer.append(e.market_ms, &e.event).unwrap();
+    }
+    let market_ms = events.last().map_or(0, |e| e.market_ms);
+    for event in extra {
+        writer.append(market_ms, event).unwrap();
+    }
+    writer.close().unwrap();
+    let (writer, journaled) = open_to_redrive(dir, Durability::OnClose).unwrap();
+    let mut p = Pipeline::redriving(
+        writer,
+        Engine::new(config.clone(), RUN_ID, false),
+        SimExchange::new(config.clone()),
+        RUN_ID,
+        journaled,
+    );
+    let mut seen = Vec::new();
+    let result = p.redrive(&mut |stored| seen.push(stored.seq));
+    (result, p, seen)
+}
+
+/// Between steps, re-driving goes by each kind's role: a broker answer or a
+/// step output there has no input that would produce it (a divergence at its
+/// seq); a side event – a reconciliation's `FailClosed` among them – is
+/// folded as journaled.
+#[test]
+fn between_steps_an_answer_or_output_diverges_and_a_side_event_is_folded() {
+    let config = config();
+    let items = inputs();
+    let temp = tempfile::tempdir().unwrap();
+    let (events, _) = uninterrupted(&temp.path().join("whole"), &config, &items);
+    // Whole steps only: everything before the last candle.
+    let boundary = events
+        .iter()
+        .rposition(|e| matches!(e.event, Event::Candle(_)))
+        .unwrap();
+    let steps = &events[..boundary];
+    let mut tried = Vec::new();
+    for e in steps {
+        let kind = e.event.kind();
+        let role = kind.role();
+        if !matches!(role, EventRole::BrokerAnswer | EventRole::StepOutput) || tried.contains(&kind)
+        {
+            continue;
+        }
+        tried.push(kind);
+        let dir = temp.path().join(format!("stray-{}", kind.name()));
+        let (result, _, _) = redrive_written(&dir, &config, steps, std::slice::from_ref(&e.event));
+        match result {
+            Err(PipelineError::Diverged { seq, produced, .. }) => {
+                assert_eq!(seq, boundary as Seq + 1, "{kind}");
+                assert!(produced.starts_with("nothing"), "{kind}: {produced}");
+            }
+            other => panic!("a stray {kind} between steps must diverge, got {other:?}"),
+        }
+    }
+    for kind in [
+        EventKind::Decision,
+        EventKind::OrderPlaced,
+        EventKind::OrderAcknowledged,
+        EventKind::Fill,
+        EventKind::EngineTransition,
+        EventKind::TradeClosed,
+    ] {
+        assert!(tried.contains(&kind), "the feed journals a {kind}");
+    }
+
+    // The paper trader's reconciliation mismatch, between steps.
+    let (result, p, _) = redrive_written(&temp.path().join("ok"), &config, steps, &[]);
+    result.expect("whole steps re-drive");
+    let ours = p.projection.state.symbols["BTC-USD"].position.quantity;
+    drop(p);
+    let reconciliation = Event::Reconciliation(Reconciliation {
+        symbol: "BTC-USD".into(),
+        broker_position: ours + rust_decimal::Decimal::ONE,
+        our_position: ours,
+        broker_open_orders: Vec::new(),
+        our_open_orders: Vec::new(),
+        outcome: ReconcileOutcome::Mismatch,
+        detail: "test".into(),
+    });
+    let failed = Event::FailClosed(FailClosed {
+        symbol: "BTC-USD".into(),
+        cause_seq: boundary as Seq + 1,
+        reason: "reconciliation mismatch: test".into(),
+    });
+    assert_eq!(failed.kind().role(), EventRole::SideOrOutput);
+    let (result, p, seen) = redrive_written(
+        &temp.path().join("side"),
+        &config,
+        steps,
+        &[reconciliation, failed],
+    );
+    result.expect("side events between steps are folded");
+    assert_eq!(
+        seen[seen.len() - 2..],
+        [boundary as Seq + 1, boundary as Seq + 2],
+        "side events are seen as they are reached"
+    );
+    assert_eq!(p.projection.seq(), boundary as Seq + 2);
+    assert!(p.projection.state.symbols["BTC-USD"].fail_closed.is_some());
+}
