@@ -209,8 +209,9 @@ impl Trader {
     /// Compares the broker's positions and open orders with the journal's.
     /// `always` journals the outcome even when they agree (at start-up); in
     /// the loop only a disagreement is journaled. A position the broker does
-    /// not confirm fails the symbol closed.
-    fn reconcile(&mut self, always: bool) -> Result<()> {
+    /// not confirm fails the symbol closed. What is journaled carries market
+    /// time `market_ms`.
+    fn reconcile(&mut self, always: bool, market_ms: UnixMs) -> Result<()> {
         use anx_projections::engine::order::{prefix, symbol_prefix};
         let run_id = self.run().run_id.clone();
         let broker_orders = self.pipeline.broker.open_orders(&prefix(&run_id));
@@ -242,26 +243,32 @@ impl Trader {
             } else {
                 format!("the broker holds {theirs} {symbol}, the journal's fills say {ours}")
             };
-            let seq = self.append_side(Event::Reconciliation(Reconciliation {
-                symbol: symbol.clone(),
-                broker_position: theirs,
-                our_position: ours,
-                broker_open_orders: their_open,
-                our_open_orders: our_open,
-                outcome: if agree {
-                    ReconcileOutcome::Match
-                } else {
-                    ReconcileOutcome::Mismatch
-                },
-                detail: detail.clone(),
-            }))?;
+            let seq = self.pipeline.append_side(
+                market_ms,
+                &Event::Reconciliation(Reconciliation {
+                    symbol: symbol.clone(),
+                    broker_position: theirs,
+                    our_position: ours,
+                    broker_open_orders: their_open,
+                    our_open_orders: our_open,
+                    outcome: if agree {
+                        ReconcileOutcome::Match
+                    } else {
+                        ReconcileOutcome::Mismatch
+                    },
+                    detail: detail.clone(),
+                }),
+            )?;
             if !agree {
                 tracing::error!("{symbol}: {detail}; failing closed");
-                self.append_side(Event::FailClosed(FailClosed {
-                    symbol: symbol.clone(),
-                    cause_seq: seq,
-                    reason: format!("reconciliation mismatch: {detail}"),
-                }))?;
+                self.pipeline.append_side(
+                    market_ms,
+                    &Event::FailClosed(FailClosed {
+                        symbol: symbol.clone(),
+                        cause_seq: seq,
+                        reason: format!("reconciliation mismatch: {detail}"),
+                    }),
+                )?;
             }
         }
         Ok(())
@@ -486,7 +493,8 @@ async fn run(args: &PaperArgs) -> Result<ExitCode> {
     };
     let poll = Duration::from_secs_f64(args.poll_interval);
     let reason = loop {
-        trader.reconcile(false)?;
+        let now_ms = trader.now_ms;
+        trader.reconcile(false, now_ms)?;
         // Fetching can be abandoned at any point: nothing is journaled until
         // `apply`, which runs without awaiting.
         let fetched = tokio::select! {
@@ -639,7 +647,17 @@ fn resume(args: &PaperArgs, client: reqwest::Client) -> Result<Trader> {
         action: SessionAction::Started,
         reason: reason.into(),
     }))?;
-    trader.reconcile(true)?;
+    // A restart is not market news: the start-up reconciliation carries the
+    // run's newest market time, not the exchange's clock, so a restart with
+    // no new data moves no figure that depends on market time (the span the
+    // report's exposure is measured over).
+    let run_now_ms = trader
+        .pipeline
+        .projection
+        .state
+        .last_market_ms
+        .unwrap_or(trader.now_ms);
+    trader.reconcile(true, run_now_ms)?;
     tracing::info!(
         "resumed run {} at seq {} ({reason})",
         trader.run().run_id,
@@ -716,7 +734,8 @@ async fn first_start(args: &PaperArgs, client: reqwest::Client) -> Result<Trader
         action: SessionAction::Started,
         reason: "first start".into(),
     }))?;
-    trader.reconcile(true)?;
+    let now_ms = trader.now_ms;
+    trader.reconcile(true, now_ms)?;
     tracing::info!("started run {run_id} in {}", args.journal.display());
     Ok(trader)
 }

@@ -823,3 +823,167 @@ fn refused_starts_leave_a_torn_tail_alone(journal: &Path, fake: &FakeMarket) {
     let verify = anx(&["journal", "verify", path_str(journal)]);
     assert_eq!(verify.code, 0, "{}", verify.stdout);
 }
+
+/// The state hash of the last checkpoint in `journal` (a clean stop's).
+fn last_checkpoint_hash(journal: &Path) -> anx_journal::Hash32 {
+    events(journal)
+        .into_iter()
+        .rev()
+        .find_map(|e| match e.event {
+            Event::Checkpoint(c) => Some(c.state_hash),
+            _ => None,
+        })
+        .expect("a clean stop journals a checkpoint")
+}
+
+#[test]
+fn a_restart_with_no_new_market_data_moves_no_figure() {
+    // Stop cleanly, restart on a market with nothing new, stop again: the
+    // restart (its session marker and its start-up reconciliation) is not
+    // market news, so both stops checkpoint the same state hash – exposure
+    // and every other figure measured over market time included.
+    let temp = tempfile::tempdir().unwrap();
+    let fake = serve(market(feed()));
+    let journal = temp.path().join("restarted");
+    let mut first = spawn_paper(&journal, &fake.url, &[]);
+    wait_until_fed(&journal, &fake, &mut first);
+    // Half an hour passes with no candle closing: the stop is journaled at
+    // the exchange's time, after the newest candle.
+    fake.state.lock().unwrap().now_s += HOUR_S / 2;
+    let polls = fake.time_requests();
+    wait_for(
+        "polls at the later time",
+        &journal,
+        Duration::from_secs(30),
+        || fake.time_requests() > polls + 1,
+    );
+    assert!(sigterm(&mut first).success(), "{}", log_of(&journal));
+    let stopped = last_checkpoint_hash(&journal);
+    let report_before = folded(&journal).state.clone();
+    let sessions = |journal: &Path| {
+        events(journal)
+            .into_iter()
+            .filter(|e| matches!(e.event, Event::Reconciliation(_)))
+            .count()
+    };
+    let reconciled = sessions(&journal);
+    let mut second = spawn_paper(&journal, &fake.url, &[]);
+    wait_for(
+        "the restart's reconciliation",
+        &journal,
+        Duration::from_secs(60),
+        || sessions(&journal) > reconciled,
+    );
+    let polls = fake.time_requests();
+    wait_for("two more polls", &journal, Duration::from_secs(30), || {
+        fake.time_requests() > polls + 1
+    });
+    assert!(sigterm(&mut second).success(), "{}", log_of(&journal));
+    let restarted = folded(&journal).state;
+    assert_eq!(restarted.last_market_ms, report_before.last_market_ms);
+    assert_eq!(
+        restarted.run.as_ref().unwrap().candles,
+        report_before.run.as_ref().unwrap().candles
+    );
+    assert_eq!(
+        last_checkpoint_hash(&journal),
+        stopped,
+        "the same state after the restart"
+    );
+}
+
+/// A paper trader's journal made by the code of its day and committed: the
+/// first 24 hours of the feed, a clean stop, a restart, a clean stop again
+/// (checkpoints, stop markers and a resumed session). Every later build must
+/// still verify it, fold it (its checkpoints checked) and resume it.
+/// `ANX_WRITE_PAPER_FIXTURE=1 cargo test --release --test paper_cli
+/// the_committed_paper_journal` writes it anew (only ever on purpose: the
+/// point is that it was written by older code).
+const PAPER_FIXTURE: &str = "tests/fixtures/paper-v1";
+const FIXTURE_HOURS: i64 = 24;
+
+fn fixture_market() -> FakeMarket {
+    let mut state = market(feed());
+    state.end_s = FEED_START_S + FIXTURE_HOURS * HOUR_S;
+    serve(state)
+}
+
+/// Runs the trader on `journal` until it has decided on the fixture's last
+/// candle and polled again, then stops it cleanly.
+fn trade_fixture_hours(journal: &Path, fake: &FakeMarket) {
+    let last_close_ms = (FEED_START_S + FIXTURE_HOURS * HOUR_S) * 1000;
+    let mut trader = spawn_paper(journal, &fake.url, &[]);
+    wait_for("the last candle", journal, Duration::from_secs(120), || {
+        events(journal)
+            .iter()
+            .filter(|e| matches!(&e.event, Event::Decision(d) if d.as_of_ms == last_close_ms))
+            .count()
+            == SYMBOLS.len()
+    });
+    let polls = fake.time_requests();
+    wait_for("another poll", journal, Duration::from_secs(30), || {
+        fake.time_requests() > polls + 1
+    });
+    assert!(sigterm(&mut trader).success(), "{}", log_of(journal));
+}
+
+#[test]
+fn the_committed_paper_journal_verifies_folds_and_resumes() {
+    let fixture = repo_root().join(PAPER_FIXTURE);
+    if std::env::var_os("ANX_WRITE_PAPER_FIXTURE").is_some() {
+        let _ = std::fs::remove_dir_all(&fixture);
+        let fake = fixture_market();
+        trade_fixture_hours(&fixture, &fake);
+        trade_fixture_hours(&fixture, &fake);
+        let _ = std::fs::remove_dir_all(fixture.join("index"));
+        let _ = std::fs::remove_file(fixture.join("LOCK"));
+        let _ = std::fs::remove_file(fixture.with_extension("log"));
+    }
+    let kinds: Vec<Event> = events(&fixture).into_iter().map(|e| e.event).collect();
+    let count = |pick: fn(&Event) -> bool| kinds.iter().filter(|e| pick(e)).count();
+    assert!(
+        count(|e| matches!(e, Event::Checkpoint(_))) >= 2,
+        "checkpoints"
+    );
+    assert!(count(|e| matches!(e, Event::Candle(_))) >= 2 * FIXTURE_HOURS as usize);
+    let stops = count(|e| matches!(e, Event::Session(s) if s.action == SessionAction::Stopped));
+    assert_eq!(stops, 2, "two clean stops");
+    assert!(kinds
+        .iter()
+        .any(|e| matches!(e, Event::Session(s) if s.reason == "restart after a clean stop")));
+    // Verifies, and folds with every checkpoint checked.
+    let work = copy_of(&fixture);
+    let verify = anx(&["journal", "verify", path_str(work.path())]);
+    assert_eq!(verify.code, 0, "{}", verify.stdout);
+    let replay = anx(&[
+        "journal",
+        "replay",
+        path_str(work.path()),
+        "--no-snapshot",
+        "--json",
+    ]);
+    assert_eq!(replay.code, 0, "{}", replay.stderr);
+    // Resumes: re-driven through today's pipeline, then trading on.
+    let stopped = last_checkpoint_hash(work.path());
+    let fake = fixture_market();
+    fake.state.lock().unwrap().now_s = FEED_START_S + FIXTURE_HOURS * HOUR_S;
+    let before = events(work.path()).len();
+    let mut trader = spawn_paper(work.path(), &fake.url, &[]);
+    wait_for(
+        "the resumed session",
+        work.path(),
+        Duration::from_secs(60),
+        || events(work.path()).len() > before + 1,
+    );
+    let polls = fake.time_requests();
+    wait_for("another poll", work.path(), Duration::from_secs(30), || {
+        fake.time_requests() > polls + 1
+    });
+    assert!(sigterm(&mut trader).success(), "{}", log_of(work.path()));
+    assert_eq!(
+        last_checkpoint_hash(work.path()),
+        stopped,
+        "resumed into the same state"
+    );
+    assert_eq!(anx(&["journal", "verify", path_str(work.path())]).code, 0);
+}

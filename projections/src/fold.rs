@@ -5,7 +5,7 @@
 
 use crate::error::{FoldError, FoldResult, Rule};
 use crate::model::*;
-use anx_journal::codec::{Hash32, BODY_CONFIG};
+use anx_journal::codec::Hash32;
 use anx_journal::*;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -50,13 +50,12 @@ impl Projection {
         Projection::default()
     }
 
-    /// The canonical state hash: BLAKE3 over the bincode encoding (the journal's
-    /// body configuration: fixed-width little-endian) of [`State`]. Every map in
-    /// it is ordered, so the encoding – and the hash – is canonical.
+    /// The canonical state hash: BLAKE3 over the state's canonical form
+    /// ([`crate::state_form`], FORMAT.md §10), written field by field – not
+    /// over the Rust layout of [`State`], so a field added for a new figure
+    /// changes no hash.
     pub fn state_hash(&self) -> Hash32 {
-        let bytes = bincode::serde::encode_to_vec(&self.state, BODY_CONFIG)
-            .expect("encoding plain data into a Vec cannot fail");
-        Hash32::from(blake3::hash(&bytes))
+        Hash32::from(blake3::hash(&crate::state_form::encode_v1(&self.state)))
     }
 
     /// A `Checkpoint` of everything folded so far: its seq and state hash.

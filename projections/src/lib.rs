@@ -14,6 +14,7 @@ pub mod error;
 pub mod fold;
 pub mod model;
 pub mod report;
+pub mod state_form;
 pub mod testkit;
 
 pub use error::{FoldError, FoldResult, Rule};

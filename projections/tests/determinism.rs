@@ -309,6 +309,10 @@ proptest! {
         let checkpoints = events.iter().filter(|(_, e)| matches!(e, Event::Checkpoint(_))).count() as u64;
         prop_assert!(checkpoints >= 1);
         prop_assert_eq!(a.links.checkpoints_verified, checkpoints);
+        // The state's canonical form (what the hash covers) is byte for byte
+        // the encoding checkpoints were made from before it had a name.
+        let old = bincode::serde::encode_to_vec(&a.state, anx_journal::codec::BODY_CONFIG).unwrap();
+        prop_assert_eq!(anx_projections::state_form::encode_v1(&a.state), old);
     }
 
     /// Snapshot at any k, restored from bincode, plus the tail = the full fold.
