@@ -303,7 +303,7 @@ fn pure_code_has_no_io_clock_randomness_or_hash_maps() {
 #[test]
 fn libraries_never_print() {
     let rule = "library crates (journal, projections, replays) never print: no print!, \
-                println!, eprint!, eprintln!, dbg!, stdout or stderr";
+                println!, eprint!, eprintln!, the dbg macro, stdout or stderr";
     let mut violations = Vec::new();
     for file in LIBRARY_DIRS.iter().flat_map(|dir| rust_files(dir)) {
         let tokens = tokens(&read(&file));
@@ -446,7 +446,7 @@ fn code_map_names_every_source_file() {
 
 #[test]
 fn members_use_the_workspace_lints() {
-    let rule = "the workspace forbids unsafe code and denies dbg! and todo! \
+    let rule = "the workspace forbids unsafe code and denies the dbg and todo macros \
                 ([workspace.lints] in Cargo.toml), and every member uses those lints \
                 ([lints] workspace = true)";
     let mut violations = Vec::new();
