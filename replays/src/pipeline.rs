@@ -39,6 +39,39 @@ pub enum PipelineError {
     },
 }
 
+/// Pieces of work one step may do before it is a bug (an engine and a
+/// broker answering each other forever): far above any real step, which is a
+/// handful (a candle's fills, the reactions, an exit, its answers).
+const WORK_PER_STEP_MAX: usize = 4096;
+
+/// One piece of a step's work, owned so it can wait on the stack.
+enum Work {
+    /// A journaled order goes to the broker.
+    HandOver(Seq, OrderPlaced),
+    /// A broker's answer: journaled, then reacted to.
+    Answer(BrokerEvent),
+    /// The engine reacts to a journaled answer.
+    React(Reaction),
+}
+
+/// A journaled answer the engine reacts to.
+enum Reaction {
+    Fill {
+        seq: Seq,
+        fill: Fill,
+    },
+    OrderEnded {
+        seq: Seq,
+        symbol: String,
+        client_order_id: String,
+    },
+    Unprotected {
+        symbol: String,
+        client_order_id: String,
+        reason: String,
+    },
+}
+
 pub struct Pipeline<B: Broker> {
     writer: Writer,
     pub projection: Projection,
@@ -205,22 +238,120 @@ impl<B: Broker> Pipeline<B> {
         self.append(market_ms, event)
     }
 
-    /// Runs the engine on one input and journals what it decides; orders go to
-    /// the broker once the engine's events are all in.
-    fn engine_step(&mut self, input: TickInput, as_of_ms: UnixMs) -> Result<(), PipelineError> {
+    /// Runs the engine on one input and journals what it decides; returns
+    /// the orders it placed, to be handed to the broker once the engine's
+    /// events are all in.
+    fn engine_step(&mut self, input: TickInput) -> Result<Vec<Work>, PipelineError> {
         let outputs = self.engine.run_tick(&self.projection, input);
         let mut placed = Vec::new();
         for (market_ms, event) in outputs {
             let seq = self.append(market_ms, &event)?;
             if let Event::OrderPlaced(order) = event {
-                placed.push((seq, order));
+                placed.push(Work::HandOver(seq, order));
             }
         }
-        for (seq, order) in placed {
-            let answers = self.hand_over(seq, &order);
-            self.broker_events(answers, as_of_ms)?;
+        Ok(placed)
+    }
+
+    /// Does `work` and everything it leads to, depth first – as the exchange
+    /// answers: an answer's reaction, the orders that reaction places and
+    /// their answers all come before the next answer. An explicit stack, not
+    /// recursion, so the order is written down and the depth is bounded.
+    fn drain(&mut self, work: Vec<Work>, as_of_ms: UnixMs) -> Result<(), PipelineError> {
+        let mut stack: Vec<Work> = work.into_iter().rev().collect();
+        let mut done = 0usize;
+        while let Some(item) = stack.pop() {
+            done += 1;
+            assert!(
+                done <= WORK_PER_STEP_MAX,
+                "a step did more than {WORK_PER_STEP_MAX} pieces of work: the engine and the broker are answering each other forever"
+            );
+            let next = match item {
+                Work::HandOver(seq, order) => self
+                    .hand_over(seq, &order)
+                    .into_iter()
+                    .map(Work::Answer)
+                    .collect(),
+                Work::Answer(answer) => self.answer(answer, as_of_ms)?,
+                Work::React(reaction) => self.react(reaction, as_of_ms)?,
+            };
+            stack.extend(next.into_iter().rev());
         }
         Ok(())
+    }
+
+    /// Journals one broker answer; returns the engine's reaction to it, if any.
+    fn answer(
+        &mut self,
+        answer: BrokerEvent,
+        as_of_ms: UnixMs,
+    ) -> Result<Vec<Work>, PipelineError> {
+        let event = match answer {
+            BrokerEvent::Journal(event) => event,
+            BrokerEvent::ProtectionUnconfirmed {
+                symbol,
+                client_order_id,
+                reason,
+            } => {
+                return Ok(vec![Work::React(Reaction::Unprotected {
+                    symbol,
+                    client_order_id,
+                    reason,
+                })])
+            }
+        };
+        // The order's symbol, read before the event ends the order.
+        let ended = match &event {
+            Event::OrderCancelled(e) => Some(e.client_order_id.clone()),
+            Event::OrderRejected(e) => Some(e.client_order_id.clone()),
+            _ => None,
+        };
+        let symbol = ended
+            .as_ref()
+            .and_then(|id| self.projection.state.orders.get(id))
+            .map(|o| o.symbol.clone());
+        let seq = self.append(as_of_ms, &event)?;
+        Ok(match (event, ended, symbol) {
+            (Event::Fill(fill), _, _) => vec![Work::React(Reaction::Fill { seq, fill })],
+            (_, Some(client_order_id), Some(symbol)) => vec![Work::React(Reaction::OrderEnded {
+                seq,
+                symbol,
+                client_order_id,
+            })],
+            _ => Vec::new(),
+        })
+    }
+
+    /// The engine's reaction to a journaled broker answer.
+    fn react(&mut self, reaction: Reaction, as_of_ms: UnixMs) -> Result<Vec<Work>, PipelineError> {
+        let input = match &reaction {
+            Reaction::Fill { seq, fill } => TickInput::Fill {
+                seq: *seq,
+                fill,
+                as_of_ms,
+            },
+            Reaction::OrderEnded {
+                seq,
+                symbol,
+                client_order_id,
+            } => TickInput::OrderEnded {
+                seq: *seq,
+                symbol,
+                client_order_id,
+                as_of_ms,
+            },
+            Reaction::Unprotected {
+                symbol,
+                client_order_id,
+                reason,
+            } => TickInput::ProtectionUnconfirmed {
+                symbol,
+                client_order_id,
+                reason,
+                as_of_ms,
+            },
+        };
+        self.engine_step(input)
     }
 
     /// Gives a journaled order to the broker – once. An order id is journaled
@@ -250,65 +381,6 @@ impl<B: Broker> Pipeline<B> {
         self.broker.place(seq, order)
     }
 
-    fn broker_events(
-        &mut self,
-        events: Vec<BrokerEvent>,
-        as_of_ms: UnixMs,
-    ) -> Result<(), PipelineError> {
-        for event in events {
-            match event {
-                BrokerEvent::Journal(event) => {
-                    let ended = match &event {
-                        Event::OrderCancelled(e) => Some(e.client_order_id.clone()),
-                        Event::OrderRejected(e) => Some(e.client_order_id.clone()),
-                        _ => None,
-                    };
-                    let symbol = ended
-                        .as_ref()
-                        .and_then(|id| self.projection.state.orders.get(id))
-                        .map(|o| o.symbol.clone());
-                    let seq = self.append(as_of_ms, &event)?;
-                    match (&event, ended, symbol) {
-                        (Event::Fill(fill), _, _) => {
-                            self.engine_step(
-                                TickInput::Fill {
-                                    seq,
-                                    fill,
-                                    as_of_ms,
-                                },
-                                as_of_ms,
-                            )?;
-                        }
-                        (_, Some(id), Some(symbol)) => {
-                            let input = TickInput::OrderEnded {
-                                seq,
-                                symbol: &symbol,
-                                client_order_id: &id,
-                                as_of_ms,
-                            };
-                            self.engine_step(input, as_of_ms)?;
-                        }
-                        _ => {}
-                    }
-                }
-                BrokerEvent::ProtectionUnconfirmed {
-                    symbol,
-                    client_order_id,
-                    reason,
-                } => {
-                    let input = TickInput::ProtectionUnconfirmed {
-                        symbol: &symbol,
-                        client_order_id: &client_order_id,
-                        reason: &reason,
-                        as_of_ms,
-                    };
-                    self.engine_step(input, as_of_ms)?;
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// One closed candle, decided on at `as_of_ms` (its close, or later if it
     /// arrived late): journal it, let the broker work it, run the engine.
     pub fn candle(&mut self, candle: Candle, as_of_ms: UnixMs) -> Result<(), PipelineError> {
@@ -329,15 +401,13 @@ impl<B: Broker> Pipeline<B> {
         as_of_ms: UnixMs,
     ) -> Result<(), PipelineError> {
         let worked = self.broker.on_candle(candle);
-        self.broker_events(worked, as_of_ms)?;
-        self.engine_step(
-            TickInput::Candle {
-                seq,
-                candle,
-                as_of_ms,
-            },
+        self.drain(worked.into_iter().map(Work::Answer).collect(), as_of_ms)?;
+        let placed = self.engine_step(TickInput::Candle {
+            seq,
+            candle,
             as_of_ms,
-        )
+        })?;
+        self.drain(placed, as_of_ms)
     }
 
     /// A data-quality finding known at `market_ms`.
