@@ -142,7 +142,8 @@ fn expect(case: &Case, code: &str, passes: bool) -> Verdict {
     );
     let expected = (!passes).then(|| code.to_string());
     assert_eq!(
-        verdict.rejected, expected,
+        verdict.rejected.map(|c| c.code().to_string()),
+        expected,
         "rejection code; checks: {:#?}",
         verdict.checks
     );
@@ -181,7 +182,10 @@ fn every_check_is_recorded_even_when_an_early_one_fails() {
         "no short-circuit: the Decision shows every rule"
     );
     // The first failure names the rejection.
-    assert_eq!(verdict.rejected.as_deref(), Some("symbol_fail_closed"));
+    assert_eq!(
+        verdict.rejected.map(|c| c.code()),
+        Some("symbol_fail_closed")
+    );
     assert!(!check(&verdict.checks, "regime_blocked").passed);
 }
 
@@ -766,4 +770,25 @@ fn sizing_with_the_stop_at_or_above_the_worst_case_entry_is_zero() {
     let s = risk::size(&config, spec, d("500"), Decimal::ONE, d("95"), d("100"));
     assert_eq!(s.risk_per_unit, Decimal::ZERO);
     assert_eq!(s.quantity, Decimal::ZERO);
+}
+
+#[test]
+fn reason_codes_are_distinct_stable_snake_case_text() {
+    use anx_projections::engine::risk::ReasonCode;
+    let codes: Vec<&str> = ReasonCode::ALL.iter().map(|c| c.code()).collect();
+    let mut unique = codes.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), codes.len(), "distinct: {codes:?}");
+    for code in &codes {
+        assert!(
+            code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+            "{code}"
+        );
+    }
+    // The journaled text of the first and the last risk check, pinned: a
+    // code is part of every Decision ever written and never changes.
+    assert_eq!(ReasonCode::SymbolFailClosed.code(), "symbol_fail_closed");
+    assert_eq!(ReasonCode::MinNotional.code(), "min_notional");
+    assert_eq!(ReasonCode::RrAfterCosts.to_string(), "rr_after_costs");
 }

@@ -401,7 +401,7 @@ impl Engine {
                 && chandelier.is_some_and(|c| candle.close < c);
             let exit = if stop_failed || unprotected {
                 decision.risk_checks.push(RiskCheck {
-                    code: "protection".into(),
+                    code: risk::ReasonCode::Protection.text(),
                     passed: false,
                     detail: if stop_failed {
                         "stop traded through but the position is still open (stop-limit unfilled)"
@@ -413,7 +413,7 @@ impl Engine {
                 Some(ExitReason::Emergency)
             } else if trailing_hit {
                 decision.risk_checks.push(RiskCheck {
-                    code: "chandelier_exit".into(),
+                    code: risk::ReasonCode::ChandelierExit.text(),
                     passed: false,
                     detail: anx_journal::compact_str::format_compact!(
                         "close {} below chandelier stop {}",
@@ -489,7 +489,7 @@ impl Engine {
         }
         let Some(spec) = self.config.product(&symbol).copied() else {
             decision.outcome = DecisionOutcome::Rejected {
-                reason_code: "no_product_spec".into(),
+                reason_code: risk::ReasonCode::NoProductSpec.code().into(),
             };
             out.push(as_of_ms, decision.into());
             return;
@@ -499,14 +499,14 @@ impl Engine {
         let take_profit = product::take_profit_limit(signal.take_profit.unwrap_or_default(), &spec);
         if !(stop < entry && entry < take_profit) {
             decision.risk_checks.push(RiskCheck {
-                code: "signal_rounding".into(),
+                code: risk::ReasonCode::SignalRounding.text(),
                 passed: false,
                 detail: anx_journal::compact_str::format_compact!(
                     "after rounding: stop {stop} entry {entry} take-profit {take_profit}"
                 ),
             });
             decision.outcome = DecisionOutcome::Rejected {
-                reason_code: "signal_rounding".into(),
+                reason_code: risk::ReasonCode::SignalRounding.code().into(),
             };
             out.push(as_of_ms, decision.into());
             return;
@@ -543,14 +543,16 @@ impl Engine {
         // Which fired signal the entry is built on (the first the regime allows,
         // in the configured order).
         decision.risk_checks.push(RiskCheck {
-            code: "signal_selected".into(),
+            code: risk::ReasonCode::SignalSelected.text(),
             passed: true,
             detail: anx_journal::compact_str::format_compact!("{}: entry {entry}, stop trigger {stop}, take-profit {take_profit} (rounded to the product's increments)", signal.name),
         });
         decision.risk_checks.extend(verdict.checks);
         decision.sizing = verdict.sizing.clone();
         if let Some(code) = verdict.rejected {
-            decision.outcome = DecisionOutcome::Rejected { reason_code: code };
+            decision.outcome = DecisionOutcome::Rejected {
+                reason_code: code.code().into(),
+            };
             out.push(as_of_ms, decision.into());
             return;
         }
@@ -801,7 +803,7 @@ impl Engine {
                 indicators: Vec::new(),
                 signals: Vec::new(),
                 risk_checks: vec![RiskCheck {
-                    code: "protection".into(),
+                    code: risk::ReasonCode::Protection.text(),
                     passed: false,
                     detail: anx_journal::compact_str::format_compact!(
                         "bracket of {client_order_id} not confirmed: {reason}"

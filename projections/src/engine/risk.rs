@@ -20,9 +20,106 @@ use super::config::{Config, ProductSpec};
 use super::cost::CostModel;
 use super::product;
 use crate::model::{utc_day, DAY_MS, HOUR_MS};
+use anx_journal::Text;
 use anx_journal::{RiskCheck, Sizing, UnixMs};
 use rust_decimal::Decimal;
 use std::collections::VecDeque;
+
+/// Every reason code a decision records: the risk checks, the breakers and
+/// the engine's own verdicts. Code here, text (the journaled, stable code)
+/// only where it is written or shown – one exhaustive match, so a new rule
+/// does not compile until its code is decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ReasonCode {
+    SymbolFailClosed,
+    StaleData,
+    MaxDrawdownBreaker,
+    DailyLossLimit,
+    MaxTradesPerHour,
+    MaxTradesPerDay,
+    GlobalTradeSpacing,
+    SymbolCooldownActive,
+    RegimeBlocked,
+    RrAfterCosts,
+    MaxPositionNotional,
+    MaxTotalExposure,
+    InsufficientCash,
+    MinSize,
+    MinNotional,
+    /// The engine: a position without working protection (exit at market).
+    Protection,
+    /// The engine: the trailing (chandelier) stop was crossed.
+    ChandelierExit,
+    /// The engine: no product spec for the symbol.
+    NoProductSpec,
+    /// The engine: the signal's prices no longer order after rounding.
+    SignalRounding,
+    /// The engine: which fired signal an entry is built on.
+    SignalSelected,
+}
+
+impl ReasonCode {
+    /// Every code, in the order a decision records the risk checks.
+    pub const ALL: [ReasonCode; 20] = [
+        ReasonCode::SymbolFailClosed,
+        ReasonCode::StaleData,
+        ReasonCode::MaxDrawdownBreaker,
+        ReasonCode::DailyLossLimit,
+        ReasonCode::MaxTradesPerHour,
+        ReasonCode::MaxTradesPerDay,
+        ReasonCode::GlobalTradeSpacing,
+        ReasonCode::SymbolCooldownActive,
+        ReasonCode::RegimeBlocked,
+        ReasonCode::RrAfterCosts,
+        ReasonCode::MaxPositionNotional,
+        ReasonCode::MaxTotalExposure,
+        ReasonCode::InsufficientCash,
+        ReasonCode::MinSize,
+        ReasonCode::MinNotional,
+        ReasonCode::Protection,
+        ReasonCode::ChandelierExit,
+        ReasonCode::NoProductSpec,
+        ReasonCode::SignalRounding,
+        ReasonCode::SignalSelected,
+    ];
+
+    /// The stable code journaled in `RiskCheck.code` and `Rejected.reason_code`.
+    pub const fn code(self) -> &'static str {
+        match self {
+            ReasonCode::SymbolFailClosed => "symbol_fail_closed",
+            ReasonCode::StaleData => "stale_data",
+            ReasonCode::MaxDrawdownBreaker => "max_drawdown_breaker",
+            ReasonCode::DailyLossLimit => "daily_loss_limit",
+            ReasonCode::MaxTradesPerHour => "max_trades_per_hour",
+            ReasonCode::MaxTradesPerDay => "max_trades_per_day",
+            ReasonCode::GlobalTradeSpacing => "global_trade_spacing",
+            ReasonCode::SymbolCooldownActive => "symbol_cooldown_active",
+            ReasonCode::RegimeBlocked => "regime_blocked",
+            ReasonCode::RrAfterCosts => "rr_after_costs",
+            ReasonCode::MaxPositionNotional => "max_position_notional",
+            ReasonCode::MaxTotalExposure => "max_total_exposure",
+            ReasonCode::InsufficientCash => "insufficient_cash",
+            ReasonCode::MinSize => "min_size",
+            ReasonCode::MinNotional => "min_notional",
+            ReasonCode::Protection => "protection",
+            ReasonCode::ChandelierExit => "chandelier_exit",
+            ReasonCode::NoProductSpec => "no_product_spec",
+            ReasonCode::SignalRounding => "signal_rounding",
+            ReasonCode::SignalSelected => "signal_selected",
+        }
+    }
+
+    /// The code as journal text (static: no allocation).
+    pub const fn text(self) -> Text {
+        Text::const_new(self.code())
+    }
+}
+
+impl std::fmt::Display for ReasonCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
+    }
+}
 
 /// Everything the rules look at, gathered by the engine.
 pub struct RiskContext<'a> {
@@ -55,20 +152,26 @@ pub struct RiskContext<'a> {
 pub struct Verdict {
     pub checks: Vec<RiskCheck>,
     pub sizing: Option<Sizing>,
-    pub rejected: Option<String>,
+    pub rejected: Option<ReasonCode>,
 }
 
-struct Checks(Vec<RiskCheck>);
+struct Checks {
+    checks: Vec<RiskCheck>,
+    /// The first check that failed.
+    rejected: Option<ReasonCode>,
+}
 
 impl Checks {
     fn breaker(&mut self, b: Breaker) {
         self.check(b.code, b.passed, b.detail);
     }
 
-    /// Codes are static text, stored without a heap allocation.
-    fn check(&mut self, code: &'static str, passed: bool, detail: String) {
-        self.0.push(RiskCheck {
-            code: anx_journal::Text::const_new(code),
+    fn check(&mut self, code: ReasonCode, passed: bool, detail: String) {
+        if !passed && self.rejected.is_none() {
+            self.rejected = Some(code);
+        }
+        self.checks.push(RiskCheck {
+            code: code.text(),
             passed,
             detail: detail.into(),
         });
@@ -96,7 +199,7 @@ pub fn daily_loss_limit(config: &Config, starting_equity: Decimal) -> Decimal {
 /// One breaker's verdict: whether entries may go on, and why (the detail a
 /// `RiskCheck` journals; `anx status` and the paper trader show the same).
 pub struct Breaker {
-    pub code: &'static str,
+    pub code: ReasonCode,
     pub passed: bool,
     pub detail: String,
 }
@@ -104,7 +207,7 @@ pub struct Breaker {
 /// The stale-data breaker for a newest candle closing at `close_ms`, at `as_of_ms`.
 pub fn stale_breaker(config: &Config, close_ms: UnixMs, as_of_ms: UnixMs) -> Breaker {
     Breaker {
-        code: "stale_data",
+        code: ReasonCode::StaleData,
         passed: !is_stale(config, close_ms, as_of_ms),
         detail: format!(
             "newest candle closed {}s ago, limit {}s",
@@ -118,7 +221,7 @@ pub fn stale_breaker(config: &Config, close_ms: UnixMs, as_of_ms: UnixMs) -> Bre
 pub fn drawdown_breaker(config: &Config, equity: Decimal, peak: Decimal) -> Breaker {
     let drawdown_pct = drawdown_pct(equity, peak);
     Breaker {
-        code: "max_drawdown_breaker",
+        code: ReasonCode::MaxDrawdownBreaker,
         passed: drawdown_pct < config.breakers.max_drawdown_pct,
         detail: format!(
             "drawdown {drawdown_pct}% from peak {}, limit {}%",
@@ -136,7 +239,7 @@ pub fn daily_loss_breaker(
 ) -> Breaker {
     let loss_limit = daily_loss_limit(config, starting_equity);
     Breaker {
-        code: "daily_loss_limit",
+        code: ReasonCode::DailyLossLimit,
         passed: -realized_today < loss_limit,
         detail: format!(
             "realized today {}, limit -{}",
@@ -209,9 +312,12 @@ pub fn evaluate(
     take_profit: Decimal,
 ) -> Verdict {
     let config = ctx.config;
-    let mut c = Checks(Vec::new());
+    let mut c = Checks {
+        checks: Vec::new(),
+        rejected: None,
+    };
     c.check(
-        "symbol_fail_closed",
+        ReasonCode::SymbolFailClosed,
         !ctx.fail_closed,
         if ctx.fail_closed {
             "entries blocked until an operator reset".into()
@@ -228,7 +334,7 @@ pub fn evaluate(
     ));
     let last_hour = count_since(ctx.entries_ms, ctx.as_of_ms - HOUR_MS);
     c.check(
-        "max_trades_per_hour",
+        ReasonCode::MaxTradesPerHour,
         last_hour < config.pacing.max_trades_per_hour as usize,
         format!(
             "{last_hour} entries in the last hour, limit {}",
@@ -237,7 +343,7 @@ pub fn evaluate(
     );
     let last_day = count_since(ctx.entries_ms, ctx.as_of_ms - DAY_MS);
     c.check(
-        "max_trades_per_day",
+        ReasonCode::MaxTradesPerDay,
         last_day < config.pacing.max_trades_per_day as usize,
         format!(
             "{last_day} entries in the last 24h, limit {}",
@@ -247,7 +353,7 @@ pub fn evaluate(
     let spacing_ms = config.pacing.global_trade_spacing_s as i64 * 1000;
     match ctx.entries_ms.back() {
         Some(last) => c.check(
-            "global_trade_spacing",
+            ReasonCode::GlobalTradeSpacing,
             ctx.as_of_ms - last >= spacing_ms,
             format!(
                 "last entry {}s ago, minimum {}s",
@@ -255,7 +361,11 @@ pub fn evaluate(
                 spacing_ms / 1000
             ),
         ),
-        None => c.check("global_trade_spacing", true, "no earlier entry".into()),
+        None => c.check(
+            ReasonCode::GlobalTradeSpacing,
+            true,
+            "no earlier entry".into(),
+        ),
     }
     match ctx.last_exit {
         Some((exit_ms, win)) => {
@@ -266,7 +376,7 @@ pub fn evaluate(
             } as i64;
             let since_s = (ctx.as_of_ms - exit_ms) / 1000;
             c.check(
-                "symbol_cooldown_active",
+                ReasonCode::SymbolCooldownActive,
                 since_s >= cooldown_s,
                 format!(
                     "last exit ({}) {since_s}s ago, cooldown {cooldown_s}s",
@@ -274,10 +384,14 @@ pub fn evaluate(
                 ),
             );
         }
-        None => c.check("symbol_cooldown_active", true, "no earlier exit".into()),
+        None => c.check(
+            ReasonCode::SymbolCooldownActive,
+            true,
+            "no earlier exit".into(),
+        ),
     }
     c.check(
-        "regime_blocked",
+        ReasonCode::RegimeBlocked,
         ctx.regime_allows,
         format!("regime {} (size x{})", ctx.regime, ctx.size_multiplier),
     );
@@ -294,7 +408,7 @@ pub fn evaluate(
         Decimal::ZERO
     };
     c.check(
-        "rr_after_costs",
+        ReasonCode::RrAfterCosts,
         rr >= config.risk.min_reward_risk_after_costs,
         format!(
             "reward:risk after costs {rr}, minimum {}",
@@ -309,7 +423,7 @@ pub fn evaluate(
         entry,
         stop_trigger,
     );
-    let cap = |code: &'static str, limit: Decimal, sizing: &mut Sizing, checks: &mut Checks| {
+    let cap = |code: ReasonCode, limit: Decimal, sizing: &mut Sizing, checks: &mut Checks| {
         let allowed = product::quantity((limit / entry).max(Decimal::ZERO), ctx.spec);
         if sizing.quantity > allowed {
             // A cap that leaves less than the product's minimum is a rejection.
@@ -340,13 +454,13 @@ pub fn evaluate(
         }
     };
     cap(
-        "max_position_notional",
+        ReasonCode::MaxPositionNotional,
         config.risk.max_position_notional,
         &mut sizing,
         &mut c,
     );
     cap(
-        "max_total_exposure",
+        ReasonCode::MaxTotalExposure,
         config.risk.max_total_exposure - ctx.exposure_total,
         &mut sizing,
         &mut c,
@@ -355,14 +469,14 @@ pub fn evaluate(
     // (the higher one) so a fill as taker cannot overdraw the pot.
     let fee_factor = Decimal::ONE + costs.fee_fraction(anx_journal::Liquidity::Taker);
     cap(
-        "insufficient_cash",
+        ReasonCode::InsufficientCash,
         ctx.cash_available / fee_factor,
         &mut sizing,
         &mut c,
     );
     let size_ok = sizing.quantity >= ctx.spec.base_min_size && sizing.quantity > Decimal::ZERO;
     c.check(
-        "min_size",
+        ReasonCode::MinSize,
         size_ok,
         format!(
             "quantity {} (raw {}), minimum {}",
@@ -370,7 +484,7 @@ pub fn evaluate(
         ),
     );
     c.check(
-        "min_notional",
+        ReasonCode::MinNotional,
         sizing.notional >= ctx.spec.quote_min_size,
         format!(
             "notional {}, minimum {}",
@@ -378,13 +492,9 @@ pub fn evaluate(
             ctx.spec.quote_min_size
         ),
     );
-    let rejected =
-        c.0.iter()
-            .find(|check| !check.passed)
-            .map(|check| check.code.to_string());
     Verdict {
-        checks: c.0,
+        checks: c.checks,
         sizing: Some(sizing),
-        rejected,
+        rejected: c.rejected,
     }
 }
