@@ -364,7 +364,9 @@ pub fn repair(dir: &Path) -> anyhow::Result<ExitCode> {
     // the step the crash interrupted (events whose links name the seqs they
     // land at), and only then journal the repair. A note put here could land
     // inside that step.
-    if first_run(dir)?.is_some_and(|run| run.run_mode == anx_journal::RunMode::PaperLive) {
+    // A journal too damaged to read its run is the writer's to refuse, below.
+    let run = first_run(dir).ok().flatten();
+    if run.is_some_and(|run| run.run_mode == anx_journal::RunMode::PaperLive) {
         anyhow::bail!(
             "{} is a paper trader's journal: start the trader on it (`anx paper --journal {}`), which finishes the interrupted step and journals the repair itself",
             dir.display(),
@@ -413,18 +415,21 @@ pub fn repair(dir: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The journal's `RunStarted`, if an intact one is among its first events.
-fn first_run(dir: &Path) -> anyhow::Result<Option<anx_journal::RunStarted>> {
-    let mut reader = Reader::open_with(dir, TailPolicy::StopAtTorn)
-        .with_context(|| format!("cannot open {}", dir.display()))?;
-    // `RunStarted` is the first event a writer of a run appends.
+/// The journal's `RunStarted` (none before a run starts; a torn tail ends
+/// the search quietly). Only the first events are read: `RunStarted` is the
+/// first event of a run, after at most a few journal side events.
+pub fn first_run(dir: &Path) -> anyhow::Result<Option<anx_journal::RunStarted>> {
     const LOOKED_AT_MAX: usize = 16;
+    let mut reader = Reader::open_with(dir, TailPolicy::StopAtTorn)
+        .with_context(|| format!("cannot read {}", dir.display()))?;
     for _ in 0..LOOKED_AT_MAX {
-        let Ok(Some(stored)) = reader.next_event() else {
-            break;
-        };
-        if let Event::RunStarted(run) = stored.event {
-            return Ok(Some(run));
+        match reader.next_event()? {
+            Some(stored) => {
+                if let Event::RunStarted(run) = stored.event {
+                    return Ok(Some(run));
+                }
+            }
+            None => break,
         }
     }
     Ok(None)

@@ -19,7 +19,7 @@ use crate::output::market_time;
 use crate::render::num;
 use crate::store::{self, LoadOptions};
 use crate::EXIT_CHECK_FAILED;
-use anx_journal::{EngineState, Event, RunMode, UnixMs};
+use anx_journal::{EngineState, RunMode, UnixMs};
 use anx_projections::engine::config::Config;
 use anx_projections::engine::risk;
 use anyhow::{Context, Result};
@@ -29,14 +29,7 @@ use std::process::ExitCode;
 /// The configuration the run was started with, from its `RunStarted` event:
 /// none before the run starts; an error when the journaled text does not load.
 fn run_config(dir: &std::path::Path) -> Result<Option<Result<Config>>> {
-    let mut reader = anx_journal::Reader::open_with(dir, anx_journal::TailPolicy::StopAtTorn)
-        .with_context(|| format!("cannot read {}", dir.display()))?;
-    while let Some(stored) = reader.next_event()? {
-        if let Event::RunStarted(run) = stored.event {
-            return Ok(Some(crate::replay_cmd::run_config(&run)));
-        }
-    }
-    Ok(None)
+    Ok(crate::journal_cmd::first_run(dir)?.map(|run| crate::replay_cmd::run_config(&run)))
 }
 
 pub fn status(args: &StatusArgs) -> Result<ExitCode> {

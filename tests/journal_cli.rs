@@ -91,14 +91,7 @@ fn verify_names_the_first_bad_seq_of_a_tampered_journal() {
 fn verify_reports_a_torn_tail_as_such() {
     let copy = copy_of(&golden_dir());
     let full_head = anx(&["journal", "head", GOLDEN]).stdout.trim().to_string();
-    let segment = copy.path().join(SEGMENT);
-    let len = std::fs::metadata(&segment).unwrap().len();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&segment)
-        .unwrap()
-        .set_len(len - 10)
-        .unwrap();
+    cut_last_segment(copy.path(), 10);
     let dir = path_str(copy.path());
     let run = anx(&["journal", "verify", dir, "--json"]);
     // A torn tail only: its own exit code, not a failed check's 1.

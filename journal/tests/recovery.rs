@@ -269,13 +269,7 @@ fn a_deleted_or_damaged_segment_is_corruption() {
     let dir = tempfile::tempdir().unwrap();
     copy_journal(source.path(), dir.path());
     let path = dir.path().join(&segments[last - 1].name);
-    let len = std::fs::metadata(&path).unwrap().len();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_len(len - 5)
-        .unwrap();
+    cut_tail(&path, 5);
     let fault = verify(dir.path(), None)
         .unwrap()
         .fault
@@ -538,13 +532,7 @@ fn reader_can_stop_quietly_at_a_torn_tail() {
     let dir = tempfile::tempdir().unwrap();
     write_golden(dir.path());
     let segment = only_segment(dir.path());
-    let len = std::fs::metadata(&segment).unwrap().len();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&segment)
-        .unwrap()
-        .set_len(len - 3)
-        .unwrap();
+    cut_tail(&segment, 3);
     let mut strict = Reader::open(dir.path()).unwrap();
     let mut seen = 0;
     let error = loop {
@@ -704,13 +692,7 @@ fn a_torn_tail_has_its_own_verdict_unless_a_published_head_covers_it() {
         hash: read_all(dir.path())[2].hash,
     };
     let segment = only_segment(dir.path());
-    let len = std::fs::metadata(&segment).unwrap().len();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&segment)
-        .unwrap()
-        .set_len(len - 10)
-        .unwrap();
+    cut_tail(&segment, 10);
     let torn = verify(dir.path(), None).unwrap();
     assert!(torn.fault.as_ref().unwrap().torn_tail);
     assert_eq!(torn.verdict(), Verdict::TornTail);
@@ -866,14 +848,7 @@ fn the_writer_reports_read_and_lock_faults_at_open_and_changes_nothing() {
     write_golden(dir.path());
     let segment = only_segment(dir.path());
     // A torn tail the writer would cut, were its reads to succeed.
-    let len = std::fs::metadata(&segment).unwrap().len();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&segment)
-        .unwrap()
-        .set_len(len - 5)
-        .unwrap();
-    let torn_len = len - 5;
+    let torn_len = cut_tail(&segment, 5);
     for check in [
         anx_journal::OpenCheck::FullChain,
         anx_journal::OpenCheck::LastSegment,

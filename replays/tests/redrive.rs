@@ -80,16 +80,7 @@ fn options() -> WriterOptions {
     }
 }
 
-fn pipeline(writer: Writer, config: &Config) -> Pipeline<SimExchange> {
-    Pipeline::new(
-        writer,
-        Engine::new(config.clone(), RUN_ID, false),
-        SimExchange::new(config.clone()),
-        RUN_ID,
-    )
-}
-
-fn feed(pipeline: &mut Pipeline<SimExchange>, items: &[Item]) {
+fn feed<B: Broker>(pipeline: &mut Pipeline<B>, items: &[Item]) {
     for item in items {
         match item.clone() {
             Item::Candle(c) => {
@@ -103,15 +94,52 @@ fn feed(pipeline: &mut Pipeline<SimExchange>, items: &[Item]) {
     }
 }
 
-/// The uninterrupted journal: its events and head.
-fn uninterrupted(dir: &Path, config: &Config, items: &[Item]) -> (Vec<StoredEvent>, Head) {
+/// A new journal in `dir`: the run started, then `items` through the
+/// pipeline with `broker`; its events and head.
+fn run_with<B: Broker>(
+    dir: &Path,
+    config: &Config,
+    broker: B,
+    items: &[Item],
+) -> (Vec<StoredEvent>, Head) {
     let writer = Writer::create(dir, META, options()).unwrap();
-    let mut p = pipeline(writer, config);
+    let mut p = Pipeline::new(
+        writer,
+        Engine::new(config.clone(), RUN_ID, false),
+        broker,
+        RUN_ID,
+    );
     p.append_side(1_735_689_600_000, &Event::RunStarted(run_started(config)))
         .unwrap();
     feed(&mut p, items);
     let head = p.into_writer().close().unwrap();
     (read_journal(dir), head)
+}
+
+/// The uninterrupted journal: its events and head.
+fn uninterrupted(dir: &Path, config: &Config, items: &[Item]) -> (Vec<StoredEvent>, Head) {
+    run_with(dir, config, SimExchange::new(config.clone()), items)
+}
+
+/// A new journal in `dir` holding exactly `events`, written as they are.
+fn write_events<'a>(dir: &Path, events: impl IntoIterator<Item = (UnixMs, &'a Event)>) {
+    let mut writer = Writer::create(dir, META, options()).unwrap();
+    for (market_ms, event) in events {
+        writer.append(market_ms, event).unwrap();
+    }
+    writer.close().unwrap();
+}
+
+/// `dir` opened the way the paper trader opens it, ready to re-drive with `broker`.
+fn redriving<B: Broker>(dir: &Path, config: &Config, broker: B) -> Pipeline<B> {
+    let (writer, journaled) = open_to_redrive(dir, Durability::OnClose).unwrap();
+    Pipeline::redriving(
+        writer,
+        Engine::new(config.clone(), RUN_ID, false),
+        broker,
+        RUN_ID,
+        journaled,
+    )
 }
 
 /// Resumes a journal holding `events[..cut]` and finishes the feed.
@@ -122,12 +150,7 @@ fn resume_after(
     events: &[StoredEvent],
     cut: usize,
 ) -> Head {
-    let writer = Writer::create(dir, META, options()).unwrap();
-    let mut writer = writer;
-    for e in &events[..cut] {
-        writer.append(e.market_ms, &e.event).unwrap();
-    }
-    writer.close().unwrap();
+    write_events(dir, events[..cut].iter().map(|e| (e.market_ms, &e.event)));
     resume(dir, config, items).into_writer().close().unwrap()
 }
 
@@ -135,14 +158,7 @@ fn resume_after(
 /// the repair note of a torn tail, if there was one (as the trader does once
 /// the journal is re-driven), and feeds the candles the journal had not seen.
 fn resume(dir: &Path, config: &Config, items: &[Item]) -> Pipeline<SimExchange> {
-    let (writer, journaled) = open_to_redrive(dir, Durability::OnClose).unwrap();
-    let mut p = Pipeline::redriving(
-        writer,
-        Engine::new(config.clone(), RUN_ID, false),
-        SimExchange::new(config.clone()),
-        RUN_ID,
-        journaled,
-    );
+    let mut p = redriving(dir, config, SimExchange::new(config.clone()));
     let mut last_candle_open = None;
     p.redrive(&mut |stored| {
         if let Event::Candle(c) = &stored.event {
@@ -210,25 +226,12 @@ fn a_journal_the_pipeline_does_not_reproduce_is_a_divergence_naming_the_seq() {
         .position(|e| matches!(e.event, Event::Decision(_)))
         .unwrap();
     let dir = temp.path().join("tampered");
-    let mut writer = Writer::create(&dir, META, options()).unwrap();
-    for (i, e) in events.iter().enumerate() {
-        let mut event = e.event.clone();
-        if i == target {
-            if let Event::Decision(d) = &mut event {
-                d.regime = "tampered".into();
-            }
-        }
-        writer.append(e.market_ms, &event).unwrap();
+    let mut tampered = events.clone();
+    if let Event::Decision(d) = &mut tampered[target].event {
+        d.regime = "tampered".into();
     }
-    writer.close().unwrap();
-    let (writer, journaled) = open_to_redrive(&dir, Durability::OnClose).unwrap();
-    let mut p = Pipeline::redriving(
-        writer,
-        Engine::new(config.clone(), RUN_ID, false),
-        SimExchange::new(config.clone()),
-        RUN_ID,
-        journaled,
-    );
+    write_events(&dir, tampered.iter().map(|e| (e.market_ms, &e.event)));
+    let mut p = redriving(&dir, &config, SimExchange::new(config.clone()));
     match p.redrive(&mut |_| {}) {
         Err(PipelineError::Diverged { seq, .. }) => assert_eq!(seq, events[target].seq),
         other => panic!(
@@ -315,23 +318,8 @@ fn an_unconfirmed_bracket_fails_the_symbol_closed_and_the_position_is_closed_as_
     let items = inputs();
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path().join("naked");
-    let writer = Writer::create(&dir, META, options()).unwrap();
-    let mut p = Pipeline::new(
-        writer,
-        Engine::new(config.clone(), RUN_ID, false),
-        NoBrackets(SimExchange::new(config.clone())),
-        RUN_ID,
-    );
-    p.append_side(1_735_689_600_000, &Event::RunStarted(run_started(&config)))
-        .unwrap();
-    for item in &items {
-        if let Item::Candle(c) = item {
-            let close = c.close_ms();
-            p.candle(c.clone(), close).unwrap();
-        }
-    }
-    p.into_writer().close().unwrap();
-    let events = read_journal(&dir);
+    let broker = NoBrackets(SimExchange::new(config.clone()));
+    let (events, _) = run_with(&dir, &config, broker, &items);
     let entry = events
         .iter()
         .position(|e| matches!(&e.event, Event::OrderPlaced(o) if o.purpose == OrderPurpose::Entry))
@@ -386,11 +374,7 @@ fn segment_of(dir: &Path) -> PathBuf {
 /// A journal holding `events[..=cut]` whose last record a crash cut short
 /// (its last 20 bytes missing): the shape a kill mid-append leaves.
 fn torn_after(dir: &Path, events: &[StoredEvent], cut: usize) {
-    let mut writer = Writer::create(dir, META, options()).unwrap();
-    for e in &events[..=cut] {
-        writer.append(e.market_ms, &e.event).unwrap();
-    }
-    writer.close().unwrap();
+    write_events(dir, events[..=cut].iter().map(|e| (e.market_ms, &e.event)));
     let segment = segment_of(dir);
     let len = std::fs::metadata(&segment).unwrap().len();
     let file = std::fs::OpenOptions::new()
@@ -471,18 +455,8 @@ fn a_journal_keeps_the_simulated_exchange_ids_it_was_written_with() {
     let temp = tempfile::tempdir().unwrap();
     // A journal written before ids were seq-free (`SIM-` + the order's seq).
     let dir = temp.path().join("v0");
-    let writer = Writer::create(&dir, META, options()).unwrap();
-    let mut p = Pipeline::new(
-        writer,
-        Engine::new(config.clone(), RUN_ID, false),
-        SimExchange::with_ids(config.clone(), SimIds::FromSeqV0),
-        RUN_ID,
-    );
-    p.append_side(1_735_689_600_000, &Event::RunStarted(run_started(&config)))
-        .unwrap();
-    feed(&mut p, &items);
-    p.into_writer().close().unwrap();
-    let events = read_journal(&dir);
+    let broker = SimExchange::with_ids(config.clone(), SimIds::FromSeqV0);
+    let (events, _) = run_with(&dir, &config, broker, &items);
     let ack = events
         .iter()
         .find_map(|e| match &e.event {
@@ -493,15 +467,7 @@ fn a_journal_keeps_the_simulated_exchange_ids_it_was_written_with() {
     assert_eq!(ack.exchange_order_id, format!("SIM-{:010}", ack.order_seq));
     assert_eq!(SimIds::of_journal(&events), SimIds::FromSeqV0);
     let redrive = |ids: SimIds| {
-        let (writer, journaled) = open_to_redrive(&dir, Durability::OnClose).unwrap();
-        let mut p = Pipeline::redriving(
-            writer,
-            Engine::new(config.clone(), RUN_ID, false),
-            SimExchange::with_ids(config.clone(), ids),
-            RUN_ID,
-            journaled,
-        );
-        p.redrive(&mut |_| {})
+        redriving(&dir, &config, SimExchange::with_ids(config.clone(), ids)).redrive(&mut |_| {})
     };
     // Today's ids would not reproduce it; the journal's own scheme does.
     let ack_seq = events
@@ -534,23 +500,15 @@ fn redrive_written(
     events: &[StoredEvent],
     extra: &[Event],
 ) -> (Result<(), PipelineError>, Pipeline<SimExchange>, Vec<Seq>) {
-    let mut writer = Writer::create(dir, META, options()).unwrap();
-    for e in events {
-        writer.append(e.market_ms, &e.event).unwrap();
-    }
     let market_ms = events.last().map_or(0, |e| e.market_ms);
-    for event in extra {
-        writer.append(market_ms, event).unwrap();
-    }
-    writer.close().unwrap();
-    let (writer, journaled) = open_to_redrive(dir, Durability::OnClose).unwrap();
-    let mut p = Pipeline::redriving(
-        writer,
-        Engine::new(config.clone(), RUN_ID, false),
-        SimExchange::new(config.clone()),
-        RUN_ID,
-        journaled,
+    write_events(
+        dir,
+        events
+            .iter()
+            .map(|e| (e.market_ms, &e.event))
+            .chain(extra.iter().map(|event| (market_ms, event))),
     );
+    let mut p = redriving(dir, config, SimExchange::new(config.clone()));
     let mut seen = Vec::new();
     let result = p.redrive(&mut |stored| seen.push(stored.seq));
     (result, p, seen)

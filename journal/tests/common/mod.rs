@@ -69,3 +69,16 @@ pub fn copy_journal(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Cuts the last `bytes` bytes off the file at `path` (a crash mid-append);
+/// returns its new length.
+pub fn cut_tail(path: &Path, bytes: u64) -> u64 {
+    let len = std::fs::metadata(path).unwrap().len() - bytes;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_len(len)
+        .unwrap();
+    len
+}
