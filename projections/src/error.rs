@@ -86,3 +86,57 @@ impl fmt::Display for FoldError {
 }
 
 pub type FoldResult<T = ()> = Result<T, FoldError>;
+
+/// What the engine found missing. Each is impossible when the caller keeps the
+/// engine's contract (every journaled event folded, then observed, before
+/// `run_tick`); meeting one means that contract was broken, so it is a loud
+/// error naming the seq instead of a silently missing Decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EngineFault {
+    /// The input's symbol is not one of the run's.
+    UnknownSymbol,
+    /// The engine never observed a candle of this symbol.
+    NoMemory,
+    /// The symbol's indicators were never fed.
+    NoSnapshot,
+    /// A fill or order event names an order the projection does not hold.
+    UnknownOrder,
+    /// An exit fill flattened a position with no open trade.
+    NoOpenTrade,
+    /// A position is open on a symbol with no candle to decide on.
+    NoCandle,
+}
+
+impl EngineFault {
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineFault::UnknownSymbol => "unknown_symbol",
+            EngineFault::NoMemory => "no_engine_memory",
+            EngineFault::NoSnapshot => "no_indicator_snapshot",
+            EngineFault::UnknownOrder => "unknown_order",
+            EngineFault::NoOpenTrade => "no_open_trade",
+            EngineFault::NoCandle => "no_candle",
+        }
+    }
+}
+
+/// The engine could not react to the input journaled at `seq`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("seq {seq}: the engine cannot react ({}): {detail}", fault.name())]
+pub struct EngineError {
+    pub seq: Seq,
+    pub fault: EngineFault,
+    pub detail: String,
+}
+
+impl EngineError {
+    pub fn new(seq: Seq, fault: EngineFault, detail: impl Into<String>) -> EngineError {
+        EngineError {
+            seq,
+            fault,
+            detail: detail.into(),
+        }
+    }
+}
+
+pub type EngineResult<T = ()> = Result<T, EngineError>;

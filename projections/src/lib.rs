@@ -17,7 +17,7 @@ pub mod report;
 pub mod state_form;
 pub mod testkit;
 
-pub use error::{FoldError, FoldResult, Rule};
+pub use error::{EngineError, EngineFault, EngineResult, FoldError, FoldResult, Rule};
 pub use fold::{transition_allowed, Projection, PORTFOLIO_POT};
 pub use model::*;
 pub use report::{Report, RATIO_BASIS};

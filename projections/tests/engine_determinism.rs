@@ -416,7 +416,9 @@ fn a_restart_that_refolds_the_journal_continues_the_same_stream() {
             projection
                 .apply(i as Seq + 1, *ms, event)
                 .expect("the journal refolds");
-            engine.observe(&projection, *ms, event);
+            engine
+                .observe(&projection, *ms, event)
+                .expect("the engine observes the journal");
         }
         assert_eq!(projection, first.h.projection);
         first.h.projection = projection;
@@ -498,4 +500,65 @@ proptest! {
             prop_assert_eq!(decision.as_of_ms, candle.close_ms());
         }
     }
+}
+
+/// A closed candle gets a Decision or an error naming its seq – never nothing.
+/// These inputs break the caller's contract (folded but not observed, a symbol
+/// or order the run does not hold), which the pipeline never does; the engine
+/// says so instead of silently skipping the candle.
+#[test]
+fn a_broken_engine_contract_is_an_error_naming_the_seq_never_a_missing_decision() {
+    use anx_projections::EngineFault;
+    let mut h = Harness::new(default_config(), &[BTC]);
+    let bar = candle(BTC, T0, d("101"), d("99"), d("100"), d("10"));
+    let as_of_ms = T0 + BAR_MS;
+    // Folded, but not observed: the engine has no memory of the symbol.
+    let seq = h.projection.seq() + 1;
+    h.projection
+        .apply(seq, as_of_ms, &bar.clone().into())
+        .expect("the fold takes the candle");
+    let input = TickInput::Candle {
+        seq,
+        candle: &bar,
+        as_of_ms,
+    };
+    let error = h.engine.run_tick(&h.projection, input).unwrap_err();
+    assert_eq!((error.seq, error.fault), (seq, EngineFault::NoMemory));
+    assert!(
+        error.to_string().starts_with(&format!("seq {seq}: ")),
+        "{error}"
+    );
+
+    let other = candle(ETH, T0, d("101"), d("99"), d("100"), d("10"));
+    let input = TickInput::Candle {
+        seq: 77,
+        candle: &other,
+        as_of_ms,
+    };
+    let error = h.engine.run_tick(&h.projection, input).unwrap_err();
+    assert_eq!((error.seq, error.fault), (77, EngineFault::UnknownSymbol));
+
+    let fill = Fill {
+        client_order_id: "never-placed".into(),
+        order_seq: 1,
+        fill_id: "f1".into(),
+        leg: FillLeg::Entry,
+        side: Side::Buy,
+        price: d("100"),
+        size: d("1"),
+        fee: d("0.1"),
+        liquidity: Liquidity::Maker,
+    };
+    let input = TickInput::Fill {
+        seq: 78,
+        fill: &fill,
+        as_of_ms,
+    };
+    let error = h.engine.run_tick(&h.projection, input).unwrap_err();
+    assert_eq!((error.seq, error.fault), (78, EngineFault::UnknownOrder));
+    let error = h
+        .engine
+        .observe(&h.projection, as_of_ms, &fill.into())
+        .unwrap_err();
+    assert_eq!(error.fault, EngineFault::UnknownOrder);
 }

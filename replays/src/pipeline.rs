@@ -22,7 +22,7 @@
 use crate::exchange::{Broker, BrokerEvent};
 use anx_journal::*;
 use anx_projections::engine::{Engine, TickInput};
-use anx_projections::{FoldError, Projection};
+use anx_projections::{EngineError, FoldError, Projection};
 use std::collections::VecDeque;
 
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +31,8 @@ pub enum PipelineError {
     Journal(#[from] JournalError),
     #[error("the fold refused an event the pipeline produced (a bug): {0}")]
     Fold(#[from] FoldError),
+    #[error("the engine broke its contract (a bug): {0}")]
+    Engine(#[from] EngineError),
     #[error("journal diverges at seq {seq}: it holds {journaled}, but re-driving its inputs produces {produced}")]
     Diverged {
         seq: Seq,
@@ -189,7 +191,7 @@ impl<B: Broker> Pipeline<B> {
 
     fn fold(&mut self, seq: Seq, market_ms: UnixMs, event: &Event) -> Result<(), PipelineError> {
         self.projection.apply(seq, market_ms, event)?;
-        self.engine.observe(&self.projection, market_ms, event);
+        self.engine.observe(&self.projection, market_ms, event)?;
         Ok(())
     }
 
@@ -242,7 +244,7 @@ impl<B: Broker> Pipeline<B> {
     /// the orders it placed, to be handed to the broker once the engine's
     /// events are all in.
     fn engine_step(&mut self, input: TickInput) -> Result<Vec<Work>, PipelineError> {
-        let outputs = self.engine.run_tick(&self.projection, input);
+        let outputs = self.engine.run_tick(&self.projection, input)?;
         let mut placed = Vec::new();
         for (market_ms, event) in outputs {
             let seq = self.append(market_ms, &event)?;

@@ -23,6 +23,7 @@ pub mod product;
 pub mod risk;
 pub mod signals;
 
+use crate::error::{EngineError, EngineFault, EngineResult};
 use crate::fold::{Projection, PORTFOLIO_POT};
 use crate::model::DAY_MS;
 use anx_journal::codec::Hash32;
@@ -139,7 +140,15 @@ impl Engine {
 
     /// Folds one journaled event into the engine's memory. `projection` is the
     /// state after the event was folded.
-    pub fn observe(&mut self, projection: &Projection, market_ms: UnixMs, event: &Event) {
+    ///
+    /// Errors when the event cannot have been folded (a fill of an order the
+    /// projection does not hold): the caller broke the contract.
+    pub fn observe(
+        &mut self,
+        projection: &Projection,
+        market_ms: UnixMs,
+        event: &Event,
+    ) -> EngineResult {
         match event {
             Event::Candle(c) => {
                 let memory = self.memory(&c.symbol);
@@ -149,36 +158,7 @@ impl Engine {
                     *high = (*high).max(c.high);
                 }
             }
-            Event::OrderPlaced(o) => {
-                let memory = self.memory(&o.product_id);
-                match (o.purpose, &o.bracket) {
-                    (OrderPurpose::Entry, Some(b)) => {
-                        memory.bracket = Some(Bracket {
-                            client_order_id: o.client_order_id.clone(),
-                            stop_trigger: b.stop_trigger,
-                        });
-                    }
-                    (OrderPurpose::Entry, None) => memory.bracket = None,
-                    (OrderPurpose::Exit, _) => {
-                        // Tie the pending exit reason to the order that carries it.
-                        if let Some(reason) = memory.pending_exit.take() {
-                            memory
-                                .exit_reasons
-                                .insert(o.client_order_id.clone(), reason);
-                        }
-                    }
-                }
-                if o.purpose == OrderPurpose::Entry {
-                    self.entries_ms.push_back(market_ms);
-                    while self
-                        .entries_ms
-                        .front()
-                        .is_some_and(|t| *t <= market_ms - DAY_MS)
-                    {
-                        self.entries_ms.pop_front();
-                    }
-                }
-            }
+            Event::OrderPlaced(o) => self.observe_order_placed(o, market_ms),
             Event::Decision(d) => {
                 // The exit order placed right after this decision carries its reason.
                 self.memory(&d.symbol).pending_exit = match d.outcome {
@@ -186,29 +166,7 @@ impl Engine {
                     _ => None,
                 };
             }
-            Event::Fill(f) => {
-                let Some(order) = projection.state.orders.get(&f.client_order_id) else {
-                    return;
-                };
-                let symbol = order.symbol.clone();
-                let purpose = order.purpose;
-                let spec = self.config.product(&symbol).copied();
-                let slippage = match (f.liquidity, spec) {
-                    (Liquidity::Taker, Some(spec)) => {
-                        CostModel::new(&self.config).slippage_cost(f.price * f.size, f.side, &spec)
-                    }
-                    _ => Decimal::ZERO,
-                };
-                let memory = self.memory(&symbol);
-                memory.slippage += slippage;
-                if f.leg == FillLeg::Entry && purpose == OrderPurpose::Entry {
-                    memory.highest_since_entry = Some(
-                        memory
-                            .highest_since_entry
-                            .map_or(f.price, |h| h.max(f.price)),
-                    );
-                }
-            }
+            Event::Fill(f) => self.observe_fill(projection, f)?,
             Event::TradeClosed(t) => {
                 let memory = self.memory(&t.symbol);
                 memory.last_exit = Some((t.exit_ms, t.net_pnl > Decimal::ZERO));
@@ -222,6 +180,63 @@ impl Engine {
             Event::OrderRejected(e) => self.forget_unfilled_entry(projection, &e.client_order_id),
             _ => {}
         }
+        Ok(())
+    }
+
+    /// Remembers an entry's bracket or an exit's reason, and paces entries.
+    fn observe_order_placed(&mut self, o: &OrderPlaced, market_ms: UnixMs) {
+        let memory = self.memory(&o.product_id);
+        match (o.purpose, &o.bracket) {
+            (OrderPurpose::Entry, Some(b)) => {
+                memory.bracket = Some(Bracket {
+                    client_order_id: o.client_order_id.clone(),
+                    stop_trigger: b.stop_trigger,
+                });
+            }
+            (OrderPurpose::Entry, None) => memory.bracket = None,
+            (OrderPurpose::Exit, _) => {
+                // Tie the pending exit reason to the order that carries it.
+                if let Some(reason) = memory.pending_exit.take() {
+                    memory
+                        .exit_reasons
+                        .insert(o.client_order_id.clone(), reason);
+                }
+            }
+        }
+        if o.purpose == OrderPurpose::Entry {
+            self.entries_ms.push_back(market_ms);
+            while self
+                .entries_ms
+                .front()
+                .is_some_and(|t| *t <= market_ms - DAY_MS)
+            {
+                self.entries_ms.pop_front();
+            }
+        }
+    }
+
+    /// Attributes a taker fill's slippage and tracks the high since entry.
+    fn observe_fill(&mut self, projection: &Projection, f: &Fill) -> EngineResult {
+        let order = order_of(projection, projection.seq(), &f.client_order_id)?;
+        let symbol = order.symbol.clone();
+        let purpose = order.purpose;
+        let spec = self.config.product(&symbol).copied();
+        let slippage = match (f.liquidity, spec) {
+            (Liquidity::Taker, Some(spec)) => {
+                CostModel::new(&self.config).slippage_cost(f.price * f.size, f.side, &spec)
+            }
+            _ => Decimal::ZERO,
+        };
+        let memory = self.memory(&symbol);
+        memory.slippage += slippage;
+        if f.leg == FillLeg::Entry && purpose == OrderPurpose::Entry {
+            memory.highest_since_entry = Some(
+                memory
+                    .highest_since_entry
+                    .map_or(f.price, |h| h.max(f.price)),
+            );
+        }
+        Ok(())
     }
 
     /// An entry that ended with nothing filled leaves no trade to remember.
@@ -244,7 +259,15 @@ impl Engine {
     }
 
     /// Reacts to one journaled input; returns the events to append next.
-    pub fn run_tick(&mut self, projection: &Projection, input: TickInput) -> Vec<(UnixMs, Event)> {
+    ///
+    /// Every closed candle gets exactly one Decision: what would have skipped
+    /// it (a symbol, memory or indicator snapshot that cannot be missing when
+    /// the contract is kept) is an error naming the input's seq instead.
+    pub fn run_tick(
+        &mut self,
+        projection: &Projection,
+        input: TickInput,
+    ) -> EngineResult<Vec<(UnixMs, Event)>> {
         let mut out = Out {
             next_seq: projection.seq() + 1,
             events: Vec::new(),
@@ -254,21 +277,19 @@ impl Engine {
                 seq,
                 candle,
                 as_of_ms,
-            } => self.on_candle(projection, seq, candle, as_of_ms, &mut out),
+            } => self.on_candle(projection, seq, candle, as_of_ms, &mut out)?,
             TickInput::Fill {
                 seq,
                 fill,
                 as_of_ms,
-            } => self.on_fill(projection, seq, fill, as_of_ms, &mut out),
+            } => self.on_fill(projection, seq, fill, as_of_ms, &mut out)?,
             TickInput::OrderEnded {
                 seq,
                 symbol,
                 client_order_id,
                 as_of_ms,
             } => {
-                let Some(state) = projection.state.symbols.get(symbol) else {
-                    return out.events;
-                };
+                let state = symbol_state(projection, seq, symbol)?;
                 let ended_entry = state.engine.0 == EngineState::EntryPending
                     && state.in_flight.is_none()
                     && state.position.quantity.is_zero()
@@ -300,9 +321,9 @@ impl Engine {
                 reason,
                 as_of_ms,
                 &mut out,
-            ),
+            )?,
         }
-        out.events
+        Ok(out.events)
     }
 
     fn indicator_values(
@@ -342,20 +363,17 @@ impl Engine {
         candle: &Candle,
         as_of_ms: UnixMs,
         out: &mut Out,
-    ) {
+    ) -> EngineResult {
         let symbol = candle.symbol.as_str();
-        let Some(state) = projection.state.symbols.get(symbol) else {
-            return;
-        };
-        // `observe` made the memory when the candle was folded.
-        let Some(memory) = self.symbols.get(symbol) else {
-            return;
-        };
-        let Some(snapshot) = memory.snapshot.as_ref() else {
-            return;
-        };
+        let state = symbol_state(projection, candle_seq, symbol)?;
+        // `observe` made the memory and fed the indicators when the candle was folded.
+        let memory = self.symbols.get(symbol).ok_or_else(|| {
+            EngineError::new(candle_seq, EngineFault::NoMemory, symbol.to_string())
+        })?;
+        let snapshot = memory.snapshot.as_ref().ok_or_else(|| {
+            EngineError::new(candle_seq, EngineFault::NoSnapshot, symbol.to_string())
+        })?;
         let regime = signals::classify(snapshot);
-        let signals = signals::scan(snapshot, &self.config, self.skip_volume_filter);
         let chandelier = match (memory.highest_since_entry, snapshot.atr) {
             (Some(high), Some(atr)) => Some(high - self.config.exits.chandelier_atr_multiple * atr),
             _ => None,
@@ -367,77 +385,120 @@ impl Engine {
                 ("chandelier_stop", chandelier),
             ],
         );
-        let mut decision = Decision {
+        let decision = Decision {
             symbol: symbol.to_string(),
             as_of_ms,
             candle_seq,
             regime: Text::const_new(regime.name()),
             indicators,
-            signals,
+            signals: signals::scan(snapshot, &self.config, self.skip_volume_filter),
             risk_checks: Vec::new(),
             sizing: None,
             outcome: DecisionOutcome::Hold,
             config_hash: self.config_hash,
         };
         let holding = !state.position.quantity.is_zero();
-        let exit_pending = state.open_trade.as_ref().is_some_and(|t| {
-            t.exit_orders.iter().any(|id| {
-                projection
-                    .state
-                    .orders
-                    .get(id)
-                    .is_some_and(crate::model::OrderState::is_open)
-            })
-        });
-        if holding && !exit_pending {
-            // The stop traded through but the position is still open: the stop-limit
-            // did not fill (a gap past its limit). The position is naked.
-            let stop_failed = memory
-                .bracket
-                .as_ref()
-                .is_some_and(|b| candle.low <= b.stop_trigger);
-            let unprotected = state.engine.0 == EngineState::FailClosed;
-            let trailing_hit = self.config.exits.chandelier_enabled
-                && chandelier.is_some_and(|c| candle.close < c);
-            let exit = if stop_failed || unprotected {
-                decision.risk_checks.push(RiskCheck {
-                    code: risk::ReasonCode::Protection.text(),
-                    passed: false,
-                    detail: if stop_failed {
-                        "stop traded through but the position is still open (stop-limit unfilled)"
-                            .into()
-                    } else {
-                        "symbol is fail-closed with a position open".into()
-                    },
-                });
-                Some(ExitReason::Emergency)
-            } else if trailing_hit {
-                decision.risk_checks.push(RiskCheck {
-                    code: risk::ReasonCode::ChandelierExit.text(),
-                    passed: false,
-                    detail: anx_journal::compact_str::format_compact!(
-                        "close {} below chandelier stop {}",
-                        candle.close,
-                        chandelier.unwrap_or_default().round_dp(8)
-                    ),
-                });
-                Some(ExitReason::Signal)
-            } else {
-                None
+        if holding && !exit_pending(projection, state) {
+            let exit = self.exit_check(state, memory, candle, chandelier);
+            self.decide_holding(symbol, state, exit, decision, as_of_ms, out);
+        } else if state.engine.0 != EngineState::Idle || state.in_flight.is_some() || holding {
+            out.push(as_of_ms, decision.into());
+        } else {
+            self.decide_entry(projection, regime, memory, decision, as_of_ms, out);
+        }
+        Ok(())
+    }
+
+    /// Why an open position with no exit working must go now, if it must.
+    fn exit_check(
+        &self,
+        state: &crate::model::SymbolState,
+        memory: &SymbolMemory,
+        candle: &Candle,
+        chandelier: Option<Decimal>,
+    ) -> Option<(ExitReason, RiskCheck)> {
+        // The stop traded through but the position is still open: the stop-limit
+        // did not fill (a gap past its limit). The position is naked.
+        let stop_failed = memory
+            .bracket
+            .as_ref()
+            .is_some_and(|b| candle.low <= b.stop_trigger);
+        let unprotected = state.engine.0 == EngineState::FailClosed;
+        let trailing_hit =
+            self.config.exits.chandelier_enabled && chandelier.is_some_and(|c| candle.close < c);
+        if stop_failed || unprotected {
+            let check = RiskCheck {
+                code: risk::ReasonCode::Protection.text(),
+                passed: false,
+                detail: if stop_failed {
+                    "stop traded through but the position is still open (stop-limit unfilled)"
+                        .into()
+                } else {
+                    "symbol is fail-closed with a position open".into()
+                },
             };
-            if let Some(reason) = exit {
+            return Some((ExitReason::Emergency, check));
+        }
+        trailing_hit.then(|| {
+            let check = RiskCheck {
+                code: risk::ReasonCode::ChandelierExit.text(),
+                passed: false,
+                detail: anx_journal::compact_str::format_compact!(
+                    "close {} below chandelier stop {}",
+                    candle.close,
+                    chandelier.unwrap_or_default().round_dp(8)
+                ),
+            };
+            (ExitReason::Signal, check)
+        })
+    }
+
+    /// The Decision on a candle while a position is open: hold, or exit.
+    fn decide_holding(
+        &self,
+        symbol: &str,
+        state: &crate::model::SymbolState,
+        exit: Option<(ExitReason, RiskCheck)>,
+        mut decision: Decision,
+        as_of_ms: UnixMs,
+        out: &mut Out,
+    ) {
+        match exit {
+            Some((reason, check)) => {
+                decision.risk_checks.push(check);
                 decision.outcome = DecisionOutcome::Exit { reason };
                 self.place_exit(symbol, state.position.quantity, decision, as_of_ms, out);
-                return;
             }
-            out.push(as_of_ms, decision.into());
-            return;
+            None => {
+                out.push(as_of_ms, decision.into());
+            }
         }
-        if state.engine.0 != EngineState::Idle || state.in_flight.is_some() || holding {
-            out.push(as_of_ms, decision.into());
-            return;
+    }
+
+    /// The fired signal an entry is built on: the first the regime allows, in
+    /// the configured order, else the first that fired.
+    fn select_signal(
+        &self,
+        decision: &Decision,
+        regime: Regime,
+    ) -> Option<(SignalOutput, Option<&config::RegimeRule>)> {
+        let first = decision.signals.iter().find(|s| s.fired)?;
+        let rule = self.regime_rule(regime);
+        let selected = decision
+            .signals
+            .iter()
+            .find(|s| s.fired && regime_allows(rule, &s.name))
+            .unwrap_or(first);
+        Some((selected.clone(), rule))
+    }
+
+    fn regime_rule(&self, regime: Regime) -> Option<&config::RegimeRule> {
+        match regime {
+            Regime::Trend => Some(&self.config.regime.trend),
+            Regime::Chop => Some(&self.config.regime.chop),
+            Regime::Bear => Some(&self.config.regime.bear),
+            Regime::Unknown => None,
         }
-        self.decide_entry(projection, regime, memory, decision, as_of_ms, out);
     }
 
     fn decide_entry(
@@ -449,28 +510,13 @@ impl Engine {
         as_of_ms: UnixMs,
         out: &mut Out,
     ) {
-        let symbol = decision.symbol.clone();
-        let Some(signal) = decision.signals.iter().find(|s| s.fired).cloned() else {
+        let Some((signal, rule)) = self.select_signal(&decision, regime) else {
+            // Nothing fired: the Decision is to hold.
             out.push(as_of_ms, decision.into());
             return;
         };
-        let rule = match regime {
-            Regime::Trend => Some(&self.config.regime.trend),
-            Regime::Chop => Some(&self.config.regime.chop),
-            Regime::Bear => Some(&self.config.regime.bear),
-            Regime::Unknown => None,
-        };
-        // Prefer a fired signal the regime allows.
-        let allowed =
-            |name: &str| rule.is_some_and(|r| r.allowed_signals.iter().any(|a| a == name));
-        let signal = decision
-            .signals
-            .iter()
-            .find(|s| s.fired && allowed(&s.name))
-            .cloned()
-            .unwrap_or(signal);
         if let Some(code) = signals::invalid_reason(&signal) {
-            decision.risk_checks.push(RiskCheck {
+            let check = RiskCheck {
                 code: code.into(),
                 passed: false,
                 detail: anx_journal::compact_str::format_compact!(
@@ -480,84 +526,102 @@ impl Engine {
                     signal.stop,
                     signal.take_profit
                 ),
-            });
-            decision.outcome = DecisionOutcome::Rejected {
-                reason_code: code.into(),
             };
-            out.push(as_of_ms, decision.into());
-            return;
+            return reject(decision, code, Some(check), as_of_ms, out);
         }
-        let Some(spec) = self.config.product(&symbol).copied() else {
-            decision.outcome = DecisionOutcome::Rejected {
-                reason_code: risk::ReasonCode::NoProductSpec.code().into(),
-            };
-            out.push(as_of_ms, decision.into());
-            return;
+        let Some(spec) = self.config.product(&decision.symbol).copied() else {
+            let code = risk::ReasonCode::NoProductSpec.code();
+            return reject(decision, code, None, as_of_ms, out);
         };
-        let entry = product::entry_limit(signal.entry.unwrap_or_default(), &spec);
-        let stop = product::stop_trigger(signal.stop.unwrap_or_default(), &spec);
-        let take_profit = product::take_profit_limit(signal.take_profit.unwrap_or_default(), &spec);
-        if !(stop < entry && entry < take_profit) {
-            decision.risk_checks.push(RiskCheck {
-                code: risk::ReasonCode::SignalRounding.text(),
-                passed: false,
-                detail: anx_journal::compact_str::format_compact!(
-                    "after rounding: stop {stop} entry {entry} take-profit {take_profit}"
-                ),
-            });
-            decision.outcome = DecisionOutcome::Rejected {
-                reason_code: risk::ReasonCode::SignalRounding.code().into(),
-            };
-            out.push(as_of_ms, decision.into());
-            return;
+        let prices = match rounded_prices(&signal, &spec) {
+            Ok(prices) => prices,
+            Err(check) => {
+                let code = risk::ReasonCode::SignalRounding.code();
+                return reject(decision, code, Some(check), as_of_ms, out);
+            }
+        };
+        let entry_rule = EntryRule {
+            regime,
+            allows: regime_allows(rule, &signal.name),
+            size_multiplier: rule.map_or(Decimal::ZERO, |r| r.size_multiplier),
+        };
+        let ctx = self.risk_context(
+            projection,
+            &decision.symbol,
+            memory,
+            &spec,
+            entry_rule,
+            as_of_ms,
+        );
+        let verdict = risk::evaluate(&ctx, prices.entry, prices.stop, prices.take_profit);
+        decision
+            .risk_checks
+            .push(prices.selected_check(&signal.name));
+        decision.risk_checks.extend(verdict.checks);
+        decision.sizing = verdict.sizing.clone();
+        if let Some(code) = verdict.rejected {
+            return reject(decision, code.code(), None, as_of_ms, out);
         }
+        let quantity = verdict.sizing.map(|s| s.quantity).unwrap_or_default();
+        self.place_entry(decision, &spec, prices, quantity, as_of_ms, out);
+    }
+
+    /// What the risk checks read of the state, the engine's memory and the regime.
+    fn risk_context<'a>(
+        &'a self,
+        projection: &Projection,
+        symbol: &str,
+        memory: &SymbolMemory,
+        spec: &'a config::ProductSpec,
+        rule: EntryRule,
+        as_of_ms: UnixMs,
+    ) -> risk::RiskContext<'a> {
         let state = &projection.state;
-        let pot = state.pot(&symbol);
+        let pot = state.pot(symbol);
         let cash = state.cash.get(pot).map_or(Decimal::ZERO, |c| c.0);
         let portfolio = pot == PORTFOLIO_POT;
         let equity = state.equity.equity();
-        let realized_today = risk::realized_on_day(&state.trades, as_of_ms);
-        let ctx = risk::RiskContext {
+        risk::RiskContext {
             config: &self.config,
-            spec: &spec,
+            spec,
             as_of_ms,
-            candle_close_ms: state.last_close_ms(&symbol).unwrap_or(UnixMs::MIN),
+            candle_close_ms: state.last_close_ms(symbol).unwrap_or(UnixMs::MIN),
             fail_closed: state
                 .symbols
-                .get(&symbol)
+                .get(symbol)
                 .is_some_and(|s| s.fail_closed.is_some()),
             equity,
             peak_equity: state.equity.peak_now(),
             starting_equity: state.equity.start,
-            realized_today,
+            realized_today: risk::realized_on_day(&state.trades, as_of_ms),
             entries_ms: &self.entries_ms,
             last_exit: memory.last_exit,
-            regime: regime.name(),
-            regime_allows: allowed(&signal.name),
-            size_multiplier: rule.map_or(Decimal::ZERO, |r| r.size_multiplier),
+            regime: rule.regime.name(),
+            regime_allows: rule.allows,
+            size_multiplier: rule.size_multiplier,
             capital: if portfolio { equity } else { cash },
             cash_available: cash,
             exposure_total: state.equity.marked,
-        };
-        let verdict = risk::evaluate(&ctx, entry, stop, take_profit);
-        // Which fired signal the entry is built on (the first the regime allows,
-        // in the configured order).
-        decision.risk_checks.push(RiskCheck {
-            code: risk::ReasonCode::SignalSelected.text(),
-            passed: true,
-            detail: anx_journal::compact_str::format_compact!("{}: entry {entry}, stop trigger {stop}, take-profit {take_profit} (rounded to the product's increments)", signal.name),
-        });
-        decision.risk_checks.extend(verdict.checks);
-        decision.sizing = verdict.sizing.clone();
-        if let Some(code) = verdict.rejected {
-            decision.outcome = DecisionOutcome::Rejected {
-                reason_code: code.code().into(),
-            };
-            out.push(as_of_ms, decision.into());
-            return;
         }
+    }
+
+    /// An Enter Decision, its bracket entry order and the move to ENTRY_PENDING.
+    fn place_entry(
+        &self,
+        mut decision: Decision,
+        spec: &config::ProductSpec,
+        prices: EntryPrices,
+        quantity: Decimal,
+        as_of_ms: UnixMs,
+        out: &mut Out,
+    ) {
+        let EntryPrices {
+            entry,
+            stop,
+            take_profit,
+        } = prices;
+        let symbol = decision.symbol.clone();
         decision.outcome = DecisionOutcome::Enter;
-        let quantity = verdict.sizing.map(|s| s.quantity).unwrap_or_default();
         let client_order_id = order::client_order_id(&self.run_id, &symbol, &decision);
         let decision_seq = out.push(as_of_ms, decision.into());
         let buffer = self.config.exchange.stop_limit_buffer;
@@ -576,7 +640,7 @@ impl Engine {
             bracket: Some(BracketLegs {
                 take_profit_limit: take_profit,
                 stop_trigger: stop,
-                stop_limit: product::stop_limit(stop, buffer, &spec),
+                stop_limit: product::stop_limit(stop, buffer, spec),
             }),
             payload: order::entry_payload(
                 &client_order_id,
@@ -634,14 +698,11 @@ impl Engine {
         fill: &Fill,
         as_of_ms: UnixMs,
         out: &mut Out,
-    ) {
-        let Some(order) = projection.state.orders.get(&fill.client_order_id) else {
-            return;
-        };
-        let symbol = order.symbol.clone();
-        let Some(state) = projection.state.symbols.get(&symbol) else {
-            return;
-        };
+    ) -> EngineResult {
+        let symbol = order_of(projection, seq, &fill.client_order_id)?
+            .symbol
+            .clone();
+        let state = symbol_state(projection, seq, &symbol)?;
         if fill.leg == FillLeg::Entry {
             if state.engine.0 == EngineState::EntryPending {
                 out.transition(
@@ -653,13 +714,13 @@ impl Engine {
                     seq,
                 );
             }
-            return;
+            return Ok(());
         }
         if !state.position.quantity.is_zero() {
-            return;
+            return Ok(());
         }
         // The position is flat: the one finalize-exit path for every exit kind.
-        self.finalize_exit(projection, &symbol, seq, fill, as_of_ms, out);
+        self.finalize_exit(projection, &symbol, seq, fill, as_of_ms, out)
     }
 
     fn finalize_exit(
@@ -670,19 +731,17 @@ impl Engine {
         fill: &Fill,
         as_of_ms: UnixMs,
         out: &mut Out,
-    ) {
-        let Some(state) = projection.state.symbols.get(symbol) else {
-            return;
-        };
-        let Some(trade) = state.open_trade.clone() else {
-            return;
-        };
+    ) -> EngineResult {
+        let state = symbol_state(projection, exit_fill_seq, symbol)?;
+        let trade = state.open_trade.clone().ok_or_else(|| {
+            EngineError::new(exit_fill_seq, EngineFault::NoOpenTrade, symbol.to_string())
+        })?;
         let memory = self.memory(symbol);
-        let (initial_stop_memory, slippage) = (
-            memory.bracket.as_ref().map(|b| b.stop_trigger),
-            memory.slippage,
-        );
-        let exit_reason_memory = memory.exit_reasons.get(&fill.client_order_id).copied();
+        let remembered = Remembered {
+            initial_stop: memory.bracket.as_ref().map(|b| b.stop_trigger),
+            slippage: memory.slippage,
+            exit_reason: memory.exit_reasons.get(&fill.client_order_id).copied(),
+        };
         let engine_state = state.engine.0;
         if engine_state == EngineState::PositionOpen {
             out.transition(
@@ -694,50 +753,12 @@ impl Engine {
                 exit_fill_seq,
             );
         }
-        let links = projection
-            .links
-            .orders
-            .get(&trade.entry_client_order_id)
-            .cloned()
-            .unwrap_or_default();
-        let exit_reason = match fill.leg {
-            FillLeg::TakeProfit => ExitReason::TakeProfit,
-            FillLeg::StopLoss => ExitReason::StopLoss,
-            _ => exit_reason_memory.unwrap_or(ExitReason::Manual),
+        let exit = ExitFill {
+            seq: exit_fill_seq,
+            leg: fill.leg,
+            as_of_ms,
         };
-        let size = trade.bought;
-        let entry_price = (trade.buy_notional / size).round_dp(8);
-        let initial_stop = initial_stop_memory.unwrap_or(entry_price);
-        let attribution = CostModel::new(&self.config).attribute(&cost::TradeFlows {
-            buy_notional: trade.buy_notional,
-            sell_notional: trade.sell_notional,
-            fees: trade.fees,
-            slippage,
-            size,
-            entry_price,
-            initial_stop,
-        });
-        let closed = TradeClosed {
-            trade_id: order::trade_id(symbol, trade.opened_ms),
-            symbol: symbol.to_string(),
-            entry_client_order_id: trade.entry_client_order_id.clone(),
-            entry_order_seq: links.order_seq,
-            entry_fill_seq: links.first_fill_seq.unwrap_or(exit_fill_seq),
-            exit_fill_seq,
-            entry_ms: trade.opened_ms,
-            exit_ms: as_of_ms,
-            entry_price,
-            exit_price: (trade.sell_notional / size).round_dp(8),
-            size,
-            initial_stop,
-            exit_reason,
-            fees: attribution.fees,
-            slippage: attribution.slippage,
-            gross_pnl: attribution.gross,
-            net_pnl: attribution.net,
-            theoretical_r: attribution.theoretical_r,
-            realized_r: attribution.realized_r,
-        };
+        let closed = self.closed_trade(projection, symbol, &trade, exit, remembered);
         let closed_seq = out.push(as_of_ms, closed.into());
         if engine_state != EngineState::FailClosed {
             out.transition(
@@ -749,6 +770,63 @@ impl Engine {
                 closed_seq,
             );
         }
+        Ok(())
+    }
+
+    /// The closed trade's record: prices from the fills, costs attributed by
+    /// the one cost model, the exit reason from the leg or the exit decision.
+    fn closed_trade(
+        &self,
+        projection: &Projection,
+        symbol: &str,
+        trade: &crate::model::OpenTrade,
+        exit: ExitFill,
+        remembered: Remembered,
+    ) -> TradeClosed {
+        let links = projection
+            .links
+            .orders
+            .get(&trade.entry_client_order_id)
+            .cloned()
+            .unwrap_or_default();
+        let exit_reason = match exit.leg {
+            FillLeg::TakeProfit => ExitReason::TakeProfit,
+            FillLeg::StopLoss => ExitReason::StopLoss,
+            _ => remembered.exit_reason.unwrap_or(ExitReason::Manual),
+        };
+        let size = trade.bought;
+        let entry_price = (trade.buy_notional / size).round_dp(8);
+        let initial_stop = remembered.initial_stop.unwrap_or(entry_price);
+        let attribution = CostModel::new(&self.config).attribute(&cost::TradeFlows {
+            buy_notional: trade.buy_notional,
+            sell_notional: trade.sell_notional,
+            fees: trade.fees,
+            slippage: remembered.slippage,
+            size,
+            entry_price,
+            initial_stop,
+        });
+        TradeClosed {
+            trade_id: order::trade_id(symbol, trade.opened_ms),
+            symbol: symbol.to_string(),
+            entry_client_order_id: trade.entry_client_order_id.clone(),
+            entry_order_seq: links.order_seq,
+            entry_fill_seq: links.first_fill_seq.unwrap_or(exit.seq),
+            exit_fill_seq: exit.seq,
+            entry_ms: trade.opened_ms,
+            exit_ms: exit.as_of_ms,
+            entry_price,
+            exit_price: (trade.sell_notional / size).round_dp(8),
+            size,
+            initial_stop,
+            exit_reason,
+            fees: attribution.fees,
+            slippage: attribution.slippage,
+            gross_pnl: attribution.gross,
+            net_pnl: attribution.net,
+            theoretical_r: attribution.theoretical_r,
+            realized_r: attribution.realized_r,
+        }
     }
 
     fn on_unprotected(
@@ -759,10 +837,9 @@ impl Engine {
         reason: &str,
         as_of_ms: UnixMs,
         out: &mut Out,
-    ) {
-        let Some(state) = projection.state.symbols.get(symbol) else {
-            return;
-        };
+    ) -> EngineResult {
+        // The answer itself is not journaled as its own input: the newest seq names it.
+        let state = symbol_state(projection, projection.seq(), symbol)?;
         let cause_seq = projection
             .links
             .orders
@@ -792,32 +869,181 @@ impl Engine {
             );
         }
         if !state.position.quantity.is_zero() {
-            let Some(candle_seq) = projection.links.last_candle.get(symbol).copied() else {
-                return;
-            };
-            let decision = Decision {
-                symbol: symbol.to_string(),
-                as_of_ms,
-                candle_seq,
-                regime: "unknown".into(),
-                indicators: Vec::new(),
-                signals: Vec::new(),
-                risk_checks: vec![RiskCheck {
-                    code: risk::ReasonCode::Protection.text(),
-                    passed: false,
-                    detail: anx_journal::compact_str::format_compact!(
-                        "bracket of {client_order_id} not confirmed: {reason}"
-                    ),
-                }],
-                sizing: None,
-                outcome: DecisionOutcome::Exit {
-                    reason: ExitReason::Emergency,
-                },
-                config_hash: self.config_hash,
-            };
+            // A position comes from an entry decided on a candle: one is there.
+            let candle_seq = projection
+                .links
+                .last_candle
+                .get(symbol)
+                .copied()
+                .ok_or_else(|| {
+                    EngineError::new(projection.seq(), EngineFault::NoCandle, symbol.to_string())
+                })?;
+            let decision =
+                self.emergency_decision(symbol, candle_seq, client_order_id, reason, as_of_ms);
             self.place_exit(symbol, state.position.quantity, decision, as_of_ms, out);
         }
+        Ok(())
     }
+    /// The Decision to sell a position whose protection is not confirmed.
+    fn emergency_decision(
+        &self,
+        symbol: &str,
+        candle_seq: Seq,
+        client_order_id: &str,
+        reason: &str,
+        as_of_ms: UnixMs,
+    ) -> Decision {
+        Decision {
+            symbol: symbol.to_string(),
+            as_of_ms,
+            candle_seq,
+            regime: "unknown".into(),
+            indicators: Vec::new(),
+            signals: Vec::new(),
+            risk_checks: vec![RiskCheck {
+                code: risk::ReasonCode::Protection.text(),
+                passed: false,
+                detail: anx_journal::compact_str::format_compact!(
+                    "bracket of {client_order_id} not confirmed: {reason}"
+                ),
+            }],
+            sizing: None,
+            outcome: DecisionOutcome::Exit {
+                reason: ExitReason::Emergency,
+            },
+            config_hash: self.config_hash,
+        }
+    }
+}
+
+/// What the engine remembers of an open trade when it closes.
+#[derive(Clone, Copy)]
+struct Remembered {
+    initial_stop: Option<Decimal>,
+    slippage: Decimal,
+    exit_reason: Option<ExitReason>,
+}
+
+/// The fill that flattened a position.
+#[derive(Clone, Copy)]
+struct ExitFill {
+    seq: Seq,
+    leg: FillLeg,
+    as_of_ms: UnixMs,
+}
+
+/// An entry's prices, rounded to the product's increments.
+#[derive(Clone, Copy)]
+struct EntryPrices {
+    entry: Decimal,
+    stop: Decimal,
+    take_profit: Decimal,
+}
+
+impl EntryPrices {
+    /// Which fired signal the entry is built on, and its rounded prices.
+    fn selected_check(&self, signal: &str) -> RiskCheck {
+        let EntryPrices {
+            entry,
+            stop,
+            take_profit,
+        } = self;
+        RiskCheck {
+            code: risk::ReasonCode::SignalSelected.text(),
+            passed: true,
+            detail: anx_journal::compact_str::format_compact!("{signal}: entry {entry}, stop trigger {stop}, take-profit {take_profit} (rounded to the product's increments)"),
+        }
+    }
+}
+
+/// The signal's prices rounded to the product's increments (each in the
+/// direction that cannot make the trade riskier), or the failed check when
+/// rounding leaves them out of order.
+fn rounded_prices(
+    signal: &SignalOutput,
+    spec: &config::ProductSpec,
+) -> Result<EntryPrices, RiskCheck> {
+    let entry = product::entry_limit(signal.entry.unwrap_or_default(), spec);
+    let stop = product::stop_trigger(signal.stop.unwrap_or_default(), spec);
+    let take_profit = product::take_profit_limit(signal.take_profit.unwrap_or_default(), spec);
+    if stop < entry && entry < take_profit {
+        return Ok(EntryPrices {
+            entry,
+            stop,
+            take_profit,
+        });
+    }
+    Err(RiskCheck {
+        code: risk::ReasonCode::SignalRounding.text(),
+        passed: false,
+        detail: anx_journal::compact_str::format_compact!(
+            "after rounding: stop {stop} entry {entry} take-profit {take_profit}"
+        ),
+    })
+}
+
+/// What the regime says of an entry.
+#[derive(Clone, Copy)]
+struct EntryRule {
+    regime: Regime,
+    allows: bool,
+    size_multiplier: Decimal,
+}
+
+fn regime_allows(rule: Option<&config::RegimeRule>, signal: &str) -> bool {
+    rule.is_some_and(|r| r.allowed_signals.iter().any(|a| a == signal))
+}
+
+/// A Decision rejected with `code` (and the failed check that says why).
+fn reject(
+    mut decision: Decision,
+    code: &'static str,
+    check: Option<RiskCheck>,
+    as_of_ms: UnixMs,
+    out: &mut Out,
+) {
+    decision.risk_checks.extend(check);
+    decision.outcome = DecisionOutcome::Rejected {
+        reason_code: code.into(),
+    };
+    out.push(as_of_ms, decision.into());
+}
+
+/// Whether an exit order of the open trade is still working.
+fn exit_pending(projection: &Projection, state: &crate::model::SymbolState) -> bool {
+    state.open_trade.as_ref().is_some_and(|t| {
+        t.exit_orders.iter().any(|id| {
+            projection
+                .state
+                .orders
+                .get(id)
+                .is_some_and(crate::model::OrderState::is_open)
+        })
+    })
+}
+
+/// The projected state of an input's symbol.
+fn symbol_state<'p>(
+    projection: &'p Projection,
+    seq: Seq,
+    symbol: &str,
+) -> EngineResult<&'p crate::model::SymbolState> {
+    projection
+        .state
+        .symbols
+        .get(symbol)
+        .ok_or_else(|| EngineError::new(seq, EngineFault::UnknownSymbol, symbol.to_string()))
+}
+
+/// The projected order an input names.
+fn order_of<'p>(
+    projection: &'p Projection,
+    seq: Seq,
+    client_order_id: &str,
+) -> EngineResult<&'p crate::model::OrderState> {
+    projection.state.orders.get(client_order_id).ok_or_else(|| {
+        EngineError::new(seq, EngineFault::UnknownOrder, client_order_id.to_string())
+    })
 }
 
 /// Events being produced, with the seqs they will get.

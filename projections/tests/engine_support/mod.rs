@@ -130,14 +130,19 @@ impl Harness {
         if let Err(error) = self.projection.apply(seq, market_ms, &event) {
             panic!("the fold refused an event: {error}\n{event:?}");
         }
-        self.engine.observe(&self.projection, market_ms, &event);
+        if let Err(error) = self.engine.observe(&self.projection, market_ms, &event) {
+            panic!("the engine refused an event: {error}\n{event:?}");
+        }
         self.events.push((market_ms, event));
         seq
     }
 
     /// Appends the engine's outputs for `input`; returns them.
     pub fn step(&mut self, input: TickInput) -> Vec<(UnixMs, Event)> {
-        let outputs = self.engine.run_tick(&self.projection, input);
+        let outputs = match self.engine.run_tick(&self.projection, input) {
+            Ok(outputs) => outputs,
+            Err(error) => panic!("the engine refused an input: {error}"),
+        };
         for (market_ms, event) in &outputs {
             self.append(*market_ms, event.clone());
         }
