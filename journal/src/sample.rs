@@ -40,9 +40,36 @@ pub fn candle(open_ms: UnixMs, ohlcv: [&str; 5]) -> Candle {
 /// order, a fail-closed symbol reset by an operator, a checkpoint, a repair and
 /// the run's end. Returns `(market_ms, event)` pairs.
 pub fn golden_events() -> Vec<(UnixMs, Event)> {
-    let config_hash = Hash32(*blake3::hash(b"sample config").as_bytes());
-    let coid = "ANX4_run00001_BTCUSD_20240101T0800_1a2b3c4d".to_string();
-    let t = |hours: i64| START_MS + hours * HOUR_MS;
+    let ids = GoldenIds {
+        config_hash: Hash32(*blake3::hash(b"sample config").as_bytes()),
+        coid: "ANX4_run00001_BTCUSD_20240101T0800_1a2b3c4d".to_string(),
+    };
+    let parts = [
+        golden_run_start(&ids),
+        golden_entry_decision(&ids),
+        golden_entry_order(&ids),
+        golden_position(&ids),
+        golden_take_profit(&ids),
+        golden_failures(&ids),
+        golden_closing(&ids),
+    ];
+    parts.into_iter().flatten().collect()
+}
+
+/// Identifiers the golden events share.
+struct GoldenIds {
+    config_hash: Hash32,
+    coid: String,
+}
+
+/// The golden run's market time `hours` after its start.
+fn t(hours: i64) -> UnixMs {
+    START_MS + hours * HOUR_MS
+}
+
+/// Golden events: the run starts and its first candle closes.
+fn golden_run_start(ids: &GoldenIds) -> Vec<(UnixMs, Event)> {
+    let config_hash = ids.config_hash;
     vec![
         (
             t(0),
@@ -83,56 +110,68 @@ pub fn golden_events() -> Vec<(UnixMs, Event)> {
             }
             .into(),
         ),
-        (
-            t(4),
-            Decision {
-                symbol: "BTC-USD".into(),
-                as_of_ms: t(4),
-                candle_seq: 2,
-                regime: "trend".into(),
-                indicators: vec![
-                    Indicator {
-                        name: "donchian_high".into(),
-                        value: Some(d("104400")),
-                    },
-                    Indicator {
-                        name: "atr".into(),
-                        value: None,
-                    },
-                ],
-                signals: vec![SignalOutput {
-                    name: "breakout".into(),
-                    fired: true,
-                    strength: d("0.8"),
-                    confidence: d("0.6"),
-                    entry: Some(d("104500")),
-                    stop: Some(d("102361")),
-                    take_profit: Some(d("108778")),
-                    note: "close above 20-bar high".into(),
-                }],
-                risk_checks: vec![RiskCheck {
-                    code: "min_notional".into(),
-                    passed: true,
-                    detail: "72.00 >= 1.00".into(),
-                }],
-                sizing: Some(Sizing {
-                    capital: d("500"),
-                    risk_fraction: d("0.01"),
-                    risk_budget: d("5"),
-                    entry: d("104500"),
-                    stop_trigger: d("102361"),
-                    worst_case_fill: d("97242.95"),
-                    risk_per_unit: d("7257.05"),
-                    quantity_raw: d("0.000688985"),
-                    quantity: d("0.00068898"),
-                    notional: d("71.99841"),
-                    multiplier: d("1"),
-                }),
-                outcome: DecisionOutcome::Enter,
-                config_hash,
-            }
-            .into(),
-        ),
+    ]
+}
+
+/// Golden events: the decision to enter, with its glass box.
+fn golden_entry_decision(ids: &GoldenIds) -> Vec<(UnixMs, Event)> {
+    let config_hash = ids.config_hash;
+    vec![(
+        t(4),
+        Decision {
+            symbol: "BTC-USD".into(),
+            as_of_ms: t(4),
+            candle_seq: 2,
+            regime: "trend".into(),
+            indicators: vec![
+                Indicator {
+                    name: "donchian_high".into(),
+                    value: Some(d("104400")),
+                },
+                Indicator {
+                    name: "atr".into(),
+                    value: None,
+                },
+            ],
+            signals: vec![SignalOutput {
+                name: "breakout".into(),
+                fired: true,
+                strength: d("0.8"),
+                confidence: d("0.6"),
+                entry: Some(d("104500")),
+                stop: Some(d("102361")),
+                take_profit: Some(d("108778")),
+                note: "close above 20-bar high".into(),
+            }],
+            risk_checks: vec![RiskCheck {
+                code: "min_notional".into(),
+                passed: true,
+                detail: "72.00 >= 1.00".into(),
+            }],
+            sizing: Some(Sizing {
+                capital: d("500"),
+                risk_fraction: d("0.01"),
+                risk_budget: d("5"),
+                entry: d("104500"),
+                stop_trigger: d("102361"),
+                worst_case_fill: d("97242.95"),
+                risk_per_unit: d("7257.05"),
+                quantity_raw: d("0.000688985"),
+                quantity: d("0.00068898"),
+                notional: d("71.99841"),
+                multiplier: d("1"),
+            }),
+            outcome: DecisionOutcome::Enter,
+            config_hash,
+        }
+        .into(),
+    )]
+}
+
+/// Golden events: the bracketed entry is placed and acknowledged.
+fn golden_entry_order(ids: &GoldenIds) -> Vec<(UnixMs, Event)> {
+    let coid = &ids.coid;
+    vec![
         (
             t(4),
             OrderPlaced {
@@ -185,6 +224,13 @@ pub fn golden_events() -> Vec<(UnixMs, Event)> {
             }
             .into(),
         ),
+    ]
+}
+
+/// Golden events: the entry fills, protected, and the next candle closes.
+fn golden_position(ids: &GoldenIds) -> Vec<(UnixMs, Event)> {
+    let coid = &ids.coid;
+    vec![
         (
             t(8),
             candle(t(4), ["104550", "105000", "104400", "104900", "9.75"]).into(),
@@ -243,6 +289,13 @@ pub fn golden_events() -> Vec<(UnixMs, Event)> {
             }
             .into(),
         ),
+    ]
+}
+
+/// Golden events: the take-profit fills and the trade is closed.
+fn golden_take_profit(ids: &GoldenIds) -> Vec<(UnixMs, Event)> {
+    let coid = &ids.coid;
+    vec![
         (
             t(12),
             EngineTransition {
@@ -299,6 +352,12 @@ pub fn golden_events() -> Vec<(UnixMs, Event)> {
             }
             .into(),
         ),
+    ]
+}
+
+/// Golden events: a rejected and a cancelled order, a fail-closed symbol reset by an operator.
+fn golden_failures(_ids: &GoldenIds) -> Vec<(UnixMs, Event)> {
+    vec![
         (
             t(16),
             OrderCancelled {
@@ -345,6 +404,12 @@ pub fn golden_events() -> Vec<(UnixMs, Event)> {
             }
             .into(),
         ),
+    ]
+}
+
+/// Golden events: a checkpoint, a repair and the run's end.
+fn golden_closing(_ids: &GoldenIds) -> Vec<(UnixMs, Event)> {
+    vec![
         (
             t(24),
             DataQuality {

@@ -304,6 +304,66 @@ impl Scenario {
         exit_price: Decimal,
         bars_held: u32,
     ) -> String {
+        let (coid, order_seq, entry_fill_seq, entry_fee) =
+            self.protected_entry(symbol, entry, stop, take_profit, size);
+        let entry_ms = self.now_ms;
+        for _ in 0..bars_held {
+            self.candle(symbol, exit_price);
+        }
+        let (exit_fill_seq, exit_fee, reason) =
+            self.exit_fill(symbol, &coid, order_seq, exit, exit_price, size);
+        self.transition(
+            symbol,
+            EngineState::PositionOpen,
+            EngineState::Reconcile,
+            "exit detected",
+            exit_fill_seq,
+        );
+        let trade_id = crate::engine::order::trade_id(symbol, entry_ms);
+        let close = TradeClosed {
+            trade_id: trade_id.clone(),
+            symbol: symbol.into(),
+            entry_client_order_id: coid,
+            entry_order_seq: order_seq,
+            entry_fill_seq,
+            exit_fill_seq,
+            entry_ms,
+            exit_ms: self.now_ms,
+            entry_price: entry,
+            exit_price,
+            size,
+            initial_stop: stop,
+            exit_reason: reason,
+            fees: entry_fee + exit_fee,
+            slippage: Decimal::ZERO,
+            gross_pnl: Decimal::ZERO,
+            net_pnl: Decimal::ZERO,
+            theoretical_r: Decimal::ZERO,
+            realized_r: Decimal::ZERO,
+        };
+        let close = with_pnl(close);
+        let closed_seq = self.push(self.now_ms, close.into());
+        self.transition(
+            symbol,
+            EngineState::Reconcile,
+            EngineState::Idle,
+            "trade finalized",
+            closed_seq,
+        );
+        trade_id
+    }
+
+    /// A bracketed entry placed, its protection verified, a candle and the
+    /// entry's fill (ENTRY_PENDING → POSITION_OPEN). Returns the entry's
+    /// client order id, order seq, fill seq and fee.
+    fn protected_entry(
+        &mut self,
+        symbol: &str,
+        entry: Decimal,
+        stop: Decimal,
+        take_profit: Decimal,
+        size: Decimal,
+    ) -> (String, Seq, Seq, Decimal) {
         let (coid, order_seq) = self.place_entry(symbol, entry, stop, take_profit, size);
         self.push(
             self.now_ms,
@@ -316,7 +376,6 @@ impl Scenario {
             .into(),
         );
         self.candle(symbol, entry);
-        let entry_ms = self.now_ms;
         let (entry_fill_seq, entry_fee) = self.fill(
             &coid,
             order_seq,
@@ -333,13 +392,24 @@ impl Scenario {
             "entry filled",
             entry_fill_seq,
         );
-        for _ in 0..bars_held {
-            self.candle(symbol, exit_price);
-        }
-        let (exit_fill_seq, exit_fee, reason) = match exit {
+        (coid, order_seq, entry_fill_seq, entry_fee)
+    }
+
+    /// The fill that ends a trade: a bracket leg, or a market exit order
+    /// placed on an exit decision. Returns its seq, fee and exit reason.
+    fn exit_fill(
+        &mut self,
+        symbol: &str,
+        coid: &str,
+        order_seq: Seq,
+        exit: Exit,
+        exit_price: Decimal,
+        size: Decimal,
+    ) -> (Seq, Decimal, ExitReason) {
+        match exit {
             Exit::TakeProfit => {
                 let (seq, fee) = self.fill(
-                    &coid,
+                    coid,
                     order_seq,
                     FillLeg::TakeProfit,
                     Side::Sell,
@@ -351,7 +421,7 @@ impl Scenario {
             }
             Exit::StopLoss => {
                 let (seq, fee) = self.fill(
-                    &coid,
+                    coid,
                     order_seq,
                     FillLeg::StopLoss,
                     Side::Sell,
@@ -393,48 +463,7 @@ impl Scenario {
                 );
                 (seq, fee, reason)
             }
-        };
-        self.transition(
-            symbol,
-            EngineState::PositionOpen,
-            EngineState::Reconcile,
-            "exit detected",
-            exit_fill_seq,
-        );
-        let trade_id = crate::engine::order::trade_id(symbol, entry_ms);
-        let gross = exit_price * size - entry * size;
-        let fees = entry_fee + exit_fee;
-        let risk = (entry - stop) * size;
-        let close = TradeClosed {
-            trade_id: trade_id.clone(),
-            symbol: symbol.into(),
-            entry_client_order_id: coid,
-            entry_order_seq: order_seq,
-            entry_fill_seq,
-            exit_fill_seq,
-            entry_ms,
-            exit_ms: self.now_ms,
-            entry_price: entry,
-            exit_price,
-            size,
-            initial_stop: stop,
-            exit_reason: reason,
-            fees,
-            slippage: Decimal::ZERO,
-            gross_pnl: gross,
-            net_pnl: gross - fees,
-            theoretical_r: ((exit_price - entry) / (entry - stop)).round_dp(4),
-            realized_r: ((gross - fees) / risk).round_dp(4),
-        };
-        let closed_seq = self.push(self.now_ms, close.into());
-        self.transition(
-            symbol,
-            EngineState::Reconcile,
-            EngineState::Idle,
-            "trade finalized",
-            closed_seq,
-        );
-        trade_id
+        }
     }
 
     /// An entry that is cancelled before it fills (ENTRY_PENDING → IDLE).
@@ -607,46 +636,47 @@ pub fn fixture_events() -> Vec<(UnixMs, Event)> {
             missing_bars: 1,
         },
     );
-    s.trade(
+    fixture_trade(
+        &mut s,
         "BTC-USD",
-        d("42300"),
-        d("41800"),
-        d("43300"),
-        d("0.00238"),
+        ["42300", "41800", "43300", "0.00238"],
         Exit::TakeProfit,
-        d("43300"),
+        "43300",
         2,
     );
-    s.trade(
+    fixture_trade(
+        &mut s,
         "ETH-USD",
-        d("2300"),
-        d("2250"),
-        d("2400"),
-        d("0.021"),
+        ["2300", "2250", "2400", "0.021"],
         Exit::StopLoss,
-        d("2245.5"),
+        "2245.5",
         1,
     );
     s.checkpoint();
-    s.trade(
+    fixture_later_trades(&mut s);
+    s.candle("BTC-USD", d("43000"));
+    s.finish()
+}
+
+/// The fixture after its checkpoint: exits on a signal, by hand and in an
+/// emergency, a cancelled, a rejected and a fail-closed entry, a duplicate.
+fn fixture_later_trades(s: &mut Scenario) {
+    let d = |text: &str| text.parse::<Decimal>().expect("fixture decimal");
+    fixture_trade(
+        s,
         "BTC-USD",
-        d("43300"),
-        d("42800"),
-        d("44300"),
-        d("0.0023"),
+        ["43300", "42800", "44300", "0.0023"],
         Exit::Order(ExitReason::Signal),
-        d("43650"),
+        "43650",
         3,
     );
     s.cancelled_entry("ETH-USD", d("2300"), d("0.02"));
-    s.trade(
+    fixture_trade(
+        s,
         "ETH-USD",
-        d("2300"),
-        d("2260"),
-        d("2420"),
-        d("0.02"),
+        ["2300", "2260", "2420", "0.02"],
         Exit::Order(ExitReason::Manual),
-        d("2310"),
+        "2310",
         1,
     );
     s.rejected_entry("BTC-USD", d("43650"), d("0.002"));
@@ -657,26 +687,61 @@ pub fn fixture_events() -> Vec<(UnixMs, Event)> {
             open_ms: 1_704_081_600_000,
         },
     );
-    s.trade(
+    fixture_trade(
+        s,
         "BTC-USD",
-        d("43650"),
-        d("43100"),
-        d("44700"),
-        d("0.0021"),
+        ["43650", "43100", "44700", "0.0021"],
         Exit::Order(ExitReason::Emergency),
-        d("42900"),
+        "42900",
         1,
     );
-    s.trade(
+    fixture_trade(
+        s,
         "ETH-USD",
-        d("2310"),
-        d("2270"),
-        d("2430"),
-        d("0.02"),
+        ["2310", "2270", "2430", "0.02"],
         Exit::StopLoss,
-        d("2268"),
+        "2268",
         2,
     );
-    s.candle("BTC-USD", d("43000"));
-    s.finish()
+}
+
+/// One fixture trade, its prices and size as text.
+fn fixture_trade(
+    s: &mut Scenario,
+    symbol: &str,
+    prices: [&str; 4],
+    exit: Exit,
+    exit_price: &str,
+    bars_held: u32,
+) {
+    let d = |text: &str| text.parse::<Decimal>().expect("fixture decimal");
+    let [entry, stop, take_profit, size] = prices.map(d);
+    s.trade(
+        symbol,
+        entry,
+        stop,
+        take_profit,
+        size,
+        exit,
+        d(exit_price),
+        bars_held,
+    );
+}
+
+/// A closed trade's PnL and R from its prices, size, stop and fees (no
+/// slippage: the kit fills at the asked price).
+fn with_pnl(mut close: TradeClosed) -> TradeClosed {
+    let (entry, exit, size, stop) = (
+        close.entry_price,
+        close.exit_price,
+        close.size,
+        close.initial_stop,
+    );
+    let gross = exit * size - entry * size;
+    let risk = (entry - stop) * size;
+    close.gross_pnl = gross;
+    close.net_pnl = gross - close.fees;
+    close.theoretical_r = ((exit - entry) / (entry - stop)).round_dp(4);
+    close.realized_r = ((gross - close.fees) / risk).round_dp(4);
+    close
 }
