@@ -14,6 +14,8 @@
 //! - `pure_code_has_no_io_clock_randomness_or_hash_maps`: the projections and
 //!   the journal's pure parts (`event.rs`, `format.rs`, `codec.rs`).
 //! - `libraries_never_print`: the journal, projections and replays crates.
+//! - `core_functions_fit_on_a_screen`: no function in the journal,
+//!   projections or replays crates longer than `FUNCTION_LINES_MAX` lines.
 //! - `every_source_file_opens_with_module_docs`.
 //! - `code_map_names_every_source_file`: ARCHITECTURE.md's code map, each
 //!   crate's section, names each of its source files and its test directory,
@@ -179,6 +181,11 @@ const PRINTING_MACROS: &[&str] = &["print", "println", "eprint", "eprintln", "db
 /// Handles a library could print through.
 const PRINTING_NAMES: &[&str] = &["stdout", "stderr"];
 
+/// The longest a function of the core crates (`LIBRARY_DIRS`) may be, in
+/// lines from its `fn` to its closing brace: TigerBeetle's limit, so that a
+/// function fits on a screen and a reader holds all of it at once.
+const FUNCTION_LINES_MAX: usize = 70;
+
 /// Source directories outside the workspace members' `src/` that the code
 /// map covers: the fuzz workspace's, under the `tools/` section.
 const EXTRA_SOURCE_DIRS: &[(&str, &str)] = &[
@@ -317,6 +324,24 @@ fn libraries_never_print() {
         }
     }
     report(rule, violations);
+}
+
+#[test]
+fn core_functions_fit_on_a_screen() {
+    let rule = format!(
+        "functions in the journal, projections and replays crates are at most \
+         {FUNCTION_LINES_MAX} lines, `fn` to closing brace (split the long ones)"
+    );
+    let mut violations = Vec::new();
+    for file in LIBRARY_DIRS.iter().flat_map(|dir| rust_files(dir)) {
+        let text = read(&file);
+        for (name, line, lines) in function_lengths(&text) {
+            if lines > FUNCTION_LINES_MAX {
+                violations.push(format!("{file}:{line}: `{name}` is {lines} lines"));
+            }
+        }
+    }
+    report(&rule, violations);
 }
 
 #[test]
@@ -874,7 +899,7 @@ fn tokens(source: &str) -> Vec<Token> {
                 });
                 i += 2;
             }
-            '{' | '}' | ',' | '!' => {
+            '{' | '}' | ',' | '!' | ';' => {
                 out.push(Token {
                     text: c.to_string(),
                     line,
@@ -882,6 +907,46 @@ fn tokens(source: &str) -> Vec<Token> {
                 i += 1;
             }
             _ => i += 1,
+        }
+    }
+    out
+}
+
+/// Every function with a body in `source`: its name, the line of its `fn`
+/// and its length in lines through its closing brace. A `fn` type
+/// (`fn(u32) -> u32`) is told from a definition by the text after `fn`.
+fn function_lengths(source: &str) -> Vec<(String, usize, usize)> {
+    let lines: Vec<&str> = source.lines().collect();
+    let tokens = tokens(source);
+    let mut out = Vec::new();
+    for (at, token) in tokens.iter().enumerate() {
+        let Some(name) = tokens.get(at + 1) else {
+            break;
+        };
+        let line_text = lines.get(token.line - 1).copied().unwrap_or_default();
+        if token.text != "fn" || !line_text.contains(&format!("fn {}", name.text)) {
+            continue;
+        }
+        // The body opens at the first `{` unless a `;` ends the item first.
+        let Some(open) =
+            (at + 2..tokens.len()).find(|&i| matches!(tokens[i].text.as_str(), "{" | ";"))
+        else {
+            break;
+        };
+        if tokens[open].text == ";" {
+            continue;
+        }
+        let mut depth = 0;
+        for close in &tokens[open..] {
+            depth += match close.text.as_str() {
+                "{" => 1,
+                "}" => -1,
+                _ => 0,
+            };
+            if depth == 0 {
+                out.push((name.text.clone(), token.line, close.line - token.line + 1));
+                break;
+            }
         }
     }
     out
@@ -1044,6 +1109,18 @@ mod machinery {
             .collect();
         assert!(!outside.contains(&"env".to_string()), "{outside:?}");
         assert!(outside.contains(&"after".to_string()), "{outside:?}");
+    }
+
+    #[test]
+    fn function_lengths_count_bodies_only() {
+        let source = "trait T {\n    fn declared(&self);\n}\n\
+                      fn pointer(f: fn(u32) -> u32) -> u32 {\n    let s = \"}\";\n    f(1)\n}\n\
+                      fn nested() {\n    if true {\n        {}\n    }\n}\n";
+        let found = function_lengths(source);
+        assert_eq!(
+            found,
+            [("pointer".to_string(), 4, 4), ("nested".to_string(), 8, 5)]
+        );
     }
 
     #[test]
