@@ -577,11 +577,27 @@ impl Config {
         }
     }
 
-    /// Every problem, one per rule broken.
+    /// Every problem, one per rule broken. The order is part of the output
+    /// (the CLI prints one problem a line, tests compare them): section by
+    /// section, as the checks below run.
     pub fn validate(&self) -> Vec<Problem> {
         let mut v = Validator::default();
-        let zero = Decimal::ZERO;
-        let one = Decimal::ONE;
+        self.validate_run(&mut v);
+        self.validate_periods(&mut v);
+        self.validate_signals(&mut v);
+        self.validate_multiples(&mut v);
+        self.validate_reward_risk(&mut v);
+        self.validate_regime_sizes(&mut v);
+        self.validate_risk(&mut v);
+        self.validate_pacing(&mut v);
+        self.validate_breakers(&mut v);
+        self.validate_costs(&mut v);
+        self.validate_orders_and_exchange(&mut v);
+        self.validate_products(&mut v);
+        v.problems
+    }
+
+    fn validate_run(&self, v: &mut Validator) {
         if parse_granularity(&self.run.granularity).is_none() {
             v.fail(
                 "run.granularity",
@@ -604,29 +620,26 @@ impl Config {
             }
         }
         v.positive("run.starting_capital", self.run.starting_capital);
-        v.at_least("strategy.window_bars", self.strategy.window_bars, 2);
-        let window = self.strategy.window_bars;
+    }
+
+    /// Indicator periods: each fits in the window of bars kept, and the fast
+    /// EMA is faster than the slow one.
+    fn validate_periods(&self, v: &mut Validator) {
+        let s = &self.strategy;
+        v.at_least("strategy.window_bars", s.window_bars, 2);
+        let window = s.window_bars;
         for (key, bars) in [
-            ("strategy.atr_bars", self.strategy.atr_bars),
-            (
-                "strategy.breakout.lookback_bars",
-                self.strategy.breakout.lookback_bars,
-            ),
+            ("strategy.atr_bars", s.atr_bars),
+            ("strategy.breakout.lookback_bars", s.breakout.lookback_bars),
             (
                 "strategy.breakout.volume_lookback_bars",
-                self.strategy.breakout.volume_lookback_bars,
+                s.breakout.volume_lookback_bars,
             ),
-            (
-                "strategy.momentum.fast_ema_bars",
-                self.strategy.momentum.fast_ema_bars,
-            ),
-            (
-                "strategy.momentum.slow_ema_bars",
-                self.strategy.momentum.slow_ema_bars,
-            ),
+            ("strategy.momentum.fast_ema_bars", s.momentum.fast_ema_bars),
+            ("strategy.momentum.slow_ema_bars", s.momentum.slow_ema_bars),
             (
                 "strategy.mean_reversion.sma_bars",
-                self.strategy.mean_reversion.sma_bars,
+                s.mean_reversion.sma_bars,
             ),
             ("regime.sma_bars", self.regime.sma_bars),
             ("regime.slope_bars", self.regime.slope_bars),
@@ -640,16 +653,20 @@ impl Config {
                 );
             }
         }
-        if self.strategy.momentum.fast_ema_bars >= self.strategy.momentum.slow_ema_bars {
+        if s.momentum.fast_ema_bars >= s.momentum.slow_ema_bars {
             v.fail(
                 "strategy.momentum.fast_ema_bars",
-                &self.strategy.momentum.fast_ema_bars.to_string(),
+                &s.momentum.fast_ema_bars.to_string(),
                 &format!(
                     "below strategy.momentum.slow_ema_bars ({})",
-                    self.strategy.momentum.slow_ema_bars
+                    s.momentum.slow_ema_bars
                 ),
             );
         }
+    }
+
+    /// The enabled signals and each regime's allowed signals name known ones.
+    fn validate_signals(&self, v: &mut Validator) {
         let known = SIGNAL_NAMES.join(", ");
         if self.strategy.signals.is_empty() {
             v.fail(
@@ -658,20 +675,15 @@ impl Config {
                 &format!("at least one of {known}"),
             );
         }
+        let regime = &self.regime;
         for (key, names) in [
             ("strategy.signals", &self.strategy.signals),
             (
                 "regime.trend.allowed_signals",
-                &self.regime.trend.allowed_signals,
+                &regime.trend.allowed_signals,
             ),
-            (
-                "regime.chop.allowed_signals",
-                &self.regime.chop.allowed_signals,
-            ),
-            (
-                "regime.bear.allowed_signals",
-                &self.regime.bear.allowed_signals,
-            ),
+            ("regime.chop.allowed_signals", &regime.chop.allowed_signals),
+            ("regime.bear.allowed_signals", &regime.bear.allowed_signals),
         ] {
             for name in names {
                 if !SIGNAL_NAMES.contains(&name.as_str()) {
@@ -679,26 +691,28 @@ impl Config {
                 }
             }
         }
-        v.non_negative(
-            "strategy.breakout.volume_factor",
-            self.strategy.breakout.volume_factor,
-        );
+    }
+
+    /// The volume factor and the ATR multiples the signals and exits scale by.
+    fn validate_multiples(&self, v: &mut Validator) {
+        let s = &self.strategy;
+        v.non_negative("strategy.breakout.volume_factor", s.breakout.volume_factor);
         for (key, m) in [
             (
                 "strategy.breakout.stop_atr_multiple",
-                self.strategy.breakout.stop_atr_multiple,
+                s.breakout.stop_atr_multiple,
             ),
             (
                 "strategy.momentum.stop_atr_multiple",
-                self.strategy.momentum.stop_atr_multiple,
+                s.momentum.stop_atr_multiple,
             ),
             (
                 "strategy.mean_reversion.stop_atr_multiple",
-                self.strategy.mean_reversion.stop_atr_multiple,
+                s.mean_reversion.stop_atr_multiple,
             ),
             (
                 "strategy.mean_reversion.entry_atr_below",
-                self.strategy.mean_reversion.entry_atr_below,
+                s.mean_reversion.entry_atr_below,
             ),
             (
                 "exits.chandelier_atr_multiple",
@@ -707,40 +721,42 @@ impl Config {
         ] {
             v.positive(key, m);
         }
-        // Take-profit beyond the stop: a positive reward:risk.
+    }
+
+    /// Take-profit beyond the stop (a positive reward:risk), and far enough
+    /// that the after-cost check can ever pass.
+    fn validate_reward_risk(&self, v: &mut Validator) {
+        let s = &self.strategy;
+        let minimum = self.risk.min_reward_risk_after_costs;
         for (key, rr) in [
-            (
-                "strategy.breakout.reward_risk",
-                self.strategy.breakout.reward_risk,
-            ),
-            (
-                "strategy.momentum.reward_risk",
-                self.strategy.momentum.reward_risk,
-            ),
+            ("strategy.breakout.reward_risk", s.breakout.reward_risk),
+            ("strategy.momentum.reward_risk", s.momentum.reward_risk),
             (
                 "strategy.mean_reversion.reward_risk",
-                self.strategy.mean_reversion.reward_risk,
+                s.mean_reversion.reward_risk,
             ),
         ] {
-            if rr <= zero {
+            if rr <= Decimal::ZERO {
                 v.fail(key, &rr.to_string(), "> 0 (the take-profit must lie beyond the entry, on the other side from the stop)");
-            } else if rr < self.risk.min_reward_risk_after_costs {
+            } else if rr < minimum {
                 v.fail(
                     key,
                     &rr.to_string(),
                     &format!(
-                        "at least risk.min_reward_risk_after_costs ({}): the brackets could never pass the after-cost check",
-                        self.risk.min_reward_risk_after_costs
+                        "at least risk.min_reward_risk_after_costs ({minimum}): the brackets could never pass the after-cost check"
                     ),
                 );
             }
         }
+    }
+
+    fn validate_regime_sizes(&self, v: &mut Validator) {
         for (key, rule) in [
             ("regime.trend", &self.regime.trend),
             ("regime.chop", &self.regime.chop),
             ("regime.bear", &self.regime.bear),
         ] {
-            if rule.size_multiplier < zero || rule.size_multiplier > one {
+            if rule.size_multiplier < Decimal::ZERO || rule.size_multiplier > Decimal::ONE {
                 v.fail(
                     &format!("{key}.size_multiplier"),
                     &rule.size_multiplier.to_string(),
@@ -748,97 +764,110 @@ impl Config {
                 );
             }
         }
-        if self.risk.risk_per_trade <= zero || self.risk.risk_per_trade >= one {
+    }
+
+    fn validate_risk(&self, v: &mut Validator) {
+        let risk = &self.risk;
+        if risk.risk_per_trade <= Decimal::ZERO || risk.risk_per_trade >= Decimal::ONE {
             v.fail(
                 "risk.risk_per_trade",
-                &self.risk.risk_per_trade.to_string(),
+                &risk.risk_per_trade.to_string(),
                 "0 < risk_per_trade < 1",
             );
         }
-        v.positive(
-            "risk.max_position_notional",
-            self.risk.max_position_notional,
-        );
-        v.positive("risk.max_total_exposure", self.risk.max_total_exposure);
-        if self.risk.max_total_exposure < self.risk.max_position_notional {
+        v.positive("risk.max_position_notional", risk.max_position_notional);
+        v.positive("risk.max_total_exposure", risk.max_total_exposure);
+        if risk.max_total_exposure < risk.max_position_notional {
             v.fail(
                 "risk.max_total_exposure",
-                &self.risk.max_total_exposure.to_string(),
+                &risk.max_total_exposure.to_string(),
                 &format!(
                     "at least risk.max_position_notional ({})",
-                    self.risk.max_position_notional
+                    risk.max_position_notional
                 ),
             );
         }
         v.non_negative(
             "risk.min_reward_risk_after_costs",
-            self.risk.min_reward_risk_after_costs,
+            risk.min_reward_risk_after_costs,
         );
-        v.at_least(
-            "pacing.max_trades_per_hour",
-            self.pacing.max_trades_per_hour,
-            1,
-        );
-        v.at_least(
-            "pacing.max_trades_per_day",
-            self.pacing.max_trades_per_day,
-            1,
-        );
-        if self.pacing.max_trades_per_day < self.pacing.max_trades_per_hour {
+    }
+
+    fn validate_pacing(&self, v: &mut Validator) {
+        let pacing = &self.pacing;
+        v.at_least("pacing.max_trades_per_hour", pacing.max_trades_per_hour, 1);
+        v.at_least("pacing.max_trades_per_day", pacing.max_trades_per_day, 1);
+        if pacing.max_trades_per_day < pacing.max_trades_per_hour {
             v.fail(
                 "pacing.max_trades_per_day",
-                &self.pacing.max_trades_per_day.to_string(),
+                &pacing.max_trades_per_day.to_string(),
                 &format!(
                     "at least pacing.max_trades_per_hour ({})",
-                    self.pacing.max_trades_per_hour
+                    pacing.max_trades_per_hour
                 ),
             );
         }
-        let hundred = Decimal::ONE_HUNDRED;
+    }
+
+    fn validate_breakers(&self, v: &mut Validator) {
+        let breakers = &self.breakers;
         for (key, pct) in [
-            ("breakers.max_drawdown_pct", self.breakers.max_drawdown_pct),
+            ("breakers.max_drawdown_pct", breakers.max_drawdown_pct),
             (
                 "breakers.daily_loss_limit_pct",
-                self.breakers.daily_loss_limit_pct,
+                breakers.daily_loss_limit_pct,
             ),
         ] {
-            if pct <= zero || pct > hundred {
+            if pct <= Decimal::ZERO || pct > Decimal::ONE_HUNDRED {
                 v.fail(key, &pct.to_string(), "0 < percent <= 100");
             }
         }
         v.at_least(
             "breakers.stale_data_max_age_s",
-            self.breakers.stale_data_max_age_s,
+            breakers.stale_data_max_age_s,
             1,
         );
-        v.non_negative("costs.maker_fee_bps", self.costs.maker_fee_bps);
-        v.non_negative("costs.taker_fee_bps", self.costs.taker_fee_bps);
+    }
+
+    fn validate_costs(&self, v: &mut Validator) {
+        let costs = &self.costs;
+        v.non_negative("costs.maker_fee_bps", costs.maker_fee_bps);
+        v.non_negative("costs.taker_fee_bps", costs.taker_fee_bps);
         for (key, bps) in [
-            ("costs.slippage_bps.high", self.costs.slippage_bps.high),
-            ("costs.slippage_bps.medium", self.costs.slippage_bps.medium),
-            ("costs.slippage_bps.low", self.costs.slippage_bps.low),
+            ("costs.slippage_bps.high", costs.slippage_bps.high),
+            ("costs.slippage_bps.medium", costs.slippage_bps.medium),
+            ("costs.slippage_bps.low", costs.slippage_bps.low),
         ] {
             v.non_negative(key, bps);
         }
         for (key, bps) in [
-            ("costs.maker_fee_bps", self.costs.maker_fee_bps),
-            ("costs.taker_fee_bps", self.costs.taker_fee_bps),
+            ("costs.maker_fee_bps", costs.maker_fee_bps),
+            ("costs.taker_fee_bps", costs.taker_fee_bps),
         ] {
             if bps >= super::cost::BPS {
                 v.fail(key, &bps.to_string(), "fees below 10000 bps (100%)");
             }
         }
+    }
+
+    fn validate_orders_and_exchange(&self, v: &mut Validator) {
         v.at_least("orders.entry_ttl_bars", self.orders.entry_ttl_bars, 1);
-        if self.exchange.stop_limit_buffer <= zero || self.exchange.stop_limit_buffer >= one {
+        let buffer = self.exchange.stop_limit_buffer;
+        if buffer <= Decimal::ZERO || buffer >= Decimal::ONE {
             v.fail(
                 "exchange.stop_limit_buffer",
-                &self.exchange.stop_limit_buffer.to_string(),
+                &buffer.to_string(),
                 "0 < buffer < 1",
             );
         }
         if self.exchange.name.is_empty() {
             v.fail("exchange.name", "\"\"", "an exchange name such as COINBASE");
         }
+    }
+
+    /// Each product spec's increments and minimums, then a spec for every
+    /// symbol traded.
+    fn validate_products(&self, v: &mut Validator) {
         for (symbol, spec) in &self.products {
             for (field, value) in [
                 ("base_increment", spec.base_increment),
@@ -864,7 +893,6 @@ impl Config {
                 );
             }
         }
-        v.problems
     }
 }
 

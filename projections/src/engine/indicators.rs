@@ -29,6 +29,17 @@ struct RunningSum {
     sum: Decimal,
 }
 
+impl RunningSum {
+    /// Adds the newest value and takes off the one leaving the last `n`
+    /// (added first, as the running sum always has been).
+    fn add(&mut self, value: Decimal, leaving: Option<Decimal>) {
+        self.sum += value;
+        if let Some(old) = leaving {
+            self.sum -= old;
+        }
+    }
+}
+
 /// A Donchian high over the last `n` bars: (bar number, high), highs decreasing.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct MaxDeque {
@@ -161,65 +172,20 @@ impl Indicators {
             .then(|| self.donchian.max())
             .flatten();
         let avg_volume = Self::average(&self.volume, self.bars.len());
-        let true_range = match self.back(0) {
-            Some(previous) => (high - low)
-                .max((high - previous.close).abs())
-                .max((low - previous.close).abs()),
-            None => high - low,
-        };
-        let bar = Bar {
+        let true_range = self.true_range(high, low);
+        // Volume average is over previous bars: add this bar after reading it.
+        self.enter_window(Bar {
             close,
             volume,
             true_range,
-        };
-        // Volume average is over previous bars: add this bar after reading it.
-        self.bars.push_back(bar);
-        if self.bars.len() > self.window_bars {
-            self.bars.pop_front();
-        }
-        let len = self.bars.len();
-        let add = |sum: &mut RunningSum, value: Decimal, leaving: Option<Decimal>| {
-            sum.sum += value;
-            if let Some(old) = leaving {
-                sum.sum -= old;
-            }
-        };
-        // The value leaving an n-sum is the one n bars before the newest; the
-        // window always holds more bars than any n (validated), so it is there.
-        let leaving = |n: usize, pick: fn(&Bar) -> Decimal, bars: &VecDeque<Bar>| {
-            (len > n).then(|| pick(&bars[len - 1 - n]))
-        };
-        let atr_leaving = leaving(self.atr.n, |b| b.true_range, &self.bars);
-        add(&mut self.atr, true_range, atr_leaving);
-        let mean_leaving = leaving(self.mean.n, |b| b.close, &self.bars);
-        add(&mut self.mean, close, mean_leaving);
-        let regime_leaving = leaving(self.regime.n, |b| b.close, &self.bars);
-        add(&mut self.regime, close, regime_leaving);
-        let volume_leaving = leaving(self.volume.n, |b| b.volume, &self.bars);
-        add(&mut self.volume, volume, volume_leaving);
+        });
+        self.update_sums(true_range, close, volume);
         self.donchian.push(self.count, high);
         self.count += 1;
-        let ema_fast_prev = self.ema_fast;
-        let ema_slow_prev = self.ema_slow;
-        self.ema_fast = Some(match self.ema_fast {
-            Some(ema) => ema + self.ema_fast_alpha * (close - ema),
-            None => close,
-        });
-        self.ema_slow = Some(match self.ema_slow {
-            Some(ema) => ema + self.ema_slow_alpha * (close - ema),
-            None => close,
-        });
+        let (ema_fast_prev, ema_slow_prev) = self.update_emas(close);
+        let len = self.bars.len();
         let sma_regime = Self::average(&self.regime, len);
-        if let Some(sma) = sma_regime {
-            self.regime_history.push_back(sma);
-            if self.regime_history.len() > self.slope_bars + 1 {
-                self.regime_history.pop_front();
-            }
-        }
-        let regime_slope = (self.regime_history.len() == self.slope_bars + 1).then(|| {
-            self.regime_history.back().copied().unwrap_or_default()
-                - self.regime_history.front().copied().unwrap_or_default()
-        });
+        let regime_slope = self.update_regime_slope(sma_regime);
         let warm = |n: u32| self.count >= u64::from(n);
         Snapshot {
             bars: self.count,
@@ -238,6 +204,73 @@ impl Indicators {
             sma_regime,
             regime_slope,
         }
+    }
+
+    /// The true range of a bar from `high` to `low`, against the previous
+    /// close (the first bar has none: its range alone).
+    fn true_range(&self, high: Decimal, low: Decimal) -> Decimal {
+        match self.back(0) {
+            Some(previous) => (high - low)
+                .max((high - previous.close).abs())
+                .max((low - previous.close).abs()),
+            None => high - low,
+        }
+    }
+
+    /// Appends `bar`, dropping the oldest once the window is full.
+    fn enter_window(&mut self, bar: Bar) {
+        self.bars.push_back(bar);
+        if self.bars.len() > self.window_bars {
+            self.bars.pop_front();
+        }
+    }
+
+    /// The value leaving an n-sum as the newest bar enters: the one n bars
+    /// before the newest. The window always holds more bars than any n
+    /// (validated), so it is there once n + 1 bars have been seen.
+    fn leaving(&self, n: usize, pick: fn(&Bar) -> Decimal) -> Option<Decimal> {
+        self.back(n).map(pick)
+    }
+
+    /// Moves each running sum on by the newest bar (already in the window).
+    fn update_sums(&mut self, true_range: Decimal, close: Decimal, volume: Decimal) {
+        let atr_leaving = self.leaving(self.atr.n, |b| b.true_range);
+        self.atr.add(true_range, atr_leaving);
+        let mean_leaving = self.leaving(self.mean.n, |b| b.close);
+        self.mean.add(close, mean_leaving);
+        let regime_leaving = self.leaving(self.regime.n, |b| b.close);
+        self.regime.add(close, regime_leaving);
+        let volume_leaving = self.leaving(self.volume.n, |b| b.volume);
+        self.volume.add(volume, volume_leaving);
+    }
+
+    /// Moves both EMAs on by `close`; returns their values before it.
+    fn update_emas(&mut self, close: Decimal) -> (Option<Decimal>, Option<Decimal>) {
+        let previous = (self.ema_fast, self.ema_slow);
+        self.ema_fast = Some(match self.ema_fast {
+            Some(ema) => ema + self.ema_fast_alpha * (close - ema),
+            None => close,
+        });
+        self.ema_slow = Some(match self.ema_slow {
+            Some(ema) => ema + self.ema_slow_alpha * (close - ema),
+            None => close,
+        });
+        previous
+    }
+
+    /// Records the regime SMA (once there is one) and returns its change over
+    /// the last `slope_bars` bars, once that many are recorded.
+    fn update_regime_slope(&mut self, sma_regime: Option<Decimal>) -> Option<Decimal> {
+        if let Some(sma) = sma_regime {
+            self.regime_history.push_back(sma);
+            if self.regime_history.len() > self.slope_bars + 1 {
+                self.regime_history.pop_front();
+            }
+        }
+        (self.regime_history.len() == self.slope_bars + 1).then(|| {
+            self.regime_history.back().copied().unwrap_or_default()
+                - self.regime_history.front().copied().unwrap_or_default()
+        })
     }
 
     pub fn bars_seen(&self) -> u64 {

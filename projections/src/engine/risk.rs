@@ -304,18 +304,51 @@ pub fn size(
 }
 
 /// Evaluates every rule for an entry at `entry` with `stop_trigger` and
-/// `take_profit` (already rounded to the product's increments).
+/// `take_profit` (already rounded to the product's increments). The checks
+/// are journaled in the order they run here: the breakers, the pacing, the
+/// regime, reward:risk, the caps on the size, then the product's minimums.
 pub fn evaluate(
     ctx: &RiskContext,
     entry: Decimal,
     stop_trigger: Decimal,
     take_profit: Decimal,
 ) -> Verdict {
-    let config = ctx.config;
+    let costs = CostModel::new(ctx.config);
     let mut c = Checks {
         checks: Vec::new(),
         rejected: None,
     };
+    check_breakers(ctx, &mut c);
+    check_trade_counts(ctx, &mut c);
+    check_spacing(ctx, &mut c);
+    check_cooldown(ctx, &mut c);
+    c.check(
+        ReasonCode::RegimeBlocked,
+        ctx.regime_allows,
+        format!("regime {} (size x{})", ctx.regime, ctx.size_multiplier),
+    );
+    check_rr_after_costs(ctx, &costs, entry, stop_trigger, take_profit, &mut c);
+    let mut sizing = size(
+        ctx.config,
+        ctx.spec,
+        ctx.capital,
+        ctx.size_multiplier,
+        entry,
+        stop_trigger,
+    );
+    check_caps(ctx, &costs, entry, &mut sizing, &mut c);
+    check_minimums(ctx, &sizing, &mut c);
+    Verdict {
+        checks: c.checks,
+        sizing: Some(sizing),
+        rejected: c.rejected,
+    }
+}
+
+/// The symbol's fail-closed latch, then the breakers shared with `anx status`
+/// and the paper trader (stale data, drawdown, daily loss).
+fn check_breakers(ctx: &RiskContext, c: &mut Checks) {
+    let config = ctx.config;
     c.check(
         ReasonCode::SymbolFailClosed,
         !ctx.fail_closed,
@@ -332,25 +365,34 @@ pub fn evaluate(
         ctx.realized_today,
         ctx.starting_equity,
     ));
+}
+
+/// Entries over all symbols in the last hour and the last 24 hours.
+fn check_trade_counts(ctx: &RiskContext, c: &mut Checks) {
+    let pacing = &ctx.config.pacing;
     let last_hour = count_since(ctx.entries_ms, ctx.as_of_ms - HOUR_MS);
     c.check(
         ReasonCode::MaxTradesPerHour,
-        last_hour < config.pacing.max_trades_per_hour as usize,
+        last_hour < pacing.max_trades_per_hour as usize,
         format!(
             "{last_hour} entries in the last hour, limit {}",
-            config.pacing.max_trades_per_hour
+            pacing.max_trades_per_hour
         ),
     );
     let last_day = count_since(ctx.entries_ms, ctx.as_of_ms - DAY_MS);
     c.check(
         ReasonCode::MaxTradesPerDay,
-        last_day < config.pacing.max_trades_per_day as usize,
+        last_day < pacing.max_trades_per_day as usize,
         format!(
             "{last_day} entries in the last 24h, limit {}",
-            config.pacing.max_trades_per_day
+            pacing.max_trades_per_day
         ),
     );
-    let spacing_ms = config.pacing.global_trade_spacing_s as i64 * 1000;
+}
+
+/// The time since the last entry on any symbol.
+fn check_spacing(ctx: &RiskContext, c: &mut Checks) {
+    let spacing_ms = ctx.config.pacing.global_trade_spacing_s as i64 * 1000;
     match ctx.entries_ms.back() {
         Some(last) => c.check(
             ReasonCode::GlobalTradeSpacing,
@@ -367,12 +409,17 @@ pub fn evaluate(
             "no earlier entry".into(),
         ),
     }
+}
+
+/// The symbol's cooldown after its last exit, longer after a loss.
+fn check_cooldown(ctx: &RiskContext, c: &mut Checks) {
+    let pacing = &ctx.config.pacing;
     match ctx.last_exit {
         Some((exit_ms, win)) => {
             let cooldown_s = if win {
-                config.pacing.cooldown_after_win_s
+                pacing.cooldown_after_win_s
             } else {
-                config.pacing.cooldown_after_loss_s
+                pacing.cooldown_after_loss_s
             } as i64;
             let since_s = (ctx.as_of_ms - exit_ms) / 1000;
             c.check(
@@ -390,15 +437,20 @@ pub fn evaluate(
             "no earlier exit".into(),
         ),
     }
-    c.check(
-        ReasonCode::RegimeBlocked,
-        ctx.regime_allows,
-        format!("regime {} (size x{})", ctx.regime, ctx.size_multiplier),
-    );
-    // Reward:risk of the brackets as placed, after a round trip's fees and
-    // slippage (the stop leg is a taker fill); sizing, not this check, covers
-    // the worst case of a stop-limit filling at its buffer.
-    let costs = CostModel::new(config);
+}
+
+/// Reward:risk of the brackets as placed, after a round trip's fees and
+/// slippage (the stop leg is a taker fill); sizing, not this check, covers
+/// the worst case of a stop-limit filling at its buffer.
+fn check_rr_after_costs(
+    ctx: &RiskContext,
+    costs: &CostModel,
+    entry: Decimal,
+    stop_trigger: Decimal,
+    take_profit: Decimal,
+    c: &mut Checks,
+) {
+    let minimum = ctx.config.risk.min_reward_risk_after_costs;
     let cost_per_unit = entry * costs.round_trip_fraction(ctx.spec);
     let reward = take_profit - entry - cost_per_unit;
     let risk = entry - stop_trigger + cost_per_unit;
@@ -409,92 +461,97 @@ pub fn evaluate(
     };
     c.check(
         ReasonCode::RrAfterCosts,
-        rr >= config.risk.min_reward_risk_after_costs,
-        format!(
-            "reward:risk after costs {rr}, minimum {}",
-            config.risk.min_reward_risk_after_costs
-        ),
+        rr >= minimum,
+        format!("reward:risk after costs {rr}, minimum {minimum}"),
     );
-    let mut sizing = size(
-        config,
-        ctx.spec,
-        ctx.capital,
-        ctx.size_multiplier,
-        entry,
-        stop_trigger,
-    );
-    let cap = |code: ReasonCode, limit: Decimal, sizing: &mut Sizing, checks: &mut Checks| {
-        let allowed = product::quantity((limit / entry).max(Decimal::ZERO), ctx.spec);
-        if sizing.quantity > allowed {
-            // A cap that leaves less than the product's minimum is a rejection.
-            let tradable = allowed >= ctx.spec.base_min_size
-                && allowed > Decimal::ZERO
-                && allowed * entry >= ctx.spec.quote_min_size;
-            checks.check(
-                code,
-                tradable,
-                format!(
-                    "quantity capped from {} to {allowed} (limit {})",
-                    sizing.quantity,
-                    limit.round_dp(2)
-                ),
-            );
-            sizing.quantity = allowed;
-            sizing.notional = allowed * entry;
-        } else {
-            checks.check(
-                code,
-                true,
-                format!(
-                    "notional {} within {}",
-                    sizing.notional.round_dp(2),
-                    limit.round_dp(2)
-                ),
-            );
-        }
-    };
-    cap(
-        ReasonCode::MaxPositionNotional,
-        config.risk.max_position_notional,
-        &mut sizing,
-        &mut c,
-    );
-    cap(
-        ReasonCode::MaxTotalExposure,
-        config.risk.max_total_exposure - ctx.exposure_total,
-        &mut sizing,
-        &mut c,
-    );
+}
+
+/// The caps on the size, in order: the position notional, what is left of the
+/// total exposure, and the cash.
+fn check_caps(
+    ctx: &RiskContext,
+    costs: &CostModel,
+    entry: Decimal,
+    sizing: &mut Sizing,
+    c: &mut Checks,
+) {
+    let risk = &ctx.config.risk;
+    let exposure_left = risk.max_total_exposure - ctx.exposure_total;
     // Cash must cover the notional and the entry fee, reserved at the taker rate
     // (the higher one) so a fill as taker cannot overdraw the pot.
     let fee_factor = Decimal::ONE + costs.fee_fraction(anx_journal::Liquidity::Taker);
-    cap(
-        ReasonCode::InsufficientCash,
-        ctx.cash_available / fee_factor,
-        &mut sizing,
-        &mut c,
-    );
-    let size_ok = sizing.quantity >= ctx.spec.base_min_size && sizing.quantity > Decimal::ZERO;
+    for (code, limit) in [
+        (ReasonCode::MaxPositionNotional, risk.max_position_notional),
+        (ReasonCode::MaxTotalExposure, exposure_left),
+        (
+            ReasonCode::InsufficientCash,
+            ctx.cash_available / fee_factor,
+        ),
+    ] {
+        cap(ctx.spec, entry, code, limit, sizing, c);
+    }
+}
+
+/// One cap: the quantity is cut down to what `limit` (a notional) allows at
+/// `entry`, never raised.
+fn cap(
+    spec: &ProductSpec,
+    entry: Decimal,
+    code: ReasonCode,
+    limit: Decimal,
+    sizing: &mut Sizing,
+    c: &mut Checks,
+) {
+    let allowed = product::quantity((limit / entry).max(Decimal::ZERO), spec);
+    if sizing.quantity > allowed {
+        // A cap that leaves less than the product's minimum is a rejection.
+        let tradable = allowed >= spec.base_min_size
+            && allowed > Decimal::ZERO
+            && allowed * entry >= spec.quote_min_size;
+        c.check(
+            code,
+            tradable,
+            format!(
+                "quantity capped from {} to {allowed} (limit {})",
+                sizing.quantity,
+                limit.round_dp(2)
+            ),
+        );
+        sizing.quantity = allowed;
+        sizing.notional = allowed * entry;
+    } else {
+        c.check(
+            code,
+            true,
+            format!(
+                "notional {} within {}",
+                sizing.notional.round_dp(2),
+                limit.round_dp(2)
+            ),
+        );
+    }
+}
+
+/// The product's minimum size and notional, after the caps (a size below
+/// them is rejected, never bumped up).
+fn check_minimums(ctx: &RiskContext, sizing: &Sizing, c: &mut Checks) {
+    let spec = ctx.spec;
+    let size_ok = sizing.quantity >= spec.base_min_size && sizing.quantity > Decimal::ZERO;
     c.check(
         ReasonCode::MinSize,
         size_ok,
         format!(
             "quantity {} (raw {}), minimum {}",
-            sizing.quantity, sizing.quantity_raw, ctx.spec.base_min_size
+            sizing.quantity, sizing.quantity_raw, spec.base_min_size
         ),
     );
     c.check(
         ReasonCode::MinNotional,
-        sizing.notional >= ctx.spec.quote_min_size,
+        sizing.notional >= spec.quote_min_size,
         format!(
             "notional {}, minimum {}",
             sizing.notional.round_dp(2),
-            ctx.spec.quote_min_size
+            spec.quote_min_size
         ),
     );
-    Verdict {
-        checks: c.checks,
-        sizing: Some(sizing),
-        rejected: c.rejected,
-    }
 }
