@@ -533,6 +533,63 @@ fn portfolio_and_independent_capital_modes_keep_their_own_cash_pots() {
     assert_ne!(outcomes[0].head.hash, outcomes[1].head.hash);
 }
 
+/// Two symbols of the portfolio pot entering in the same bar: the second
+/// entry is sized against what the first (working, not yet filled) will take
+/// from the pot, so both fills fit in it. Before the engine reserved working
+/// entries, each sized against the whole pot and the second fill overdrew it
+/// (the fold refused it: `cash_negative`).
+#[test]
+fn entries_working_in_the_portfolio_pot_are_reserved_from_its_cash() {
+    let work = tempfile::tempdir().unwrap();
+    let cache = work.path().join("cache");
+    std::fs::create_dir(&cache).unwrap();
+    let bars = gap_scenario();
+    // The same bars for both: both breakouts fire, and both entries fill, together.
+    write_cache(&cache, BTC, &csv(&hourly_rows(0, &bars)));
+    write_cache(&cache, ETH, &csv(&hourly_rows(0, &bars)));
+    let mut config = test_config(&[BTC, ETH], CapitalMode::Portfolio);
+    // Each entry wants about 60% of the pot (risk 5% of 500 over 106 − 96.90
+    // per unit is 2.75 units, 291 notional), and no spacing keeps them apart.
+    config.risk.risk_per_trade = d("0.05");
+    config.pacing.global_trade_spacing_s = 0;
+    config.risk.max_position_notional = d("1000000");
+    config.risk.max_total_exposure = d("1000000");
+    let journal = work.path().join("journal");
+    let outcome = run(&spec(
+        &cache,
+        journal.clone(),
+        config,
+        bars.len() as i64 + 1,
+    ));
+    let events = read_journal(&journal);
+    let entries: Vec<&Decision> = events
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::Decision(d) if d.outcome == DecisionOutcome::Enter => Some(d),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(entries.len(), 2, "both symbols entered in the same bar");
+    assert_eq!(entries[0].as_of_ms, entries[1].as_of_ms);
+    let capped = |d: &Decision| {
+        d.risk_checks
+            .iter()
+            .any(|c| c.code == "insufficient_cash" && c.passed && c.detail.contains("capped"))
+    };
+    let notional = |d: &Decision| {
+        let s = d.sizing.as_ref().expect("an entry is sized");
+        s.quantity * s.entry
+    };
+    // The first fits in the pot; the second is cut to what the first left.
+    assert!(!capped(entries[0]), "{:?}", entries[0].risk_checks);
+    assert!(capped(entries[1]), "{:?}", entries[1].risk_checks);
+    assert!(notional(entries[1]) < notional(entries[0]));
+    assert!(notional(entries[0]) + notional(entries[1]) <= d("500"));
+    let state = &outcome.projection.state;
+    assert_eq!(state.trades.len(), 2, "both traded");
+    assert!(state.cash.values().all(|c| c.0 >= Decimal::ZERO));
+}
+
 // -------------------------------------------------------------- data errors
 
 #[test]

@@ -97,6 +97,9 @@ pub struct Engine {
     symbols: BTreeMap<String, SymbolMemory>,
     /// Market times of entries placed within the last day (oldest first).
     entries_ms: VecDeque<UnixMs>,
+    /// The limit price of every entry placed: what its unfilled rest will
+    /// cost when it fills (kept while the order is open, see `reserved`).
+    entry_limits: BTreeMap<String, Decimal>,
 }
 
 impl Engine {
@@ -109,6 +112,7 @@ impl Engine {
             skip_volume_filter,
             symbols: BTreeMap::new(),
             entries_ms: VecDeque::new(),
+            entry_limits: BTreeMap::new(),
             config,
         }
     }
@@ -180,6 +184,15 @@ impl Engine {
             Event::OrderRejected(e) => self.forget_unfilled_entry(projection, &e.client_order_id),
             _ => {}
         }
+        if matches!(
+            event,
+            Event::Fill(_) | Event::OrderCancelled(_) | Event::OrderRejected(_)
+        ) {
+            // An entry's limit is needed only while it works (bounded memory).
+            let orders = &projection.state.orders;
+            self.entry_limits
+                .retain(|id, _| orders.get(id).is_some_and(|o| o.is_open()));
+        }
         Ok(())
     }
 
@@ -204,6 +217,9 @@ impl Engine {
             }
         }
         if o.purpose == OrderPurpose::Entry {
+            if let Some(limit) = o.limit_price {
+                self.entry_limits.insert(o.client_order_id.clone(), limit);
+            }
             self.entries_ms.push_back(market_ms);
             while self
                 .entries_ms
@@ -578,6 +594,7 @@ impl Engine {
     ) -> risk::RiskContext<'a> {
         let state = &projection.state;
         let pot = state.pot(symbol);
+        let reserved = self.reserved(projection, pot);
         let cash = state.cash.get(pot).map_or(Decimal::ZERO, |c| c.0);
         let portfolio = pot == PORTFOLIO_POT;
         let equity = state.equity.equity();
@@ -600,9 +617,33 @@ impl Engine {
             regime_allows: rule.allows,
             size_multiplier: rule.size_multiplier,
             capital: if portfolio { equity } else { cash },
-            cash_available: cash,
-            exposure_total: state.equity.marked,
+            cash_available: cash - reserved.cash,
+            exposure_total: state.equity.marked + reserved.notional,
         }
+    }
+
+    /// What the entries still working in `pot` will take when they fill: their
+    /// unfilled notional at the limit, and the cash for it with the entry fee
+    /// at the taker rate (the cash cap's own reservation). Without it, two
+    /// symbols sharing the portfolio pot each size against the whole pot in
+    /// the same bar and overdraw it when both fill.
+    fn reserved(&self, projection: &Projection, pot: &str) -> Reserved {
+        let state = &projection.state;
+        let fee_factor = Decimal::ONE + CostModel::new(&self.config).fee_fraction(Liquidity::Taker);
+        let mut reserved = Reserved::default();
+        // `entry_limits` holds exactly the working entries: few, unlike `orders`.
+        for (id, limit) in &self.entry_limits {
+            let Some(order) = state.orders.get(id) else {
+                continue;
+            };
+            if !order.is_open() || state.pot(&order.symbol) != pot {
+                continue;
+            }
+            let notional = (order.size - order.filled) * *limit;
+            reserved.notional += notional;
+            reserved.cash += notional * fee_factor;
+        }
+        reserved
     }
 
     /// An Enter Decision, its bracket entry order and the move to ENTRY_PENDING.
@@ -930,6 +971,13 @@ struct ExitFill {
     seq: Seq,
     leg: FillLeg,
     as_of_ms: UnixMs,
+}
+
+/// What working entries will take from a pot (see [`Engine::reserved`]).
+#[derive(Clone, Copy, Default)]
+struct Reserved {
+    notional: Decimal,
+    cash: Decimal,
 }
 
 /// An entry's prices, rounded to the product's increments.
