@@ -411,7 +411,27 @@ impl Reader {
         }
     }
 
+    /// Reads segment `index` whole and checks its header against the journal
+    /// read so far; the first segment read anchors the chain.
     fn load_segment(&mut self, index: usize) -> Result<()> {
+        self.read_whole_segment(index)?;
+        let info = &self.segments[index];
+        let header = SegmentHeader::decode(&self.buf).map_err(|why| {
+            self.segment_corrupt(index, info.first_seq, FaultReason::SegmentHeader(why))
+        })?;
+        self.check_segment_name(index, &header)?;
+        match self.meta {
+            None => self.anchor_chain(index, &header)?,
+            Some(meta) => self.check_segment_continues(index, &header, meta)?,
+        }
+        self.loaded = Some(index);
+        self.pos = SEGMENT_HEADER_BYTES;
+        Ok(())
+    }
+
+    /// Reads segment `index` into the buffer, no more than the length the
+    /// opened file had.
+    fn read_whole_segment(&mut self, index: usize) -> Result<()> {
         let info = &self.segments[index];
         self.buf.clear();
         let (file, len) = open_segment_with(self.storage.as_mut(), &info.path)?;
@@ -422,78 +442,93 @@ impl Reader {
             .read_to_end(&mut self.buf)
             .map_err(|e| JournalError::io(&info.path, e))?;
         self.bytes_read += self.buf.len() as u64;
-        let fault = |seq: Seq, reason: FaultReason| Fault {
+        Ok(())
+    }
+
+    /// A fault in segment `index`'s header (offset 0), reported at `seq`. It
+    /// is never a torn tail: a segment appears under its name only with its
+    /// whole header (written to a `.tmp` file, synced, then renamed).
+    fn segment_corrupt(&self, index: usize, seq: Seq, reason: FaultReason) -> JournalError {
+        JournalError::Corrupt(Fault {
             seq,
-            segment: info.name.clone(),
+            segment: self.segments[index].name.clone(),
             offset: 0,
             reason,
             torn_tail: false,
+        })
+    }
+
+    /// The header's first seq must be the one the file's name says.
+    fn check_segment_name(&self, index: usize, header: &SegmentHeader) -> Result<()> {
+        let info = &self.segments[index];
+        if header.first_seq == info.first_seq {
+            return Ok(());
+        }
+        // Reported at the seq expected here: the one after the records
+        // read so far, 1 for the journal's first segment, and the name's
+        // for the first segment of a reader that starts later.
+        let expected = match self.meta {
+            Some(_) => self.expected_seq,
+            None if index == 0 => 1,
+            None => info.first_seq,
         };
-        let header = SegmentHeader::decode(&self.buf)
-            .map_err(|why| fault(info.first_seq, FaultReason::SegmentHeader(why)))
-            .map_err(|f| self.fault_error(f))?;
-        let reject = |f: Fault| Err(JournalError::Corrupt(f));
-        if header.first_seq != info.first_seq {
-            // Reported at the seq expected here: the one after the records
-            // read so far, 1 for the journal's first segment, and the name's
-            // for the first segment of a reader that starts later.
-            let expected = match self.meta {
-                Some(_) => self.expected_seq,
-                None if index == 0 => 1,
-                None => info.first_seq,
+        Err(self.segment_corrupt(
+            index,
+            expected,
+            FaultReason::SegmentNameMismatch {
+                name_seq: info.first_seq,
+                header_seq: header.first_seq,
+            },
+        ))
+    }
+
+    /// The first segment read anchors the chain: the genesis for the
+    /// journal's first segment, the recorded previous hash otherwise.
+    fn anchor_chain(&mut self, index: usize, header: &SegmentHeader) -> Result<()> {
+        let anchor_ok = if index == 0 {
+            header.first_seq == 1 && header.prev_hash == header.meta.genesis()
+        } else {
+            true
+        };
+        if !anchor_ok {
+            let reason = if header.first_seq != 1 {
+                FaultReason::SegmentSeqGap {
+                    expected: 1,
+                    found: header.first_seq,
+                }
+            } else {
+                FaultReason::SegmentChainBreak
             };
-            return reject(fault(
+            return Err(self.segment_corrupt(index, 1, reason));
+        }
+        self.meta = Some(header.meta);
+        self.expected_seq = header.first_seq;
+        self.prev = header.prev_hash;
+        Ok(())
+    }
+
+    /// A later segment must belong to the same journal and carry the chain on:
+    /// the next seq, linked to the last record read.
+    fn check_segment_continues(
+        &self,
+        index: usize,
+        header: &SegmentHeader,
+        meta: JournalMeta,
+    ) -> Result<()> {
+        let expected = self.expected_seq;
+        if header.meta != meta {
+            return Err(self.segment_corrupt(index, expected, FaultReason::SegmentForeign));
+        }
+        if header.first_seq != expected {
+            let gap = FaultReason::SegmentSeqGap {
                 expected,
-                FaultReason::SegmentNameMismatch {
-                    name_seq: info.first_seq,
-                    header_seq: header.first_seq,
-                },
-            ));
+                found: header.first_seq,
+            };
+            return Err(self.segment_corrupt(index, expected, gap));
         }
-        match self.meta {
-            None => {
-                // The first segment read anchors the chain: the genesis for the
-                // journal's first segment, the recorded previous hash otherwise.
-                let anchor_ok = if index == 0 {
-                    header.first_seq == 1 && header.prev_hash == header.meta.genesis()
-                } else {
-                    true
-                };
-                if !anchor_ok {
-                    let reason = if header.first_seq != 1 {
-                        FaultReason::SegmentSeqGap {
-                            expected: 1,
-                            found: header.first_seq,
-                        }
-                    } else {
-                        FaultReason::SegmentChainBreak
-                    };
-                    return reject(fault(1, reason));
-                }
-                self.meta = Some(header.meta);
-                self.expected_seq = header.first_seq;
-                self.prev = header.prev_hash;
-            }
-            Some(meta) => {
-                if header.meta != meta {
-                    return reject(fault(self.expected_seq, FaultReason::SegmentForeign));
-                }
-                if header.first_seq != self.expected_seq {
-                    return reject(fault(
-                        self.expected_seq,
-                        FaultReason::SegmentSeqGap {
-                            expected: self.expected_seq,
-                            found: header.first_seq,
-                        },
-                    ));
-                }
-                if header.prev_hash != self.prev {
-                    return reject(fault(self.expected_seq, FaultReason::SegmentChainBreak));
-                }
-            }
+        if header.prev_hash != self.prev {
+            return Err(self.segment_corrupt(index, expected, FaultReason::SegmentChainBreak));
         }
-        self.loaded = Some(index);
-        self.pos = SEGMENT_HEADER_BYTES;
         Ok(())
     }
 
@@ -587,15 +622,53 @@ pub fn read_record_at_with(
     target: Seq,
 ) -> Result<(StoredEvent, u64)> {
     let (file, file_len) = open_segment_with(storage, &segment.path)?;
-    // Never read past the length the opened file had.
-    let read_at = |offset: u64, len: usize| -> Result<Vec<u8>> {
-        let len = len.min(file_len.saturating_sub(offset) as usize);
+    let opened = OpenedSegment {
+        segment,
+        file,
+        file_len,
+    };
+    opened.check_scan_start(start_seq, start_offset, target)?;
+    let (header, offset) = opened.scan_to(start_seq, start_offset, target)?;
+    let prev = opened.prev_hash_before(offset, target)?;
+    let stored = opened.read_linked_record(&header, offset, target, &prev)?;
+    Ok((stored, offset))
+}
+
+/// Record headers are scanned forward in windows of this many bytes: one
+/// read covers many small records, and memory stays bounded whatever the
+/// segment's size.
+const SCAN_WINDOW: usize = 64 << 10;
+
+/// A segment opened for [`read_record_at_with`]'s random access.
+struct OpenedSegment<'a> {
+    segment: &'a SegmentFileInfo,
+    file: Box<dyn ReadFile>,
+    /// The length the file had when opened: no read goes past it.
+    file_len: u64,
+}
+
+/// Where one window of the forward scan ended.
+enum WindowEnd {
+    /// The target's header, `at` bytes into the window.
+    Found { header: RecordHeader, at: usize },
+    /// No more whole headers in the window: the scan goes on `at` bytes in
+    /// (past the window's end if its last header's record runs over it).
+    /// `last` is the start and size of the last record whose header was read.
+    Passed { at: usize, last: (usize, usize) },
+}
+
+impl OpenedSegment<'_> {
+    /// Up to `len` bytes from `offset`, fewer at the end of the file; never
+    /// past the length the opened file had.
+    fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
+        let len = len.min(self.file_len.saturating_sub(offset) as usize);
         let mut buf = vec![0u8; len];
         let mut filled = 0;
         while filled < len {
-            let n = file
+            let n = self
+                .file
                 .read_at(&mut buf[filled..], offset + filled as u64)
-                .map_err(|e| JournalError::io(&segment.path, e))?;
+                .map_err(|e| JournalError::io(&self.segment.path, e))?;
             if n == 0 {
                 break;
             }
@@ -603,104 +676,111 @@ pub fn read_record_at_with(
         }
         buf.truncate(filled);
         Ok(buf)
-    };
-    let corrupt = |seq: Seq, offset: u64, reason: FaultReason| {
+    }
+
+    /// Corruption at `offset` of the segment, reported at `seq`.
+    fn corrupt(&self, seq: Seq, offset: u64, reason: FaultReason) -> JournalError {
         JournalError::Corrupt(Fault {
             seq,
-            segment: segment.name.clone(),
+            segment: self.segment.name.clone(),
             offset,
             reason,
             torn_tail: false,
         })
-    };
-    let (mut seq, mut offset) = (start_seq, start_offset);
-    // A record starts after the segment header; an offset or seq from an
-    // index is checked like any other input (it may be forged).
-    if offset < SEGMENT_HEADER_BYTES as u64 || target == Seq::MAX {
-        return Err(corrupt(target, offset, FaultReason::SeqOutOfRange));
     }
-    if target < seq {
-        return Err(corrupt(
-            target,
-            offset,
-            FaultReason::SeqMismatch { found: seq },
-        ));
+
+    /// A record starts after the segment header; an offset or seq from an
+    /// index is checked like any other input (it may be forged).
+    fn check_scan_start(&self, seq: Seq, offset: u64, target: Seq) -> Result<()> {
+        if offset < SEGMENT_HEADER_BYTES as u64 || target == Seq::MAX {
+            return Err(self.corrupt(target, offset, FaultReason::SeqOutOfRange));
+        }
+        if target < seq {
+            return Err(self.corrupt(target, offset, FaultReason::SeqMismatch { found: seq }));
+        }
+        Ok(())
     }
-    // Scan forward in 64 KiB windows, reading only record headers.
-    const WINDOW: usize = 64 << 10;
-    let header = loop {
-        let window = read_at(offset, WINDOW)?;
-        let mut at = 0usize;
-        let mut found = None;
-        // Start and size of the last record whose header was read.
-        let mut last = (0usize, 0usize);
-        while let Some(header) = RecordHeader::decode(&window[at..]) {
-            if !header.len_is_valid() {
-                return Err(corrupt(
-                    seq,
-                    offset + at as u64,
-                    FaultReason::BadLength {
-                        len: header.len,
-                        len_check: header.len_check,
+
+    /// Scans forward from record `seq` at `offset`, reading only record
+    /// headers, to `target`'s header; returns it with its offset.
+    fn scan_to(&self, mut seq: Seq, mut offset: u64, target: Seq) -> Result<(RecordHeader, u64)> {
+        loop {
+            let window = self.read_at(offset, SCAN_WINDOW)?;
+            let (at, last) = match self.scan_window(&window, offset, &mut seq, target)? {
+                WindowEnd::Found { header, at } => return Ok((header, offset + at as u64)),
+                WindowEnd::Passed { at, last } => (at, last),
+            };
+            if window.len() < SCAN_WINDOW && at > window.len() {
+                // The file ends inside the last record whose header was read.
+                let (start, needed) = last;
+                return Err(self.corrupt(
+                    seq.saturating_sub(1),
+                    offset + start as u64,
+                    FaultReason::IncompleteRecord {
+                        needed,
+                        available: window.len() - start,
                     },
                 ));
             }
-            if header.seq != seq {
-                return Err(corrupt(
-                    seq,
-                    offset + at as u64,
-                    FaultReason::SeqMismatch { found: header.seq },
-                ));
+            offset += at as u64;
+            if window.len() < SCAN_WINDOW {
+                let bytes = window.len() - at;
+                return Err(self.corrupt(seq, offset, FaultReason::IncompleteHeader { bytes }));
             }
-            if seq == target {
-                found = Some(header);
-                break;
+        }
+    }
+
+    /// Walks the record headers of one window read at `base`, each of which
+    /// must have a valid length and the seq after the one before it.
+    fn scan_window(
+        &self,
+        window: &[u8],
+        base: u64,
+        seq: &mut Seq,
+        target: Seq,
+    ) -> Result<WindowEnd> {
+        let mut at = 0usize;
+        let mut last = (0usize, 0usize);
+        while let Some(header) = RecordHeader::decode(&window[at..]) {
+            if !header.len_is_valid() {
+                let reason = FaultReason::BadLength {
+                    len: header.len,
+                    len_check: header.len_check,
+                };
+                return Err(self.corrupt(*seq, base + at as u64, reason));
+            }
+            if header.seq != *seq {
+                let reason = FaultReason::SeqMismatch { found: header.seq };
+                return Err(self.corrupt(*seq, base + at as u64, reason));
+            }
+            if *seq == target {
+                return Ok(WindowEnd::Found { header, at });
             }
             last = (at, header.record_bytes());
             at += header.record_bytes();
             // `seq < target <= Seq::MAX - 1` here, so this cannot overflow.
-            seq += 1;
+            *seq += 1;
             if at > window.len() {
                 break;
             }
         }
-        if let Some(header) = found {
-            offset += at as u64;
-            break header;
+        Ok(WindowEnd::Passed { at, last })
+    }
+
+    /// The hash the record at `offset` links to: the segment header's
+    /// previous hash for its first record, else the 32 bytes just before it
+    /// (the previous record's stored hash).
+    fn prev_hash_before(&self, offset: u64, target: Seq) -> Result<Hash32> {
+        if offset == SEGMENT_HEADER_BYTES as u64 {
+            let header = SegmentHeader::decode(&self.read_at(0, SEGMENT_HEADER_BYTES)?)
+                .map_err(|why| self.corrupt(target, 0, FaultReason::SegmentHeader(why)))?;
+            return Ok(header.prev_hash);
         }
-        if window.len() < WINDOW && at > window.len() {
-            // The file ends inside the last record whose header was read.
-            let (start, needed) = last;
-            return Err(corrupt(
-                seq.saturating_sub(1),
-                offset + start as u64,
-                FaultReason::IncompleteRecord {
-                    needed,
-                    available: window.len() - start,
-                },
-            ));
-        }
-        offset += at as u64;
-        if window.len() < WINDOW {
-            return Err(corrupt(
-                seq,
-                offset,
-                FaultReason::IncompleteHeader {
-                    bytes: window.len() - at,
-                },
-            ));
-        }
-    };
-    let prev = if offset == SEGMENT_HEADER_BYTES as u64 {
-        SegmentHeader::decode(&read_at(0, SEGMENT_HEADER_BYTES)?)
-            .map_err(|why| corrupt(target, 0, FaultReason::SegmentHeader(why)))?
-            .prev_hash
-    } else {
-        // `offset > SEGMENT_HEADER_BYTES` here (checked above), so the
-        // previous record's hash lies inside the file.
-        let bytes = read_at(offset - 32, 32)?;
+        // `offset > SEGMENT_HEADER_BYTES` here (checked before the scan), so
+        // the previous record's hash lies inside the file.
+        let bytes = self.read_at(offset - 32, 32)?;
         let prev: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
-            corrupt(
+            self.corrupt(
                 target,
                 offset,
                 FaultReason::IncompleteRecord {
@@ -709,31 +789,41 @@ pub fn read_record_at_with(
                 },
             )
         })?;
-        Hash32(prev)
-    };
-    let record = read_at(offset, header.record_bytes())?;
-    if record.len() < header.record_bytes() {
-        return Err(corrupt(
-            target,
+        Ok(Hash32(prev))
+    }
+
+    /// Reads record `target` at `offset` whole, checks its hash against
+    /// `prev` and decodes it.
+    fn read_linked_record(
+        &self,
+        header: &RecordHeader,
+        offset: u64,
+        target: Seq,
+        prev: &Hash32,
+    ) -> Result<StoredEvent> {
+        let record = self.read_at(offset, header.record_bytes())?;
+        if record.len() < header.record_bytes() {
+            return Err(self.corrupt(
+                target,
+                offset,
+                FaultReason::IncompleteRecord {
+                    needed: header.record_bytes(),
+                    available: record.len(),
+                },
+            ));
+        }
+        let payload = &record[RECORD_HEADER_BYTES..RECORD_HEADER_BYTES + header.len as usize];
+        let hash = chain_hash(prev, target, payload);
+        if hash.0 != record[RECORD_HEADER_BYTES + header.len as usize..] {
+            return Err(self.corrupt(target, offset, FaultReason::HashMismatch));
+        }
+        RecordRef {
+            seq: target,
+            hash,
+            payload,
+            segment_index: 0,
             offset,
-            FaultReason::IncompleteRecord {
-                needed: header.record_bytes(),
-                available: record.len(),
-            },
-        ));
+        }
+        .to_stored()
     }
-    let payload = &record[RECORD_HEADER_BYTES..RECORD_HEADER_BYTES + header.len as usize];
-    let hash = chain_hash(&prev, target, payload);
-    if hash.0 != record[RECORD_HEADER_BYTES + header.len as usize..] {
-        return Err(corrupt(target, offset, FaultReason::HashMismatch));
-    }
-    let stored = RecordRef {
-        seq: target,
-        hash,
-        payload,
-        segment_index: 0,
-        offset,
-    }
-    .to_stored()?;
-    Ok((stored, offset))
 }

@@ -298,38 +298,79 @@ impl BarFolder {
     /// Validates one bar and folds it in; `source` names where it came from
     /// (file and line, URL), asked for only when there is a finding.
     pub fn push(&mut self, bar: SourceBar, source: &dyn Fn() -> String) {
-        let SourceBar {
-            open_ms,
-            ohlcv: [open, high, low, close, volume],
-        } = bar;
+        let open_ms = bar.open_ms;
         if open_ms < self.start_ms || open_ms >= self.end_ms {
             return;
         }
         let seen_ms = open_ms + self.source_ms;
-        if let Some(last) = self.last_ms {
-            if open_ms == last {
-                self.finding(
-                    seen_ms,
-                    QualityIssue::Duplicate { open_ms },
-                    source(),
-                    "repeated bar dropped".into(),
-                );
-                return;
-            }
-            if open_ms < last {
-                // Known when it is read, after the later bar it follows in the file.
-                self.finding(
-                    last + self.source_ms,
-                    QualityIssue::OutOfOrder {
-                        open_ms,
-                        previous_ms: last,
-                    },
-                    source(),
-                    "bar before its predecessor dropped".into(),
-                );
-                return;
-            }
+        if self.dropped_as_repeat(open_ms, seen_ms, source)
+            || self.dropped_as_invalid(&bar, seen_ms, source)
+        {
+            return;
         }
+        // Gaps are measured between valid bars, after a dropped row is known to be
+        // dropped: a hole followed by an invalid row is one gap, not two overlapping.
+        self.note_gap(open_ms, seen_ms, source);
+        self.last_ms = Some(open_ms);
+        let volume = bar.ohlcv[4];
+        if volume.is_zero() {
+            self.finding(
+                seen_ms,
+                QualityIssue::VolumeAnomaly { open_ms, volume },
+                source(),
+                "zero volume".into(),
+            );
+        }
+        self.fold(bar);
+    }
+
+    /// Reports and drops a bar at or before the last one seen: a repeat, or
+    /// one out of order.
+    fn dropped_as_repeat(
+        &mut self,
+        open_ms: UnixMs,
+        seen_ms: UnixMs,
+        source: &dyn Fn() -> String,
+    ) -> bool {
+        let Some(last) = self.last_ms else {
+            return false;
+        };
+        if open_ms == last {
+            self.finding(
+                seen_ms,
+                QualityIssue::Duplicate { open_ms },
+                source(),
+                "repeated bar dropped".into(),
+            );
+            return true;
+        }
+        if open_ms < last {
+            // Known when it is read, after the later bar it follows in the file.
+            self.finding(
+                last + self.source_ms,
+                QualityIssue::OutOfOrder {
+                    open_ms,
+                    previous_ms: last,
+                },
+                source(),
+                "bar before its predecessor dropped".into(),
+            );
+            return true;
+        }
+        false
+    }
+
+    /// Reports and drops an impossible bar or one off the file's grid.
+    fn dropped_as_invalid(
+        &mut self,
+        bar: &SourceBar,
+        seen_ms: UnixMs,
+        source: &dyn Fn() -> String,
+    ) -> bool {
+        let SourceBar {
+            open_ms,
+            ohlcv: [open, high, low, close, volume],
+        } = *bar;
         let impossible = open <= Decimal::ZERO
             || close <= Decimal::ZERO
             || low <= Decimal::ZERO
@@ -339,49 +380,53 @@ impl BarFolder {
         // A time off the file's grid (00:30 in an hourly file) is no source bar:
         // counted, it could make a bucket look whole with one of its bars missing.
         let off_grid = open_ms.rem_euclid(self.source_ms) != 0;
-        if impossible || off_grid {
-            let detail = if off_grid {
-                format!(
-                    "open time not on the file's {}s grid",
-                    self.source_ms / 1000
-                )
-            } else {
-                format!("o {open} h {high} l {low} c {close} v {volume}")
-            };
-            self.finding(
-                seen_ms,
-                QualityIssue::InvalidCandle { open_ms },
-                source(),
-                detail,
-            );
+        if !impossible && !off_grid {
+            return false;
+        }
+        let detail = if off_grid {
+            format!(
+                "open time not on the file's {}s grid",
+                self.source_ms / 1000
+            )
+        } else {
+            format!("o {open} h {high} l {low} c {close} v {volume}")
+        };
+        self.finding(
+            seen_ms,
+            QualityIssue::InvalidCandle { open_ms },
+            source(),
+            detail,
+        );
+        true
+    }
+
+    /// Reports the source bars missing between the last valid bar and this one.
+    fn note_gap(&mut self, open_ms: UnixMs, seen_ms: UnixMs, source: &dyn Fn() -> String) {
+        let Some(last) = self.last_ms else {
             return;
-        }
-        // Gaps are measured between valid bars, after a dropped row is known to be
-        // dropped: a hole followed by an invalid row is one gap, not two overlapping.
-        if let Some(last) = self.last_ms {
-            if open_ms > last + self.source_ms {
-                let missing = ((open_ms - last) / self.source_ms - 1) as u64;
-                self.finding(
-                    seen_ms,
-                    QualityIssue::Gap {
-                        after_ms: last,
-                        before_ms: open_ms,
-                        missing_bars: missing,
-                    },
-                    source(),
-                    format!("{missing} source bar(s) missing"),
-                );
-            }
-        }
-        self.last_ms = Some(open_ms);
-        if volume.is_zero() {
+        };
+        if open_ms > last + self.source_ms {
+            let missing = ((open_ms - last) / self.source_ms - 1) as u64;
             self.finding(
                 seen_ms,
-                QualityIssue::VolumeAnomaly { open_ms, volume },
+                QualityIssue::Gap {
+                    after_ms: last,
+                    before_ms: open_ms,
+                    missing_bars: missing,
+                },
                 source(),
-                "zero volume".into(),
+                format!("{missing} source bar(s) missing"),
             );
         }
+    }
+
+    /// Folds a valid bar into its bucket, and emits the bucket as a candle
+    /// when this bar completes it.
+    fn fold(&mut self, bar: SourceBar) {
+        let SourceBar {
+            open_ms,
+            ohlcv: [open, high, low, close, volume],
+        } = bar;
         let bucket_ms = open_ms - open_ms.rem_euclid(self.target_ms);
         if self.bucket.as_ref().is_some_and(|b| b.open_ms != bucket_ms) {
             // Short of bars (a whole bucket would have been emitted already).

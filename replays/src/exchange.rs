@@ -269,89 +269,109 @@ impl SimExchange {
 
     /// Works one order against a closed bar; returns its events and whether it is done.
     fn work(&self, order: &mut SimOrder, bar: &Candle) -> (Vec<BrokerEvent>, bool) {
-        let spec = order.spec;
-        let costs = CostModel::new(&self.config);
         match order.phase.clone() {
-            Phase::MarketPending => {
-                let price = costs.taker_fill_price(bar.open, Side::Sell, &spec);
-                (
-                    vec![self.fill(order, FillLeg::Exit, Side::Sell, price, Liquidity::Taker)],
-                    true,
-                )
-            }
-            Phase::Working { bars_left } => {
-                let limit = order.limit.unwrap_or_default();
-                if bar.low <= limit {
-                    let price = if bar.open <= limit { bar.open } else { limit };
-                    let event =
-                        self.fill(order, FillLeg::Entry, Side::Buy, price, Liquidity::Maker);
-                    order.phase = Phase::Filled;
-                    let Some(b) = order.bracket.clone() else {
-                        return (vec![event], true);
-                    };
-                    // The bracket attaches as the entry fills. Whether the bar's low
-                    // came before or after the fill is unknown: assume after, so the
-                    // stop may trigger in this bar (the take-profit may not).
-                    let mut events = vec![event];
-                    let (stop, done) = self.stop_leg(order, &b, price, bar.low, &spec);
-                    events.extend(stop);
-                    return (events, done);
-                }
-                if bars_left <= 1 {
-                    let cancelled = Event::OrderCancelled(OrderCancelled {
-                        client_order_id: order.client_order_id.clone(),
-                        order_seq: order.seq,
-                        reason: "time to live expired".into(),
-                    });
-                    return (vec![BrokerEvent::Journal(cancelled)], true);
-                }
-                order.phase = Phase::Working {
-                    bars_left: bars_left - 1,
-                };
-                (Vec::new(), false)
-            }
-            Phase::Filled => {
-                let Some(b) = order.bracket.clone() else {
-                    return (Vec::new(), true);
-                };
-                if bar.low <= b.stop_trigger {
-                    return self.stop_leg(order, &b, bar.open, bar.low, &spec);
-                }
-                if bar.high >= b.take_profit_limit {
-                    let price = bar.open.max(b.take_profit_limit);
-                    return (
-                        vec![self.fill(
-                            order,
-                            FillLeg::TakeProfit,
-                            Side::Sell,
-                            price,
-                            Liquidity::Maker,
-                        )],
-                        true,
-                    );
-                }
-                (Vec::new(), false)
-            }
-            Phase::StopResting => {
-                let Some(b) = order.bracket.clone() else {
-                    return (Vec::new(), true);
-                };
-                if bar.high >= b.stop_limit {
-                    let price = bar.open.max(b.stop_limit);
-                    return (
-                        vec![self.fill(
-                            order,
-                            FillLeg::StopLoss,
-                            Side::Sell,
-                            price,
-                            Liquidity::Maker,
-                        )],
-                        true,
-                    );
-                }
-                (Vec::new(), false)
-            }
+            Phase::MarketPending => self.work_market_exit(order, bar),
+            Phase::Working { bars_left } => self.work_entry(order, bar, bars_left),
+            Phase::Filled => self.work_bracket(order, bar),
+            Phase::StopResting => self.work_resting_stop(order, bar),
         }
+    }
+
+    /// A market exit fills at the bar's open less slippage.
+    fn work_market_exit(&self, order: &mut SimOrder, bar: &Candle) -> (Vec<BrokerEvent>, bool) {
+        let spec = order.spec;
+        let price = CostModel::new(&self.config).taker_fill_price(bar.open, Side::Sell, &spec);
+        (
+            vec![self.fill(order, FillLeg::Exit, Side::Sell, price, Liquidity::Taker)],
+            true,
+        )
+    }
+
+    /// An entry limit fills when the bar trades through it (its bracket
+    /// attaching as it does), or waits another bar, or expires.
+    fn work_entry(
+        &self,
+        order: &mut SimOrder,
+        bar: &Candle,
+        bars_left: u32,
+    ) -> (Vec<BrokerEvent>, bool) {
+        let spec = order.spec;
+        let limit = order.limit.unwrap_or_default();
+        if bar.low <= limit {
+            let price = if bar.open <= limit { bar.open } else { limit };
+            let event = self.fill(order, FillLeg::Entry, Side::Buy, price, Liquidity::Maker);
+            order.phase = Phase::Filled;
+            let Some(b) = order.bracket.clone() else {
+                return (vec![event], true);
+            };
+            // The bracket attaches as the entry fills. Whether the bar's low
+            // came before or after the fill is unknown: assume after, so the
+            // stop may trigger in this bar (the take-profit may not).
+            let mut events = vec![event];
+            let (stop, done) = self.stop_leg(order, &b, price, bar.low, &spec);
+            events.extend(stop);
+            return (events, done);
+        }
+        if bars_left <= 1 {
+            let cancelled = Event::OrderCancelled(OrderCancelled {
+                client_order_id: order.client_order_id.clone(),
+                order_seq: order.seq,
+                reason: "time to live expired".into(),
+            });
+            return (vec![BrokerEvent::Journal(cancelled)], true);
+        }
+        order.phase = Phase::Working {
+            bars_left: bars_left - 1,
+        };
+        (Vec::new(), false)
+    }
+
+    /// A filled entry's live bracket: the stop first (conservative), then the
+    /// take-profit.
+    fn work_bracket(&self, order: &mut SimOrder, bar: &Candle) -> (Vec<BrokerEvent>, bool) {
+        let spec = order.spec;
+        let Some(b) = order.bracket.clone() else {
+            return (Vec::new(), true);
+        };
+        if bar.low <= b.stop_trigger {
+            return self.stop_leg(order, &b, bar.open, bar.low, &spec);
+        }
+        if bar.high >= b.take_profit_limit {
+            let price = bar.open.max(b.take_profit_limit);
+            return (
+                vec![self.fill(
+                    order,
+                    FillLeg::TakeProfit,
+                    Side::Sell,
+                    price,
+                    Liquidity::Maker,
+                )],
+                true,
+            );
+        }
+        (Vec::new(), false)
+    }
+
+    /// A triggered stop resting as a limit SELL fills when a bar trades at or
+    /// above its limit.
+    fn work_resting_stop(&self, order: &mut SimOrder, bar: &Candle) -> (Vec<BrokerEvent>, bool) {
+        let Some(b) = order.bracket.clone() else {
+            return (Vec::new(), true);
+        };
+        if bar.high >= b.stop_limit {
+            let price = bar.open.max(b.stop_limit);
+            return (
+                vec![self.fill(
+                    order,
+                    FillLeg::StopLoss,
+                    Side::Sell,
+                    price,
+                    Liquidity::Maker,
+                )],
+                true,
+            );
+        }
+        (Vec::new(), false)
     }
 }
 

@@ -295,8 +295,34 @@ pub fn run(
             spec.end_ms, spec.start_ms
         )));
     }
-    let mut streams = Vec::new();
+    let mut streams = open_streams(spec)?;
+    let (run_id, meta) = identity(spec);
+    let mut pipeline = start_pipeline(spec, &run_id, meta)?;
+    let mut reported_events = 0u64;
+    while let Some(item) = next_item(&mut streams)? {
+        feed(&mut pipeline, item)?;
+        // A candle appends several events, so count from the last report
+        // rather than waiting for an exact multiple that may be stepped over.
+        let events = pipeline.projection.seq();
+        if events - reported_events >= PROGRESS_EVERY_EVENTS {
+            reported_events = events;
+            progress(Progress::of(&pipeline.projection, &streams));
+        }
+    }
+    let (projection, head, outcome_progress) = finish(spec, &run_id, pipeline, &streams)?;
+    progress(outcome_progress);
+    Ok(ReplayOutcome {
+        run_id,
+        projection,
+        head,
+        progress: outcome_progress,
+    })
+}
+
+/// Each symbol's candle stream, loading on its own thread.
+fn open_streams(spec: &ReplaySpec) -> Result<Vec<Peeked>, ReplayError> {
     let granularity_s = spec.config.granularity_s();
+    let mut streams = Vec::new();
     for symbol in &spec.config.run.symbols {
         let source = find_source(&spec.cache_dir, &spec.exchange, symbol, granularity_s)?;
         let stream =
@@ -306,7 +332,16 @@ pub fn run(
             next: None,
         });
     }
-    let (run_id, meta) = identity(spec);
+    Ok(streams)
+}
+
+/// Creates the journal and the pipeline writing to it, and journals the
+/// run's start.
+fn start_pipeline(
+    spec: &ReplaySpec,
+    run_id: &str,
+    meta: JournalMeta,
+) -> Result<Pipeline<SimExchange>, ReplayError> {
     let options = WriterOptions {
         durability: Durability::OnClose,
         ..WriterOptions::default()
@@ -315,12 +350,20 @@ pub fn run(
     let config = spec.config.clone();
     let mut pipeline = Pipeline::new(
         writer,
-        Engine::new(config.clone(), &run_id, spec.skip_volume_filter),
-        SimExchange::new(config.clone()),
-        &run_id,
+        Engine::new(config.clone(), run_id, spec.skip_volume_filter),
+        SimExchange::new(config),
+        run_id,
     );
-    let started = RunStarted {
-        run_id: run_id.clone(),
+    let started = run_started(spec, run_id);
+    pipeline.append_side(spec.start_ms, &Event::RunStarted(started))?;
+    Ok(pipeline)
+}
+
+/// The `RunStarted` of a replay: its inputs, as journaled.
+fn run_started(spec: &ReplaySpec, run_id: &str) -> RunStarted {
+    let config = &spec.config;
+    RunStarted {
+        run_id: run_id.to_string(),
         run_mode: spec.run_mode,
         capital_mode: config.run.capital_mode,
         market_time_basis: MarketTimeBasis::CandleTimestamp,
@@ -333,53 +376,63 @@ pub fn run(
         git_sha: spec.git_sha.clone(),
         config_hash: config.hash(),
         config_text: config.canonical_text(),
-        symbols: spec.config.run.symbols.clone(),
-        granularity_s,
+        symbols: config.run.symbols.clone(),
+        granularity_s: config.granularity_s(),
         start_ms: spec.start_ms,
         end_ms: Some(spec.end_ms),
         starting_capital: config.run.starting_capital,
-    };
-    pipeline.append_side(spec.start_ms, &Event::RunStarted(started))?;
-    let mut reported_events = 0u64;
-    loop {
-        for peeked in streams.iter_mut() {
-            if peeked.next.is_none() {
-                peeked.next = peeked.stream.next()?;
-            }
-        }
-        let Some(index) = streams
-            .iter()
-            .enumerate()
-            .filter_map(|(i, p)| p.next.as_ref().map(|item| (item.market_order(), i)))
-            .min()
-            .map(|(_, i)| i)
-        else {
-            break;
-        };
-        match streams[index]
-            .next
-            .take()
-            .expect("chosen stream has an item")
-        {
-            Item::Candle(candle) => {
-                // Replays feed each candle as it closes: decided on at its close.
-                let close_ms = candle.close_ms();
-                pipeline.candle(candle, close_ms)?
-            }
-            Item::Finding { market_ms, finding } => pipeline.finding(market_ms, finding)?,
-        }
-        // A candle appends several events, so count from the last report
-        // rather than waiting for an exact multiple that may be stepped over.
-        let events = pipeline.projection.seq();
-        if events - reported_events >= PROGRESS_EVERY_EVENTS {
-            reported_events = events;
-            progress(Progress::of(&pipeline.projection, &streams));
+    }
+}
+
+/// The next item across all streams in market-time order (the stream listed
+/// first at equal order), `None` when every stream is done.
+fn next_item(streams: &mut [Peeked]) -> Result<Option<Item>, ReplayError> {
+    for peeked in streams.iter_mut() {
+        if peeked.next.is_none() {
+            peeked.next = peeked.stream.next()?;
         }
     }
-    let done = Progress::of(&pipeline.projection, &streams);
+    let Some(index) = streams
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| p.next.as_ref().map(|item| (item.market_order(), i)))
+        .min()
+        .map(|(_, i)| i)
+    else {
+        return Ok(None);
+    };
+    let item = streams[index]
+        .next
+        .take()
+        .expect("chosen stream has an item");
+    Ok(Some(item))
+}
+
+/// Hands one item to the pipeline.
+fn feed(pipeline: &mut Pipeline<SimExchange>, item: Item) -> Result<(), ReplayError> {
+    match item {
+        Item::Candle(candle) => {
+            // Replays feed each candle as it closes: decided on at its close.
+            let close_ms = candle.close_ms();
+            pipeline.candle(candle, close_ms)?
+        }
+        Item::Finding { market_ms, finding } => pipeline.finding(market_ms, finding)?,
+    }
+    Ok(())
+}
+
+/// Journals the run's end and a checkpoint, and closes the journal; returns
+/// the final projection, the head and the progress at the end.
+fn finish(
+    spec: &ReplaySpec,
+    run_id: &str,
+    mut pipeline: Pipeline<SimExchange>,
+    streams: &[Peeked],
+) -> Result<(Projection, Head, Progress), ReplayError> {
+    let done = Progress::of(&pipeline.projection, streams);
     let end_ms = done.market_ms.max(spec.start_ms);
     let completed = RunCompleted {
-        run_id: run_id.clone(),
+        run_id: run_id.to_string(),
         end_ms,
         candles: done.candles,
         reason: "end of data".into(),
@@ -388,14 +441,8 @@ pub fn run(
     let checkpoint = pipeline.projection.checkpoint();
     pipeline.append_side(end_ms, &Event::Checkpoint(checkpoint))?;
     let head = pipeline.writer().head();
-    let outcome_progress = Progress::of(&pipeline.projection, &streams);
+    let outcome_progress = Progress::of(&pipeline.projection, streams);
     let projection = std::mem::take(&mut pipeline.projection);
     pipeline.into_writer().close()?;
-    progress(outcome_progress);
-    Ok(ReplayOutcome {
-        run_id,
-        projection,
-        head,
-        progress: outcome_progress,
-    })
+    Ok((projection, head, outcome_progress))
 }
