@@ -38,13 +38,20 @@ pub fn fold_into(
 }
 
 /// Applies `event` as the scenario's next event to a copy of its projection and
-/// returns the refusal; panics if the fold accepts it.
+/// returns the refusal; panics if the fold accepts it, or if the refusal
+/// changed the projection (a refused event changes nothing).
 pub fn refuse(s: &Scenario, event: impl Into<Event>) -> FoldError {
     let event = event.into();
     let mut projection = s.projection.clone();
     match projection.apply(s.next_seq(), s.now_ms(), &event) {
         Ok(()) => panic!("the fold accepted an impossible event: {event:?}"),
-        Err(error) => error,
+        Err(error) => {
+            assert_eq!(
+                projection, s.projection,
+                "the refused event changed the projection: {error}"
+            );
+            error
+        }
     }
 }
 

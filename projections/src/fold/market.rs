@@ -1,0 +1,118 @@
+//! Market data and what the engine read of it. A candle must be well formed,
+//! of the run's granularity and after its symbol's previous one; it moves the
+//! symbol's last close, marks held units to it, and is counted. A decision
+//! must read its symbol's newest candle; orders link to the newest decision.
+
+use super::{equity, fail, quality, Projection};
+use crate::error::{FoldResult, Rule};
+use anx_journal::*;
+use rust_decimal::Decimal;
+use std::collections::BTreeMap;
+
+/// A closed candle: checked ([`check_candle`]), then folded.
+pub(super) fn candle(p: &mut Projection, seq: Seq, market_ms: UnixMs, e: &Candle) -> FoldResult {
+    check_candle(p, seq, e)?;
+    let state = &mut p.state;
+    if let Some(symbol) = state.symbols.get_mut(&e.symbol) {
+        symbol.last_candle_open_ms = Some(e.open_ms);
+        // Held units move with the close; before a symbol's first close they
+        // are marked at their fill price (see `positions.rs`).
+        let moved = match symbol.last_close {
+            Some(previous) if !symbol.position.quantity.is_zero() => {
+                symbol.position.quantity * (e.close - previous)
+            }
+            _ => Decimal::ZERO,
+        };
+        symbol.last_close = Some(e.close);
+        state.equity.marked += moved;
+    }
+    quality::count_candle(&mut state.quality, &e.symbol);
+    if let Some(run) = &mut state.run {
+        run.candles += 1;
+    }
+    set_by_symbol(&mut p.links.last_candle, &e.symbol, seq);
+    equity::sample(&mut p.state.equity, market_ms);
+    Ok(())
+}
+
+/// A candle's prices are positive and consistent, its granularity the run's,
+/// its symbol the run's, and it opens after the symbol's previous candle.
+fn check_candle(p: &Projection, seq: Seq, e: &Candle) -> FoldResult {
+    let prices = [e.open, e.high, e.low, e.close];
+    if prices.iter().any(|p| *p <= Decimal::ZERO) || e.volume < Decimal::ZERO {
+        return fail(
+            seq,
+            Rule::Domain,
+            "candle with a non-positive price or negative volume",
+        );
+    }
+    if e.low > e.open.min(e.close) || e.high < e.open.max(e.close) {
+        return fail(
+            seq,
+            Rule::Domain,
+            "candle with low/high inconsistent with open/close",
+        );
+    }
+    let run_granularity_s = p
+        .state
+        .run
+        .as_ref()
+        .map_or(e.granularity_s, |r| r.granularity_s);
+    if e.granularity_s != run_granularity_s {
+        return fail(
+            seq,
+            Rule::Domain,
+            format!("{}s candle in a {run_granularity_s}s run", e.granularity_s),
+        );
+    }
+    let symbol = p.symbol(seq, &e.symbol)?;
+    match symbol.last_candle_open_ms {
+        Some(last) if e.open_ms <= last => fail(
+            seq,
+            Rule::CandleOrder,
+            format!(
+                "{} candle at {} is not after the previous one at {last}",
+                e.symbol, e.open_ms
+            ),
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// A decision must read the newest candle of its symbol; the newest decision
+/// per symbol is what the next order links to.
+pub(super) fn decision(p: &mut Projection, seq: Seq, e: &Decision) -> FoldResult {
+    p.symbol(seq, &e.symbol)?;
+    let newest = p.links.last_candle.get(&e.symbol).copied();
+    if newest != Some(e.candle_seq) {
+        return fail(
+            seq,
+            Rule::DecisionLink,
+            format!(
+                "decision on {} reads candle seq {}, but the newest {} candle is {}",
+                e.symbol,
+                e.candle_seq,
+                e.symbol,
+                newest.map_or("none".to_string(), |s| format!("seq {s}"))
+            ),
+        );
+    }
+    let entered = matches!(e.outcome, DecisionOutcome::Enter);
+    set_by_symbol(
+        &mut p.links.last_decision,
+        &e.symbol,
+        (seq, e.candle_seq, entered),
+    );
+    Ok(())
+}
+
+/// Sets `map[symbol]`, allocating a key only the first time (this runs for
+/// every candle and decision).
+fn set_by_symbol<V>(map: &mut BTreeMap<String, V>, symbol: &str, value: V) {
+    match map.get_mut(symbol) {
+        Some(slot) => *slot = value,
+        None => {
+            map.insert(symbol.to_string(), value);
+        }
+    }
+}
