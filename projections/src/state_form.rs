@@ -345,3 +345,50 @@ fn audit_gap(v: AuditGap) -> u32 {
         AuditGap::OutOfOrder => 4,
     }
 }
+
+/// Issue 12's simulated upgrade: this crate's unit-test build has a figure
+/// more in `State` (`simulated_future_figure`, folded from every event), as a
+/// later version adding a report figure would. The committed paper journal
+/// – checkpoints, a clean stop, a resumed session – still folds, and every
+/// one of its checkpoints still checks: form 1 does not contain the new
+/// figure, so adding one changes no checkpoint's hash.
+#[cfg(test)]
+mod simulated_upgrade {
+    use crate::fold::Projection;
+    use anx_journal::{Event, Reader, SessionAction};
+
+    #[test]
+    fn a_figure_added_to_the_state_leaves_journaled_checkpoints_checkable() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/paper-v1");
+        let mut reader = Reader::open(std::path::Path::new(dir))
+            .unwrap_or_else(|e| panic!("the committed paper journal {dir}: {e}"));
+        let mut projection = Projection::new();
+        let (mut checkpoints, mut stops, mut starts) = (0u64, 0, 0);
+        while let Some(stored) = reader.next_event().expect("the fixture is intact") {
+            projection
+                .apply(stored.seq, stored.market_ms, &stored.event)
+                .unwrap_or_else(|e| panic!("the fixture folds after the upgrade: {e}"));
+            match &stored.event {
+                Event::Checkpoint(_) => checkpoints += 1,
+                Event::Session(s) if s.action == SessionAction::Stopped => stops += 1,
+                Event::Session(s) if s.action == SessionAction::Started => starts += 1,
+                _ => {}
+            }
+        }
+        assert!(checkpoints >= 2, "{checkpoints} checkpoints");
+        assert!(
+            stops >= 2 && starts >= 2,
+            "a clean stop and a resumed session"
+        );
+        assert_eq!(projection.links.checkpoints_verified, checkpoints);
+        // The new figure is real: it was folded from every event.
+        assert_eq!(projection.state.simulated_future_figure, projection.seq());
+        // And the hash is form 1's, whatever else the state holds.
+        let mut without = projection.state.clone();
+        without.simulated_future_figure = 0;
+        assert_eq!(
+            super::encode_v1(&without),
+            super::encode_v1(&projection.state)
+        );
+    }
+}

@@ -112,6 +112,10 @@ impl Projection {
         run::check_phase(&self.state, seq, event)?;
         self.dispatch(seq, market_ms, event)?;
         run::extend_span(&mut self.state, market_ms, event);
+        #[cfg(test)]
+        {
+            self.state.simulated_future_figure += 1;
+        }
         self.links.seq = seq;
         Ok(())
     }
