@@ -75,6 +75,71 @@ Trade ids and client_order_ids are in 'anx journal export' (trade_id, client_ord
   anx paper --journal anx-data/paper    # later: resumes the same run
   anx status anx-data/paper             # from another terminal")]
     Paper(PaperArgs),
+    /// Act on a paper trader's run: reset a fail-closed symbol, exit a
+    /// position, halt or resume new entries. Journaled, with your reason.
+    #[command(after_help = "Examples:
+  anx operator halt anx-data/paper --reason \"exchange maintenance\"
+  anx operator resume anx-data/paper
+  anx operator exit anx-data/paper BTC-USD --reason \"news: closing by hand\"
+  anx operator reset anx-data/paper BTC-USD --reason \"protection checked on the exchange\"
+
+A running trader takes the action from its inbox and journals it (the command
+prints the seq); with no trader running the action is appended directly and
+the trader acts on it when it starts. An action the state does not allow is
+refused and nothing is written.")]
+    Operator(OperatorArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct OperatorArgs {
+    #[command(subcommand)]
+    pub command: OperatorCommandArgs,
+    /// Who acts (journaled with the action; default: $USER).
+    #[arg(long, global = true)]
+    pub operator: Option<String>,
+    /// Seconds to wait for a running trader's answer.
+    #[arg(long, global = true, default_value_t = 10.0)]
+    pub wait: f64,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OperatorCommandArgs {
+    /// FAIL_CLOSED -> IDLE for a symbol whose cause you have dealt with (no position left).
+    #[command(after_help = "Example:
+  anx operator reset anx-data/paper BTC-USD --reason \"protection checked on the exchange\"")]
+    Reset {
+        /// The trader's journal directory.
+        journal: PathBuf,
+        symbol: String,
+        /// Why (journaled).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Close the symbol's position at market (exit reason: manual).
+    #[command(after_help = "Example:
+  anx operator exit anx-data/paper BTC-USD --reason \"closing by hand\"")]
+    Exit {
+        journal: PathBuf,
+        symbol: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// No new entries on any symbol until resumed; protection and exits keep working.
+    #[command(after_help = "Example:
+  anx operator halt anx-data/paper --reason \"exchange maintenance\"")]
+    Halt {
+        journal: PathBuf,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Allow new entries again after a halt.
+    #[command(after_help = "Example:
+  anx operator resume anx-data/paper")]
+    Resume {
+        journal: PathBuf,
+        #[arg(long, default_value = "resumed by the operator")]
+        reason: String,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -394,6 +459,7 @@ impl Cli {
             }
             Command::Status(args) => crate::status::status(&args),
             Command::Paper(args) => crate::paper::paper(&args),
+            Command::Operator(args) => crate::operator::operator(&args),
         }
     }
 

@@ -8,6 +8,7 @@ mod cli;
 mod fetch;
 mod html;
 mod journal_cmd;
+mod operator;
 mod output;
 mod paper;
 mod render;

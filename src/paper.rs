@@ -44,12 +44,14 @@ use anx_replays::data::{BarFolder, Item, SourceBar};
 use anx_replays::exchange::{Broker, SimExchange, SimIds};
 use anx_replays::pipeline::{open_to_redrive, Pipeline};
 use anyhow::{anyhow, bail, Context, Result};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 /// Attempts per market-data request within one poll (the next poll tries again).
 const ATTEMPTS_PER_POLL: u32 = 3;
+/// How often the inbox is looked at between polls: an operator waits on it.
+const INBOX_POLL: Duration = Duration::from_millis(250);
 /// A poll fetches at most this many windows per symbol (a long catch-up
 /// continues on the next poll instead of blocking the loop).
 const WINDOWS_PER_POLL_MAX: u32 = 20;
@@ -168,6 +170,8 @@ impl Market {
 
 struct Trader {
     pipeline: Pipeline<SimExchange>,
+    /// The journal's directory (its inbox is where operator actions arrive).
+    journal: PathBuf,
     feeds: Vec<Feed>,
     /// The exchange's time at the last successful poll.
     now_ms: UnixMs,
@@ -200,6 +204,47 @@ impl Trader {
             .run
             .as_ref()
             .expect("a trader works only once its RunStarted is folded")
+    }
+
+    /// Takes the operator actions waiting in the inbox, between steps: each
+    /// is checked against the state with the fold's rule, then journaled and
+    /// reacted to in one step, and answered (its seq, or why it was refused).
+    fn serve_inbox(&mut self) -> Result<()> {
+        for (answer_path, request) in crate::operator::take_requests(&self.journal) {
+            let answer = match self.act(request) {
+                Ok(seq) => crate::operator::Answer {
+                    seq: Some(seq),
+                    error: None,
+                },
+                Err(error) => crate::operator::Answer {
+                    seq: None,
+                    error: Some(error),
+                },
+            };
+            if let Err(error) = crate::operator::answer(&answer_path, &answer) {
+                tracing::warn!("cannot answer {}: {error}", answer_path.display());
+            }
+        }
+        Ok(())
+    }
+
+    /// One operator request: its seq once journaled, or why it was refused
+    /// (nothing journaled). A journal failure stops the trader, as anywhere.
+    fn act(
+        &mut self,
+        request: std::result::Result<crate::operator::Request, String>,
+    ) -> std::result::Result<Seq, String> {
+        let event = request.and_then(|r| r.event())?;
+        let now_ms = self.now_ms;
+        self.pipeline
+            .projection
+            .check_next(now_ms, &event)
+            .map_err(|e| e.detail)?;
+        tracing::info!("operator action: {event:?}");
+        self.pipeline.operator(now_ms, event).map_err(|e| {
+            tracing::error!("journaling an operator action failed: {e}");
+            format!("journaling failed: {e}")
+        })
     }
 
     fn append_side(&mut self, event: Event) -> Result<Seq> {
@@ -492,7 +537,8 @@ async fn run(args: &PaperArgs) -> Result<ExitCode> {
         }
     };
     let poll = Duration::from_secs_f64(args.poll_interval);
-    let reason = loop {
+    let reason = 'trading: loop {
+        trader.serve_inbox()?;
         let now_ms = trader.now_ms;
         trader.reconcile(false, now_ms)?;
         // Fetching can be abandoned at any point: nothing is journaled until
@@ -509,9 +555,14 @@ async fn run(args: &PaperArgs) -> Result<ExitCode> {
                 }
             }
         }
-        tokio::select! {
-            _ = tokio::time::sleep(poll) => {}
-            reason = &mut signal => break reason,
+        // Between polls the inbox is served often: an operator waits for it.
+        let wake = tokio::time::Instant::now() + poll;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(wake) => break,
+                _ = tokio::time::sleep(INBOX_POLL) => trader.serve_inbox()?,
+                reason = &mut signal => break 'trading reason,
+            }
         }
     };
     let head = trader.stop(reason)?;
@@ -543,9 +594,15 @@ fn feeds_for(symbols: &[String], source_s: u32, granularity_s: u32, start_ms: Un
         .collect()
 }
 
-fn trader_for(pipeline: Pipeline<SimExchange>, run: &RunStarted, market: Market) -> Trader {
+fn trader_for(
+    pipeline: Pipeline<SimExchange>,
+    run: &RunStarted,
+    market: Market,
+    journal: &Path,
+) -> Trader {
     Trader {
         pipeline,
+        journal: journal.to_path_buf(),
         feeds: feeds_for(
             &run.symbols,
             market.source_s,
@@ -597,19 +654,14 @@ fn resume(args: &PaperArgs, client: reqwest::Client) -> Result<Trader> {
             run.config_hash.to_hex()
         );
     }
-    let last_was_clean_stop = matches!(
-        events.last().map(|e| &e.event),
-        Some(Event::Session(Session {
-            action: SessionAction::Stopped,
-            ..
-        }))
-    );
+    // Operator actions appended while no trader ran come after the stop marker.
+    let last_was_clean_stop = crate::operator::ends_in_clean_stop(&events);
     let engine = Engine::new(config.clone(), &run.run_id, false);
     // The simulated broker names its orders as this journal's answers do.
     let broker = SimExchange::with_ids(config.clone(), SimIds::of_journal(&events));
     let pipeline = Pipeline::redriving(writer, engine, broker, &run.run_id, events);
     let market = Market::new(client, &args.market_url, run.granularity_s)?;
-    let mut trader = trader_for(pipeline, &run, market);
+    let mut trader = trader_for(pipeline, &run, market, &args.journal);
     let mut feeds = std::mem::take(&mut trader.feeds);
     let mut journal_now_ms = trader.now_ms;
     trader
@@ -728,7 +780,7 @@ async fn first_start(args: &PaperArgs, client: reqwest::Client) -> Result<Trader
     let engine = Engine::new(config.clone(), &run_id, false);
     let mut pipeline = Pipeline::new(writer, engine, SimExchange::new(config.clone()), &run_id);
     pipeline.append_side(start_ms, &Event::RunStarted(run.clone()))?;
-    let mut trader = trader_for(pipeline, &run, market);
+    let mut trader = trader_for(pipeline, &run, market, &args.journal);
     trader.now_ms = now_ms;
     trader.append_side(Event::Session(Session {
         action: SessionAction::Started,

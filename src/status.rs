@@ -148,6 +148,17 @@ pub fn status(args: &StatusArgs) -> Result<ExitCode> {
     if stale {
         problems.push("market data is stale".into());
     }
+    // A halt is deliberate, not a fault: shown as a breaker, not a problem.
+    if let Some(halt) = &state.halted {
+        breakers.push(format!(
+            "operator_halt: entries halted by {} at seq {}: {}",
+            halt.operator, halt.seq, halt.reason
+        ));
+    }
+    let operator_note = |n: &anx_projections::model::OperatorNote| {
+        json!({"seq": n.seq, "at": market_time(n.market_ms), "command": n.command,
+               "symbol": (!n.symbol.is_empty()).then_some(&n.symbol), "operator": n.operator, "reason": n.reason})
+    };
     let healthy = problems.is_empty();
     let doc = json!({
         "healthy": healthy,
@@ -163,6 +174,8 @@ pub fn status(args: &StatusArgs) -> Result<ExitCode> {
         "breakers_active": breakers,
         "equity": num(equity),
         "peak_equity": num(peak),
+        "halted": state.halted.as_ref().map(operator_note),
+        "operator_actions": state.operator_log.iter().map(operator_note).collect::<Vec<_>>(),
         "warnings": warnings,
         "last_session": loaded.projection.links.sessions.last().map(|s| json!({
             "seq": s.seq,
@@ -220,6 +233,17 @@ pub fn status(args: &StatusArgs) -> Result<ExitCode> {
                     .map(|p| format!("({p})"))
                     .unwrap_or_default(),
                 info["pending_orders"].as_array().map_or(0, |a| a.len())
+            );
+        }
+        for note in &state.operator_log {
+            let symbol = if note.symbol.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", note.symbol)
+            };
+            println!(
+                "operator   {}{symbol} at seq {} by {}: {}",
+                note.command, note.seq, note.operator, note.reason
             );
         }
         println!(

@@ -25,7 +25,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-const LAYOUT_VERSION: u32 = 1;
+/// Bumped whenever `Projection`'s serialized layout changes (2: halts and the
+/// operator log); an index of another layout is rebuilt.
+const LAYOUT_VERSION: u32 = 2;
 /// One offset entry per this many records.
 pub const OFFSET_EVERY: u64 = 256;
 const SNAPSHOTS_KEPT: usize = 3;

@@ -16,7 +16,10 @@
 
 mod common;
 
-use anx_journal::{Event, Reader, SessionAction, StoredEvent, TailPolicy};
+use anx_journal::{
+    Decision, DecisionOutcome, Event, OperatorCommand, Reader, SessionAction, StoredEvent,
+    TailPolicy,
+};
 use anx_projections::Projection;
 use common::*;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -986,4 +989,125 @@ fn the_committed_paper_journal_verifies_folds_and_resumes() {
         "resumed into the same state"
     );
     assert_eq!(anx(&["journal", "verify", path_str(work.path())]).code, 0);
+}
+
+/// Runs `anx operator ARGS` as operator `alice`.
+fn operator(args: &[&str]) -> Run {
+    let mut all = vec!["operator"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--operator", "alice", "--wait", "20"]);
+    anx(&all)
+}
+
+#[test]
+fn operator_actions_reach_a_running_trader_and_a_stopped_journal() {
+    let temp = tempfile::tempdir().unwrap();
+    let mut state = market(feed());
+    // The clock waits at the start until the halt is in.
+    state.hold_at = Some(state.now_s);
+    let fake = serve(state);
+    let journal = temp.path().join("operated");
+    let dir = path_str(&journal).to_string();
+    let mut trader = spawn_paper(&journal, &fake.url, &[]);
+    wait_for(
+        "the first session",
+        &journal,
+        Duration::from_secs(60),
+        || {
+            events(&journal)
+                .iter()
+                .any(|e| matches!(e.event, Event::Session(_)))
+        },
+    );
+    // Refused, with the fold's reason, and nothing journaled.
+    let before = events(&journal).len();
+    for (args, why) in [
+        (vec!["resume", &dir], "not halted"),
+        (
+            vec!["reset", &dir, "BTC-USD", "--reason", "x"],
+            "not fail-closed",
+        ),
+        (
+            vec!["exit", &dir, "BTC-USD", "--reason", "x"],
+            "holds no position",
+        ),
+        (
+            vec!["exit", &dir, "DOGE-USD", "--reason", "x"],
+            "not in the run",
+        ),
+    ] {
+        let run = operator(&args);
+        run.assert_one_line_error(2);
+        assert!(run.stderr.contains(why), "{args:?}: {}", run.stderr);
+    }
+    assert_eq!(events(&journal).len(), before, "refusals journal nothing");
+    // The running trader takes a halt from its inbox and says where it is.
+    let run = operator(&["halt", &dir, "--reason", "exchange maintenance"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let seq: u64 = run
+        .stdout
+        .trim()
+        .strip_prefix("operator halt journaled at seq ")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{}", run.stdout));
+    let halted = events(&journal);
+    assert!(matches!(
+        &halted[seq as usize - 1].event,
+        Event::OperatorAction(a) if a.command == OperatorCommand::Halt && a.operator == "alice"
+            && a.reason == "exchange maintenance"
+    ));
+    let again = operator(&["halt", &dir, "--reason", "again"]);
+    again.assert_one_line_error(2);
+    assert!(again.stderr.contains("already halted"), "{}", again.stderr);
+    // Trading on while halted: no entry is decided, every fired signal is refused.
+    fake.release_clock();
+    wait_until_fed(&journal, &fake, &mut trader);
+    let decisions: Vec<Decision> = events(&journal)
+        .into_iter()
+        .filter(|e| e.seq > seq)
+        .filter_map(|e| match e.event {
+            Event::Decision(d) => Some(d),
+            _ => None,
+        })
+        .collect();
+    assert!(decisions.len() > 100, "{} decisions", decisions.len());
+    assert!(decisions
+        .iter()
+        .all(|d| d.outcome != DecisionOutcome::Enter));
+    let refused = decisions
+        .iter()
+        .filter(|d| {
+            matches!(&d.outcome, DecisionOutcome::Rejected { reason_code } if reason_code == "operator_halt")
+        })
+        .count();
+    assert!(refused > 0, "the feed's signals fire while halted");
+    let status = anx(&["status", &dir, "--json"]);
+    let doc: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(doc["halted"]["operator"], "alice", "{doc}");
+    assert_eq!(doc["operator_actions"][0]["command"], "halt");
+    assert!(sigterm(&mut trader).success(), "{}", log_of(&journal));
+
+    // No trader: appended directly after the clean stop, acted on at the next start.
+    let run = operator(&["resume", &dir]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("operator resume journaled at seq"),
+        "{}",
+        run.stdout
+    );
+    assert!(matches!(
+        events(&journal).last().map(|e| &e.event),
+        Some(Event::OperatorAction(a)) if a.command == OperatorCommand::Resume
+    ));
+    let before = events(&journal).len();
+    let mut trader = spawn_paper(&journal, &fake.url, &[]);
+    wait_for("the restart", &journal, Duration::from_secs(60), || {
+        events(&journal).len() > before + 1
+    });
+    assert!(sigterm(&mut trader).success(), "{}", log_of(&journal));
+    assert!(events(&journal).iter().any(
+        |e| matches!(&e.event, Event::Session(s) if s.reason == "restart after a clean stop")
+    ));
+    assert!(folded(&journal).state.halted.is_none());
+    assert_eq!(anx(&["journal", "verify", &dir]).code, 0);
 }

@@ -534,6 +534,47 @@ pub struct OperatorReset {
     pub reason: String,
 }
 
+/// What an operator asked a trader to do (a reset has its own kind,
+/// [`OperatorReset`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OperatorCommand {
+    /// Close the symbol's position at market: a manual exit, through the one
+    /// finalize-exit path.
+    Exit,
+    /// No new entries on any symbol until a resume; protection, exits and
+    /// reconciliation keep working.
+    Halt,
+    /// Entries are allowed again after a halt.
+    Resume,
+}
+
+impl OperatorCommand {
+    /// The name used everywhere the command is shown (its serde name).
+    pub fn name(self) -> &'static str {
+        match self {
+            OperatorCommand::Exit => "exit",
+            OperatorCommand::Halt => "halt",
+            OperatorCommand::Resume => "resume",
+        }
+    }
+}
+
+/// An operator's action on a run: an input from outside, journaled before the
+/// engine reacts to it (an exit's decision and market order follow it in its
+/// step; a halt or resume changes what later candles may decide).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorAction {
+    pub command: OperatorCommand,
+    /// The symbol an exit is for; empty for a halt or a resume (run-wide).
+    #[serde(deserialize_with = "crate::codec::string")]
+    pub symbol: String,
+    #[serde(deserialize_with = "crate::codec::string")]
+    pub operator: String,
+    #[serde(deserialize_with = "crate::codec::string")]
+    pub reason: String,
+}
+
 /// A projection's state hash at a seq, written so a later fold can prove it agrees.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Checkpoint {
@@ -613,6 +654,7 @@ pub enum EventKind {
     Recovered = 17,
     RunCompleted = 18,
     Session = 19,
+    OperatorAction = 20,
 }
 
 /// What an event is to the step that journals it: the one table
@@ -624,11 +666,13 @@ pub enum EventKind {
 /// (`journal/FORMAT.md` §6, "Event roles").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum EventRole {
-    /// Market data from outside: a closed candle, a data-quality finding.
-    /// It starts a step and is journaled first in it. Re-driving folds the
-    /// journal's own copy (it cannot be produced again) and runs the rest of
-    /// its step: a candle's broker work and engine decision; a finding's step
-    /// is its append alone. Folded as part of the run.
+    /// What comes from outside the engine: market data (a closed candle, a
+    /// data-quality finding) and an operator's action (a reset, an exit, a
+    /// halt or resume). It starts a step and is journaled first in it.
+    /// Re-driving folds the journal's own copy (it cannot be produced again)
+    /// and runs the rest of its step: a candle's broker work and engine
+    /// decision, an operator action's engine reaction; a finding's step is its
+    /// append alone. Folded as part of the run.
     Input,
     /// The broker's answer to a candle it worked or an order handed to it
     /// (acknowledged, rejected, cancelled, bracket verified, fill): an input
@@ -643,7 +687,7 @@ pub enum EventRole {
     /// produces it is a divergence. Folded as part of the run.
     StepOutput,
     /// A side event of the run (its start and completion, a reconciliation
-    /// with the broker, an operator's reset): appended only between steps,
+    /// with the broker): appended only between steps,
     /// never produced by one. Re-driving folds it as journaled. Folded as part
     /// of the run: after `RunStarted`, not after `RunCompleted`.
     Side,
@@ -697,7 +741,10 @@ impl EventKind {
     /// compile until its role is decided.
     pub const fn role(self) -> EventRole {
         match self {
-            EventKind::Candle | EventKind::DataQuality => EventRole::Input,
+            EventKind::Candle
+            | EventKind::DataQuality
+            | EventKind::OperatorReset
+            | EventKind::OperatorAction => EventRole::Input,
             EventKind::OrderAcknowledged
             | EventKind::OrderRejected
             | EventKind::OrderCancelled
@@ -708,10 +755,9 @@ impl EventKind {
             | EventKind::EngineTransition
             | EventKind::TradeClosed => EventRole::StepOutput,
             EventKind::FailClosed => EventRole::SideOrOutput,
-            EventKind::RunStarted
-            | EventKind::Reconciliation
-            | EventKind::OperatorReset
-            | EventKind::RunCompleted => EventRole::Side,
+            EventKind::RunStarted | EventKind::Reconciliation | EventKind::RunCompleted => {
+                EventRole::Side
+            }
             EventKind::Checkpoint | EventKind::Recovered | EventKind::Session => {
                 EventRole::JournalSide
             }
@@ -815,6 +861,7 @@ events!(
     Recovered,
     RunCompleted,
     Session,
+    OperatorAction,
 );
 
 /// Appends bincode output straight onto a `Vec` (cheaper than going through
@@ -884,11 +931,12 @@ mod tests {
             (K::EngineTransition, R::StepOutput),
             (K::TradeClosed, R::StepOutput),
             (K::FailClosed, R::SideOrOutput),
-            (K::OperatorReset, R::Side),
+            (K::OperatorReset, R::Input),
             (K::Checkpoint, R::JournalSide),
             (K::Recovered, R::JournalSide),
             (K::RunCompleted, R::Side),
             (K::Session, R::JournalSide),
+            (K::OperatorAction, R::Input),
         ]
     };
 

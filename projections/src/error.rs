@@ -36,6 +36,9 @@ pub enum Rule {
     TradeMismatch,
     /// An operator reset of a symbol that is not fail-closed.
     Reset,
+    /// An operator action the state does not allow (an exit with no
+    /// position, a halt while halted, a resume while not halted).
+    Operator,
     /// A checkpoint whose state hash differs from the fold's.
     Checkpoint,
     /// A value out of its domain (non-positive price, negative fee …).
@@ -59,6 +62,7 @@ impl Rule {
             Rule::Transition => "transition_not_allowed",
             Rule::TradeMismatch => "trade_mismatch",
             Rule::Reset => "reset_not_fail_closed",
+            Rule::Operator => "operator_action_not_allowed",
             Rule::Checkpoint => "checkpoint_mismatch",
             Rule::Domain => "value_out_of_domain",
         }

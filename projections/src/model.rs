@@ -292,6 +292,22 @@ pub struct DailyEquity {
     pub peak: Decimal,
 }
 
+/// Operator actions the state remembers for `anx status`.
+pub const OPERATOR_LOG_MAX: usize = 10;
+
+/// One operator action (a reset, an exit, a halt or a resume) as journaled.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorNote {
+    pub seq: Seq,
+    pub market_ms: UnixMs,
+    /// `reset`, `exit`, `halt` or `resume`.
+    pub command: String,
+    /// Empty for a halt or a resume.
+    pub symbol: String,
+    pub operator: String,
+    pub reason: String,
+}
+
 /// Everything the journal says the system knows. Covered by the state hash.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
@@ -310,6 +326,12 @@ pub struct State {
     pub exposure_ms: i64,
     pub first_market_ms: Option<UnixMs>,
     pub last_market_ms: Option<UnixMs>,
+    /// Why new entries are halted, from an operator's halt until a resume.
+    /// Not in form 1 (a later form will cover it).
+    pub halted: Option<OperatorNote>,
+    /// The newest operator actions, oldest first, at most
+    /// [`OPERATOR_LOG_MAX`]: what `anx status` shows. Not in form 1.
+    pub operator_log: Vec<OperatorNote>,
     /// Only in this crate's unit tests: a figure a later version might add
     /// (events folded). Not in form 1, so the simulated upgrade test can show
     /// that adding a figure leaves every journaled checkpoint checkable.

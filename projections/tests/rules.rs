@@ -150,6 +150,7 @@ fn rule_names_are_distinct_and_shown_in_the_error() {
         Rule::Transition,
         Rule::TradeMismatch,
         Rule::Reset,
+        Rule::Operator,
         Rule::Checkpoint,
         Rule::Domain,
     ];

@@ -11,9 +11,16 @@ use anx_projections::testkit::fixture_events;
 use anx_projections::{Projection, State};
 use std::path::PathBuf;
 
-/// What the state hash covered before the form was written by hand.
+/// What the state hash covered before the form was written by hand: the
+/// bincode encoding of `State` as it was then – today's, without the figures
+/// added since (they follow the old ones, and are checked to).
 fn bincode_of(state: &State) -> Vec<u8> {
-    bincode::serde::encode_to_vec(state, BODY_CONFIG).expect("plain data encodes")
+    let mut all = bincode::serde::encode_to_vec(state, BODY_CONFIG).expect("plain data encodes");
+    let added = bincode::serde::encode_to_vec((&state.halted, &state.operator_log), BODY_CONFIG)
+        .expect("plain data encodes");
+    assert!(all.ends_with(&added), "figures added since come last");
+    all.truncate(all.len() - added.len());
+    all
 }
 
 /// Folds `events`, checking the form against the old encoding after each.

@@ -412,6 +412,49 @@ impl<B: Broker> Pipeline<B> {
         self.drain(placed, as_of_ms)
     }
 
+    /// An operator's action (an `OperatorReset` or an `OperatorAction`) at
+    /// market time `market_ms`: journaled as the input of its step, then the
+    /// engine reacts (a reset's transition, an exit's decision and order,
+    /// handed to the broker). The caller checks it first
+    /// ([`Projection::check_next`]): one the fold refuses is a bug here.
+    pub fn operator(&mut self, market_ms: UnixMs, event: Event) -> Result<Seq, PipelineError> {
+        assert!(
+            matches!(event, Event::OperatorReset(_) | Event::OperatorAction(_)),
+            "{} is not an operator action",
+            event.kind()
+        );
+        let seq = self.append(market_ms, &event)?;
+        self.work_operator(seq, &event, market_ms)?;
+        Ok(seq)
+    }
+
+    /// The rest of an operator action's step once it is journaled.
+    fn work_operator(
+        &mut self,
+        seq: Seq,
+        event: &Event,
+        as_of_ms: UnixMs,
+    ) -> Result<(), PipelineError> {
+        let input = match event {
+            Event::OperatorReset(e) => TickInput::OperatorReset {
+                seq,
+                symbol: &e.symbol,
+                as_of_ms,
+            },
+            Event::OperatorAction(action) if action.command == OperatorCommand::Exit => {
+                TickInput::OperatorExit {
+                    seq,
+                    action,
+                    as_of_ms,
+                }
+            }
+            // A halt or a resume changes only what later decisions may do.
+            _ => return Ok(()),
+        };
+        let placed = self.engine_step(input)?;
+        self.drain(placed, as_of_ms)
+    }
+
     /// A data-quality finding known at `market_ms`.
     pub fn finding(
         &mut self,
@@ -435,12 +478,18 @@ impl<B: Broker> Pipeline<B> {
             let (seq, market_ms) = (next.seq, next.market_ms);
             match next.event.kind().role() {
                 // Inputs are the journal's own: folded as they are, then a
-                // candle's step runs and must reproduce what follows it (a
-                // finding's step is its append alone).
+                // candle's or an operator action's step runs and must
+                // reproduce what follows it (a finding's step is its append
+                // alone). An action a direct `anx operator` appended while no
+                // trader ran has no step after it yet: the step runs now.
                 EventRole::Input => {
                     self.fold(seq, market_ms, &next.event)?;
-                    if let Event::Candle(candle) = &next.event {
-                        self.work_candle(seq, candle, market_ms)?
+                    match &next.event {
+                        Event::Candle(candle) => self.work_candle(seq, candle, market_ms)?,
+                        Event::OperatorReset(_) | Event::OperatorAction(_) => {
+                            self.work_operator(seq, &next.event, market_ms)?
+                        }
+                        _ => {}
                     }
                 }
                 // Between steps a `FailClosed` is the paper trader's (a

@@ -595,3 +595,146 @@ fn between_steps_an_answer_or_output_diverges_and_a_side_event_is_folded() {
     assert_eq!(p.projection.seq(), boundary as Seq + 2);
     assert!(p.projection.state.symbols["BTC-USD"].fail_closed.is_some());
 }
+
+/// A pipeline on a new journal in `dir` with the run started (every append
+/// durable at once, so the test can read what is journaled).
+fn started<B: Broker>(dir: &Path, config: &Config, broker: B) -> Pipeline<B> {
+    let durable = WriterOptions {
+        durability: Durability::Always,
+        ..WriterOptions::default()
+    };
+    let writer = Writer::create(dir, META, durable).unwrap();
+    let engine = Engine::new(config.clone(), RUN_ID, false);
+    let mut p = Pipeline::new(writer, engine, broker, RUN_ID);
+    p.append_side(1_735_689_600_000, &Event::RunStarted(run_started(config)))
+        .unwrap();
+    p
+}
+
+/// Feeds candles until `done` holds of the projection; returns how many items were fed.
+fn feed_until<B: Broker>(
+    p: &mut Pipeline<B>,
+    items: &[Item],
+    done: impl Fn(&anx_projections::Projection) -> bool,
+) -> usize {
+    for (i, item) in items.iter().enumerate() {
+        feed(p, std::slice::from_ref(item));
+        if done(&p.projection) {
+            return i + 1;
+        }
+    }
+    panic!("the feed never reached the state wanted");
+}
+
+/// An operator action, checked by the fold's rule, then journaled as the
+/// input of its step.
+fn act<B: Broker>(p: &mut Pipeline<B>, event: Event) -> Seq {
+    let market_ms = p.projection.state.last_market_ms.unwrap();
+    p.projection.check_next(market_ms, &event).unwrap();
+    p.operator(market_ms, event).unwrap()
+}
+
+fn action(command: OperatorCommand, symbol: &str) -> Event {
+    Event::OperatorAction(OperatorAction {
+        command,
+        symbol: symbol.into(),
+        operator: "alice".into(),
+        reason: "test".into(),
+    })
+}
+
+#[test]
+fn operator_exit_halt_and_resume_are_inputs_their_steps_re_drive() {
+    let config = config();
+    let items = inputs();
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("operated");
+    let mut p = started(&dir, &config, SimExchange::new(config.clone()));
+    let holding =
+        |p: &anx_projections::Projection| !p.state.symbols["BTC-USD"].position.quantity.is_zero();
+    let fed = feed_until(&mut p, &items, holding);
+    // A manual exit: a Decision to exit (the operator's words in its glass
+    // box) and a market SELL, in the action's step.
+    let exit_seq = act(&mut p, action(OperatorCommand::Exit, "BTC-USD"));
+    let after: Vec<Event> = read_journal_of(&p)[exit_seq as usize..].to_vec();
+    assert!(matches!(&after[0], Event::Decision(d)
+        if d.outcome == (DecisionOutcome::Exit { reason: ExitReason::Manual })
+            && d.risk_checks[0].code == "operator_exit"));
+    assert!(matches!(&after[1], Event::OrderPlaced(o)
+        if o.purpose == OrderPurpose::Exit && o.order_type == OrderType::Market));
+    // A second exit while that one works is refused by the fold's rule.
+    let refused = p
+        .projection
+        .check_next(0, &action(OperatorCommand::Exit, "BTC-USD"))
+        .unwrap_err();
+    assert!(refused.detail.contains("already working"), "{refused}");
+    let halt_seq = act(&mut p, action(OperatorCommand::Halt, ""));
+    feed(&mut p, &items[fed..]);
+    let events = read_journal_of(&p);
+    assert!(events.iter().any(|e| matches!(e,
+        Event::TradeClosed(t) if t.exit_reason == ExitReason::Manual)));
+    let later = &events[halt_seq as usize..];
+    assert!(!later.iter().any(|e| matches!(e,
+        Event::Decision(d) if d.outcome == DecisionOutcome::Enter)));
+    assert!(later.iter().any(|e| matches!(e, Event::Decision(d)
+        if matches!(&d.outcome, DecisionOutcome::Rejected { reason_code } if reason_code == "operator_halt"))));
+    act(&mut p, action(OperatorCommand::Resume, ""));
+    let head = p.into_writer().close().unwrap();
+    // Re-driven from the journal: every action's step is reproduced.
+    let mut again = redriving(&dir, &config, SimExchange::new(config.clone()));
+    again.redrive(&mut |_| {}).unwrap();
+    assert_eq!(again.into_writer().close().unwrap(), head);
+}
+
+#[test]
+fn an_operator_reset_takes_a_fail_closed_symbol_back_to_idle() {
+    let config = config();
+    let items = inputs();
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("reset");
+    let mut p = started(&dir, &config, NoBrackets(SimExchange::new(config.clone())));
+    let closed_and_flat = |p: &anx_projections::Projection| {
+        let btc = &p.state.symbols["BTC-USD"];
+        btc.fail_closed.is_some() && btc.position.quantity.is_zero() && btc.open_trade.is_none()
+    };
+    // Failed closed as the entry was acknowledged without its bracket: the
+    // entry still works, so a reset is refused (the symbol could not go back
+    // to IDLE) and nothing is journaled.
+    let fed = feed_until(&mut p, &items, |p| {
+        p.state.symbols["BTC-USD"].fail_closed.is_some()
+    });
+    let early = Event::OperatorReset(OperatorReset {
+        symbol: "BTC-USD".into(),
+        operator: "alice".into(),
+        reason: "too early".into(),
+    });
+    let refused = p.projection.check_next(0, &early).unwrap_err();
+    assert!(refused.detail.contains("still working"), "{refused}");
+    feed_until(&mut p, &items[fed..], closed_and_flat);
+    let reset = Event::OperatorReset(OperatorReset {
+        symbol: "BTC-USD".into(),
+        operator: "alice".into(),
+        reason: "protection checked by hand".into(),
+    });
+    let seq = act(&mut p, reset.clone());
+    let events = read_journal_of(&p);
+    assert!(matches!(&events[seq as usize], Event::EngineTransition(t)
+        if t.from == EngineState::FailClosed && t.to == EngineState::Idle && t.cause_seq == seq));
+    assert_eq!(
+        p.projection.state.symbols["BTC-USD"].engine.0,
+        EngineState::Idle
+    );
+    // Not fail-closed any more: a second reset is refused.
+    let refused = p.projection.check_next(0, &reset).unwrap_err();
+    assert!(refused.detail.contains("not fail-closed"), "{refused}");
+}
+
+/// The events a pipeline has journaled so far, in seq order (index = seq − 1).
+fn read_journal_of<B: Broker>(p: &Pipeline<B>) -> Vec<Event> {
+    let mut reader = Reader::open_with(p.writer().dir(), TailPolicy::StopAtTorn).unwrap();
+    let mut out = Vec::new();
+    while let Some(stored) = reader.next_event().unwrap() {
+        out.push(stored.event);
+    }
+    out
+}

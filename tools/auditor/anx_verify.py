@@ -540,6 +540,7 @@ FillLeg: entry [0], take_profit [1], stop_loss [2], exit [3]
 Liquidity: maker [0], taker [1]
 ReconcileOutcome: match [0], exit_detected [1], mismatch [2]
 SessionAction: started [0], stopped [1]
+OperatorCommand: exit [0], halt [1], resume [2]
 EngineState: IDLE [0], ENTRY_PENDING [1], POSITION_OPEN [2], RECONCILE [3], FAIL_CLOSED [4]
 ExitReason: signal [0], take_profit [1], stop_loss [2], manual [3], emergency [4]
 QualityIssue: gap [0] {after_ms ms, before_ms ms, missing_bars u64}; duplicate [1] {open_ms ms}; out_of_order [2] {open_ms ms, previous_ms ms}; volume_anomaly [3] {open_ms ms, volume dec}; invalid_candle [4] {open_ms ms}; stale [5] {newest_ms ms, age_ms i64}; feed_fault [6] {attempts u32}
@@ -574,6 +575,7 @@ _KINDS_TEXT = """
 | 17 | Recovered | segment str, offset u64, bytes_dropped u64, last_good_seq seq, reason str |
 | 18 | RunCompleted | run_id str, end_ms ms, candles u64, reason str |
 | 19 | Session | action SessionAction, reason str |
+| 20 | OperatorAction | command OperatorCommand, symbol str, operator str, reason str |
 """
 
 Fields = list[tuple[str, str]]

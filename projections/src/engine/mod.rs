@@ -57,6 +57,19 @@ pub enum TickInput<'a> {
         client_order_id: &'a str,
         as_of_ms: UnixMs,
     },
+    /// An operator reset the fail-closed `symbol` (journaled at `seq`).
+    OperatorReset {
+        seq: Seq,
+        symbol: &'a str,
+        as_of_ms: UnixMs,
+    },
+    /// An operator asked for `action.symbol`'s position to be closed
+    /// (journaled at `seq`).
+    OperatorExit {
+        seq: Seq,
+        action: &'a OperatorAction,
+        as_of_ms: UnixMs,
+    },
     /// The broker could not confirm the attached legs of an entry.
     ProtectionUnconfirmed {
         symbol: &'a str,
@@ -305,26 +318,34 @@ impl Engine {
                 client_order_id,
                 as_of_ms,
             } => {
+                let ended = Ended {
+                    seq,
+                    symbol,
+                    client_order_id,
+                    as_of_ms,
+                };
+                self.on_order_ended(projection, ended, &mut out)?
+            }
+            TickInput::OperatorReset {
+                seq,
+                symbol,
+                as_of_ms,
+            } => {
+                // A reset of a fail-closed engine state moves it back to IDLE
+                // when nothing is open (a reset of a reconciliation's
+                // fail-closed flag alone moves nothing).
                 let state = symbol_state(projection, seq, symbol)?;
-                let ended_entry = state.engine.0 == EngineState::EntryPending
-                    && state.in_flight.is_none()
-                    && state.position.quantity.is_zero()
-                    && self.symbols.get(symbol).is_none_or(|m| {
-                        m.bracket
-                            .as_ref()
-                            .is_none_or(|b| b.client_order_id == client_order_id)
-                    });
-                if ended_entry {
-                    out.transition(
-                        as_of_ms,
-                        symbol,
-                        EngineState::EntryPending,
-                        EngineState::Idle,
-                        "entry ended unfilled",
-                        seq,
-                    );
+                let nothing_open = crate::fold::reset_refusal(projection, symbol).is_none();
+                if state.engine.0 == EngineState::FailClosed && nothing_open {
+                    let (from, to) = (EngineState::FailClosed, EngineState::Idle);
+                    out.transition(as_of_ms, symbol, from, to, "operator reset", seq);
                 }
             }
+            TickInput::OperatorExit {
+                seq,
+                action,
+                as_of_ms,
+            } => self.on_operator_exit(projection, seq, action, as_of_ms, &mut out)?,
             TickInput::ProtectionUnconfirmed {
                 symbol,
                 client_order_id,
@@ -531,18 +552,7 @@ impl Engine {
             out.push(as_of_ms, decision.into());
             return;
         };
-        if let Some(code) = signals::invalid_reason(&signal) {
-            let check = RiskCheck {
-                code: code.into(),
-                passed: false,
-                detail: anx_journal::compact_str::format_compact!(
-                    "signal {}: entry {:?} stop {:?} take-profit {:?}",
-                    signal.name,
-                    signal.entry,
-                    signal.stop,
-                    signal.take_profit
-                ),
-            };
+        if let Some((code, check)) = halted(projection).or_else(|| invalid_signal(&signal)) {
             return reject(decision, code, Some(check), as_of_ms, out);
         }
         let Some(spec) = self.config.product(&decision.symbol).copied() else {
@@ -870,6 +880,60 @@ impl Engine {
         }
     }
 
+    /// An order ended (cancelled or rejected): an entry that ended unfilled
+    /// takes its symbol back to IDLE.
+    fn on_order_ended(&self, projection: &Projection, e: Ended, out: &mut Out) -> EngineResult {
+        let state = symbol_state(projection, e.seq, e.symbol)?;
+        let ended_entry = state.engine.0 == EngineState::EntryPending
+            && state.in_flight.is_none()
+            && state.position.quantity.is_zero()
+            && self.symbols.get(e.symbol).is_none_or(|m| {
+                m.bracket
+                    .as_ref()
+                    .is_none_or(|b| b.client_order_id == e.client_order_id)
+            });
+        if ended_entry {
+            let (from, to) = (EngineState::EntryPending, EngineState::Idle);
+            out.transition(
+                e.as_of_ms,
+                e.symbol,
+                from,
+                to,
+                "entry ended unfilled",
+                e.seq,
+            );
+        }
+        Ok(())
+    }
+
+    /// An operator's exit: a Decision to exit (reason manual, the operator's
+    /// words in its glass box) and its market SELL, as any exit.
+    fn on_operator_exit(
+        &self,
+        projection: &Projection,
+        seq: Seq,
+        action: &OperatorAction,
+        as_of_ms: UnixMs,
+        out: &mut Out,
+    ) -> EngineResult {
+        let symbol = action.symbol.as_str();
+        let state = symbol_state(projection, seq, symbol)?;
+        // The fold took the action: the symbol holds a position, decided on a candle.
+        let candle_seq = last_candle(projection, seq, symbol)?;
+        let check = RiskCheck {
+            code: risk::ReasonCode::OperatorExit.text(),
+            passed: false,
+            detail: anx_journal::compact_str::format_compact!(
+                "exit asked by {} (seq {seq}): {}",
+                action.operator,
+                action.reason
+            ),
+        };
+        let decision = self.exit_decision(symbol, candle_seq, as_of_ms, ExitReason::Manual, check);
+        self.place_exit(symbol, state.position.quantity, decision, as_of_ms, out);
+        Ok(())
+    }
+
     fn on_unprotected(
         &mut self,
         projection: &Projection,
@@ -911,28 +975,30 @@ impl Engine {
         }
         if !state.position.quantity.is_zero() {
             // A position comes from an entry decided on a candle: one is there.
-            let candle_seq = projection
-                .links
-                .last_candle
-                .get(symbol)
-                .copied()
-                .ok_or_else(|| {
-                    EngineError::new(projection.seq(), EngineFault::NoCandle, symbol.to_string())
-                })?;
+            let candle_seq = last_candle(projection, projection.seq(), symbol)?;
+            let check = RiskCheck {
+                code: risk::ReasonCode::Protection.text(),
+                passed: false,
+                detail: anx_journal::compact_str::format_compact!(
+                    "bracket of {client_order_id} not confirmed: {reason}"
+                ),
+            };
             let decision =
-                self.emergency_decision(symbol, candle_seq, client_order_id, reason, as_of_ms);
+                self.exit_decision(symbol, candle_seq, as_of_ms, ExitReason::Emergency, check);
             self.place_exit(symbol, state.position.quantity, decision, as_of_ms, out);
         }
         Ok(())
     }
-    /// The Decision to sell a position whose protection is not confirmed.
-    fn emergency_decision(
+
+    /// A Decision to exit for `reason`, outside a candle's glass box (no
+    /// indicators or signals: it reads the newest candle, and `check` says why).
+    fn exit_decision(
         &self,
         symbol: &str,
         candle_seq: Seq,
-        client_order_id: &str,
-        reason: &str,
         as_of_ms: UnixMs,
+        reason: ExitReason,
+        check: RiskCheck,
     ) -> Decision {
         Decision {
             symbol: symbol.to_string(),
@@ -941,17 +1007,9 @@ impl Engine {
             regime: "unknown".into(),
             indicators: Vec::new(),
             signals: Vec::new(),
-            risk_checks: vec![RiskCheck {
-                code: risk::ReasonCode::Protection.text(),
-                passed: false,
-                detail: anx_journal::compact_str::format_compact!(
-                    "bracket of {client_order_id} not confirmed: {reason}"
-                ),
-            }],
+            risk_checks: vec![check],
             sizing: None,
-            outcome: DecisionOutcome::Exit {
-                reason: ExitReason::Emergency,
-            },
+            outcome: DecisionOutcome::Exit { reason },
             config_hash: self.config_hash,
         }
     }
@@ -978,6 +1036,48 @@ struct ExitFill {
 struct Reserved {
     notional: Decimal,
     cash: Decimal,
+}
+
+/// An order that ended, as the engine reacts to it.
+#[derive(Clone, Copy)]
+struct Ended<'a> {
+    seq: Seq,
+    symbol: &'a str,
+    client_order_id: &'a str,
+    as_of_ms: UnixMs,
+}
+
+/// The rejection of every entry while an operator's halt holds.
+fn halted(projection: &Projection) -> Option<(&'static str, RiskCheck)> {
+    let halt = projection.state.halted.as_ref()?;
+    let check = RiskCheck {
+        code: risk::ReasonCode::OperatorHalt.text(),
+        passed: false,
+        detail: anx_journal::compact_str::format_compact!(
+            "entries halted by {} (seq {}): {}",
+            halt.operator,
+            halt.seq,
+            halt.reason
+        ),
+    };
+    Some((risk::ReasonCode::OperatorHalt.code(), check))
+}
+
+/// The rejection of a signal whose prices cannot make an entry.
+fn invalid_signal(signal: &SignalOutput) -> Option<(&'static str, RiskCheck)> {
+    let code = signals::invalid_reason(signal)?;
+    let check = RiskCheck {
+        code: code.into(),
+        passed: false,
+        detail: anx_journal::compact_str::format_compact!(
+            "signal {}: entry {:?} stop {:?} take-profit {:?}",
+            signal.name,
+            signal.entry,
+            signal.stop,
+            signal.take_profit
+        ),
+    };
+    Some((code, check))
 }
 
 /// An entry's prices, rounded to the product's increments.
@@ -1081,6 +1181,16 @@ fn symbol_state<'p>(
         .symbols
         .get(symbol)
         .ok_or_else(|| EngineError::new(seq, EngineFault::UnknownSymbol, symbol.to_string()))
+}
+
+/// The newest candle of `symbol`: what a decision outside a candle's step reads.
+fn last_candle(projection: &Projection, seq: Seq, symbol: &str) -> EngineResult<Seq> {
+    projection
+        .links
+        .last_candle
+        .get(symbol)
+        .copied()
+        .ok_or_else(|| EngineError::new(seq, EngineFault::NoCandle, symbol.to_string()))
 }
 
 /// The projected order an input names.

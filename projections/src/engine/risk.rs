@@ -56,11 +56,15 @@ pub enum ReasonCode {
     SignalRounding,
     /// The engine: which fired signal an entry is built on.
     SignalSelected,
+    /// An operator halted new entries (`anx operator halt`).
+    OperatorHalt,
+    /// An operator asked for the position to be closed (`anx operator exit`).
+    OperatorExit,
 }
 
 impl ReasonCode {
     /// Every code, in the order a decision records the risk checks.
-    pub const ALL: [ReasonCode; 20] = [
+    pub const ALL: [ReasonCode; 22] = [
         ReasonCode::SymbolFailClosed,
         ReasonCode::StaleData,
         ReasonCode::MaxDrawdownBreaker,
@@ -81,6 +85,8 @@ impl ReasonCode {
         ReasonCode::NoProductSpec,
         ReasonCode::SignalRounding,
         ReasonCode::SignalSelected,
+        ReasonCode::OperatorHalt,
+        ReasonCode::OperatorExit,
     ];
 
     /// The stable code journaled in `RiskCheck.code` and `Rejected.reason_code`.
@@ -106,6 +112,8 @@ impl ReasonCode {
             ReasonCode::NoProductSpec => "no_product_spec",
             ReasonCode::SignalRounding => "signal_rounding",
             ReasonCode::SignalSelected => "signal_selected",
+            ReasonCode::OperatorHalt => "operator_halt",
+            ReasonCode::OperatorExit => "operator_exit",
         }
     }
 

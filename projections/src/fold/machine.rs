@@ -2,7 +2,8 @@
 //! → RECONCILE → IDLE, ENTRY_PENDING → IDLE, → FAIL_CLOSED, and FAIL_CLOSED →
 //! IDLE after an operator reset. A transition must start from the symbol's
 //! state, be one of the machine's, and have the facts it needs ([`guard`]).
-//! `FailClosed` and `OperatorReset` set and clear why a symbol is fail-closed.
+//! `FailClosed` sets why a symbol is fail-closed (an `OperatorReset`, in
+//! `operator.rs`, clears it).
 
 use super::{fail, Projection};
 use crate::error::{FoldResult, Rule};
@@ -107,22 +108,6 @@ pub(super) fn fail_closed(p: &mut Projection, seq: Seq, e: &FailClosed) -> FoldR
     p.symbol(seq, &e.symbol)?;
     if let Some(symbol) = p.state.symbols.get_mut(&e.symbol) {
         symbol.fail_closed = Some(e.reason.clone());
-    }
-    Ok(())
-}
-
-/// An operator reset clears a fail-closed symbol (and only one).
-pub(super) fn operator_reset(p: &mut Projection, seq: Seq, e: &OperatorReset) -> FoldResult {
-    let symbol = p.symbol(seq, &e.symbol)?;
-    if symbol.fail_closed.is_none() {
-        return fail(
-            seq,
-            Rule::Reset,
-            format!("operator reset of {}, which is not fail-closed", e.symbol),
-        );
-    }
-    if let Some(symbol) = p.state.symbols.get_mut(&e.symbol) {
-        symbol.fail_closed = None;
     }
     Ok(())
 }

@@ -16,7 +16,8 @@
 //! - `positions.rs`: fills – positions, cash and fees – and reconciliations;
 //! - `trades.rs`: the open trade the fills build and the ledger row that
 //!   closes it;
-//! - `machine.rs`: the per-symbol engine state machine, fail-closed and resets;
+//! - `machine.rs`: the per-symbol engine state machine and fail-closed;
+//! - `operator.rs`: operator actions – resets, exits, halts and resumes;
 //! - `equity.rs`: the equity curve and its daily returns;
 //! - `audit.rs`: audit coverage of each closed trade.
 //!
@@ -34,6 +35,7 @@ mod audit;
 mod equity;
 mod machine;
 mod market;
+mod operator;
 mod orders;
 mod positions;
 mod quality;
@@ -48,6 +50,7 @@ use serde::{Deserialize, Serialize};
 
 pub(crate) use equity::return_sums_with_day;
 pub use machine::transition_allowed;
+pub use operator::reset_refusal;
 
 /// Name of the single cash pot in `portfolio` capital mode.
 pub const PORTFOLIO_POT: &str = "portfolio";
@@ -77,6 +80,18 @@ impl Projection {
     /// ([`crate::state_form`], FORMAT.md §10), written field by field – not
     /// over the Rust layout of [`State`], so a field added for a new figure
     /// changes no hash.
+    /// Whether the fold would take `event` as the next one, without taking
+    /// it: the check `anx operator` runs before it journals an action, so the
+    /// rule it is held to is the fold's own.
+    pub fn check_next(&self, market_ms: UnixMs, event: &Event) -> FoldResult {
+        if let Event::OperatorReset(e) = event {
+            if let Some(why) = operator::reset_refusal(self, &e.symbol) {
+                return fail(self.seq() + 1, Rule::Reset, why);
+            }
+        }
+        self.clone().apply(self.seq() + 1, market_ms, event)
+    }
+
     pub fn state_hash(&self) -> Hash32 {
         Hash32::from(blake3::hash(&crate::state_form::encode_v1(&self.state)))
     }
@@ -143,7 +158,8 @@ impl Projection {
             Event::TradeClosed(e) => trades::closed(self, seq, market_ms, e)?,
             Event::EngineTransition(e) => machine::transition(self, seq, e)?,
             Event::FailClosed(e) => machine::fail_closed(self, seq, e)?,
-            Event::OperatorReset(e) => machine::operator_reset(self, seq, e)?,
+            Event::OperatorReset(e) => operator::reset(self, seq, market_ms, e)?,
+            Event::OperatorAction(e) => operator::action(self, seq, market_ms, e)?,
             Event::Checkpoint(e) => self.verify_checkpoint(seq, e)?,
             Event::Recovered(e) => self.links.recoveries.push(RecoveryNote {
                 seq,
