@@ -149,6 +149,7 @@ impl World {
                         seq,
                         symbol: &c.symbol,
                         client_order_id: &coid,
+                        rejected: None,
                         as_of_ms,
                     });
                 } else {

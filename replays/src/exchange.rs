@@ -403,7 +403,7 @@ impl Broker for SimExchange {
         if order.post_only && order.purpose == OrderPurpose::Entry {
             if let (Some(limit), Some(close)) = (order.limit_price, last_close) {
                 if limit > close {
-                    return reject("INVALID_LIMIT_PRICE_POST_ONLY");
+                    return reject(anx_projections::engine::order::POST_ONLY_CROSS);
                 }
             }
         }

@@ -66,6 +66,8 @@ enum Reaction {
         seq: Seq,
         symbol: String,
         client_order_id: String,
+        /// The broker's reason, for a rejection.
+        rejected: Option<String>,
     },
     Unprotected {
         symbol: String,
@@ -304,22 +306,25 @@ impl<B: Broker> Pipeline<B> {
         };
         // The order's symbol, read before the event ends the order.
         let ended = match &event {
-            Event::OrderCancelled(e) => Some(e.client_order_id.clone()),
-            Event::OrderRejected(e) => Some(e.client_order_id.clone()),
+            Event::OrderCancelled(e) => Some((e.client_order_id.clone(), None)),
+            Event::OrderRejected(e) => Some((e.client_order_id.clone(), Some(e.reason.clone()))),
             _ => None,
         };
         let symbol = ended
             .as_ref()
-            .and_then(|id| self.projection.state.orders.get(id))
+            .and_then(|(id, _)| self.projection.state.orders.get(id))
             .map(|o| o.symbol.clone());
         let seq = self.append(as_of_ms, &event)?;
         Ok(match (event, ended, symbol) {
             (Event::Fill(fill), _, _) => vec![Work::React(Reaction::Fill { seq, fill })],
-            (_, Some(client_order_id), Some(symbol)) => vec![Work::React(Reaction::OrderEnded {
-                seq,
-                symbol,
-                client_order_id,
-            })],
+            (_, Some((client_order_id, rejected)), Some(symbol)) => {
+                vec![Work::React(Reaction::OrderEnded {
+                    seq,
+                    symbol,
+                    client_order_id,
+                    rejected,
+                })]
+            }
             _ => Vec::new(),
         })
     }
@@ -336,10 +341,12 @@ impl<B: Broker> Pipeline<B> {
                 seq,
                 symbol,
                 client_order_id,
+                rejected,
             } => TickInput::OrderEnded {
                 seq: *seq,
                 symbol,
                 client_order_id,
+                rejected: rejected.as_deref(),
                 as_of_ms,
             },
             Reaction::Unprotected {

@@ -738,3 +738,94 @@ fn read_journal_of<B: Broker>(p: &Pipeline<B>) -> Vec<Event> {
     }
     out
 }
+
+/// A broker that rejects every entry with `reason` (and works the rest as
+/// the simulated exchange does).
+struct RejectsEntries(SimExchange, &'static str);
+
+impl Broker for RejectsEntries {
+    fn place(&mut self, order_seq: Seq, order: &OrderPlaced) -> Vec<BrokerEvent> {
+        if order.purpose != OrderPurpose::Entry {
+            return self.0.place(order_seq, order);
+        }
+        vec![BrokerEvent::Journal(Event::OrderRejected(OrderRejected {
+            client_order_id: order.client_order_id.clone(),
+            order_seq,
+            reason: self.1.into(),
+        }))]
+    }
+    fn open_orders(&self, prefix: &str) -> Vec<String> {
+        self.0.open_orders(prefix)
+    }
+    fn existing(&self, order_seq: Seq, order: &OrderPlaced) -> Vec<BrokerEvent> {
+        self.0.existing(order_seq, order)
+    }
+    fn position(&self, symbol: &str) -> rust_decimal::Decimal {
+        self.0.position(symbol)
+    }
+    fn on_candle(&mut self, candle: &Candle) -> Vec<BrokerEvent> {
+        self.0.on_candle(candle)
+    }
+    fn cancel(&mut self, client_order_id: &str, reason: &str) -> Vec<BrokerEvent> {
+        self.0.cancel(client_order_id, reason)
+    }
+}
+
+#[test]
+fn a_rejected_entry_fails_the_symbol_closed_unless_a_post_only_limit_crossed() {
+    let config = config();
+    let items = inputs();
+    let temp = tempfile::tempdir().unwrap();
+    // Insufficient funds: FAIL_CLOSED with the broker's reason, no entry after it.
+    let dir = temp.path().join("funds");
+    let broker = RejectsEntries(SimExchange::new(config.clone()), "INSUFFICIENT_FUND");
+    let (events, _) = run_with(&dir, &config, broker, &items);
+    let rejected = events
+        .iter()
+        .position(|e| matches!(e.event, Event::OrderRejected(_)))
+        .expect("an entry is placed and rejected");
+    assert!(matches!(&events[rejected + 1].event, Event::FailClosed(f)
+        if f.reason.ends_with("rejected: INSUFFICIENT_FUND") && f.cause_seq == events[rejected].seq));
+    assert!(
+        matches!(&events[rejected + 2].event, Event::EngineTransition(t)
+        if t.from == EngineState::EntryPending && t.to == EngineState::FailClosed)
+    );
+    let entries = |events: &[StoredEvent]| {
+        events
+            .iter()
+            .filter(
+                |e| matches!(&e.event, Event::OrderPlaced(o) if o.purpose == OrderPurpose::Entry),
+            )
+            .count()
+    };
+    assert_eq!(entries(&events), 1, "fail-closed blocks every later entry");
+    // A post-only cross: the entry just did not happen; the symbol is IDLE and trades on.
+    let dir = temp.path().join("crossed");
+    let broker = RejectsEntries(
+        SimExchange::new(config.clone()),
+        anx_projections::engine::order::POST_ONLY_CROSS,
+    );
+    let (events, _) = run_with(&dir, &config, broker, &items);
+    assert!(!events
+        .iter()
+        .any(|e| matches!(e.event, Event::FailClosed(_))));
+    assert!(
+        entries(&events) > 1,
+        "entries go on after a post-only cross"
+    );
+    // Both journals re-drive to themselves.
+    for (name, reason) in [
+        ("funds", "INSUFFICIENT_FUND"),
+        ("crossed", anx_projections::engine::order::POST_ONLY_CROSS),
+    ] {
+        let dir = temp.path().join(name);
+        let head = anx_journal::verify(&dir, None).unwrap().head;
+        let mut again = redriving(
+            &dir,
+            &config,
+            RejectsEntries(SimExchange::new(config.clone()), reason),
+        );
+        again.redrive(&mut |_| {}).unwrap();
+        assert_eq!(again.into_writer().close().unwrap(), head, "{name}");
+    }
+}

@@ -50,11 +50,13 @@ pub enum TickInput<'a> {
         fill: &'a Fill,
         as_of_ms: UnixMs,
     },
-    /// An order of `symbol` was cancelled or rejected (journaled at `seq`).
+    /// An order of `symbol` was cancelled or rejected (journaled at `seq`;
+    /// `rejected` is the broker's reason for a rejection).
     OrderEnded {
         seq: Seq,
         symbol: &'a str,
         client_order_id: &'a str,
+        rejected: Option<&'a str>,
         as_of_ms: UnixMs,
     },
     /// An operator reset the fail-closed `symbol` (journaled at `seq`).
@@ -316,12 +318,14 @@ impl Engine {
                 seq,
                 symbol,
                 client_order_id,
+                rejected,
                 as_of_ms,
             } => {
                 let ended = Ended {
                     seq,
                     symbol,
                     client_order_id,
+                    rejected,
                     as_of_ms,
                 };
                 self.on_order_ended(projection, ended, &mut out)?
@@ -881,7 +885,8 @@ impl Engine {
     }
 
     /// An order ended (cancelled or rejected): an entry that ended unfilled
-    /// takes its symbol back to IDLE.
+    /// takes its symbol back to IDLE – or, rejected for any reason but a
+    /// post-only cross, to FAIL_CLOSED.
     fn on_order_ended(&self, projection: &Projection, e: Ended, out: &mut Out) -> EngineResult {
         let state = symbol_state(projection, e.seq, e.symbol)?;
         let ended_entry = state.engine.0 == EngineState::EntryPending
@@ -892,16 +897,39 @@ impl Engine {
                     .as_ref()
                     .is_none_or(|b| b.client_order_id == e.client_order_id)
             });
-        if ended_entry {
-            let (from, to) = (EngineState::EntryPending, EngineState::Idle);
-            out.transition(
-                e.as_of_ms,
-                e.symbol,
-                from,
-                to,
-                "entry ended unfilled",
-                e.seq,
-            );
+        if !ended_entry {
+            return Ok(());
+        }
+        match e.rejected {
+            // A post-only limit the price moved through: nothing is wrong with
+            // the account or the order; the entry simply did not happen.
+            None | Some(order::POST_ONLY_CROSS) => {
+                let (from, to) = (EngineState::EntryPending, EngineState::Idle);
+                out.transition(
+                    e.as_of_ms,
+                    e.symbol,
+                    from,
+                    to,
+                    "entry ended unfilled",
+                    e.seq,
+                );
+            }
+            // Any other rejection (funds, permissions, a malformed order …)
+            // means the next entry would fail the same way: fail closed with
+            // the broker's reason until an operator has looked (seed §2.4).
+            Some(reason) => {
+                let fail_seq = out.push(
+                    e.as_of_ms,
+                    FailClosed {
+                        symbol: e.symbol.to_string(),
+                        cause_seq: e.seq,
+                        reason: format!("entry {} rejected: {reason}", e.client_order_id),
+                    }
+                    .into(),
+                );
+                let (from, to) = (EngineState::EntryPending, EngineState::FailClosed);
+                out.transition(e.as_of_ms, e.symbol, from, to, "entry rejected", fail_seq);
+            }
         }
         Ok(())
     }
@@ -1044,6 +1072,7 @@ struct Ended<'a> {
     seq: Seq,
     symbol: &'a str,
     client_order_id: &'a str,
+    rejected: Option<&'a str>,
     as_of_ms: UnixMs,
 }
 

@@ -18,6 +18,11 @@ use anx_journal::{Decision, Event, UnixMs};
 use rust_decimal::Decimal;
 use serde_json::json;
 
+/// Coinbase's rejection of a post-only limit that would cross the book (take
+/// liquidity). Not a fault of the account or the order's form: the price moved.
+/// (Coinbase's error code, as documented for `POST /orders` failures.)
+pub const POST_ONLY_CROSS: &str = "INVALID_LIMIT_PRICE_POST_ONLY";
+
 /// `YYYYMMDDTHHMM` of a Unix-millisecond time (UTC), without a date library.
 pub fn compact_utc(ms: UnixMs) -> String {
     let secs = ms.div_euclid(1000);
