@@ -164,6 +164,12 @@ pub struct PaperArgs {
     /// Seconds before a market-data request times out.
     #[arg(long, default_value = "10")]
     pub request_timeout: f64,
+    /// A drill: the simulated exchange accepts entries but never attaches
+    /// their protection, so each entry fails its symbol closed and is
+    /// cancelled (or its position closed at market). Journaled in the run's
+    /// `created_by`; a drill journal resumes as a drill.
+    #[arg(long)]
+    pub drill_withhold_protection: bool,
 }
 
 #[derive(Args, Debug)]

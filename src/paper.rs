@@ -50,6 +50,8 @@ use std::time::Duration;
 
 /// Attempts per market-data request within one poll (the next poll tries again).
 const ATTEMPTS_PER_POLL: u32 = 3;
+/// What a drill run's `created_by` ends with (`--drill-withhold-protection`).
+const DRILL_SUFFIX: &str = " (drill: withhold protection)";
 /// How often the inbox is looked at between polls: an operator waits on it.
 const INBOX_POLL: Duration = Duration::from_millis(250);
 /// A poll fetches at most this many windows per symbol (a long catch-up
@@ -493,20 +495,37 @@ fn journal_exists(dir: &Path) -> Result<bool> {
         .is_empty())
 }
 
-/// Waits for SIGINT or SIGTERM; returns which.
-async fn shutdown_signal() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    let mut int = match signal(SignalKind::interrupt()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
+/// SIGTERM and SIGINT handlers, installed when this is called (not when the
+/// wait is first polled): a signal that arrives while the trader starts is
+/// caught, never the default action that kills the process mid-start.
+struct Shutdown {
+    term: Option<tokio::signal::unix::Signal>,
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Shutdown {
+    fn install() -> Shutdown {
+        use tokio::signal::unix::{signal, SignalKind};
+        Shutdown {
+            term: signal(SignalKind::terminate()).ok(),
+            int: signal(SignalKind::interrupt()).ok(),
+        }
+    }
+
+    /// Waits for SIGINT or SIGTERM; returns which.
+    async fn wait(&mut self) -> &'static str {
+        async fn next(signal: &mut Option<tokio::signal::unix::Signal>) {
+            match signal {
+                Some(signal) => {
+                    signal.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            _ = next(&mut self.term) => "SIGTERM",
+            _ = next(&mut self.int) => "SIGINT",
+        }
     }
 }
 
@@ -527,7 +546,8 @@ pub fn paper(args: &PaperArgs) -> Result<ExitCode> {
 
 async fn run(args: &PaperArgs) -> Result<ExitCode> {
     let client = http_client(Duration::from_secs_f64(args.request_timeout))?;
-    let signal = shutdown_signal();
+    let mut shutdown = Shutdown::install();
+    let signal = shutdown.wait();
     tokio::pin!(signal);
     let mut trader = tokio::select! {
         trader = start(args, client) => trader?,
@@ -659,6 +679,12 @@ fn resume(args: &PaperArgs, client: reqwest::Client) -> Result<Trader> {
     let engine = Engine::new(config.clone(), &run.run_id, false);
     // The simulated broker names its orders as this journal's answers do.
     let broker = SimExchange::with_ids(config.clone(), SimIds::of_journal(&events));
+    // A drill journal was written by a drill exchange: re-driven by one too.
+    let broker = if run.created_by.ends_with(DRILL_SUFFIX) {
+        broker.withholding_protection()
+    } else {
+        broker
+    };
     let pipeline = Pipeline::redriving(writer, engine, broker, &run.run_id, events);
     let market = Market::new(client, &args.market_url, run.granularity_s)?;
     let mut trader = trader_for(pipeline, &run, market, &args.journal);
@@ -767,7 +793,15 @@ async fn first_start(args: &PaperArgs, client: reqwest::Client) -> Result<Trader
         capital_mode: config.run.capital_mode,
         market_time_basis: MarketTimeBasis::CandleTimestamp,
         data_integrity: DataIntegrity::Ok,
-        created_by: format!("anx {}", env!("CARGO_PKG_VERSION")),
+        created_by: format!(
+            "anx {}{}",
+            env!("CARGO_PKG_VERSION"),
+            if args.drill_withhold_protection {
+                DRILL_SUFFIX
+            } else {
+                ""
+            }
+        ),
         git_sha: env!("ANX_GIT_SHA").to_string(),
         config_hash: config.hash(),
         config_text: config.canonical_text(),
@@ -778,7 +812,11 @@ async fn first_start(args: &PaperArgs, client: reqwest::Client) -> Result<Trader
         starting_capital: config.run.starting_capital,
     };
     let engine = Engine::new(config.clone(), &run_id, false);
-    let mut pipeline = Pipeline::new(writer, engine, SimExchange::new(config.clone()), &run_id);
+    let mut exchange = SimExchange::new(config.clone());
+    if args.drill_withhold_protection {
+        exchange = exchange.withholding_protection();
+    }
+    let mut pipeline = Pipeline::new(writer, engine, exchange, &run_id);
     pipeline.append_side(start_ms, &Event::RunStarted(run.clone()))?;
     let mut trader = trader_for(pipeline, &run, market, &args.journal);
     trader.now_ms = now_ms;

@@ -17,8 +17,8 @@
 mod common;
 
 use anx_journal::{
-    Decision, DecisionOutcome, Event, OperatorCommand, Reader, SessionAction, StoredEvent,
-    TailPolicy,
+    Decision, DecisionOutcome, EngineState, Event, FillLeg, OperatorCommand, Reader, SessionAction,
+    StoredEvent, TailPolicy,
 };
 use anx_projections::Projection;
 use common::*;
@@ -1109,5 +1109,81 @@ fn operator_actions_reach_a_running_trader_and_a_stopped_journal() {
         |e| matches!(&e.event, Event::Session(s) if s.reason == "restart after a clean stop")
     ));
     assert!(folded(&journal).state.halted.is_none());
+    assert_eq!(anx(&["journal", "verify", &dir]).code, 0);
+}
+
+#[test]
+fn a_drill_that_withholds_protection_fails_closed_cancels_and_an_operator_resets() {
+    let temp = tempfile::tempdir().unwrap();
+    let fake = serve(market(feed()));
+    let journal = temp.path().join("drill");
+    let dir = path_str(&journal).to_string();
+    let mut trader = spawn_paper(&journal, &fake.url, &["--drill-withhold-protection"]);
+    wait_for(
+        "a symbol failed closed",
+        &journal,
+        Duration::from_secs(240),
+        || {
+            events(&journal)
+                .iter()
+                .any(|e| matches!(e.event, Event::FailClosed(_)))
+        },
+    );
+    wait_until_fed(&journal, &fake, &mut trader);
+    let all = events(&journal);
+    let fail = all
+        .iter()
+        .position(|e| matches!(e.event, Event::FailClosed(_)))
+        .unwrap();
+    let Event::FailClosed(failed) = &all[fail].event else {
+        unreachable!()
+    };
+    assert!(failed.reason.contains("not found"), "{failed:?}");
+    let symbol = failed.symbol.clone();
+    // The entry had not filled: it is withdrawn (asked, then cancelled), never filled bare.
+    let step = &all[fail..(fail + 4).min(all.len())];
+    assert!(
+        step.iter()
+            .any(|e| matches!(e.event, Event::CancelRequested(_))),
+        "{step:?}"
+    );
+    assert!(
+        step.iter()
+            .any(|e| matches!(e.event, Event::OrderCancelled(_))),
+        "{step:?}"
+    );
+    assert!(!all
+        .iter()
+        .any(|e| matches!(&e.event, Event::Fill(f) if f.leg == FillLeg::Entry)));
+    let status = anx(&["status", &dir]);
+    assert_eq!(
+        status.code, 1,
+        "FAIL_CLOSED is unhealthy: {}",
+        status.stdout
+    );
+    assert!(status.stdout.contains("FAIL_CLOSED"), "{}", status.stdout);
+    // An operator who has looked brings the symbol back.
+    let run = operator(&["reset", &dir, &symbol, "--reason", "drill over"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let seq: u64 = run
+        .stdout
+        .trim()
+        .rsplit(' ')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{}", run.stdout));
+    let after = events(&journal);
+    assert!(
+        matches!(&after[seq as usize].event, Event::EngineTransition(t)
+        if t.from == EngineState::FailClosed && t.to == EngineState::Idle && t.cause_seq == seq)
+    );
+    assert!(sigterm(&mut trader).success(), "{}", log_of(&journal));
+    // The drill journal resumes as a drill (the journal says so), and re-drives.
+    let before = events(&journal).len();
+    let mut trader = spawn_paper(&journal, &fake.url, &[]);
+    wait_for("the restart", &journal, Duration::from_secs(60), || {
+        events(&journal).len() > before + 1
+    });
+    assert!(sigterm(&mut trader).success(), "{}", log_of(&journal));
     assert_eq!(anx(&["journal", "verify", &dir]).code, 0);
 }

@@ -343,6 +343,19 @@ pub struct OrderCancelled {
     pub reason: String,
 }
 
+/// The engine asks the broker to cancel a working order (an intent, journaled
+/// before it is sent, like `OrderPlaced`); the broker's `OrderCancelled`
+/// follows in the same step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancelRequested {
+    #[serde(deserialize_with = "crate::codec::string")]
+    pub client_order_id: String,
+    /// The `OrderPlaced` of the order to cancel.
+    pub order_seq: Seq,
+    #[serde(deserialize_with = "crate::codec::string")]
+    pub reason: String,
+}
+
 /// Both attached legs of an entry were seen live at the broker.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BracketVerified {
@@ -655,6 +668,7 @@ pub enum EventKind {
     RunCompleted = 18,
     Session = 19,
     OperatorAction = 20,
+    CancelRequested = 21,
 }
 
 /// What an event is to the step that journals it: the one table
@@ -752,6 +766,7 @@ impl EventKind {
             | EventKind::Fill => EventRole::BrokerAnswer,
             EventKind::Decision
             | EventKind::OrderPlaced
+            | EventKind::CancelRequested
             | EventKind::EngineTransition
             | EventKind::TradeClosed => EventRole::StepOutput,
             EventKind::FailClosed => EventRole::SideOrOutput,
@@ -862,6 +877,7 @@ events!(
     RunCompleted,
     Session,
     OperatorAction,
+    CancelRequested,
 );
 
 /// Appends bincode output straight onto a `Vec` (cheaper than going through
@@ -937,6 +953,7 @@ mod tests {
             (K::RunCompleted, R::Side),
             (K::Session, R::JournalSide),
             (K::OperatorAction, R::Input),
+            (K::CancelRequested, R::StepOutput),
         ]
     };
 

@@ -110,6 +110,9 @@ pub struct SimExchange {
     /// Symbol → base units held, from the fills this exchange made.
     positions: BTreeMap<String, Decimal>,
     ids: SimIds,
+    /// A drill: accept entries but never attach their protection, so the
+    /// fail-closed path runs end to end (`anx paper --drill-withhold-protection`).
+    withhold_protection: bool,
 }
 
 /// How the simulated exchange names its orders. A journal keeps the scheme
@@ -167,7 +170,16 @@ impl SimExchange {
             known: BTreeSet::new(),
             positions: BTreeMap::new(),
             ids,
+            withhold_protection: false,
         }
+    }
+
+    /// This exchange as a drill that never attaches an entry's protection:
+    /// the entry is accepted and works bare, and the answer says the attached
+    /// take-profit and stop were not found.
+    pub fn withholding_protection(mut self) -> SimExchange {
+        self.withhold_protection = true;
+        self
     }
 
     /// Keeps `symbol`'s position in step with the fills in `events`.
@@ -193,7 +205,13 @@ impl SimExchange {
                 exchange_order_id: id.clone(),
             },
         ))];
-        if order.bracket.is_some() {
+        if order.bracket.is_some() && self.withhold_protection {
+            events.push(BrokerEvent::ProtectionUnconfirmed {
+                symbol: order.product_id.clone(),
+                client_order_id: order.client_order_id.clone(),
+                reason: "attached take-profit and stop not found at the exchange".into(),
+            });
+        } else if order.bracket.is_some() {
             events.push(BrokerEvent::Journal(Event::BracketVerified(
                 BracketVerified {
                     client_order_id: order.client_order_id.clone(),
@@ -431,7 +449,7 @@ impl Broker for SimExchange {
                 symbol: order.product_id.clone(),
                 size: order.base_size,
                 limit: order.limit_price,
-                bracket: order.bracket.clone(),
+                bracket: order.bracket.clone().filter(|_| !self.withhold_protection),
                 spec,
                 phase,
                 fills: 0,

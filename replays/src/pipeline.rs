@@ -50,6 +50,8 @@ const WORK_PER_STEP_MAX: usize = 4096;
 enum Work {
     /// A journaled order goes to the broker.
     HandOver(Seq, OrderPlaced),
+    /// A journaled cancel request goes to the broker.
+    Cancel(CancelRequested),
     /// A broker's answer: journaled, then reacted to.
     Answer(BrokerEvent),
     /// The engine reacts to a journaled answer.
@@ -250,8 +252,10 @@ impl<B: Broker> Pipeline<B> {
         let mut placed = Vec::new();
         for (market_ms, event) in outputs {
             let seq = self.append(market_ms, &event)?;
-            if let Event::OrderPlaced(order) = event {
-                placed.push(Work::HandOver(seq, order));
+            match event {
+                Event::OrderPlaced(order) => placed.push(Work::HandOver(seq, order)),
+                Event::CancelRequested(cancel) => placed.push(Work::Cancel(cancel)),
+                _ => {}
             }
         }
         Ok(placed)
@@ -273,6 +277,13 @@ impl<B: Broker> Pipeline<B> {
             let next = match item {
                 Work::HandOver(seq, order) => self
                     .hand_over(seq, &order)
+                    .into_iter()
+                    .map(Work::Answer)
+                    .collect(),
+                // Re-driving too: the broker rebuilt from the journal answers again.
+                Work::Cancel(cancel) => self
+                    .broker
+                    .cancel(&cancel.client_order_id, &cancel.reason)
                     .into_iter()
                     .map(Work::Answer)
                     .collect(),

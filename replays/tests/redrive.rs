@@ -275,8 +275,20 @@ fn the_simulated_exchange_places_a_client_order_id_once() {
 }
 
 /// A broker that acknowledges entries but never attaches their bracket: the
-/// paper trader's bracket verification failing.
-struct NoBrackets(SimExchange);
+/// paper trader's bracket verification failing – at the acknowledgement
+/// (`at_fill` false: the entry has not filled yet), or only once the entry
+/// has filled (`at_fill` true: a position is open and naked).
+struct NoBrackets(SimExchange, bool);
+
+impl NoBrackets {
+    fn unconfirmed(order: &OrderPlaced) -> BrokerEvent {
+        BrokerEvent::ProtectionUnconfirmed {
+            symbol: order.product_id.clone(),
+            client_order_id: order.client_order_id.clone(),
+            reason: "attached take-profit and stop not found".into(),
+        }
+    }
+}
 
 impl Broker for NoBrackets {
     fn place(&mut self, order_seq: Seq, order: &OrderPlaced) -> Vec<BrokerEvent> {
@@ -286,12 +298,8 @@ impl Broker for NoBrackets {
         let acknowledged = events
             .iter()
             .any(|e| matches!(e, BrokerEvent::Journal(Event::OrderAcknowledged(_))));
-        if order.bracket.is_some() && acknowledged {
-            events.push(BrokerEvent::ProtectionUnconfirmed {
-                symbol: order.product_id.clone(),
-                client_order_id: order.client_order_id.clone(),
-                reason: "attached take-profit and stop not found".into(),
-            });
+        if order.bracket.is_some() && acknowledged && !self.1 {
+            events.push(NoBrackets::unconfirmed(order));
         }
         events
     }
@@ -305,65 +313,104 @@ impl Broker for NoBrackets {
         self.0.position(symbol)
     }
     fn on_candle(&mut self, candle: &Candle) -> Vec<BrokerEvent> {
-        self.0.on_candle(candle)
+        let mut out = Vec::new();
+        for event in self.0.on_candle(candle) {
+            let entry_fill = match &event {
+                BrokerEvent::Journal(Event::Fill(f)) if self.1 && f.leg == FillLeg::Entry => {
+                    Some((f.client_order_id.clone(), f.order_seq))
+                }
+                _ => None,
+            };
+            out.push(event);
+            if let Some((client_order_id, _)) = entry_fill {
+                out.push(BrokerEvent::ProtectionUnconfirmed {
+                    symbol: candle.symbol.clone(),
+                    client_order_id,
+                    reason: "attached take-profit and stop not found".into(),
+                });
+            }
+        }
+        out
     }
     fn cancel(&mut self, client_order_id: &str, reason: &str) -> Vec<BrokerEvent> {
         self.0.cancel(client_order_id, reason)
     }
 }
 
-#[test]
-fn an_unconfirmed_bracket_fails_the_symbol_closed_and_the_position_is_closed_as_an_emergency() {
+/// The journal of a run on the shared candles whose protection is never
+/// confirmed (see [`NoBrackets`]), folded.
+fn unprotected_run(dir: &Path, at_fill: bool) -> (Vec<StoredEvent>, anx_projections::Projection) {
     let config = config();
-    let items = inputs();
+    let broker = NoBrackets(SimExchange::new(config.clone()), at_fill);
+    let (events, _) = run_with(dir, &config, broker, &inputs());
+    let mut projection = anx_projections::Projection::new();
+    for e in &events {
+        projection.apply(e.seq, e.market_ms, &e.event).unwrap();
+    }
+    (events, projection)
+}
+
+fn position_of(events: &[StoredEvent], pick: impl Fn(&Event) -> bool, what: &str) -> usize {
+    events
+        .iter()
+        .position(|e| pick(&e.event))
+        .unwrap_or_else(|| panic!("no {what}"))
+}
+
+#[test]
+fn an_unconfirmed_bracket_fails_the_symbol_closed_and_withdraws_an_unfilled_entry() {
     let temp = tempfile::tempdir().unwrap();
-    let dir = temp.path().join("naked");
-    let broker = NoBrackets(SimExchange::new(config.clone()));
-    let (events, _) = run_with(&dir, &config, broker, &items);
-    let entry = events
+    let (events, projection) = unprotected_run(&temp.path().join("bare"), false);
+    let fail = position_of(&events, |e| matches!(e, Event::FailClosed(_)), "FailClosed");
+    assert!(!events[..fail]
         .iter()
-        .position(|e| matches!(&e.event, Event::OrderPlaced(o) if o.purpose == OrderPurpose::Entry))
-        .expect("an entry is placed");
-    let fail = events
+        .any(|e| matches!(e.event, Event::BracketVerified(_))));
+    // In the same step: FAIL_CLOSED, the cancel request, the broker's cancel.
+    let kinds: Vec<EventKind> = events[fail..fail + 4]
         .iter()
-        .position(|e| matches!(e.event, Event::FailClosed(_)))
-        .expect("the unconfirmed bracket fails the symbol closed");
-    assert!(fail > entry);
-    assert!(
-        !events[..fail]
-            .iter()
-            .any(|e| matches!(e.event, Event::BracketVerified(_))),
-        "no bracket was ever verified"
+        .map(|e| e.event.kind())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            EventKind::FailClosed,
+            EventKind::EngineTransition,
+            EventKind::CancelRequested,
+            EventKind::OrderCancelled
+        ]
     );
-    assert!(events[fail..].iter().any(|e| matches!(
-        &e.event,
-        Event::EngineTransition(t) if t.to == EngineState::FailClosed
-    )));
-    // No entry after the symbol failed closed; the naked position (if the entry
-    // filled) is closed through the one finalize path as an emergency.
+    // The entry never fills bare, and no entry follows.
+    assert!(!events
+        .iter()
+        .any(|e| matches!(&e.event, Event::Fill(f) if f.leg == FillLeg::Entry)));
     assert!(!events[fail..]
         .iter()
         .any(|e| matches!(&e.event, Event::OrderPlaced(o) if o.purpose == OrderPurpose::Entry)));
-    let entry_filled = events[fail..]
+    let btc = &projection.state.symbols["BTC-USD"];
+    assert!(btc.fail_closed.is_some() && btc.in_flight.is_none());
+}
+
+#[test]
+fn an_unconfirmed_bracket_after_the_fill_closes_the_position_as_an_emergency() {
+    let temp = tempfile::tempdir().unwrap();
+    let (events, projection) = unprotected_run(&temp.path().join("naked"), true);
+    let fill = position_of(
+        &events,
+        |e| matches!(e, Event::Fill(f) if f.leg == FillLeg::Entry),
+        "entry fill",
+    );
+    let fail = position_of(&events, |e| matches!(e, Event::FailClosed(_)), "FailClosed");
+    assert!(fail > fill);
+    assert!(!events[fail..]
         .iter()
-        .any(|e| matches!(&e.event, Event::Fill(f) if f.leg == FillLeg::Entry));
-    if entry_filled {
-        assert!(events.iter().any(|e| matches!(
-            &e.event,
-            Event::TradeClosed(t) if t.exit_reason == ExitReason::Emergency
-        )));
-    }
-    let projection = {
-        let mut projection = anx_projections::Projection::new();
-        for e in &events {
-            projection.apply(e.seq, e.market_ms, &e.event).unwrap();
-        }
-        projection
-    };
+        .any(|e| matches!(&e.event, Event::OrderPlaced(o) if o.purpose == OrderPurpose::Entry)));
+    assert!(events.iter().any(|e| matches!(
+        &e.event,
+        Event::TradeClosed(t) if t.exit_reason == ExitReason::Emergency
+    )));
     let btc = &projection.state.symbols["BTC-USD"];
     assert!(btc.fail_closed.is_some());
     assert!(btc.position.quantity.is_zero(), "nothing left naked");
-    assert!(entry_filled, "the drill covers the emergency exit");
 }
 
 /// The segment file of a one-segment test journal.
@@ -692,14 +739,18 @@ fn an_operator_reset_takes_a_fail_closed_symbol_back_to_idle() {
     let items = inputs();
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path().join("reset");
-    let mut p = started(&dir, &config, NoBrackets(SimExchange::new(config.clone())));
+    let mut p = started(
+        &dir,
+        &config,
+        NoBrackets(SimExchange::new(config.clone()), true),
+    );
     let closed_and_flat = |p: &anx_projections::Projection| {
         let btc = &p.state.symbols["BTC-USD"];
         btc.fail_closed.is_some() && btc.position.quantity.is_zero() && btc.open_trade.is_none()
     };
-    // Failed closed as the entry was acknowledged without its bracket: the
-    // entry still works, so a reset is refused (the symbol could not go back
-    // to IDLE) and nothing is journaled.
+    // Failed closed as the entry filled without its bracket: the position is
+    // open (its emergency exit works), so a reset is refused – the symbol
+    // could not go back to IDLE – and nothing is journaled.
     let fed = feed_until(&mut p, &items, |p| {
         p.state.symbols["BTC-USD"].fail_closed.is_some()
     });
@@ -709,7 +760,7 @@ fn an_operator_reset_takes_a_fail_closed_symbol_back_to_idle() {
         reason: "too early".into(),
     });
     let refused = p.projection.check_next(0, &early).unwrap_err();
-    assert!(refused.detail.contains("still working"), "{refused}");
+    assert!(refused.detail.contains("exit it first"), "{refused}");
     feed_until(&mut p, &items[fed..], closed_and_flat);
     let reset = Event::OperatorReset(OperatorReset {
         symbol: "BTC-USD".into(),

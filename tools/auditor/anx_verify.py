@@ -576,6 +576,7 @@ _KINDS_TEXT = """
 | 18 | RunCompleted | run_id str, end_ms ms, candles u64, reason str |
 | 19 | Session | action SessionAction, reason str |
 | 20 | OperatorAction | command OperatorCommand, symbol str, operator str, reason str |
+| 21 | CancelRequested | client_order_id str, order_seq seq, reason str |
 """
 
 Fields = list[tuple[str, str]]

@@ -334,17 +334,7 @@ impl Engine {
                 seq,
                 symbol,
                 as_of_ms,
-            } => {
-                // A reset of a fail-closed engine state moves it back to IDLE
-                // when nothing is open (a reset of a reconciliation's
-                // fail-closed flag alone moves nothing).
-                let state = symbol_state(projection, seq, symbol)?;
-                let nothing_open = crate::fold::reset_refusal(projection, symbol).is_none();
-                if state.engine.0 == EngineState::FailClosed && nothing_open {
-                    let (from, to) = (EngineState::FailClosed, EngineState::Idle);
-                    out.transition(as_of_ms, symbol, from, to, "operator reset", seq);
-                }
-            }
+            } => self.on_operator_reset(projection, seq, symbol, as_of_ms, &mut out)?,
             TickInput::OperatorExit {
                 seq,
                 action,
@@ -934,6 +924,26 @@ impl Engine {
         Ok(())
     }
 
+    /// An operator's reset: a fail-closed engine state goes back to IDLE when
+    /// nothing is open (a reset of a reconciliation's fail-closed flag alone
+    /// moves nothing).
+    fn on_operator_reset(
+        &self,
+        projection: &Projection,
+        seq: Seq,
+        symbol: &str,
+        as_of_ms: UnixMs,
+        out: &mut Out,
+    ) -> EngineResult {
+        let state = symbol_state(projection, seq, symbol)?;
+        let nothing_open = crate::fold::reset_refusal(projection, symbol).is_none();
+        if state.engine.0 == EngineState::FailClosed && nothing_open {
+            let (from, to) = (EngineState::FailClosed, EngineState::Idle);
+            out.transition(as_of_ms, symbol, from, to, "operator reset", seq);
+        }
+        Ok(())
+    }
+
     /// An operator's exit: a Decision to exit (reason manual, the operator's
     /// words in its glass box) and its market SELL, as any exit.
     fn on_operator_exit(
@@ -1001,6 +1011,7 @@ impl Engine {
                 fail_seq,
             );
         }
+        withdraw_unfilled_entry(projection, client_order_id, cause_seq, as_of_ms, out);
         if !state.position.quantity.is_zero() {
             // A position comes from an entry decided on a candle: one is there.
             let candle_seq = last_candle(projection, projection.seq(), symbol)?;
@@ -1210,6 +1221,30 @@ fn symbol_state<'p>(
         .symbols
         .get(symbol)
         .ok_or_else(|| EngineError::new(seq, EngineFault::UnknownSymbol, symbol.to_string()))
+}
+
+/// Asks the broker to cancel an unprotected entry that has not filled: it
+/// must not fill bare.
+fn withdraw_unfilled_entry(
+    projection: &Projection,
+    client_order_id: &str,
+    order_seq: Seq,
+    as_of_ms: UnixMs,
+    out: &mut Out,
+) {
+    let unfilled = projection
+        .state
+        .orders
+        .get(client_order_id)
+        .is_some_and(|o| o.purpose == OrderPurpose::Entry && o.is_open() && o.filled.is_zero());
+    if unfilled {
+        let cancel = CancelRequested {
+            client_order_id: client_order_id.to_string(),
+            order_seq,
+            reason: "protection not confirmed".into(),
+        };
+        out.push(as_of_ms, cancel.into());
+    }
 }
 
 /// The newest candle of `symbol`: what a decision outside a candle's step reads.

@@ -153,6 +153,7 @@ impl Projection {
                 orders::ended(self, seq, &e.client_order_id, OrderStatus::Cancelled)?
             }
             Event::BracketVerified(e) => orders::bracket_verified(self, seq, e)?,
+            Event::CancelRequested(e) => orders::cancel_requested(self, seq, e)?,
             Event::Fill(e) => positions::fill(self, seq, market_ms, e)?,
             Event::Reconciliation(e) => positions::reconciliation(self, seq, e)?,
             Event::TradeClosed(e) => trades::closed(self, seq, market_ms, e)?,

@@ -240,6 +240,24 @@ pub(super) fn bracket_verified(p: &mut Projection, seq: Seq, e: &BracketVerified
     Ok(())
 }
 
+/// A cancel request names a working order, by its seq. It changes nothing
+/// yet: the broker's `OrderCancelled` ends the order.
+pub(super) fn cancel_requested(p: &Projection, seq: Seq, e: &CancelRequested) -> FoldResult {
+    check_order_seq(p, seq, &e.client_order_id, e.order_seq)?;
+    let order = p.order(seq, &e.client_order_id)?;
+    if !order.is_open() {
+        return fail(
+            seq,
+            Rule::OrderLifecycle,
+            format!(
+                "cancel of {}, which is {:?}, not working",
+                e.client_order_id, order.status
+            ),
+        );
+    }
+    Ok(())
+}
+
 /// A rejection or cancellation. A rejected order has filled nothing; a
 /// cancelled entry may have filled in part, and then only its remainder ends
 /// (the order stays live for its bracket legs and the open trade).
