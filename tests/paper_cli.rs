@@ -17,8 +17,8 @@
 mod common;
 
 use anx_journal::{
-    Decision, DecisionOutcome, EngineState, Event, FillLeg, OperatorCommand, Reader, SessionAction,
-    StoredEvent, TailPolicy,
+    Decision, DecisionOutcome, EngineState, Event, ExitReason, FillLeg, OperatorCommand, Reader,
+    SessionAction, StoredEvent, TailPolicy, TradeClosed,
 };
 use anx_projections::Projection;
 use common::*;
@@ -1184,6 +1184,73 @@ fn a_drill_that_withholds_protection_fails_closed_cancels_and_an_operator_resets
     wait_for("the restart", &journal, Duration::from_secs(60), || {
         events(&journal).len() > before + 1
     });
+    assert!(sigterm(&mut trader).success(), "{}", log_of(&journal));
+    assert_eq!(anx(&["journal", "verify", &dir]).code, 0);
+}
+
+#[test]
+fn an_operator_exit_closes_a_running_traders_position_at_market() {
+    let temp = tempfile::tempdir().unwrap();
+    // A first run over the whole feed finds a trade held for a few bars.
+    let first = temp.path().join("first");
+    let fake = serve(market(feed()));
+    let mut trader = spawn_paper(&first, &fake.url, &[]);
+    wait_until_fed(&first, &fake, &mut trader);
+    assert!(sigterm(&mut trader).success(), "{}", log_of(&first));
+    let trades: Vec<TradeClosed> = events(&first)
+        .into_iter()
+        .filter_map(|e| match e.event {
+            Event::TradeClosed(t) => Some(t),
+            _ => None,
+        })
+        .collect();
+    let held = trades
+        .iter()
+        .find(|t| t.exit_ms - t.entry_ms >= 3 * HOUR_S * 1000)
+        .expect("the feed holds a trade for three hours or more");
+    // The same feed, its clock held right after that entry filled.
+    let journal = temp.path().join("exited");
+    let dir = path_str(&journal).to_string();
+    let mut state = market(feed());
+    state.hold_at = Some(held.entry_ms / 1000);
+    let fake = serve(state);
+    let mut trader = spawn_paper(&journal, &fake.url, &[]);
+    wait_for("the position", &journal, Duration::from_secs(120), || {
+        folded(&journal)
+            .state
+            .symbols
+            .get(&held.symbol)
+            .is_some_and(|s| s.position.quantity > Default::default())
+    });
+    let run = operator(&["exit", &dir, &held.symbol, "--reason", "closing by hand"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let seq: u64 = run
+        .stdout
+        .trim()
+        .rsplit(' ')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{}", run.stdout));
+    let after = events(&journal);
+    assert!(matches!(&after[seq as usize].event, Event::Decision(d)
+        if d.outcome == (DecisionOutcome::Exit { reason: ExitReason::Manual })));
+    assert!(
+        matches!(&after[seq as usize + 1].event, Event::OrderPlaced(o)
+        if o.product_id == held.symbol && o.base_size == held.size)
+    );
+    // The next bar fills the market exit: the one finalize path, reason manual.
+    fake.release_clock();
+    wait_for(
+        "the manual exit",
+        &journal,
+        Duration::from_secs(120),
+        || {
+            events(&journal).iter().any(|e| {
+                matches!(&e.event, Event::TradeClosed(t)
+                if t.exit_reason == ExitReason::Manual && t.symbol == held.symbol)
+            })
+        },
+    );
     assert!(sigterm(&mut trader).success(), "{}", log_of(&journal));
     assert_eq!(anx(&["journal", "verify", &dir]).code, 0);
 }
