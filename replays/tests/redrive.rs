@@ -728,7 +728,7 @@ fn operator_exit_halt_and_resume_are_inputs_their_steps_re_drive() {
     act(&mut p, action(OperatorCommand::Resume, ""));
     let head = p.into_writer().close().unwrap();
     // Re-driven from the journal: every action's step is reproduced.
-    let mut again = redriving(&dir, &config, SimExchange::new(config.clone()));
+    let mut again = redriving(&dir, &config, ask_at_the_close(&config));
     again.redrive(&mut |_| {}).unwrap();
     assert_eq!(again.into_writer().close().unwrap(), head);
 }
@@ -993,6 +993,132 @@ fn fills_in_parts_make_the_same_trades_as_whole_fills() {
         &config,
         FillsInParts(SimExchange::new(config.clone())),
     );
+    again.redrive(&mut |_| {}).unwrap();
+    assert_eq!(again.into_writer().close().unwrap(), head);
+}
+
+/// A broker whose best ask sits at the last close: a post-only entry limit at
+/// or above it crosses the book and is rejected, as Coinbase rejects it (the
+/// simulated exchange alone rejects only a limit above the close).
+struct AskAtTheClose(
+    SimExchange,
+    std::collections::BTreeMap<String, rust_decimal::Decimal>,
+);
+
+impl Broker for AskAtTheClose {
+    fn place(&mut self, order_seq: Seq, order: &OrderPlaced) -> Vec<BrokerEvent> {
+        let close = self.1.get(&order.product_id).copied();
+        let crosses = order.post_only
+            && matches!((order.limit_price, close), (Some(limit), Some(close)) if limit >= close);
+        if crosses {
+            return vec![BrokerEvent::Journal(Event::OrderRejected(OrderRejected {
+                client_order_id: order.client_order_id.clone(),
+                order_seq,
+                reason: anx_projections::engine::order::POST_ONLY_CROSS.into(),
+            }))];
+        }
+        self.0.place(order_seq, order)
+    }
+    fn open_orders(&self, prefix: &str) -> Vec<String> {
+        self.0.open_orders(prefix)
+    }
+    fn existing(&self, order_seq: Seq, order: &OrderPlaced) -> Vec<BrokerEvent> {
+        self.0.existing(order_seq, order)
+    }
+    fn position(&self, symbol: &str) -> rust_decimal::Decimal {
+        self.0.position(symbol)
+    }
+    fn on_candle(&mut self, candle: &Candle) -> Vec<BrokerEvent> {
+        self.1.insert(candle.symbol.clone(), candle.close);
+        self.0.on_candle(candle)
+    }
+    fn cancel(&mut self, client_order_id: &str, reason: &str) -> Vec<BrokerEvent> {
+        self.0.cancel(client_order_id, reason)
+    }
+}
+
+fn ask_at_the_close(config: &Config) -> AskAtTheClose {
+    AskAtTheClose(SimExchange::new(config.clone()), Default::default())
+}
+
+#[test]
+fn a_crossed_post_only_entry_is_re_priced_at_most_the_configured_times() {
+    let items = inputs();
+    let temp = tempfile::tempdir().unwrap();
+    let mut config = config();
+    config.orders.entry_post_only = true;
+    // Off (the default): a crossed entry is given up, nothing is re-priced,
+    // and the setting is not in the configuration's text (or its hash).
+    assert!(!config.canonical_text().contains("post_only_retries_max"));
+    let (off, _) = run_with(
+        &temp.path().join("off"),
+        &config,
+        ask_at_the_close(&config),
+        &items,
+    );
+    let crossed = |events: &[StoredEvent]| {
+        events
+            .iter()
+            .filter(|e| matches!(&e.event, Event::OrderRejected(r) if r.reason == anx_projections::engine::order::POST_ONLY_CROSS))
+            .count()
+    };
+    let repriced = |e: &StoredEvent| {
+        matches!(&e.event, Event::Decision(d)
+            if d.risk_checks.first().is_some_and(|c| c.code == "post_only_reprice"))
+    };
+    assert!(crossed(&off) > 0, "entries at the close cross the book");
+    assert!(!off.iter().any(repriced));
+    // On: each crossed entry is placed again below the last close, at most twice.
+    config.orders.post_only_retries_max = 2;
+    assert!(config
+        .canonical_text()
+        .contains("post_only_retries_max = 2"));
+    let dir = temp.path().join("on");
+    let (on, head) = run_with(&dir, &config, ask_at_the_close(&config), &items);
+    let retries: Vec<usize> = on
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| repriced(e))
+        .map(|(i, _)| i)
+        .collect();
+    assert!(!retries.is_empty(), "a crossed entry is re-priced");
+    let mut placed = 0;
+    for &at in &retries {
+        // In the step of the rejection: the rejected order, IDLE, then the retry.
+        let Event::OrderRejected(rejected) = &on[at - 2].event else {
+            panic!("{:?}", on[at - 2].event)
+        };
+        let limit_of = |id: &str| {
+            on.iter().find_map(|e| match &e.event {
+                Event::OrderPlaced(o) if o.client_order_id == id => o.limit_price,
+                _ => None,
+            })
+        };
+        if let Event::OrderPlaced(retry) = &on[at + 1].event {
+            assert!(
+                retry.limit_price < limit_of(&rejected.client_order_id),
+                "re-priced lower"
+            );
+            placed += 1;
+        }
+    }
+    assert!(placed > 0, "a re-priced entry is placed");
+    // Never more than two re-pricings in a row.
+    let mut run = 0;
+    for e in &on {
+        if repriced(e) {
+            run += 1;
+            assert!(run <= 2, "at most post_only_retries_max re-pricings");
+        } else if matches!(&e.event, Event::Decision(d) if d.outcome == DecisionOutcome::Enter) {
+            run = 0;
+        }
+    }
+    assert!(
+        on.iter()
+            .any(|e| matches!(&e.event, Event::Fill(f) if f.leg == FillLeg::Entry)),
+        "a re-priced entry fills"
+    );
+    let mut again = redriving(&dir, &config, ask_at_the_close(&config));
     again.redrive(&mut |_| {}).unwrap();
     assert_eq!(again.into_writer().close().unwrap(), head);
 }

@@ -235,6 +235,22 @@ pub struct OrderConfig {
     pub entry_post_only: bool,
     /// An entry not filled within this many bars is cancelled.
     pub entry_ttl_bars: u32,
+    /// A post-only entry the exchange rejects because its limit would cross
+    /// the book is placed again, re-priced one quote increment below the last
+    /// close, at most this many times; then it is given up (IDLE). Added after
+    /// the first journals: 0 (the old behaviour, no retry) is left out of the
+    /// canonical text, so every journaled configuration hashes as it did.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub post_only_retries_max: u32,
+}
+
+/// Retries of a crossed post-only entry beyond this are a misconfiguration:
+/// a limit that keeps crossing is chasing the market.
+const POST_ONLY_RETRIES_LIMIT: u32 = 5;
+
+/// A field at its "added later, old behaviour" default is not written.
+fn is_zero(value: &u32) -> bool {
+    *value == 0
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -852,6 +868,13 @@ impl Config {
 
     fn validate_orders_and_exchange(&self, v: &mut Validator) {
         v.at_least("orders.entry_ttl_bars", self.orders.entry_ttl_bars, 1);
+        if self.orders.post_only_retries_max > POST_ONLY_RETRIES_LIMIT {
+            v.fail(
+                "orders.post_only_retries_max",
+                &self.orders.post_only_retries_max.to_string(),
+                &format!("at most {POST_ONLY_RETRIES_LIMIT}"),
+            );
+        }
         let buffer = self.exchange.stop_limit_buffer;
         if buffer <= Decimal::ZERO || buffer >= Decimal::ONE {
             v.fail(

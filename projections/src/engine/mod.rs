@@ -101,6 +101,10 @@ struct SymbolMemory {
     /// The reason of an exit decision, until its order is placed.
     pending_exit: Option<ExitReason>,
     last_exit: Option<(UnixMs, bool)>,
+    /// The newest Decision to enter, kept while its entry may be re-priced
+    /// (a crossed post-only limit), and how many re-pricings led to it.
+    entry_decision: Option<Decision>,
+    reprices: u32,
 }
 
 /// The decision core for one run.
@@ -151,6 +155,8 @@ impl Engine {
                 exit_reasons: BTreeMap::new(),
                 pending_exit: None,
                 last_exit: None,
+                entry_decision: None,
+                reprices: 0,
             };
             self.symbols.insert(symbol.to_string(), memory);
         }
@@ -178,13 +184,7 @@ impl Engine {
                 }
             }
             Event::OrderPlaced(o) => self.observe_order_placed(o, market_ms),
-            Event::Decision(d) => {
-                // The exit order placed right after this decision carries its reason.
-                self.memory(&d.symbol).pending_exit = match d.outcome {
-                    DecisionOutcome::Exit { reason } => Some(reason),
-                    _ => None,
-                };
-            }
+            Event::Decision(d) => self.observe_decision(d),
             Event::Fill(f) => self.observe_fill(projection, f)?,
             Event::TradeClosed(t) => {
                 let memory = self.memory(&t.symbol);
@@ -196,7 +196,10 @@ impl Engine {
                 memory.pending_exit = None;
             }
             Event::OrderCancelled(e) => self.forget_unfilled_entry(projection, &e.client_order_id),
-            Event::OrderRejected(e) => self.forget_unfilled_entry(projection, &e.client_order_id),
+            Event::OrderRejected(e) => {
+                self.observe_rejection(e);
+                self.forget_unfilled_entry(projection, &e.client_order_id)
+            }
             _ => {}
         }
         if matches!(
@@ -209,6 +212,36 @@ impl Engine {
                 .retain(|id, _| orders.get(id).is_some_and(|o| o.is_open()));
         }
         Ok(())
+    }
+
+    /// Remembers an exit decision's reason (for the order placed right after
+    /// it) and an entry decision (for a re-pricing).
+    fn observe_decision(&mut self, d: &Decision) {
+        let memory = self.memory(&d.symbol);
+        memory.pending_exit = match d.outcome {
+            DecisionOutcome::Exit { reason } => Some(reason),
+            _ => None,
+        };
+        if d.outcome == DecisionOutcome::Enter {
+            let repriced = d
+                .risk_checks
+                .first()
+                .is_some_and(|c| c.code == risk::ReasonCode::PostOnlyReprice.code());
+            memory.reprices = if repriced { memory.reprices + 1 } else { 0 };
+            memory.entry_decision = Some(d.clone());
+        }
+    }
+
+    /// A crossed post-only entry never traded: with re-pricing on, it does not
+    /// count against the pacing rules its re-priced retry is checked by.
+    fn observe_rejection(&mut self, e: &OrderRejected) {
+        // Every entry is a limit order: `entry_limits` knows it (the fold may
+        // already have ended the order).
+        let entry = self.entry_limits.contains_key(&e.client_order_id);
+        let repricing = self.config.orders.post_only_retries_max > 0;
+        if entry && e.reason == order::POST_ONLY_CROSS && repricing {
+            self.entries_ms.pop_back();
+        }
     }
 
     /// Remembers an entry's bracket or an exit's reason, and paces entries.
@@ -895,14 +928,11 @@ impl Engine {
             // the account or the order; the entry simply did not happen.
             None | Some(order::POST_ONLY_CROSS) => {
                 let (from, to) = (EngineState::EntryPending, EngineState::Idle);
-                out.transition(
-                    e.as_of_ms,
-                    e.symbol,
-                    from,
-                    to,
-                    "entry ended unfilled",
-                    e.seq,
-                );
+                let why = "entry ended unfilled";
+                out.transition(e.as_of_ms, e.symbol, from, to, why, e.seq);
+                if e.rejected.is_some() {
+                    self.reprice_entry(projection, e, out)?;
+                }
             }
             // Any other rejection (funds, permissions, a malformed order …)
             // means the next entry would fail the same way: fail closed with
@@ -922,6 +952,95 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// A crossed post-only entry placed again, one quote increment below the
+    /// last close (which stands in for the best ask: the engine sees no book),
+    /// while re-pricings are left; the retry is its own Decision – the same
+    /// glass box, its risk checks run again at the new price.
+    fn reprice_entry(&self, projection: &Projection, e: Ended, out: &mut Out) -> EngineResult {
+        let memory = self
+            .symbols
+            .get(e.symbol)
+            .ok_or_else(|| EngineError::new(e.seq, EngineFault::NoMemory, e.symbol.to_string()))?;
+        let retries_left = memory.reprices < self.config.orders.post_only_retries_max;
+        let Some(retry) = self
+            .repriced(projection, memory, e)
+            .filter(|_| retries_left)
+        else {
+            // Nothing to re-price (or no retries left): given up, IDLE above.
+            return Ok(());
+        };
+        let Retry {
+            mut decision,
+            prices,
+            spec,
+            signal,
+            rule,
+        } = retry;
+        decision.candle_seq = last_candle(projection, e.seq, e.symbol)?;
+        let ctx = self.risk_context(projection, e.symbol, memory, &spec, rule, e.as_of_ms);
+        let verdict = risk::evaluate(&ctx, prices.entry, prices.stop, prices.take_profit);
+        decision.risk_checks.push(prices.selected_check(&signal));
+        decision.risk_checks.extend(verdict.checks);
+        decision.sizing = verdict.sizing.clone();
+        if let Some(code) = verdict.rejected {
+            reject(decision, code.code(), None, e.as_of_ms, out);
+            return Ok(());
+        }
+        let quantity = verdict.sizing.map(|s| s.quantity).unwrap_or_default();
+        self.place_entry(decision, &spec, prices, quantity, e.as_of_ms, out);
+        Ok(())
+    }
+
+    /// The re-priced retry of the newest entry decision, if one can be made:
+    /// its signal's prices with the entry one quote increment below the last
+    /// close (and never above the original), still above the stop.
+    fn repriced(&self, projection: &Projection, memory: &SymbolMemory, e: Ended) -> Option<Retry> {
+        let original = memory.entry_decision.as_ref()?;
+        let spec = self.config.product(e.symbol).copied()?;
+        let close = projection.state.symbols.get(e.symbol)?.last_close?;
+        if projection.state.halted.is_some() {
+            return None;
+        }
+        let regime = Regime::from_name(&original.regime);
+        let (signal, rule) = self.select_signal(original, regime)?;
+        let prices = rounded_prices(&signal, &spec).ok()?;
+        let entry = product::entry_limit(close - spec.quote_increment, &spec).min(prices.entry);
+        if entry <= prices.stop {
+            return None;
+        }
+        let check = RiskCheck {
+            code: risk::ReasonCode::PostOnlyReprice.text(),
+            passed: true,
+            detail: anx_journal::compact_str::format_compact!(
+                "{} crossed the book ({}); re-priced to {entry}, retry {} of {}",
+                e.client_order_id,
+                order::POST_ONLY_CROSS,
+                memory.reprices + 1,
+                self.config.orders.post_only_retries_max
+            ),
+        };
+        let decision = Decision {
+            as_of_ms: e.as_of_ms,
+            risk_checks: vec![check],
+            sizing: None,
+            outcome: DecisionOutcome::Hold,
+            ..original.clone()
+        };
+        let rule = EntryRule {
+            regime,
+            allows: regime_allows(rule, &signal.name),
+            size_multiplier: rule.map_or(Decimal::ZERO, |r| r.size_multiplier),
+        };
+        let prices = EntryPrices { entry, ..prices };
+        Some(Retry {
+            decision,
+            prices,
+            spec,
+            signal: signal.name.to_string(),
+            rule,
+        })
     }
 
     /// An operator's reset: a fail-closed engine state goes back to IDLE when
@@ -1052,6 +1171,15 @@ impl Engine {
             config_hash: self.config_hash,
         }
     }
+}
+
+/// A crossed post-only entry's re-priced retry, before its risk checks.
+struct Retry {
+    decision: Decision,
+    prices: EntryPrices,
+    spec: config::ProductSpec,
+    signal: String,
+    rule: EntryRule,
 }
 
 /// What the engine remembers of an open trade when it closes.

@@ -60,11 +60,13 @@ pub enum ReasonCode {
     OperatorHalt,
     /// An operator asked for the position to be closed (`anx operator exit`).
     OperatorExit,
+    /// The engine: a crossed post-only entry placed again, re-priced.
+    PostOnlyReprice,
 }
 
 impl ReasonCode {
     /// Every code, in the order a decision records the risk checks.
-    pub const ALL: [ReasonCode; 22] = [
+    pub const ALL: [ReasonCode; 23] = [
         ReasonCode::SymbolFailClosed,
         ReasonCode::StaleData,
         ReasonCode::MaxDrawdownBreaker,
@@ -87,6 +89,7 @@ impl ReasonCode {
         ReasonCode::SignalSelected,
         ReasonCode::OperatorHalt,
         ReasonCode::OperatorExit,
+        ReasonCode::PostOnlyReprice,
     ];
 
     /// The stable code journaled in `RiskCheck.code` and `Rejected.reason_code`.
@@ -114,6 +117,7 @@ impl ReasonCode {
             ReasonCode::SignalSelected => "signal_selected",
             ReasonCode::OperatorHalt => "operator_halt",
             ReasonCode::OperatorExit => "operator_exit",
+            ReasonCode::PostOnlyReprice => "post_only_reprice",
         }
     }
 

@@ -31,6 +31,14 @@ pub enum Regime {
 }
 
 impl Regime {
+    /// The regime a Decision names (its `name`).
+    pub fn from_name(name: &str) -> Regime {
+        [Regime::Trend, Regime::Chop, Regime::Bear]
+            .into_iter()
+            .find(|r| r.name() == name)
+            .unwrap_or(Regime::Unknown)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Regime::Trend => "trend",
