@@ -15,6 +15,22 @@ use anx_replays::pipeline::{open_to_redrive, Pipeline, PipelineError};
 use common::read_journal;
 use std::path::{Path, PathBuf};
 
+/// The `Broker` methods a test broker wrapping a `SimExchange` (its `.0`)
+/// answers exactly as the simulated exchange does.
+macro_rules! sim_lookups {
+    () => {
+        fn open_orders(&self, prefix: &str) -> Vec<String> {
+            self.0.open_orders(prefix)
+        }
+        fn existing(&self, order_seq: Seq, order: &OrderPlaced) -> Vec<BrokerEvent> {
+            self.0.existing(order_seq, order)
+        }
+        fn position(&self, symbol: &str) -> rust_decimal::Decimal {
+            self.0.position(symbol)
+        }
+    };
+}
+
 const RUN_ID: &str = "redrive1";
 
 /// The paper trader's 1h test configuration (active enough to trade in days).
@@ -303,15 +319,7 @@ impl Broker for NoBrackets {
         }
         events
     }
-    fn open_orders(&self, prefix: &str) -> Vec<String> {
-        self.0.open_orders(prefix)
-    }
-    fn existing(&self, order_seq: Seq, order: &OrderPlaced) -> Vec<BrokerEvent> {
-        self.0.existing(order_seq, order)
-    }
-    fn position(&self, symbol: &str) -> rust_decimal::Decimal {
-        self.0.position(symbol)
-    }
+    sim_lookups!();
     fn on_candle(&mut self, candle: &Candle) -> Vec<BrokerEvent> {
         let mut out = Vec::new();
         for event in self.0.on_candle(candle) {
@@ -805,15 +813,7 @@ impl Broker for RejectsEntries {
             reason: self.1.into(),
         }))]
     }
-    fn open_orders(&self, prefix: &str) -> Vec<String> {
-        self.0.open_orders(prefix)
-    }
-    fn existing(&self, order_seq: Seq, order: &OrderPlaced) -> Vec<BrokerEvent> {
-        self.0.existing(order_seq, order)
-    }
-    fn position(&self, symbol: &str) -> rust_decimal::Decimal {
-        self.0.position(symbol)
-    }
+    sim_lookups!();
     fn on_candle(&mut self, candle: &Candle) -> Vec<BrokerEvent> {
         self.0.on_candle(candle)
     }
@@ -918,15 +918,7 @@ impl Broker for FillsInParts {
     fn place(&mut self, order_seq: Seq, order: &OrderPlaced) -> Vec<BrokerEvent> {
         FillsInParts::split(self.0.place(order_seq, order))
     }
-    fn open_orders(&self, prefix: &str) -> Vec<String> {
-        self.0.open_orders(prefix)
-    }
-    fn existing(&self, order_seq: Seq, order: &OrderPlaced) -> Vec<BrokerEvent> {
-        self.0.existing(order_seq, order)
-    }
-    fn position(&self, symbol: &str) -> rust_decimal::Decimal {
-        self.0.position(symbol)
-    }
+    sim_lookups!();
     fn on_candle(&mut self, candle: &Candle) -> Vec<BrokerEvent> {
         FillsInParts::split(self.0.on_candle(candle))
     }
@@ -1019,15 +1011,7 @@ impl Broker for AskAtTheClose {
         }
         self.0.place(order_seq, order)
     }
-    fn open_orders(&self, prefix: &str) -> Vec<String> {
-        self.0.open_orders(prefix)
-    }
-    fn existing(&self, order_seq: Seq, order: &OrderPlaced) -> Vec<BrokerEvent> {
-        self.0.existing(order_seq, order)
-    }
-    fn position(&self, symbol: &str) -> rust_decimal::Decimal {
-        self.0.position(symbol)
-    }
+    sim_lookups!();
     fn on_candle(&mut self, candle: &Candle) -> Vec<BrokerEvent> {
         self.1.insert(candle.symbol.clone(), candle.close);
         self.0.on_candle(candle)
