@@ -105,7 +105,13 @@ pub fn ends_in_clean_stop(events: &[StoredEvent]) -> bool {
     )
 }
 
+/// The longest an operator may ask to wait for a trader's answer.
+const WAIT_S_MAX: f64 = 600.0;
+
 pub fn operator(args: &OperatorArgs) -> Result<ExitCode> {
+    if !(args.wait > 0.0 && args.wait <= WAIT_S_MAX) {
+        bail!("--wait must be between 0 and {WAIT_S_MAX} seconds");
+    }
     let (dir, request) = request_of(args);
     let event = request.event().map_err(|e| anyhow!("{e}"))?;
     if anx_journal::reader::list_segments(&dir).map_or(true, |s| s.is_empty()) {

@@ -453,3 +453,54 @@ fn every_help_has_an_example() {
     let help = anx(&["journal", "export", "--help"]).stdout;
     assert!(help.contains("--format jsonl"), "{help}");
 }
+
+#[test]
+fn operator_mistakes_are_one_line_errors_that_write_nothing() {
+    let fixture = copy_of(&repo_root().join("tests/fixtures/trading-v1"));
+    let dir = path_str(fixture.path());
+    let segment = |dir: &Path| {
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "anxj"))
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .map(|p| std::fs::read(p).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let before = segment(fixture.path());
+    let empty = tempfile::tempdir().unwrap();
+    for (args, message) in [
+        (
+            vec!["halt", dir, "--reason", "x", "--wait", "nan"],
+            "--wait must be between",
+        ),
+        (
+            vec!["halt", dir, "--reason", "x", "--wait", "1e9"],
+            "--wait must be between",
+        ),
+        (vec!["halt", dir, "--reason", ""], "the reason is empty"),
+        (
+            vec!["halt", path_str(empty.path()), "--reason", "x"],
+            "holds no journal",
+        ),
+        (
+            vec!["halt", dir, "--reason", "x"],
+            "is not a trader's journal",
+        ),
+        (
+            vec!["exit", dir, "BTC-USD", "--reason", "x"],
+            "is not a trader's journal",
+        ),
+    ] {
+        let mut all = vec!["operator"];
+        all.extend_from_slice(&args);
+        let run = anx(&all);
+        run.assert_one_line_error(2);
+        assert!(run.stderr.contains(message), "{args:?}: {}", run.stderr);
+    }
+    assert_eq!(segment(fixture.path()), before, "nothing written");
+    assert!(!fixture.path().join("inbox").exists());
+}
