@@ -356,6 +356,19 @@ pub struct CancelRequested {
     pub reason: String,
 }
 
+/// The broker's answer that an entry's attached protection is not there: its
+/// take-profit and stop were not found (Coinbase: no attached
+/// `trigger_bracket_gtc` child with the prices sent). The engine fails the
+/// symbol closed in reaction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BracketUnconfirmed {
+    #[serde(deserialize_with = "crate::codec::string")]
+    pub client_order_id: String,
+    pub order_seq: Seq,
+    #[serde(deserialize_with = "crate::codec::string")]
+    pub reason: String,
+}
+
 /// Both attached legs of an entry were seen live at the broker.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BracketVerified {
@@ -669,6 +682,7 @@ pub enum EventKind {
     Session = 19,
     OperatorAction = 20,
     CancelRequested = 21,
+    BracketUnconfirmed = 22,
 }
 
 /// What an event is to the step that journals it: the one table
@@ -689,7 +703,7 @@ pub enum EventRole {
     /// append alone. Folded as part of the run.
     Input,
     /// The broker's answer to a candle it worked or an order handed to it
-    /// (acknowledged, rejected, cancelled, bracket verified, fill): an input
+    /// (acknowledged, rejected, cancelled, bracket verified or not, fill): an input
     /// to the engine, but journaled inside the step that made the broker
     /// answer. Re-driving has the broker answer again and the answer must be
     /// the journaled one byte for byte; one met where no step produces it is
@@ -763,6 +777,7 @@ impl EventKind {
             | EventKind::OrderRejected
             | EventKind::OrderCancelled
             | EventKind::BracketVerified
+            | EventKind::BracketUnconfirmed
             | EventKind::Fill => EventRole::BrokerAnswer,
             EventKind::Decision
             | EventKind::OrderPlaced
@@ -878,6 +893,7 @@ events!(
     Session,
     OperatorAction,
     CancelRequested,
+    BracketUnconfirmed,
 );
 
 /// Appends bincode output straight onto a `Vec` (cheaper than going through
@@ -954,6 +970,7 @@ mod tests {
             (K::Session, R::JournalSide),
             (K::OperatorAction, R::Input),
             (K::CancelRequested, R::StepOutput),
+            (K::BracketUnconfirmed, R::BrokerAnswer),
         ]
     };
 

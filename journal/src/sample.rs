@@ -38,7 +38,8 @@ pub fn candle(open_ms: UnixMs, ohlcv: [&str; 5]) -> Candle {
 /// Every kind at least once, in an order a real run could produce:
 /// a bracketed entry that exits at take-profit, then a rejected and a cancelled
 /// order, a fail-closed symbol reset by an operator, a checkpoint, a repair, a
-/// feed fault, a cancel request, an operator's halt and the run's end. Returns `(market_ms, event)` pairs.
+/// feed fault, unconfirmed protection and its cancel request, an operator's
+/// halt and the run's end. Returns `(market_ms, event)` pairs.
 pub fn golden_events() -> Vec<(UnixMs, Event)> {
     let ids = GoldenIds {
         config_hash: Hash32(*blake3::hash(b"sample config").as_bytes()),
@@ -407,7 +408,7 @@ fn golden_failures(_ids: &GoldenIds) -> Vec<(UnixMs, Event)> {
     ]
 }
 
-/// Golden events: a feed fault, a cancel request, an operator's halt and the run's end.
+/// Golden events: a feed fault, unconfirmed protection and its cancel request, an operator's halt and the run's end.
 fn golden_closing(_ids: &GoldenIds) -> Vec<(UnixMs, Event)> {
     vec![
         (
@@ -419,6 +420,15 @@ fn golden_closing(_ids: &GoldenIds) -> Vec<(UnixMs, Event)> {
                 source: "https://api.coinbase.com/api/v3/brokerage/market/products/BTC-USD/candles"
                     .into(),
                 detail: "HTTP 503 Service Unavailable".into(),
+            }
+            .into(),
+        ),
+        (
+            t(24),
+            BracketUnconfirmed {
+                client_order_id: "ANX4_run00001_BTCUSD_20240102T0000_00000002".into(),
+                order_seq: 23,
+                reason: "attached take-profit and stop not found".into(),
             }
             .into(),
         ),

@@ -32,19 +32,12 @@ use anx_projections::engine::cost::CostModel;
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// What the broker says back. Exchange facts are journaled; a missing bracket is
-/// reported to the engine, which decides what to journal.
-// Broker events live for one step and are journaled at once; boxing the common
-// variant to shrink the rare one would cost an allocation per fill.
-#[allow(clippy::large_enum_variant)]
+/// What the broker says back: every answer is an exchange fact, journaled
+/// (an event whose kind has the `broker_answer` role) before the engine
+/// reacts to it – a missing bracket too (`BracketUnconfirmed`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BrokerEvent {
     Journal(Event),
-    ProtectionUnconfirmed {
-        symbol: String,
-        client_order_id: String,
-        reason: String,
-    },
 }
 
 /// A broker the engine's orders go to.
@@ -206,11 +199,13 @@ impl SimExchange {
             },
         ))];
         if order.bracket.is_some() && self.withhold_protection {
-            events.push(BrokerEvent::ProtectionUnconfirmed {
-                symbol: order.product_id.clone(),
-                client_order_id: order.client_order_id.clone(),
-                reason: "attached take-profit and stop not found at the exchange".into(),
-            });
+            events.push(BrokerEvent::Journal(Event::BracketUnconfirmed(
+                BracketUnconfirmed {
+                    client_order_id: order.client_order_id.clone(),
+                    order_seq,
+                    reason: "attached take-profit and stop not found at the exchange".into(),
+                },
+            )));
         } else if order.bracket.is_some() {
             events.push(BrokerEvent::Journal(Event::BracketVerified(
                 BracketVerified {

@@ -72,6 +72,7 @@ enum Reaction {
         rejected: Option<String>,
     },
     Unprotected {
+        seq: Seq,
         symbol: String,
         client_order_id: String,
         reason: String,
@@ -301,33 +302,37 @@ impl<B: Broker> Pipeline<B> {
         answer: BrokerEvent,
         as_of_ms: UnixMs,
     ) -> Result<Vec<Work>, PipelineError> {
-        let event = match answer {
-            BrokerEvent::Journal(event) => event,
-            BrokerEvent::ProtectionUnconfirmed {
-                symbol,
-                client_order_id,
-                reason,
-            } => {
-                return Ok(vec![Work::React(Reaction::Unprotected {
-                    symbol,
-                    client_order_id,
-                    reason,
-                })])
-            }
-        };
+        let BrokerEvent::Journal(event) = answer;
         // The order's symbol, read before the event ends the order.
         let ended = match &event {
             Event::OrderCancelled(e) => Some((e.client_order_id.clone(), None)),
             Event::OrderRejected(e) => Some((e.client_order_id.clone(), Some(e.reason.clone()))),
             _ => None,
         };
-        let symbol = ended
-            .as_ref()
-            .and_then(|(id, _)| self.projection.state.orders.get(id))
-            .map(|o| o.symbol.clone());
+        let symbol_of = |id: &str| {
+            self.projection
+                .state
+                .orders
+                .get(id)
+                .map(|o| o.symbol.clone())
+        };
+        let symbol = ended.as_ref().and_then(|(id, _)| symbol_of(id));
+        let unconfirmed_symbol = match &event {
+            Event::BracketUnconfirmed(e) => symbol_of(&e.client_order_id),
+            _ => None,
+        };
         let seq = self.append(as_of_ms, &event)?;
         Ok(match (event, ended, symbol) {
             (Event::Fill(fill), _, _) => vec![Work::React(Reaction::Fill { seq, fill })],
+            (Event::BracketUnconfirmed(e), _, _) => match unconfirmed_symbol {
+                Some(symbol) => vec![Work::React(Reaction::Unprotected {
+                    seq,
+                    symbol,
+                    client_order_id: e.client_order_id,
+                    reason: e.reason,
+                })],
+                None => Vec::new(),
+            },
             (_, Some((client_order_id, rejected)), Some(symbol)) => {
                 vec![Work::React(Reaction::OrderEnded {
                     seq,
@@ -361,10 +366,12 @@ impl<B: Broker> Pipeline<B> {
                 as_of_ms,
             },
             Reaction::Unprotected {
+                seq,
                 symbol,
                 client_order_id,
                 reason,
             } => TickInput::ProtectionUnconfirmed {
+                seq: *seq,
                 symbol,
                 client_order_id,
                 reason,

@@ -79,15 +79,11 @@ fn market_exit(symbol: &str) -> OrderPlaced {
     }
 }
 
-/// The journal events a broker answered with (this exchange never reports
-/// unconfirmed protection).
+/// The journal events a broker answered with.
 fn journal(events: Vec<BrokerEvent>) -> Vec<Event> {
     events
         .into_iter()
-        .map(|e| match e {
-            BrokerEvent::Journal(event) => event,
-            other => panic!("unexpected {other:?}"),
-        })
+        .map(|BrokerEvent::Journal(event)| event)
         .collect()
 }
 

@@ -297,12 +297,12 @@ fn the_simulated_exchange_places_a_client_order_id_once() {
 struct NoBrackets(SimExchange, bool);
 
 impl NoBrackets {
-    fn unconfirmed(order: &OrderPlaced) -> BrokerEvent {
-        BrokerEvent::ProtectionUnconfirmed {
-            symbol: order.product_id.clone(),
-            client_order_id: order.client_order_id.clone(),
+    fn unconfirmed(client_order_id: &str, order_seq: Seq) -> BrokerEvent {
+        BrokerEvent::Journal(Event::BracketUnconfirmed(BracketUnconfirmed {
+            client_order_id: client_order_id.into(),
+            order_seq,
             reason: "attached take-profit and stop not found".into(),
-        }
+        }))
     }
 }
 
@@ -315,7 +315,7 @@ impl Broker for NoBrackets {
             .iter()
             .any(|e| matches!(e, BrokerEvent::Journal(Event::OrderAcknowledged(_))));
         if order.bracket.is_some() && acknowledged && !self.1 {
-            events.push(NoBrackets::unconfirmed(order));
+            events.push(NoBrackets::unconfirmed(&order.client_order_id, order_seq));
         }
         events
     }
@@ -330,12 +330,8 @@ impl Broker for NoBrackets {
                 _ => None,
             };
             out.push(event);
-            if let Some((client_order_id, _)) = entry_fill {
-                out.push(BrokerEvent::ProtectionUnconfirmed {
-                    symbol: candle.symbol.clone(),
-                    client_order_id,
-                    reason: "attached take-profit and stop not found".into(),
-                });
+            if let Some((client_order_id, order_seq)) = entry_fill {
+                out.push(NoBrackets::unconfirmed(&client_order_id, order_seq));
             }
         }
         out
@@ -373,6 +369,14 @@ fn an_unconfirmed_bracket_fails_the_symbol_closed_and_withdraws_an_unfilled_entr
     assert!(!events[..fail]
         .iter()
         .any(|e| matches!(e.event, Event::BracketVerified(_))));
+    // The broker's answer is journaled first, and is the cause.
+    assert!(matches!(
+        &events[fail - 1].event,
+        Event::BracketUnconfirmed(_)
+    ));
+    assert!(
+        matches!(&events[fail].event, Event::FailClosed(f) if f.cause_seq == events[fail - 1].seq)
+    );
     // In the same step: FAIL_CLOSED, the cancel request, the broker's cancel.
     let kinds: Vec<EventKind> = events[fail..fail + 4]
         .iter()

@@ -577,6 +577,7 @@ _KINDS_TEXT = """
 | 19 | Session | action SessionAction, reason str |
 | 20 | OperatorAction | command OperatorCommand, symbol str, operator str, reason str |
 | 21 | CancelRequested | client_order_id str, order_seq seq, reason str |
+| 22 | BracketUnconfirmed | client_order_id str, order_seq seq, reason str |
 """
 
 Fields = list[tuple[str, str]]

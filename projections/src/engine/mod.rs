@@ -72,8 +72,10 @@ pub enum TickInput<'a> {
         action: &'a OperatorAction,
         as_of_ms: UnixMs,
     },
-    /// The broker could not confirm the attached legs of an entry.
+    /// The broker could not confirm the attached legs of an entry (its
+    /// `BracketUnconfirmed`, journaled at `seq`).
     ProtectionUnconfirmed {
+        seq: Seq,
         symbol: &'a str,
         client_order_id: &'a str,
         reason: &'a str,
@@ -374,18 +376,21 @@ impl Engine {
                 as_of_ms,
             } => self.on_operator_exit(projection, seq, action, as_of_ms, &mut out)?,
             TickInput::ProtectionUnconfirmed {
+                seq,
                 symbol,
                 client_order_id,
                 reason,
                 as_of_ms,
-            } => self.on_unprotected(
-                projection,
-                symbol,
-                client_order_id,
-                reason,
-                as_of_ms,
-                &mut out,
-            )?,
+            } => {
+                let unprotected = Unprotected {
+                    seq,
+                    symbol,
+                    client_order_id,
+                    reason,
+                    as_of_ms,
+                };
+                self.on_unprotected(projection, unprotected, &mut out)?
+            }
         }
         Ok(out.events)
     }
@@ -1094,24 +1099,23 @@ impl Engine {
     fn on_unprotected(
         &mut self,
         projection: &Projection,
-        symbol: &str,
-        client_order_id: &str,
-        reason: &str,
-        as_of_ms: UnixMs,
+        u: Unprotected,
         out: &mut Out,
     ) -> EngineResult {
-        // The answer itself is not journaled as its own input: the newest seq names it.
-        let state = symbol_state(projection, projection.seq(), symbol)?;
-        let cause_seq = projection
-            .links
-            .orders
-            .get(client_order_id)
-            .map_or(projection.seq(), |l| l.order_seq);
+        let Unprotected {
+            seq,
+            symbol,
+            client_order_id,
+            reason,
+            as_of_ms,
+        } = u;
+        let state = symbol_state(projection, seq, symbol)?;
+        // The broker's `BracketUnconfirmed` (journaled at `seq`) is the cause.
         let fail_seq = out.push(
             as_of_ms,
             FailClosed {
                 symbol: symbol.to_string(),
-                cause_seq,
+                cause_seq: seq,
                 reason: reason.to_string(),
             }
             .into(),
@@ -1130,10 +1134,17 @@ impl Engine {
                 fail_seq,
             );
         }
-        withdraw_unfilled_entry(projection, client_order_id, cause_seq, as_of_ms, out);
+        let order_seq = projection
+            .links
+            .orders
+            .get(client_order_id)
+            .map(|l| l.order_seq);
+        if let Some(order_seq) = order_seq {
+            withdraw_unfilled_entry(projection, client_order_id, order_seq, as_of_ms, out);
+        }
         if !state.position.quantity.is_zero() {
             // A position comes from an entry decided on a candle: one is there.
-            let candle_seq = last_candle(projection, projection.seq(), symbol)?;
+            let candle_seq = last_candle(projection, seq, symbol)?;
             let check = RiskCheck {
                 code: risk::ReasonCode::Protection.text(),
                 passed: false,
@@ -1203,6 +1214,16 @@ struct ExitFill {
 struct Reserved {
     notional: Decimal,
     cash: Decimal,
+}
+
+/// Protection the broker could not confirm, as the engine reacts to it.
+#[derive(Clone, Copy)]
+struct Unprotected<'a> {
+    seq: Seq,
+    symbol: &'a str,
+    client_order_id: &'a str,
+    reason: &'a str,
+    as_of_ms: UnixMs,
 }
 
 /// An order that ended, as the engine reacts to it.

@@ -154,6 +154,7 @@ impl Projection {
             }
             Event::BracketVerified(e) => orders::bracket_verified(self, seq, e)?,
             Event::CancelRequested(e) => orders::cancel_requested(self, seq, e)?,
+            Event::BracketUnconfirmed(e) => orders::bracket_unconfirmed(self, seq, e)?,
             Event::Fill(e) => positions::fill(self, seq, market_ms, e)?,
             Event::Reconciliation(e) => positions::reconciliation(self, seq, e)?,
             Event::TradeClosed(e) => trades::closed(self, seq, market_ms, e)?,

@@ -240,6 +240,25 @@ pub(super) fn bracket_verified(p: &mut Projection, seq: Seq, e: &BracketVerified
     Ok(())
 }
 
+/// The broker found no protection attached to an entry that carries a
+/// bracket (and that no `BracketVerified` confirmed). It changes nothing
+/// here: the engine fails the symbol closed in reaction.
+pub(super) fn bracket_unconfirmed(p: &Projection, seq: Seq, e: &BracketUnconfirmed) -> FoldResult {
+    check_order_seq(p, seq, &e.client_order_id, e.order_seq)?;
+    let order = p.order(seq, &e.client_order_id)?;
+    if !order.has_bracket || order.bracket_verified {
+        return fail(
+            seq,
+            Rule::OrderLifecycle,
+            format!(
+                "bracket of {} unconfirmed, but it has none or it was verified",
+                e.client_order_id
+            ),
+        );
+    }
+    Ok(())
+}
+
 /// A cancel request names a working order, by its seq. It changes nothing
 /// yet: the broker's `OrderCancelled` ends the order.
 pub(super) fn cancel_requested(p: &Projection, seq: Seq, e: &CancelRequested) -> FoldResult {
