@@ -559,6 +559,10 @@ async fn run(args: &PaperArgs) -> Result<ExitCode> {
     let poll = Duration::from_secs_f64(args.poll_interval);
     let reason = 'trading: loop {
         trader.serve_inbox()?;
+        // A broker that works orders on its own answers when polled (the
+        // simulated exchange answers inside each candle's step instead).
+        let now_ms = trader.now_ms;
+        trader.pipeline.poll_broker(now_ms)?;
         let now_ms = trader.now_ms;
         trader.reconcile(false, now_ms)?;
         // Fetching can be abandoned at any point: nothing is journaled until

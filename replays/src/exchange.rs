@@ -67,6 +67,21 @@ pub trait Broker {
     fn on_candle(&mut self, candle: &Candle) -> Vec<BrokerEvent>;
     /// Cancels an order, if it is still working.
     fn cancel(&mut self, client_order_id: &str, reason: &str) -> Vec<BrokerEvent>;
+    /// The answers that arrived since the last poll (fills, cancels,
+    /// expiries) from a broker that works its orders on its own – a real
+    /// exchange. Each starts a step of its own. The simulated exchange answers
+    /// as it works each candle, so it has nothing to poll.
+    fn poll(&mut self) -> Vec<BrokerEvent> {
+        Vec::new()
+    }
+    /// Whether re-driving a journal may ask this broker again and must get
+    /// the journaled answers back byte for byte (a simulation, whose state is
+    /// a function of the journal), or must take its answers from the journal
+    /// without asking (a real exchange: asked again about the past, it would
+    /// act again, and its answers are facts that cannot be recomputed).
+    fn answers_reproducible(&self) -> bool {
+        true
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -144,6 +144,19 @@ pub fn open_to_redrive(
     }
 }
 
+/// The client order id a broker answer is about.
+fn answer_order(event: &Event) -> Option<&str> {
+    Some(match event {
+        Event::OrderAcknowledged(e) => &e.client_order_id,
+        Event::OrderRejected(e) => &e.client_order_id,
+        Event::OrderCancelled(e) => &e.client_order_id,
+        Event::BracketVerified(e) => &e.client_order_id,
+        Event::BracketUnconfirmed(e) => &e.client_order_id,
+        Event::Fill(e) => &e.client_order_id,
+        _ => return None,
+    })
+}
+
 /// A short description of an event for divergence messages.
 fn describe(market_ms: UnixMs, event: &Event) -> String {
     let body = format!("{event:?}");
@@ -282,12 +295,9 @@ impl<B: Broker> Pipeline<B> {
                     .map(Work::Answer)
                     .collect(),
                 // Re-driving too: the broker rebuilt from the journal answers again.
-                Work::Cancel(cancel) => self
-                    .broker
-                    .cancel(&cancel.client_order_id, &cancel.reason)
-                    .into_iter()
-                    .map(Work::Answer)
-                    .collect(),
+                Work::Cancel(cancel) => {
+                    self.cancel(&cancel).into_iter().map(Work::Answer).collect()
+                }
                 Work::Answer(answer) => self.answer(answer, as_of_ms)?,
                 Work::React(reaction) => self.react(reaction, as_of_ms)?,
             };
@@ -390,6 +400,9 @@ impl<B: Broker> Pipeline<B> {
     /// this run's prefix is not placed again: the broker's own record of it is
     /// journaled instead.
     fn hand_over(&mut self, seq: Seq, order: &OrderPlaced) -> Vec<BrokerEvent> {
+        if self.is_redriving() && !self.broker.answers_reproducible() {
+            return self.journaled_answers(&order.client_order_id);
+        }
         if self.is_redriving() {
             return self.broker.restore(seq, order);
         }
@@ -406,6 +419,41 @@ impl<B: Broker> Pipeline<B> {
             return self.broker.existing(seq, order);
         }
         self.broker.place(seq, order)
+    }
+
+    /// Re-driving for a broker that cannot answer again: the answers it gave
+    /// about `client_order_id` are the journaled broker answers that come
+    /// next and name that order (up to the first event that is not one).
+    fn journaled_answers(&self, client_order_id: &str) -> Vec<BrokerEvent> {
+        self.journaled
+            .iter()
+            .take_while(|stored| {
+                stored.event.kind().role() == EventRole::BrokerAnswer
+                    && answer_order(&stored.event) == Some(client_order_id)
+            })
+            .map(|stored| BrokerEvent::Journal(stored.event.clone()))
+            .collect()
+    }
+
+    /// The broker's answers that arrived since the last poll, each journaled
+    /// as the first event of its own step and reacted to (a real exchange's
+    /// fills, cancels and expiries; nothing from the simulated exchange).
+    pub fn poll_broker(&mut self, as_of_ms: UnixMs) -> Result<usize, PipelineError> {
+        let answers = self.broker.poll();
+        let n = answers.len();
+        for answer in answers {
+            self.drain(vec![Work::Answer(answer)], as_of_ms)?;
+        }
+        Ok(n)
+    }
+
+    /// Gives a journaled cancel request to the broker (re-driving a broker
+    /// that cannot answer again: its journaled answer instead).
+    fn cancel(&mut self, cancel: &CancelRequested) -> Vec<BrokerEvent> {
+        if self.is_redriving() && !self.broker.answers_reproducible() {
+            return self.journaled_answers(&cancel.client_order_id);
+        }
+        self.broker.cancel(&cancel.client_order_id, &cancel.reason)
     }
 
     /// One closed candle, decided on at `as_of_ms` (its close, or later if it
@@ -427,8 +475,12 @@ impl<B: Broker> Pipeline<B> {
         candle: &Candle,
         as_of_ms: UnixMs,
     ) -> Result<(), PipelineError> {
-        let worked = self.broker.on_candle(candle);
-        self.drain(worked.into_iter().map(Work::Answer).collect(), as_of_ms)?;
+        // A broker that cannot answer again is not asked while re-driving:
+        // what it said is in the journal, as polled answers of their own steps.
+        if self.broker.answers_reproducible() || !self.is_redriving() {
+            let worked = self.broker.on_candle(candle);
+            self.drain(worked.into_iter().map(Work::Answer).collect(), as_of_ms)?;
+        }
         let placed = self.engine_step(TickInput::Candle {
             seq,
             candle,
@@ -522,6 +574,13 @@ impl<B: Broker> Pipeline<B> {
                 // inside their steps.
                 EventRole::Side | EventRole::SideOrOutput | EventRole::JournalSide => {
                     self.fold(seq, market_ms, &next.event)?
+                }
+                // A broker that cannot answer again was polled: its answer
+                // starts its own step – taken as journaled, reacted to again.
+                EventRole::BrokerAnswer if !self.broker.answers_reproducible() => {
+                    self.journaled.push_front(next);
+                    let answer = BrokerEvent::Journal(self.journaled[0].event.clone());
+                    self.drain(vec![Work::Answer(answer)], market_ms)?
                 }
                 EventRole::BrokerAnswer | EventRole::StepOutput => {
                     return Err(PipelineError::Diverged {

@@ -1110,3 +1110,119 @@ fn a_crossed_post_only_entry_is_re_priced_at_most_the_configured_times() {
     again.redrive(&mut |_| {}).unwrap();
     assert_eq!(again.into_writer().close().unwrap(), head);
 }
+
+/// A broker that works its orders on its own and answers when polled, as a
+/// real exchange does, and whose answers cannot be asked for again: it says
+/// so (`answers_reproducible` is false), and counts every time it is asked
+/// anything – re-driving a journal must take its answers from the journal.
+struct Remote {
+    sim: SimExchange,
+    pending: Vec<BrokerEvent>,
+    asked: u32,
+}
+
+impl Remote {
+    fn new(config: &Config) -> Remote {
+        Remote {
+            sim: SimExchange::new(config.clone()),
+            pending: Vec::new(),
+            asked: 0,
+        }
+    }
+}
+
+impl Broker for Remote {
+    fn place(&mut self, order_seq: Seq, order: &OrderPlaced) -> Vec<BrokerEvent> {
+        self.asked += 1;
+        self.sim.place(order_seq, order)
+    }
+    fn restore(&mut self, _: Seq, order: &OrderPlaced) -> Vec<BrokerEvent> {
+        panic!(
+            "a real exchange is never asked to restore {}",
+            order.client_order_id
+        )
+    }
+    fn open_orders(&self, prefix: &str) -> Vec<String> {
+        self.sim.open_orders(prefix)
+    }
+    fn existing(&self, order_seq: Seq, order: &OrderPlaced) -> Vec<BrokerEvent> {
+        self.sim.existing(order_seq, order)
+    }
+    fn position(&self, symbol: &str) -> rust_decimal::Decimal {
+        self.sim.position(symbol)
+    }
+    fn on_candle(&mut self, candle: &Candle) -> Vec<BrokerEvent> {
+        // The exchange's own matching: answers wait for the next poll.
+        self.asked += 1;
+        let worked = self.sim.on_candle(candle);
+        self.pending.extend(worked);
+        Vec::new()
+    }
+    fn cancel(&mut self, client_order_id: &str, reason: &str) -> Vec<BrokerEvent> {
+        self.asked += 1;
+        self.sim.cancel(client_order_id, reason)
+    }
+    fn poll(&mut self) -> Vec<BrokerEvent> {
+        self.asked += 1;
+        std::mem::take(&mut self.pending)
+    }
+    fn answers_reproducible(&self) -> bool {
+        false
+    }
+}
+
+/// Feeds `items`, polling the broker after each candle (as the trader's loop does).
+fn feed_polling<B: Broker>(pipeline: &mut Pipeline<B>, items: &[Item]) {
+    for item in items {
+        feed(pipeline, std::slice::from_ref(item));
+        if let Item::Candle(c) = item {
+            pipeline.poll_broker(c.close_ms()).expect("poll step");
+        }
+    }
+}
+
+#[test]
+fn a_broker_that_cannot_answer_again_is_re_driven_from_its_journaled_answers() {
+    let config = config();
+    let items = inputs();
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("remote");
+    let mut p = started(&dir, &config, Remote::new(&config));
+    feed_polling(&mut p, &items);
+    let head = p.into_writer().close().unwrap();
+    let events = read_journal(&dir);
+    // Polled answers start steps of their own – a fill never sits inside a
+    // candle's step, as the simulated exchange's do – and the run traded.
+    let fills: Vec<usize> = (1..events.len())
+        .filter(|&i| matches!(events[i].event, Event::Fill(_)))
+        .collect();
+    assert!(!fills.is_empty());
+    assert!(fills
+        .iter()
+        .all(|&i| !matches!(events[i - 1].event, Event::Candle(_))));
+    assert!(events
+        .iter()
+        .any(|e| matches!(&e.event, Event::TradeClosed(_))));
+    // Re-driven with an exchange that knows nothing and is never asked.
+    let mut again = redriving(&dir, &config, Remote::new(&config));
+    again.redrive(&mut |_| {}).unwrap();
+    assert_eq!(
+        again.broker.asked, 0,
+        "the journal answered for the exchange"
+    );
+    assert_eq!(again.into_writer().close().unwrap(), head);
+    // Stopped half way and restarted against the same exchange (its orders
+    // lived on while we were down): the same journal as one uninterrupted run.
+    let half = items.len() / 2;
+    let dir = temp.path().join("restarted");
+    let mut first = started(&dir, &config, Remote::new(&config));
+    feed_polling(&mut first, &items[..half]);
+    let broker = std::mem::replace(&mut first.broker, Remote::new(&config));
+    first.into_writer().close().unwrap();
+    let asked = broker.asked;
+    let mut second = redriving(&dir, &config, broker);
+    second.redrive(&mut |_| {}).unwrap();
+    assert_eq!(second.broker.asked, asked, "not asked while re-driving");
+    feed_polling(&mut second, &items[half..]);
+    assert_eq!(second.into_writer().close().unwrap(), head);
+}
