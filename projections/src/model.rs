@@ -425,6 +425,9 @@ pub struct Links {
     pub checkpoints_verified: u64,
     /// Every client order id ever placed: an order is never placed twice.
     pub placed: BTreeSet<String>,
+    /// Every fill journaled, by the broker's fill (trade) id, with its seq: a
+    /// fill counts once, whatever a broker's answers repeat.
+    pub fills: BTreeMap<String, Seq>,
     /// Live trader sessions: where each started or stopped, and why.
     pub sessions: Vec<SessionNote>,
     /// Symbol → feed outages journaled (live runs; outside the hashed state,

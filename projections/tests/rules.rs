@@ -2367,3 +2367,30 @@ fn run_completed_and_candles_must_match_the_run() {
     expect_detail(&s, hourly, Rule::Domain, "3600s candle in a 14400s run");
     s.candle(BTC, d("100"));
 }
+
+#[test]
+fn a_fill_counts_once() {
+    // A broker's answers can repeat (overlapping polls of a real exchange's
+    // fills): the same fill id of the same order is refused the second time.
+    let mut s = start(CapitalMode::Independent, "1000");
+    let entry = entry_pending(&mut s, BTC, "2");
+    let part = fill(
+        &entry.coid,
+        entry.order_seq,
+        FillLeg::Entry,
+        Side::Buy,
+        "100",
+        "1",
+        "0.1",
+    );
+    push(&mut s, part.clone());
+    expect_detail(&s, part.clone(), Rule::FillMismatch, "journaled before");
+    // The same size at the same price under another fill id is another fill.
+    accepts(
+        &s,
+        Fill {
+            fill_id: "another".into(),
+            ..part
+        },
+    );
+}

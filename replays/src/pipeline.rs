@@ -94,6 +94,8 @@ pub struct Pipeline<B: Broker> {
     /// Orders a duplicate check kept from being placed again, and why (for
     /// the caller to report; a library does not print).
     pub duplicates_refused: Vec<String>,
+    /// Polled broker answers the journal already held, so not journaled again.
+    pub answers_repeated: u64,
 }
 
 /// Opens a journal to re-drive it: the writer (holding the lock; a torn tail
@@ -176,6 +178,7 @@ impl<B: Broker> Pipeline<B> {
             produced_body: Vec::new(),
             journaled_body: Vec::new(),
             duplicates_refused: Vec::new(),
+            answers_repeated: 0,
             order_prefix: anx_projections::engine::order::prefix(run_id),
         }
     }
@@ -438,13 +441,48 @@ impl<B: Broker> Pipeline<B> {
     /// The broker's answers that arrived since the last poll, each journaled
     /// as the first event of its own step and reacted to (a real exchange's
     /// fills, cancels and expiries; nothing from the simulated exchange).
+    ///
+    /// An answer the journal already holds (a fill by its id, an order already
+    /// acknowledged, verified or ended) is not journaled again: a real
+    /// exchange's polls overlap, and a fill counts once. Returns the answers
+    /// journaled.
     pub fn poll_broker(&mut self, as_of_ms: UnixMs) -> Result<usize, PipelineError> {
-        let answers = self.broker.poll();
-        let n = answers.len();
-        for answer in answers {
+        let mut journaled = 0;
+        for answer in self.broker.poll() {
+            let BrokerEvent::Journal(event) = &answer;
+            if self.already_journaled(event) {
+                self.answers_repeated += 1;
+                continue;
+            }
             self.drain(vec![Work::Answer(answer)], as_of_ms)?;
+            journaled += 1;
         }
-        Ok(n)
+        Ok(journaled)
+    }
+
+    /// Whether the journal already holds what this broker answer says: a
+    /// fill by its id; an acknowledgement, bracket or end of an order already
+    /// acknowledged, verified or ended (an order whose life the journal has
+    /// closed is gone from the projection). A fill for such an order is not a
+    /// repeat: the fold refuses it, loudly.
+    fn already_journaled(&self, event: &Event) -> bool {
+        let Some(id) = answer_order(event) else {
+            return false;
+        };
+        let links = &self.projection.links;
+        let order = self.projection.state.orders.get(id);
+        let ended = order.is_none() && links.placed.contains(id);
+        match event {
+            Event::Fill(f) => links.fills.contains_key(&f.fill_id),
+            Event::OrderAcknowledged(_) => {
+                ended || links.orders.get(id).is_some_and(|l| l.ack_seq.is_some())
+            }
+            Event::BracketVerified(_) => ended || order.is_some_and(|o| o.bracket_verified),
+            Event::OrderCancelled(_) | Event::OrderRejected(_) => {
+                ended || order.is_some_and(|o| !o.is_open())
+            }
+            _ => false,
+        }
     }
 
     /// Gives a journaled cancel request to the broker (re-driving a broker

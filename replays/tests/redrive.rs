@@ -1119,6 +1119,10 @@ struct Remote {
     sim: SimExchange,
     pending: Vec<BrokerEvent>,
     asked: u32,
+    /// Each poll also answers again what the previous one did (overlapping
+    /// polls of a fills endpoint).
+    overlapping: bool,
+    last_answered: Vec<BrokerEvent>,
 }
 
 impl Remote {
@@ -1127,6 +1131,8 @@ impl Remote {
             sim: SimExchange::new(config.clone()),
             pending: Vec::new(),
             asked: 0,
+            overlapping: false,
+            last_answered: Vec::new(),
         }
     }
 }
@@ -1164,7 +1170,13 @@ impl Broker for Remote {
     }
     fn poll(&mut self) -> Vec<BrokerEvent> {
         self.asked += 1;
-        std::mem::take(&mut self.pending)
+        let new = std::mem::take(&mut self.pending);
+        if !self.overlapping {
+            return new;
+        }
+        let mut answers = std::mem::replace(&mut self.last_answered, new.clone());
+        answers.extend(new);
+        answers
     }
     fn answers_reproducible(&self) -> bool {
         false
@@ -1225,4 +1237,26 @@ fn a_broker_that_cannot_answer_again_is_re_driven_from_its_journaled_answers() {
     assert_eq!(second.broker.asked, asked, "not asked while re-driving");
     feed_polling(&mut second, &items[half..]);
     assert_eq!(second.into_writer().close().unwrap(), head);
+}
+
+#[test]
+fn answers_a_broker_repeats_are_journaled_once() {
+    let config = config();
+    let items = inputs();
+    let temp = tempfile::tempdir().unwrap();
+    let once = temp.path().join("once");
+    let mut p = started(&once, &config, Remote::new(&config));
+    feed_polling(&mut p, &items);
+    let head = p.into_writer().close().unwrap();
+    let twice = temp.path().join("twice");
+    let mut broker = Remote::new(&config);
+    broker.overlapping = true;
+    let mut p = started(&twice, &config, broker);
+    feed_polling(&mut p, &items);
+    assert!(
+        p.answers_repeated > 0,
+        "the overlapping polls repeated answers"
+    );
+    // Every fill once: the journal is the one the non-repeating broker made.
+    assert_eq!(p.into_writer().close().unwrap(), head);
 }

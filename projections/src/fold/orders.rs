@@ -324,10 +324,21 @@ pub(super) fn ended(
     Ok(())
 }
 
-/// The order a fill is for: live, of the purpose and side the fill's leg
-/// belongs to (a bracket leg needs a bracket), and not overfilled.
+/// The order a fill is for: live, not already holding this fill, of the
+/// purpose and side the fill's leg belongs to (a bracket leg needs a
+/// bracket), and not overfilled.
 pub(super) fn check_fill<'p>(p: &'p Projection, seq: Seq, e: &Fill) -> FoldResult<&'p OrderState> {
     let order = p.order(seq, &e.client_order_id)?;
+    if let Some(at) = p.links.fills.get(&e.fill_id) {
+        return fail(
+            seq,
+            Rule::FillMismatch,
+            format!(
+                "fill {} of {} was journaled before, at seq {at}: a fill counts once",
+                e.fill_id, e.client_order_id
+            ),
+        );
+    }
     let expected = match e.leg {
         FillLeg::Entry => (OrderPurpose::Entry, Side::Buy, false),
         FillLeg::TakeProfit | FillLeg::StopLoss => (OrderPurpose::Entry, Side::Sell, true),
@@ -371,4 +382,5 @@ pub(super) fn record_fill(p: &mut Projection, seq: Seq, e: &Fill) {
         links.first_fill_seq.get_or_insert(seq);
         links.last_fill_seq = Some(seq);
     }
+    p.links.fills.insert(e.fill_id.clone(), seq);
 }

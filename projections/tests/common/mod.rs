@@ -61,6 +61,9 @@ pub fn push(s: &mut Scenario, event: impl Into<Event>) -> Seq {
     s.push(ms, event.into())
 }
 
+/// Fills made so far by [`fill`], numbering their ids.
+static FILLS_MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 pub fn fill(
     client_order_id: &str,
     order_seq: Seq,
@@ -73,7 +76,12 @@ pub fn fill(
     Fill {
         client_order_id: client_order_id.into(),
         order_seq,
-        fill_id: format!("fill-{client_order_id}-{order_seq}-{price}-{size}"),
+        // Unique per call: two fills of the same size at the same price are
+        // two fills (the fold refuses a fill id it has seen on the order).
+        fill_id: format!(
+            "fill-{client_order_id}-{order_seq}-{price}-{size}-{}",
+            FILLS_MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ),
         leg,
         side,
         price: d(price),
