@@ -739,6 +739,9 @@ fn resume(args: &PaperArgs, client: reqwest::Client) -> Result<Trader> {
         .state
         .last_market_ms
         .unwrap_or(trader.now_ms);
+    // What the broker answered while we were down (or we lost in a crash)
+    // is journaled first, then positions are compared.
+    trader.pipeline.resync_broker(run_now_ms)?;
     trader.reconcile(true, run_now_ms)?;
     tracing::info!(
         "resumed run {} at seq {} ({reason})",

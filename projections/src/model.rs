@@ -428,6 +428,9 @@ pub struct Links {
     /// Every fill journaled, by the broker's fill (trade) id, with its seq: a
     /// fill counts once, whatever a broker's answers repeat.
     pub fills: BTreeMap<String, Seq>,
+    /// When the newest fill was journaled: where a restart asks the broker
+    /// to resume its answers from (`Pipeline::resync_broker`).
+    pub last_fill_ms: Option<UnixMs>,
     /// Live trader sessions: where each started or stopped, and why.
     pub sessions: Vec<SessionNote>,
     /// Symbol → feed outages journaled (live runs; outside the hashed state,

@@ -74,6 +74,15 @@ pub trait Broker {
     fn poll(&mut self) -> Vec<BrokerEvent> {
         Vec::new()
     }
+    /// The answers (fills above all) the broker gave at or after `since_ms`
+    /// (`None`: all it has), asked once a restart has re-driven the journal:
+    /// what it answered while the trader was down, or was polled for but
+    /// lost in a crash before it was journaled, is nowhere else. The pipeline
+    /// journals those the journal lacks. The simulated exchange answers only
+    /// inside steps, so it has none.
+    fn answers_since(&mut self, _since_ms: Option<UnixMs>) -> Vec<BrokerEvent> {
+        Vec::new()
+    }
     /// Whether re-driving a journal may ask this broker again and must get
     /// the journaled answers back byte for byte (a simulation, whose state is
     /// a function of the journal), or must take its answers from the journal

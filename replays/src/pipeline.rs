@@ -447,8 +447,28 @@ impl<B: Broker> Pipeline<B> {
     /// exchange's polls overlap, and a fill counts once. Returns the answers
     /// journaled.
     pub fn poll_broker(&mut self, as_of_ms: UnixMs) -> Result<usize, PipelineError> {
+        let answers = self.broker.poll();
+        self.journal_new_answers(answers, as_of_ms)
+    }
+
+    /// At start-up, once the journal is re-driven: the answers the broker
+    /// gave since the newest journaled fill (the overlap is dropped as
+    /// repeats), each journaled as its own step – fills made while the
+    /// trader was down, and any polled but lost in a crash.
+    pub fn resync_broker(&mut self, as_of_ms: UnixMs) -> Result<usize, PipelineError> {
+        let since_ms = self.projection.links.last_fill_ms;
+        let answers = self.broker.answers_since(since_ms);
+        self.journal_new_answers(answers, as_of_ms)
+    }
+
+    /// Journals, each as its own step, the answers the journal does not hold.
+    fn journal_new_answers(
+        &mut self,
+        answers: Vec<BrokerEvent>,
+        as_of_ms: UnixMs,
+    ) -> Result<usize, PipelineError> {
         let mut journaled = 0;
-        for answer in self.broker.poll() {
+        for answer in answers {
             let BrokerEvent::Journal(event) = &answer;
             if self.already_journaled(event) {
                 self.answers_repeated += 1;
