@@ -484,13 +484,47 @@ fn lifecycle_events() -> impl Strategy<Value = Event> {
     ]
 }
 
+/// Operator actions, cancel requests and unconfirmed brackets.
+fn later_events() -> impl Strategy<Value = Event> {
+    let command = prop_oneof![
+        Just(OperatorCommand::Exit),
+        Just(OperatorCommand::Halt),
+        Just(OperatorCommand::Resume),
+    ];
+    prop_oneof![
+        (command, text(), text(), text()).prop_map(|(command, symbol, operator, reason)| {
+            Event::OperatorAction(OperatorAction {
+                command,
+                symbol,
+                operator,
+                reason,
+            })
+        }),
+        (text(), any::<u64>(), text()).prop_map(|(client_order_id, order_seq, reason)| {
+            Event::CancelRequested(CancelRequested {
+                client_order_id,
+                order_seq,
+                reason,
+            })
+        }),
+        (text(), any::<u64>(), text()).prop_map(|(client_order_id, order_seq, reason)| {
+            Event::BracketUnconfirmed(BracketUnconfirmed {
+                client_order_id,
+                order_seq,
+                reason,
+            })
+        }),
+    ]
+}
+
 fn any_event() -> impl Strategy<Value = Event> {
     prop_oneof![
         candle(),
         run_events(),
         decision(),
         order_events(),
-        lifecycle_events()
+        lifecycle_events(),
+        later_events()
     ]
 }
 
