@@ -117,6 +117,15 @@ pub fn operator(args: &OperatorArgs) -> Result<ExitCode> {
     if anx_journal::reader::list_segments(&dir).map_or(true, |s| s.is_empty()) {
         bail!("{} holds no journal", dir.display());
     }
+    // Read without the lock (a running trader holds it): only a trader's run
+    // takes actions, and a backtest being written must not be waited on.
+    let run_mode = crate::journal_cmd::first_run(&dir)?.map(|run| run.run_mode);
+    if run_mode != Some(RunMode::PaperLive) {
+        bail!(
+            "{} is not a trader's journal: operator actions are for a running trader's run",
+            dir.display()
+        );
+    }
     let seq = match open_to_redrive(&dir, Durability::Always) {
         Ok((writer, events)) => append_directly(&dir, writer, events, &event)?,
         Err(JournalError::Locked { .. }) => hand_to_trader(&dir, &request, args.wait)?,
@@ -181,16 +190,6 @@ fn append_directly(
     if writer.recovered().is_some() {
         bail!(
             "{} ends in a torn tail (an interrupted append): start the trader (anx paper) to repair it, then act while it runs",
-            dir.display()
-        );
-    }
-    let run_mode = events.iter().find_map(|e| match &e.event {
-        Event::RunStarted(run) => Some(run.run_mode),
-        _ => None,
-    });
-    if run_mode != Some(RunMode::PaperLive) {
-        bail!(
-            "{} is not a trader's journal: operator actions are for a running trader's run",
             dir.display()
         );
     }
