@@ -1389,3 +1389,75 @@ fn a_crash_anywhere_loses_no_fill_and_creates_no_order_twice() {
         );
     }
 }
+
+/// A broker that accepts bracketed entries but never says whether their
+/// protection is there (no `BracketVerified`, no `BracketUnconfirmed`).
+struct SilentAboutBrackets(SimExchange);
+
+impl SilentAboutBrackets {
+    fn quiet(events: Vec<BrokerEvent>) -> Vec<BrokerEvent> {
+        events
+            .into_iter()
+            .filter(|BrokerEvent::Journal(e)| !matches!(e, Event::BracketVerified(_)))
+            .collect()
+    }
+}
+
+impl Broker for SilentAboutBrackets {
+    fn place(&mut self, order_seq: Seq, order: &OrderPlaced) -> Vec<BrokerEvent> {
+        SilentAboutBrackets::quiet(self.0.place(order_seq, order))
+    }
+    sim_lookups!();
+    fn on_candle(&mut self, candle: &Candle) -> Vec<BrokerEvent> {
+        self.0.on_candle(candle)
+    }
+    fn cancel(&mut self, client_order_id: &str, reason: &str) -> Vec<BrokerEvent> {
+        self.0.cancel(client_order_id, reason)
+    }
+}
+
+#[test]
+fn protection_not_confirmed_in_time_fails_the_symbol_closed() {
+    let items = inputs();
+    let temp = tempfile::tempdir().unwrap();
+    let mut config = config();
+    // No deadline (the default): the broker's silence changes nothing.
+    let silent = |config: &Config| SilentAboutBrackets(SimExchange::new(config.clone()));
+    let (no_deadline, _) = run_with(&temp.path().join("off"), &config, silent(&config), &items);
+    assert!(!no_deadline
+        .iter()
+        .any(|e| matches!(e.event, Event::FailClosed(_))));
+    assert!(!config.canonical_text().contains("protection_confirm_s"));
+    // An hour's deadline: the first candle an hour after the acknowledgement
+    // fails the symbol closed, caused by that acknowledgement.
+    config.orders.protection_confirm_s = 3600;
+    let dir = temp.path().join("on");
+    let (events, head) = run_with(&dir, &config, silent(&config), &items);
+    let fail = position_of(&events, |e| matches!(e, Event::FailClosed(_)), "FailClosed");
+    let Event::FailClosed(failed) = &events[fail].event else {
+        unreachable!()
+    };
+    assert!(failed.reason.contains("within 3600s"), "{failed:?}");
+    let ack = events
+        .iter()
+        .find(|e| e.seq == failed.cause_seq)
+        .expect("the cause is journaled");
+    assert!(matches!(ack.event, Event::OrderAcknowledged(_)));
+    assert!(events[fail].market_ms - ack.market_ms >= 3_600_000);
+    // Then the entry is withdrawn or the position closed at market, and no
+    // entry follows.
+    let withdrawn = events[fail..]
+        .iter()
+        .any(|e| matches!(e.event, Event::CancelRequested(_)));
+    let emergency = events[fail..].iter().any(|e| {
+        matches!(&e.event, Event::Decision(d)
+            if d.outcome == (DecisionOutcome::Exit { reason: ExitReason::Emergency }))
+    });
+    assert!(withdrawn || emergency);
+    assert!(!events[fail..]
+        .iter()
+        .any(|e| matches!(&e.event, Event::OrderPlaced(o) if o.purpose == OrderPurpose::Entry)));
+    let mut again = redriving(&dir, &config, silent(&config));
+    again.redrive(&mut |_| {}).unwrap();
+    assert_eq!(again.into_writer().close().unwrap(), head);
+}

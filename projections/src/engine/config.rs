@@ -242,14 +242,29 @@ pub struct OrderConfig {
     /// canonical text, so every journaled configuration hashes as it did.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub post_only_retries_max: u32,
+    /// An entry's attached protection must be confirmed by the broker within
+    /// this many seconds (market time) of the entry's acknowledgement, or the
+    /// symbol fails closed (the entry withdrawn, a position closed at market).
+    /// 0 (added later; the old behaviour): no deadline, the broker's own
+    /// answer decides. Left out of the canonical text at 0.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub protection_confirm_s: u64,
 }
 
 /// Retries of a crossed post-only entry beyond this are a misconfiguration:
 /// a limit that keeps crossing is chasing the market.
 const POST_ONLY_RETRIES_LIMIT: u32 = 5;
 
+/// Longer than a day unconfirmed is not a deadline: a position that long
+/// without protection is what the deadline exists to prevent.
+const PROTECTION_CONFIRM_S_MAX: u64 = 86_400;
+
 /// A field at its "added later, old behaviour" default is not written.
 fn is_zero(value: &u32) -> bool {
+    *value == 0
+}
+
+fn is_zero_u64(value: &u64) -> bool {
     *value == 0
 }
 
@@ -868,6 +883,13 @@ impl Config {
 
     fn validate_orders_and_exchange(&self, v: &mut Validator) {
         v.at_least("orders.entry_ttl_bars", self.orders.entry_ttl_bars, 1);
+        if self.orders.protection_confirm_s > PROTECTION_CONFIRM_S_MAX {
+            v.fail(
+                "orders.protection_confirm_s",
+                &self.orders.protection_confirm_s.to_string(),
+                &format!("at most {PROTECTION_CONFIRM_S_MAX} (a day)"),
+            );
+        }
         if self.orders.post_only_retries_max > POST_ONLY_RETRIES_LIMIT {
             v.fail(
                 "orders.post_only_retries_max",

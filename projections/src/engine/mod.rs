@@ -107,6 +107,9 @@ struct SymbolMemory {
     /// (a crossed post-only limit), and how many re-pricings led to it.
     entry_decision: Option<Decision>,
     reprices: u32,
+    /// An acknowledged entry whose protection the broker has not confirmed
+    /// yet: (client order id, the acknowledgement's seq and market time).
+    awaiting_protection: Option<(String, Seq, UnixMs)>,
 }
 
 /// The decision core for one run.
@@ -159,6 +162,7 @@ impl Engine {
                 last_exit: None,
                 entry_decision: None,
                 reprices: 0,
+                awaiting_protection: None,
             };
             self.symbols.insert(symbol.to_string(), memory);
         }
@@ -187,9 +191,16 @@ impl Engine {
             }
             Event::OrderPlaced(o) => self.observe_order_placed(o, market_ms),
             Event::Decision(d) => self.observe_decision(d),
+            Event::OrderAcknowledged(e) => self.observe_ack(projection, market_ms, e),
+            Event::BracketVerified(e) => self.protection_answered(projection, &e.client_order_id),
+            Event::BracketUnconfirmed(e) => {
+                self.protection_answered(projection, &e.client_order_id)
+            }
+            Event::FailClosed(e) => self.memory(&e.symbol).awaiting_protection = None,
             Event::Fill(f) => self.observe_fill(projection, f)?,
             Event::TradeClosed(t) => {
                 let memory = self.memory(&t.symbol);
+                memory.awaiting_protection = None;
                 memory.last_exit = Some((t.exit_ms, t.net_pnl > Decimal::ZERO));
                 memory.bracket = None;
                 memory.highest_since_entry = None;
@@ -232,6 +243,43 @@ impl Engine {
             memory.reprices = if repriced { memory.reprices + 1 } else { 0 };
             memory.entry_decision = Some(d.clone());
         }
+    }
+
+    /// An entry with a bracket, acknowledged: its protection is awaited.
+    fn observe_ack(&mut self, projection: &Projection, market_ms: UnixMs, e: &OrderAcknowledged) {
+        let Some(order) = projection.state.orders.get(&e.client_order_id) else {
+            return;
+        };
+        if order.purpose == OrderPurpose::Entry && order.has_bracket && !order.bracket_verified {
+            let awaited = (e.client_order_id.clone(), projection.seq(), market_ms);
+            self.memory(&order.symbol.clone()).awaiting_protection = Some(awaited);
+        }
+    }
+
+    /// The broker answered about an entry's protection (either way).
+    fn protection_answered(&mut self, projection: &Projection, client_order_id: &str) {
+        let Some(order) = projection.state.orders.get(client_order_id) else {
+            return;
+        };
+        let memory = self.memory(&order.symbol.clone());
+        if memory
+            .awaiting_protection
+            .as_ref()
+            .is_some_and(|(id, ..)| id == client_order_id)
+        {
+            memory.awaiting_protection = None;
+        }
+    }
+
+    /// The awaited protection of `memory`'s entry, if its deadline has passed
+    /// at `as_of_ms`: (client order id, the acknowledgement's seq).
+    fn protection_overdue(&self, memory: &SymbolMemory, as_of_ms: UnixMs) -> Option<(String, Seq)> {
+        let deadline_ms = i64::try_from(self.config.orders.protection_confirm_s)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(1000);
+        let (id, ack_seq, ack_ms) = memory.awaiting_protection.as_ref()?;
+        (deadline_ms > 0 && as_of_ms.saturating_sub(*ack_ms) >= deadline_ms)
+            .then(|| (id.clone(), *ack_seq))
     }
 
     /// A crossed post-only entry never traded: with re-pricing on, it does not
@@ -320,6 +368,14 @@ impl Engine {
                     .is_some_and(|b| b.client_order_id == client_order_id)
             {
                 memory.bracket = None;
+            }
+            // An entry that ended with nothing filled needs no protection.
+            let awaited = memory
+                .awaiting_protection
+                .as_ref()
+                .is_some_and(|(id, ..)| id == client_order_id);
+            if !open && awaited {
+                memory.awaiting_protection = None;
             }
         }
     }
@@ -466,9 +522,12 @@ impl Engine {
             outcome: DecisionOutcome::Hold,
             config_hash: self.config_hash,
         };
+        // Protection not confirmed in time: fail closed before deciding, and
+        // let this candle's one Decision be the exit of a position.
+        let lapsed = self.fail_if_protection_lapsed(projection, memory, symbol, as_of_ms, out)?;
         let holding = !state.position.quantity.is_zero();
         if holding && !exit_pending(projection, state) {
-            let exit = self.exit_check(state, memory, candle, chandelier);
+            let exit = self.exit_check(state, memory, candle, chandelier, lapsed);
             self.decide_holding(symbol, state, exit, decision, as_of_ms, out);
         } else if state.engine.0 != EngineState::Idle || state.in_flight.is_some() || holding {
             out.push(as_of_ms, decision.into());
@@ -478,6 +537,35 @@ impl Engine {
         Ok(())
     }
 
+    /// Fails `symbol` closed if its entry's protection was not confirmed by
+    /// the deadline (`orders.protection_confirm_s`); whether it did.
+    fn fail_if_protection_lapsed(
+        &self,
+        projection: &Projection,
+        memory: &SymbolMemory,
+        symbol: &str,
+        as_of_ms: UnixMs,
+        out: &mut Out,
+    ) -> EngineResult<bool> {
+        let Some((id, ack_seq)) = self.protection_overdue(memory, as_of_ms) else {
+            return Ok(false);
+        };
+        let state = symbol_state(projection, ack_seq, symbol)?;
+        let reason = anx_journal::compact_str::format_compact!(
+            "protection not confirmed within {}s of the acknowledgement",
+            self.config.orders.protection_confirm_s
+        );
+        let u = Unprotected {
+            seq: ack_seq,
+            symbol,
+            client_order_id: &id,
+            reason: &reason,
+            as_of_ms,
+        };
+        fail_unprotected(projection, state, u, out);
+        Ok(true)
+    }
+
     /// Why an open position with no exit working must go now, if it must.
     fn exit_check(
         &self,
@@ -485,6 +573,7 @@ impl Engine {
         memory: &SymbolMemory,
         candle: &Candle,
         chandelier: Option<Decimal>,
+        protection_lapsed: bool,
     ) -> Option<(ExitReason, RiskCheck)> {
         // The stop traded through but the position is still open: the stop-limit
         // did not fill (a gap past its limit). The position is naked.
@@ -492,7 +581,7 @@ impl Engine {
             .bracket
             .as_ref()
             .is_some_and(|b| candle.low <= b.stop_trigger);
-        let unprotected = state.engine.0 == EngineState::FailClosed;
+        let unprotected = state.engine.0 == EngineState::FailClosed || protection_lapsed;
         let trailing_hit =
             self.config.exits.chandelier_enabled && chandelier.is_some_and(|c| candle.close < c);
         if stop_failed || unprotected {
@@ -1111,37 +1200,7 @@ impl Engine {
         } = u;
         let state = symbol_state(projection, seq, symbol)?;
         // The broker's `BracketUnconfirmed` (journaled at `seq`) is the cause.
-        let fail_seq = out.push(
-            as_of_ms,
-            FailClosed {
-                symbol: symbol.to_string(),
-                cause_seq: seq,
-                reason: reason.to_string(),
-            }
-            .into(),
-        );
-        let from = state.engine.0;
-        if matches!(
-            from,
-            EngineState::EntryPending | EngineState::PositionOpen | EngineState::Reconcile
-        ) {
-            out.transition(
-                as_of_ms,
-                symbol,
-                from,
-                EngineState::FailClosed,
-                "protection not confirmed",
-                fail_seq,
-            );
-        }
-        let order_seq = projection
-            .links
-            .orders
-            .get(client_order_id)
-            .map(|l| l.order_seq);
-        if let Some(order_seq) = order_seq {
-            withdraw_unfilled_entry(projection, client_order_id, order_seq, as_of_ms, out);
-        }
+        fail_unprotected(projection, state, u, out);
         if !state.position.quantity.is_zero() {
             // A position comes from an entry decided on a candle: one is there.
             let candle_seq = last_candle(projection, seq, symbol)?;
@@ -1370,6 +1429,47 @@ fn symbol_state<'p>(
         .symbols
         .get(symbol)
         .ok_or_else(|| EngineError::new(seq, EngineFault::UnknownSymbol, symbol.to_string()))
+}
+
+/// A symbol whose entry's protection is not confirmed fails closed: the
+/// `FailClosed` (caused by `u.seq`), the move to FAIL_CLOSED, and the
+/// withdrawal of the entry if it has not filled. (Closing a position is the
+/// caller's: inside a candle's step, its one Decision is that exit.)
+fn fail_unprotected(
+    projection: &Projection,
+    state: &crate::model::SymbolState,
+    u: Unprotected,
+    out: &mut Out,
+) {
+    let fail = FailClosed {
+        symbol: u.symbol.to_string(),
+        cause_seq: u.seq,
+        reason: u.reason.to_string(),
+    };
+    let fail_seq = out.push(u.as_of_ms, fail.into());
+    let from = state.engine.0;
+    if matches!(
+        from,
+        EngineState::EntryPending | EngineState::PositionOpen | EngineState::Reconcile
+    ) {
+        let why = "protection not confirmed";
+        out.transition(
+            u.as_of_ms,
+            u.symbol,
+            from,
+            EngineState::FailClosed,
+            why,
+            fail_seq,
+        );
+    }
+    let order_seq = projection
+        .links
+        .orders
+        .get(u.client_order_id)
+        .map(|l| l.order_seq);
+    if let Some(order_seq) = order_seq {
+        withdraw_unfilled_entry(projection, u.client_order_id, order_seq, u.as_of_ms, out);
+    }
 }
 
 /// Asks the broker to cancel an unprotected entry that has not filled: it
