@@ -31,6 +31,19 @@ macro_rules! sim_lookups {
     };
 }
 
+/// The `Broker` methods by which a test broker wrapping a `SimExchange`
+/// lets it work candles and cancels exactly as it does.
+macro_rules! sim_work {
+    () => {
+        fn on_candle(&mut self, candle: &Candle) -> Vec<BrokerEvent> {
+            self.0.on_candle(candle)
+        }
+        fn cancel(&mut self, client_order_id: &str, reason: &str) -> Vec<BrokerEvent> {
+            self.0.cancel(client_order_id, reason)
+        }
+    };
+}
+
 const RUN_ID: &str = "redrive1";
 
 /// The paper trader's 1h test configuration (active enough to trade in days).
@@ -818,12 +831,7 @@ impl Broker for RejectsEntries {
         }))]
     }
     sim_lookups!();
-    fn on_candle(&mut self, candle: &Candle) -> Vec<BrokerEvent> {
-        self.0.on_candle(candle)
-    }
-    fn cancel(&mut self, client_order_id: &str, reason: &str) -> Vec<BrokerEvent> {
-        self.0.cancel(client_order_id, reason)
-    }
+    sim_work!();
 }
 
 #[test]
@@ -1408,12 +1416,7 @@ impl Broker for SilentAboutBrackets {
         SilentAboutBrackets::quiet(self.0.place(order_seq, order))
     }
     sim_lookups!();
-    fn on_candle(&mut self, candle: &Candle) -> Vec<BrokerEvent> {
-        self.0.on_candle(candle)
-    }
-    fn cancel(&mut self, client_order_id: &str, reason: &str) -> Vec<BrokerEvent> {
-        self.0.cancel(client_order_id, reason)
-    }
+    sim_work!();
 }
 
 #[test]
