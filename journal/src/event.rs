@@ -369,6 +369,18 @@ pub struct BracketUnconfirmed {
     pub reason: String,
 }
 
+/// Where a real broker's answer came from, journaled right after it: the
+/// broker's own time for it and the BLAKE3 of the raw response it was read
+/// from (the response itself is not kept; with it, anyone can prove which
+/// bytes the answer was taken from).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnswerReceipt {
+    /// The answer this is the receipt of: the event just before it.
+    pub answer_seq: Seq,
+    pub broker_time_ms: UnixMs,
+    pub raw_blake3: Hash32,
+}
+
 /// Both attached legs of an entry were seen live at the broker.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BracketVerified {
@@ -683,6 +695,7 @@ pub enum EventKind {
     OperatorAction = 20,
     CancelRequested = 21,
     BracketUnconfirmed = 22,
+    AnswerReceipt = 23,
 }
 
 /// What an event is to the step that journals it: the one table
@@ -778,6 +791,7 @@ impl EventKind {
             | EventKind::OrderCancelled
             | EventKind::BracketVerified
             | EventKind::BracketUnconfirmed
+            | EventKind::AnswerReceipt
             | EventKind::Fill => EventRole::BrokerAnswer,
             EventKind::Decision
             | EventKind::OrderPlaced
@@ -894,6 +908,7 @@ events!(
     OperatorAction,
     CancelRequested,
     BracketUnconfirmed,
+    AnswerReceipt,
 );
 
 /// Appends bincode output straight onto a `Vec` (cheaper than going through
@@ -971,6 +986,7 @@ mod tests {
             (K::OperatorAction, R::Input),
             (K::CancelRequested, R::StepOutput),
             (K::BracketUnconfirmed, R::BrokerAnswer),
+            (K::AnswerReceipt, R::BrokerAnswer),
         ]
     };
 

@@ -52,6 +52,7 @@ pub fn golden_events() -> Vec<(UnixMs, Event)> {
         golden_position(&ids),
         golden_take_profit(&ids),
         golden_failures(&ids),
+        golden_late_answers(&ids),
         golden_closing(&ids),
     ];
     parts.into_iter().flatten().collect()
@@ -408,8 +409,9 @@ fn golden_failures(_ids: &GoldenIds) -> Vec<(UnixMs, Event)> {
     ]
 }
 
-/// Golden events: a feed fault, unconfirmed protection and its cancel request, an operator's halt and the run's end.
-fn golden_closing(_ids: &GoldenIds) -> Vec<(UnixMs, Event)> {
+/// Golden events: a feed fault, unconfirmed protection with its receipt and
+/// its cancel request.
+fn golden_late_answers(_ids: &GoldenIds) -> Vec<(UnixMs, Event)> {
     vec![
         (
             t(24),
@@ -434,6 +436,15 @@ fn golden_closing(_ids: &GoldenIds) -> Vec<(UnixMs, Event)> {
         ),
         (
             t(24),
+            AnswerReceipt {
+                answer_seq: 24,
+                broker_time_ms: t(24) - 1_500,
+                raw_blake3: Hash32(*blake3::hash(b"{\"success\":true}").as_bytes()),
+            }
+            .into(),
+        ),
+        (
+            t(24),
             CancelRequested {
                 client_order_id: "ANX4_run00001_BTCUSD_20240102T0000_00000002".into(),
                 order_seq: 23,
@@ -441,6 +452,12 @@ fn golden_closing(_ids: &GoldenIds) -> Vec<(UnixMs, Event)> {
             }
             .into(),
         ),
+    ]
+}
+
+/// Golden events: an operator's halt and the run's end.
+fn golden_closing(_ids: &GoldenIds) -> Vec<(UnixMs, Event)> {
+    vec![
         (
             t(24),
             OperatorAction {

@@ -507,6 +507,15 @@ fn later_events() -> impl Strategy<Value = Event> {
                 reason,
             })
         }),
+        (any::<u64>(), any::<i64>(), any::<[u8; 32]>()).prop_map(
+            |(answer_seq, broker_time_ms, raw)| {
+                Event::AnswerReceipt(AnswerReceipt {
+                    answer_seq,
+                    broker_time_ms,
+                    raw_blake3: Hash32(raw),
+                })
+            }
+        ),
         (text(), any::<u64>(), text()).prop_map(|(client_order_id, order_seq, reason)| {
             Event::BracketUnconfirmed(BracketUnconfirmed {
                 client_order_id,

@@ -431,6 +431,9 @@ pub struct Links {
     /// When the newest fill was journaled: where a restart asks the broker
     /// to resume its answers from (`Pipeline::resync_broker`).
     pub last_fill_ms: Option<UnixMs>,
+    /// The seq of the newest broker answer (not a receipt): the one an
+    /// `AnswerReceipt` right after it describes.
+    pub last_answer_seq: Option<Seq>,
     /// Live trader sessions: where each started or stopped, and why.
     pub sessions: Vec<SessionNote>,
     /// Symbol → feed outages journaled (live runs; outside the hashed state,

@@ -38,6 +38,22 @@ use std::collections::{BTreeMap, BTreeSet};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BrokerEvent {
     Journal(Event),
+    /// A real broker's answer with where it came from: journaled, then its
+    /// `AnswerReceipt` (the broker's time, the BLAKE3 of the raw response).
+    Received {
+        event: Event,
+        broker_time_ms: UnixMs,
+        raw_blake3: anx_journal::codec::Hash32,
+    },
+}
+
+impl BrokerEvent {
+    /// The answer itself.
+    pub fn event(&self) -> &Event {
+        match self {
+            BrokerEvent::Journal(event) | BrokerEvent::Received { event, .. } => event,
+        }
+    }
 }
 
 /// A broker the engine's orders go to.

@@ -47,6 +47,9 @@ pub enum PipelineError {
 const WORK_PER_STEP_MAX: usize = 4096;
 
 /// One piece of a step's work, owned so it can wait on the stack.
+// Work lives for one step on a short stack; boxing the large answer variant
+// would cost an allocation per broker answer to save a few hundred bytes.
+#[allow(clippy::large_enum_variant)]
 enum Work {
     /// A journaled order goes to the broker.
     HandOver(Seq, OrderPlaced),
@@ -315,7 +318,14 @@ impl<B: Broker> Pipeline<B> {
         answer: BrokerEvent,
         as_of_ms: UnixMs,
     ) -> Result<Vec<Work>, PipelineError> {
-        let BrokerEvent::Journal(event) = answer;
+        let (event, receipt) = match answer {
+            BrokerEvent::Journal(event) => (event, None),
+            BrokerEvent::Received {
+                event,
+                broker_time_ms,
+                raw_blake3,
+            } => (event, Some((broker_time_ms, raw_blake3))),
+        };
         // The order's symbol, read before the event ends the order.
         let ended = match &event {
             Event::OrderCancelled(e) => Some((e.client_order_id.clone(), None)),
@@ -335,6 +345,14 @@ impl<B: Broker> Pipeline<B> {
             _ => None,
         };
         let seq = self.append(as_of_ms, &event)?;
+        if let Some((broker_time_ms, raw_blake3)) = receipt {
+            let receipt = AnswerReceipt {
+                answer_seq: seq,
+                broker_time_ms,
+                raw_blake3,
+            };
+            self.append(as_of_ms, &Event::AnswerReceipt(receipt))?;
+        }
         Ok(match (event, ended, symbol) {
             (Event::Fill(fill), _, _) => vec![Work::React(Reaction::Fill { seq, fill })],
             (Event::BracketUnconfirmed(e), _, _) => match unconfirmed_symbol {
@@ -428,14 +446,36 @@ impl<B: Broker> Pipeline<B> {
     /// about `client_order_id` are the journaled broker answers that come
     /// next and name that order (up to the first event that is not one).
     fn journaled_answers(&self, client_order_id: &str) -> Vec<BrokerEvent> {
-        self.journaled
-            .iter()
-            .take_while(|stored| {
-                stored.event.kind().role() == EventRole::BrokerAnswer
-                    && answer_order(&stored.event) == Some(client_order_id)
-            })
-            .map(|stored| BrokerEvent::Journal(stored.event.clone()))
-            .collect()
+        let mut answers = Vec::new();
+        let mut at = 0;
+        while let Some(stored) = self.journaled.get(at) {
+            let about = stored.event.kind().role() == EventRole::BrokerAnswer
+                && answer_order(&stored.event) == Some(client_order_id);
+            if !about {
+                break;
+            }
+            let (answer, used) = self.journaled_answer(at);
+            answers.push(answer);
+            at += used;
+        }
+        answers
+    }
+
+    /// The journaled answer at `at` in the queue, with its receipt if one
+    /// follows it; and how many journaled events that is.
+    fn journaled_answer(&self, at: usize) -> (BrokerEvent, usize) {
+        let event = self.journaled[at].event.clone();
+        match self.journaled.get(at + 1).map(|s| &s.event) {
+            Some(Event::AnswerReceipt(r)) if r.answer_seq == self.journaled[at].seq => (
+                BrokerEvent::Received {
+                    event,
+                    broker_time_ms: r.broker_time_ms,
+                    raw_blake3: r.raw_blake3,
+                },
+                2,
+            ),
+            _ => (BrokerEvent::Journal(event), 1),
+        }
     }
 
     /// The broker's answers that arrived since the last poll, each journaled
@@ -469,8 +509,7 @@ impl<B: Broker> Pipeline<B> {
     ) -> Result<usize, PipelineError> {
         let mut journaled = 0;
         for answer in answers {
-            let BrokerEvent::Journal(event) = &answer;
-            if self.already_journaled(event) {
+            if self.already_journaled(answer.event()) {
                 self.answers_repeated += 1;
                 continue;
             }
@@ -637,7 +676,7 @@ impl<B: Broker> Pipeline<B> {
                 // starts its own step – taken as journaled, reacted to again.
                 EventRole::BrokerAnswer if !self.broker.answers_reproducible() => {
                     self.journaled.push_front(next);
-                    let answer = BrokerEvent::Journal(self.journaled[0].event.clone());
+                    let (answer, _) = self.journaled_answer(0);
                     self.drain(vec![Work::Answer(answer)], market_ms)?
                 }
                 EventRole::BrokerAnswer | EventRole::StepOutput => {

@@ -83,7 +83,7 @@ fn market_exit(symbol: &str) -> OrderPlaced {
 fn journal(events: Vec<BrokerEvent>) -> Vec<Event> {
     events
         .into_iter()
-        .map(|BrokerEvent::Journal(event)| event)
+        .map(|answer| answer.event().clone())
         .collect()
 }
 

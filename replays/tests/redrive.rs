@@ -1139,6 +1139,9 @@ struct Remote {
     /// The newest bar it matched, per symbol: it works each bar once, whether
     /// the trader journals it now or after a restart.
     matched_to: std::collections::BTreeMap<String, UnixMs>,
+    /// Its answers come with their receipts (the exchange's time, the BLAKE3
+    /// of the raw response), as a real exchange's do.
+    receipts: bool,
 }
 
 impl Remote {
@@ -1161,6 +1164,7 @@ impl Remote {
             history: Vec::new(),
             creates: Default::default(),
             matched_to: Default::default(),
+            receipts: false,
         }
     }
 }
@@ -1205,7 +1209,21 @@ impl Broker for Remote {
             return Vec::new();
         }
         *matched = candle.open_ms;
-        let worked = self.sim.on_candle(candle);
+        let mut worked = self.sim.on_candle(candle);
+        if self.receipts {
+            worked = worked
+                .into_iter()
+                .map(|answer| {
+                    let event = answer.event().clone();
+                    let raw = format!("{event:?}");
+                    BrokerEvent::Received {
+                        event,
+                        broker_time_ms: candle.close_ms() - 1,
+                        raw_blake3: Hash32(*blake3::hash(raw.as_bytes()).as_bytes()),
+                    }
+                })
+                .collect();
+        }
         self.history.extend(worked.iter().cloned());
         self.pending.extend(worked);
         Vec::new()
@@ -1406,7 +1424,7 @@ impl SilentAboutBrackets {
     fn quiet(events: Vec<BrokerEvent>) -> Vec<BrokerEvent> {
         events
             .into_iter()
-            .filter(|BrokerEvent::Journal(e)| !matches!(e, Event::BracketVerified(_)))
+            .filter(|answer| !matches!(answer.event(), Event::BracketVerified(_)))
             .collect()
     }
 }
@@ -1463,4 +1481,51 @@ fn protection_not_confirmed_in_time_fails_the_symbol_closed() {
     let mut again = redriving(&dir, &config, silent(&config));
     again.redrive(&mut |_| {}).unwrap();
     assert_eq!(again.into_writer().close().unwrap(), head);
+}
+
+#[test]
+fn a_real_brokers_answers_carry_their_receipts() {
+    let config = config();
+    let items = inputs();
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("receipts");
+    let mut broker = Remote::new(&config);
+    broker.receipts = true;
+    let mut p = started(&dir, &config, broker);
+    feed_polling(&mut p, &items);
+    let head = p.into_writer().close().unwrap();
+    let events = read_journal(&dir);
+    // Every polled answer is followed by its receipt, naming it.
+    let receipts: Vec<usize> = (0..events.len())
+        .filter(|&i| matches!(events[i].event, Event::AnswerReceipt(_)))
+        .collect();
+    assert!(!receipts.is_empty());
+    for &i in &receipts {
+        let Event::AnswerReceipt(r) = &events[i].event else {
+            unreachable!()
+        };
+        assert_eq!(r.answer_seq, events[i - 1].seq);
+        assert_eq!(events[i - 1].event.kind().role(), EventRole::BrokerAnswer);
+    }
+    let fills = events
+        .iter()
+        .filter(|e| matches!(e.event, Event::Fill(_)))
+        .count();
+    assert!(fills > 0 && receipts.len() >= fills);
+    // Re-driven from the journal (answers and receipts), never asking.
+    let mut again = redriving(&dir, &config, Remote::new(&config));
+    again.redrive(&mut |_| {}).unwrap();
+    assert_eq!(again.broker.asked, 0);
+    assert_eq!(again.into_writer().close().unwrap(), head);
+    // A receipt anywhere but right after a broker answer is refused.
+    let mut projection = anx_projections::Projection::new();
+    let misplaced = receipts[0] - 1;
+    for e in &events[..misplaced] {
+        projection.apply(e.seq, e.market_ms, &e.event).unwrap();
+    }
+    let stray = events[receipts[0]].event.clone();
+    let refused = projection
+        .apply(misplaced as Seq + 1, events[misplaced].market_ms, &stray)
+        .unwrap_err();
+    assert!(refused.detail.contains("not a broker answer"), "{refused}");
 }

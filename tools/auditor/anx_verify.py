@@ -578,6 +578,7 @@ _KINDS_TEXT = """
 | 20 | OperatorAction | command OperatorCommand, symbol str, operator str, reason str |
 | 21 | CancelRequested | client_order_id str, order_seq seq, reason str |
 | 22 | BracketUnconfirmed | client_order_id str, order_seq seq, reason str |
+| 23 | AnswerReceipt | answer_seq seq, broker_time_ms ms, raw_blake3 hash |
 """
 
 Fields = list[tuple[str, str]]

@@ -127,6 +127,10 @@ impl Projection {
         run::check_phase(&self.state, seq, event)?;
         self.dispatch(seq, market_ms, event)?;
         run::extend_span(&mut self.state, market_ms, event);
+        let kind = event.kind();
+        if kind.role() == EventRole::BrokerAnswer && kind != EventKind::AnswerReceipt {
+            self.links.last_answer_seq = Some(seq);
+        }
         #[cfg(test)]
         {
             self.state.simulated_future_figure += 1;
@@ -155,6 +159,7 @@ impl Projection {
             Event::BracketVerified(e) => orders::bracket_verified(self, seq, e)?,
             Event::CancelRequested(e) => orders::cancel_requested(self, seq, e)?,
             Event::BracketUnconfirmed(e) => orders::bracket_unconfirmed(self, seq, e)?,
+            Event::AnswerReceipt(e) => orders::answer_receipt(self, seq, e)?,
             Event::Fill(e) => positions::fill(self, seq, market_ms, e)?,
             Event::Reconciliation(e) => positions::reconciliation(self, seq, e)?,
             Event::TradeClosed(e) => trades::closed(self, seq, market_ms, e)?,

@@ -259,6 +259,22 @@ pub(super) fn bracket_unconfirmed(p: &Projection, seq: Seq, e: &BracketUnconfirm
     Ok(())
 }
 
+/// A receipt follows the broker answer it describes, right after it.
+pub(super) fn answer_receipt(p: &Projection, seq: Seq, e: &AnswerReceipt) -> FoldResult {
+    let previous = p.links.seq;
+    if e.answer_seq != previous || p.links.last_answer_seq != Some(previous) {
+        return fail(
+            seq,
+            Rule::OrderLifecycle,
+            format!(
+                "receipt of seq {}, but the event before it (seq {previous}) is not a broker answer",
+                e.answer_seq
+            ),
+        );
+    }
+    Ok(())
+}
+
 /// A cancel request names a working order, by its seq. It changes nothing
 /// yet: the broker's `OrderCancelled` ends the order.
 pub(super) fn cancel_requested(p: &Projection, seq: Seq, e: &CancelRequested) -> FoldResult {
