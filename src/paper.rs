@@ -41,7 +41,7 @@ use anx_projections::engine::config::Config;
 use anx_projections::engine::risk::{self, is_stale};
 use anx_projections::engine::Engine;
 use anx_replays::data::{BarFolder, Item, SourceBar};
-use anx_replays::exchange::{Broker, SimExchange, SimIds};
+use anx_replays::exchange::{SimExchange, SimIds};
 use anx_replays::pipeline::{open_to_redrive, Pipeline};
 use anyhow::{anyhow, bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -253,70 +253,12 @@ impl Trader {
         Ok(self.pipeline.append_side(self.now_ms, &event)?)
     }
 
-    /// Compares the broker's positions and open orders with the journal's.
-    /// `always` journals the outcome even when they agree (at start-up); in
-    /// the loop only a disagreement is journaled. A position the broker does
-    /// not confirm fails the symbol closed. What is journaled carries market
-    /// time `market_ms`.
+    /// Compares the broker's positions and open orders with the journal's
+    /// (`Pipeline::reconcile`); a disagreement is logged here, journaled there.
     fn reconcile(&mut self, always: bool, market_ms: UnixMs) -> Result<()> {
-        use anx_projections::engine::order::{prefix, symbol_prefix};
-        let run_id = self.run().run_id.clone();
-        let broker_orders = self.pipeline.broker.open_orders(&prefix(&run_id));
         let symbols: Vec<String> = self.feeds.iter().map(|f| f.symbol.clone()).collect();
-        for symbol in symbols {
-            let state = &self.pipeline.projection.state;
-            let ours = state
-                .symbols
-                .get(&symbol)
-                .map(|s| s.position.quantity)
-                .unwrap_or_default();
-            let theirs = self.pipeline.broker.position(&symbol);
-            let our_open: Vec<String> = state
-                .open_orders(&symbol)
-                .map(|o| o.client_order_id.clone())
-                .collect();
-            let ours_prefix = symbol_prefix(&run_id, &symbol);
-            let their_open: Vec<String> = broker_orders
-                .iter()
-                .filter(|id| id.starts_with(&ours_prefix))
-                .cloned()
-                .collect();
-            let agree = ours == theirs;
-            if agree && !always {
-                continue;
-            }
-            let detail = if agree {
-                "positions agree".to_string()
-            } else {
-                format!("the broker holds {theirs} {symbol}, the journal's fills say {ours}")
-            };
-            let seq = self.pipeline.append_side(
-                market_ms,
-                &Event::Reconciliation(Reconciliation {
-                    symbol: symbol.clone(),
-                    broker_position: theirs,
-                    our_position: ours,
-                    broker_open_orders: their_open,
-                    our_open_orders: our_open,
-                    outcome: if agree {
-                        ReconcileOutcome::Match
-                    } else {
-                        ReconcileOutcome::Mismatch
-                    },
-                    detail: detail.clone(),
-                }),
-            )?;
-            if !agree {
-                tracing::error!("{symbol}: {detail}; failing closed");
-                self.pipeline.append_side(
-                    market_ms,
-                    &Event::FailClosed(FailClosed {
-                        symbol: symbol.clone(),
-                        cause_seq: seq,
-                        reason: format!("reconciliation mismatch: {detail}"),
-                    }),
-                )?;
-            }
+        for (symbol, detail) in self.pipeline.reconcile(&symbols, always, market_ms)? {
+            tracing::error!("{symbol}: {detail}; failing closed");
         }
         Ok(())
     }

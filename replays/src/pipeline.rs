@@ -629,6 +629,74 @@ impl<B: Broker> Pipeline<B> {
         self.drain(placed, as_of_ms)
     }
 
+    /// Compares the broker's positions and open orders of `symbols` with the
+    /// journal's, journaling a `Reconciliation` for each symbol where they
+    /// disagree (for every symbol when `always`, as at start-up). A position
+    /// the broker does not confirm – or one it holds that the journal does not
+    /// know – fails the symbol closed (`FailClosed` caused by that
+    /// reconciliation). Returns the symbols that disagreed, and why.
+    pub fn reconcile(
+        &mut self,
+        symbols: &[String],
+        always: bool,
+        market_ms: UnixMs,
+    ) -> Result<Vec<(String, String)>, PipelineError> {
+        use anx_projections::engine::order::symbol_prefix;
+        let run_id = self.projection.state.run.as_ref().map(|r| r.run_id.clone());
+        let broker_orders = self.broker.open_orders(&self.order_prefix);
+        let mut disagreed = Vec::new();
+        for symbol in symbols {
+            let ours = self
+                .projection
+                .state
+                .symbols
+                .get(symbol)
+                .map(|s| s.position.quantity);
+            let ours = ours.unwrap_or_default();
+            let theirs = self.broker.position(symbol);
+            let agree = ours == theirs;
+            if agree && !always {
+                continue;
+            }
+            let prefix = symbol_prefix(run_id.as_deref().unwrap_or_default(), symbol);
+            let their_open = broker_orders
+                .iter()
+                .filter(|id| id.starts_with(&prefix))
+                .cloned();
+            let detail = if agree {
+                "positions agree".to_string()
+            } else {
+                format!("the broker holds {theirs} {symbol}, the journal's fills say {ours}")
+            };
+            let reconciliation = Reconciliation {
+                symbol: symbol.clone(),
+                broker_position: theirs,
+                our_position: ours,
+                broker_open_orders: their_open.collect(),
+                our_open_orders: (self.projection.state.open_orders(symbol))
+                    .map(|o| o.client_order_id.clone())
+                    .collect(),
+                outcome: if agree {
+                    ReconcileOutcome::Match
+                } else {
+                    ReconcileOutcome::Mismatch
+                },
+                detail: detail.clone(),
+            };
+            let seq = self.append_side(market_ms, &Event::Reconciliation(reconciliation))?;
+            if !agree {
+                let fail = FailClosed {
+                    symbol: symbol.clone(),
+                    cause_seq: seq,
+                    reason: format!("reconciliation mismatch: {detail}"),
+                };
+                self.append_side(market_ms, &Event::FailClosed(fail))?;
+                disagreed.push((symbol.clone(), detail));
+            }
+        }
+        Ok(disagreed)
+    }
+
     /// A data-quality finding known at `market_ms`.
     pub fn finding(
         &mut self,

@@ -1142,6 +1142,9 @@ struct Remote {
     /// Its answers come with their receipts (the exchange's time, the BLAKE3
     /// of the raw response), as a real exchange's do.
     receipts: bool,
+    /// Base units someone traded by hand on the account: a position the
+    /// journal cannot know.
+    by_hand: rust_decimal::Decimal,
 }
 
 impl Remote {
@@ -1165,6 +1168,7 @@ impl Remote {
             creates: Default::default(),
             matched_to: Default::default(),
             receipts: false,
+            by_hand: rust_decimal::Decimal::ZERO,
         }
     }
 }
@@ -1196,7 +1200,7 @@ impl Broker for Remote {
         self.sim.existing(order_seq, order)
     }
     fn position(&self, symbol: &str) -> rust_decimal::Decimal {
-        self.sim.position(symbol)
+        self.sim.position(symbol) + self.by_hand
     }
     fn on_candle(&mut self, candle: &Candle) -> Vec<BrokerEvent> {
         // The exchange's own matching, each bar once: answers wait for a poll.
@@ -1528,4 +1532,45 @@ fn a_real_brokers_answers_carry_their_receipts() {
         .apply(misplaced as Seq + 1, events[misplaced].market_ms, &stray)
         .unwrap_err();
     assert!(refused.detail.contains("not a broker answer"), "{refused}");
+}
+
+#[test]
+fn a_position_the_journal_does_not_know_fails_the_symbol_closed() {
+    let config = config();
+    let items = inputs();
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("by-hand");
+    let mut p = started(&dir, &config, Remote::new(&config));
+    let symbols = vec!["BTC-USD".to_string()];
+    let half = items.len() / 2;
+    feed_polling(&mut p, &items[..half]);
+    // At start-up every symbol's outcome is journaled; they agree.
+    let now = p.projection.state.last_market_ms.unwrap();
+    assert!(p.reconcile(&symbols, true, now).unwrap().is_empty());
+    let events = read_journal(&dir);
+    assert!(matches!(&events.last().unwrap().event,
+        Event::Reconciliation(r) if r.outcome == ReconcileOutcome::Match));
+    // Someone buys by hand on the account: the next reconciliation sees a
+    // position the journal does not know and fails the symbol closed.
+    p.broker.by_hand = rust_decimal::Decimal::new(1, 3);
+    let disagreed = p.reconcile(&symbols, false, now).unwrap();
+    assert_eq!(disagreed.len(), 1, "{disagreed:?}");
+    let events = read_journal(&dir);
+    let n = events.len();
+    let Event::Reconciliation(r) = &events[n - 2].event else {
+        panic!("{:?}", events[n - 2].event)
+    };
+    assert_eq!(r.outcome, ReconcileOutcome::Mismatch);
+    assert_eq!(
+        r.broker_position - r.our_position,
+        rust_decimal::Decimal::new(1, 3)
+    );
+    assert!(matches!(&events[n - 1].event,
+        Event::FailClosed(f) if f.cause_seq == events[n - 2].seq));
+    // No entry on the symbol from then on.
+    feed_polling(&mut p, &items[half..]);
+    let after = read_journal(&dir);
+    assert!(!after[n..]
+        .iter()
+        .any(|e| matches!(&e.event, Event::OrderPlaced(o) if o.purpose == OrderPurpose::Entry)));
 }
