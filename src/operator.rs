@@ -193,6 +193,18 @@ fn append_directly(
             dir.display()
         );
     }
+    let waiting = matches!(
+        events.last().map(|e| &e.event),
+        Some(Event::OperatorReset(_) | Event::OperatorAction(_))
+    );
+    if waiting {
+        // Its step runs when the trader starts; a second one appended after
+        // it would stand where the first one's reaction belongs.
+        bail!(
+            "an operator action already waits in {} for the trader's next start: start it (anx paper) and act while it runs",
+            dir.display()
+        );
+    }
     if !ends_in_clean_stop(&events) {
         bail!(
             "the trader of {} did not stop cleanly, so its last step may be unfinished: start it (anx paper) and act while it runs",

@@ -42,7 +42,7 @@ use anx_projections::engine::risk::{self, is_stale};
 use anx_projections::engine::Engine;
 use anx_replays::data::{BarFolder, Item, SourceBar};
 use anx_replays::exchange::{SimExchange, SimIds};
-use anx_replays::pipeline::{open_to_redrive, Pipeline};
+use anx_replays::pipeline::{open_to_redrive, Pipeline, PipelineError};
 use anyhow::{anyhow, bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -213,40 +213,48 @@ impl Trader {
     /// reacted to in one step, and answered (its seq, or why it was refused).
     fn serve_inbox(&mut self) -> Result<()> {
         for (answer_path, request) in crate::operator::take_requests(&self.journal) {
-            let answer = match self.act(request) {
-                Ok(seq) => crate::operator::Answer {
-                    seq: Some(seq),
+            let outcome = self.act(request);
+            let answer = match &outcome {
+                Ok(Ok(seq)) => crate::operator::Answer {
+                    seq: Some(*seq),
                     error: None,
+                },
+                Ok(Err(refusal)) => crate::operator::Answer {
+                    seq: None,
+                    error: Some(refusal.clone()),
                 },
                 Err(error) => crate::operator::Answer {
                     seq: None,
-                    error: Some(error),
+                    error: Some(format!("journaling failed: {error}")),
                 },
             };
             if let Err(error) = crate::operator::answer(&answer_path, &answer) {
                 tracing::warn!("cannot answer {}: {error}", answer_path.display());
+            }
+            // A journal that failed mid-step stops the trader, as anywhere.
+            if let Err(error) = outcome {
+                return Err(error.into());
             }
         }
         Ok(())
     }
 
     /// One operator request: its seq once journaled, or why it was refused
-    /// (nothing journaled). A journal failure stops the trader, as anywhere.
+    /// (nothing journaled); or the pipeline's failure, which stops the trader.
     fn act(
         &mut self,
         request: std::result::Result<crate::operator::Request, String>,
-    ) -> std::result::Result<Seq, String> {
-        let event = request.and_then(|r| r.event())?;
+    ) -> std::result::Result<std::result::Result<Seq, String>, PipelineError> {
+        let event = match request.and_then(|r| r.event()) {
+            Ok(event) => event,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
         let now_ms = self.now_ms;
-        self.pipeline
-            .projection
-            .check_next(now_ms, &event)
-            .map_err(|e| e.detail)?;
+        if let Err(refused) = self.pipeline.projection.check_next(now_ms, &event) {
+            return Ok(Err(refused.detail));
+        }
         tracing::info!("operator action: {event:?}");
-        self.pipeline.operator(now_ms, event).map_err(|e| {
-            tracing::error!("journaling an operator action failed: {e}");
-            format!("journaling failed: {e}")
-        })
+        self.pipeline.operator(now_ms, event).map(Ok)
     }
 
     fn append_side(&mut self, event: Event) -> Result<Seq> {

@@ -1019,6 +1019,11 @@ fn operator_actions_reach_a_running_trader_and_a_stopped_journal() {
                 .any(|e| matches!(e.event, Event::Session(_)))
         },
     );
+    // Start-up done (the clock is held, so nothing more arrives): two polls.
+    let polls = fake.time_requests();
+    wait_for("two polls", &journal, Duration::from_secs(30), || {
+        fake.time_requests() > polls + 1
+    });
     // Refused, with the fold's reason, and nothing journaled.
     let before = events(&journal).len();
     for (args, why) in [
@@ -1099,6 +1104,10 @@ fn operator_actions_reach_a_running_trader_and_a_stopped_journal() {
         events(&journal).last().map(|e| &e.event),
         Some(Event::OperatorAction(a)) if a.command == OperatorCommand::Resume
     ));
+    // One action waits for the trader at a time: its step belongs right after it.
+    let second = operator(&["halt", &dir, "--reason", "again"]);
+    second.assert_one_line_error(2);
+    assert!(second.stderr.contains("already waits"), "{}", second.stderr);
     let before = events(&journal).len();
     let mut trader = spawn_paper(&journal, &fake.url, &[]);
     wait_for("the restart", &journal, Duration::from_secs(60), || {

@@ -428,9 +428,13 @@ pub struct Links {
     /// Every fill journaled, by the broker's fill (trade) id, with its seq: a
     /// fill counts once, whatever a broker's answers repeat.
     pub fills: BTreeMap<String, Seq>,
-    /// When the newest fill was journaled: where a restart asks the broker
-    /// to resume its answers from (`Pipeline::resync_broker`).
-    pub last_fill_ms: Option<UnixMs>,
+    /// The seq of the newest fill.
+    pub last_fill_seq: Option<Seq>,
+    /// The broker's own time of the newest fill that came with a receipt:
+    /// where a restart asks the broker to resume its answers from
+    /// (`Pipeline::resync_broker`; in the broker's time, since a fill is
+    /// journaled later than the broker made it).
+    pub last_fill_broker_ms: Option<UnixMs>,
     /// The seq of the newest broker answer (not a receipt): the one an
     /// `AnswerReceipt` right after it describes.
     pub last_answer_seq: Option<Seq>,

@@ -85,7 +85,8 @@ pub trait Broker {
     fn cancel(&mut self, client_order_id: &str, reason: &str) -> Vec<BrokerEvent>;
     /// The answers that arrived since the last poll (fills, cancels,
     /// expiries) from a broker that works its orders on its own – a real
-    /// exchange. Each starts a step of its own. The simulated exchange answers
+    /// exchange – in the broker's time order (so a crash part way through
+    /// journaling them loses only the newest). Each starts a step of its own. The simulated exchange answers
     /// as it works each candle, so it has nothing to poll.
     fn poll(&mut self) -> Vec<BrokerEvent> {
         Vec::new()

@@ -41,6 +41,10 @@ pub enum PipelineError {
     },
 }
 
+/// How far before the newest journaled fill (in the broker's time) a
+/// restart asks the broker to resume from.
+const RESYNC_OVERLAP_MS: i64 = 15 * 60 * 1000;
+
 /// Pieces of work one step may do before it is a bug (an engine and a
 /// broker answering each other forever): far above any real step, which is a
 /// handful (a candle's fills, the reactions, an exit, its answers).
@@ -99,6 +103,9 @@ pub struct Pipeline<B: Broker> {
     pub duplicates_refused: Vec<String>,
     /// Polled broker answers the journal already held, so not journaled again.
     pub answers_repeated: u64,
+    /// Polled broker answers the journal could not take (not journaled; their
+    /// symbol failed closed), described for the caller to report.
+    pub answers_refused: Vec<String>,
 }
 
 /// Opens a journal to re-drive it: the writer (holding the lock; a torn tail
@@ -182,6 +189,7 @@ impl<B: Broker> Pipeline<B> {
             journaled_body: Vec::new(),
             duplicates_refused: Vec::new(),
             answers_repeated: 0,
+            answers_refused: Vec::new(),
             order_prefix: anx_projections::engine::order::prefix(run_id),
         }
     }
@@ -296,14 +304,16 @@ impl<B: Broker> Pipeline<B> {
             );
             let next = match item {
                 Work::HandOver(seq, order) => self
-                    .hand_over(seq, &order)
+                    .hand_over(seq, &order, as_of_ms)
                     .into_iter()
                     .map(Work::Answer)
                     .collect(),
                 // Re-driving too: the broker rebuilt from the journal answers again.
-                Work::Cancel(cancel) => {
-                    self.cancel(&cancel).into_iter().map(Work::Answer).collect()
-                }
+                Work::Cancel(cancel) => self
+                    .cancel(&cancel, as_of_ms)
+                    .into_iter()
+                    .map(Work::Answer)
+                    .collect(),
                 Work::Answer(answer) => self.answer(answer, as_of_ms)?,
                 Work::React(reaction) => self.react(reaction, as_of_ms)?,
             };
@@ -420,9 +430,9 @@ impl<B: Broker> Pipeline<B> {
     /// journal. Live, an order already among the broker's open orders with
     /// this run's prefix is not placed again: the broker's own record of it is
     /// journaled instead.
-    fn hand_over(&mut self, seq: Seq, order: &OrderPlaced) -> Vec<BrokerEvent> {
+    fn hand_over(&mut self, seq: Seq, order: &OrderPlaced, as_of_ms: UnixMs) -> Vec<BrokerEvent> {
         if self.is_redriving() && !self.broker.answers_reproducible() {
-            return self.journaled_answers(&order.client_order_id);
+            return self.journaled_answers(&order.client_order_id, as_of_ms);
         }
         if self.is_redriving() {
             return self.broker.restore(seq, order);
@@ -445,11 +455,14 @@ impl<B: Broker> Pipeline<B> {
     /// Re-driving for a broker that cannot answer again: the answers it gave
     /// about `client_order_id` are the journaled broker answers that come
     /// next and name that order (up to the first event that is not one).
-    fn journaled_answers(&self, client_order_id: &str) -> Vec<BrokerEvent> {
+    fn journaled_answers(&self, client_order_id: &str, as_of_ms: UnixMs) -> Vec<BrokerEvent> {
         let mut answers = Vec::new();
         let mut at = 0;
         while let Some(stored) = self.journaled.get(at) {
+            // Of this step (its market time), about this order: an answer a
+            // later poll gave about it starts a step of its own.
             let about = stored.event.kind().role() == EventRole::BrokerAnswer
+                && stored.market_ms == as_of_ms
                 && answer_order(&stored.event) == Some(client_order_id);
             if !about {
                 break;
@@ -496,7 +509,11 @@ impl<B: Broker> Pipeline<B> {
     /// repeats), each journaled as its own step – fills made while the
     /// trader was down, and any polled but lost in a crash.
     pub fn resync_broker(&mut self, as_of_ms: UnixMs) -> Result<usize, PipelineError> {
-        let since_ms = self.projection.links.last_fill_ms;
+        // In the broker's time, with a margin: answers of one poll journaled
+        // only in part before a crash may be a little older than the newest
+        // journaled one (repeats in the overlap are dropped).
+        let since_ms = (self.projection.links.last_fill_broker_ms)
+            .map(|ms| ms.saturating_sub(RESYNC_OVERLAP_MS));
         let answers = self.broker.answers_since(since_ms);
         self.journal_new_answers(answers, as_of_ms)
     }
@@ -513,10 +530,47 @@ impl<B: Broker> Pipeline<B> {
                 self.answers_repeated += 1;
                 continue;
             }
+            // Checked before it is written: an answer the journal cannot take
+            // (a fill for an order it ended, or never placed) must not make
+            // the journal one that no re-drive can fold.
+            if let Err(refused) = self.projection.check_next(as_of_ms, answer.event()) {
+                self.refuse_answer(answer.event(), &refused.detail, as_of_ms)?;
+                continue;
+            }
             self.drain(vec![Work::Answer(answer)], as_of_ms)?;
             journaled += 1;
         }
         Ok(journaled)
+    }
+
+    /// A broker answer the journal cannot take: not journaled; its symbol (if
+    /// the journal knows the order) is reconciled as a mismatch and failed
+    /// closed, and the answer is kept for the caller to report.
+    fn refuse_answer(
+        &mut self,
+        event: &Event,
+        why: &str,
+        as_of_ms: UnixMs,
+    ) -> Result<(), PipelineError> {
+        let described = describe(as_of_ms, event);
+        self.answers_refused.push(format!("{described}: {why}"));
+        let symbol = answer_order(event)
+            .and_then(|id| self.projection.state.orders.get(id))
+            .map(|o| o.symbol.clone());
+        let Some(symbol) = symbol else {
+            return Ok(());
+        };
+        if self
+            .projection
+            .state
+            .symbols
+            .get(&symbol)
+            .is_some_and(|s| s.fail_closed.is_some())
+        {
+            return Ok(());
+        }
+        let detail = format!("the broker answered what the journal cannot take ({why})");
+        self.journal_mismatch(&symbol, &detail, as_of_ms)
     }
 
     /// Whether the journal already holds what this broker answer says: a
@@ -546,9 +600,9 @@ impl<B: Broker> Pipeline<B> {
 
     /// Gives a journaled cancel request to the broker (re-driving a broker
     /// that cannot answer again: its journaled answer instead).
-    fn cancel(&mut self, cancel: &CancelRequested) -> Vec<BrokerEvent> {
+    fn cancel(&mut self, cancel: &CancelRequested, as_of_ms: UnixMs) -> Vec<BrokerEvent> {
         if self.is_redriving() && !self.broker.answers_reproducible() {
-            return self.journaled_answers(&cancel.client_order_id);
+            return self.journaled_answers(&cancel.client_order_id, as_of_ms);
         }
         self.broker.cancel(&cancel.client_order_id, &cancel.reason)
     }
@@ -641,9 +695,6 @@ impl<B: Broker> Pipeline<B> {
         always: bool,
         market_ms: UnixMs,
     ) -> Result<Vec<(String, String)>, PipelineError> {
-        use anx_projections::engine::order::symbol_prefix;
-        let run_id = self.projection.state.run.as_ref().map(|r| r.run_id.clone());
-        let broker_orders = self.broker.open_orders(&self.order_prefix);
         let mut disagreed = Vec::new();
         for symbol in symbols {
             let ours = self
@@ -654,47 +705,74 @@ impl<B: Broker> Pipeline<B> {
                 .map(|s| s.position.quantity);
             let ours = ours.unwrap_or_default();
             let theirs = self.broker.position(symbol);
-            let agree = ours == theirs;
-            if agree && !always {
+            if ours == theirs {
+                if always {
+                    self.journal_reconciliation(symbol, None, market_ms)?;
+                }
                 continue;
             }
-            let prefix = symbol_prefix(run_id.as_deref().unwrap_or_default(), symbol);
-            let their_open = broker_orders
-                .iter()
-                .filter(|id| id.starts_with(&prefix))
-                .cloned();
-            let detail = if agree {
-                "positions agree".to_string()
-            } else {
-                format!("the broker holds {theirs} {symbol}, the journal's fills say {ours}")
-            };
-            let reconciliation = Reconciliation {
-                symbol: symbol.clone(),
-                broker_position: theirs,
-                our_position: ours,
-                broker_open_orders: their_open.collect(),
-                our_open_orders: (self.projection.state.open_orders(symbol))
-                    .map(|o| o.client_order_id.clone())
-                    .collect(),
-                outcome: if agree {
-                    ReconcileOutcome::Match
-                } else {
-                    ReconcileOutcome::Mismatch
-                },
-                detail: detail.clone(),
-            };
-            let seq = self.append_side(market_ms, &Event::Reconciliation(reconciliation))?;
-            if !agree {
-                let fail = FailClosed {
-                    symbol: symbol.clone(),
-                    cause_seq: seq,
-                    reason: format!("reconciliation mismatch: {detail}"),
-                };
-                self.append_side(market_ms, &Event::FailClosed(fail))?;
-                disagreed.push((symbol.clone(), detail));
-            }
+            let detail =
+                format!("the broker holds {theirs} {symbol}, the journal's fills say {ours}");
+            self.journal_mismatch(symbol, &detail, market_ms)?;
+            disagreed.push((symbol.clone(), detail));
         }
         Ok(disagreed)
+    }
+
+    /// A disagreement with the broker about `symbol`: its `Reconciliation`
+    /// (outcome mismatch, `detail`) and the `FailClosed` it causes.
+    fn journal_mismatch(
+        &mut self,
+        symbol: &str,
+        detail: &str,
+        market_ms: UnixMs,
+    ) -> Result<(), PipelineError> {
+        let seq = self.journal_reconciliation(symbol, Some(detail), market_ms)?;
+        let fail = FailClosed {
+            symbol: symbol.to_string(),
+            cause_seq: seq,
+            reason: format!("reconciliation mismatch: {detail}"),
+        };
+        self.append_side(market_ms, &Event::FailClosed(fail))?;
+        Ok(())
+    }
+
+    /// Journals the broker's and the journal's view of `symbol` (positions,
+    /// open orders), as agreeing (`mismatch` none) or not.
+    fn journal_reconciliation(
+        &mut self,
+        symbol: &str,
+        mismatch: Option<&str>,
+        market_ms: UnixMs,
+    ) -> Result<Seq, PipelineError> {
+        use anx_projections::engine::order::symbol_prefix;
+        let run_id = self.projection.state.run.as_ref().map(|r| r.run_id.clone());
+        let prefix = symbol_prefix(run_id.as_deref().unwrap_or_default(), symbol);
+        let broker_orders = self.broker.open_orders(&self.order_prefix);
+        let state = &self.projection.state;
+        let reconciliation = Reconciliation {
+            symbol: symbol.to_string(),
+            broker_position: self.broker.position(symbol),
+            our_position: state
+                .symbols
+                .get(symbol)
+                .map(|s| s.position.quantity)
+                .unwrap_or_default(),
+            broker_open_orders: broker_orders
+                .into_iter()
+                .filter(|id| id.starts_with(&prefix))
+                .collect(),
+            our_open_orders: state
+                .open_orders(symbol)
+                .map(|o| o.client_order_id.clone())
+                .collect(),
+            outcome: match mismatch {
+                None => ReconcileOutcome::Match,
+                Some(_) => ReconcileOutcome::Mismatch,
+            },
+            detail: mismatch.unwrap_or("positions agree").to_string(),
+        };
+        self.append_side(market_ms, &Event::Reconciliation(reconciliation))
     }
 
     /// A data-quality finding known at `market_ms`.
@@ -710,10 +788,11 @@ impl<B: Broker> Pipeline<B> {
     /// Re-drives the whole journal, event by event between steps, by each
     /// kind's [`EventRole`]: an input is folded as journaled and its step runs
     /// again (reproducing what follows it); a side event is folded as
-    /// journaled; a broker answer or a step output is reached here only if no
-    /// step produced it, which is a divergence. Calls `seen` with every
-    /// journaled input and side event as it is reached, so the caller can
-    /// rebuild its own memory.
+    /// journaled; a broker answer reached here is a polled answer's step for a
+    /// broker that cannot answer again, and a divergence for one that can; a
+    /// step output reached here is a divergence (no step produced it). Calls
+    /// `seen` with every journaled event that starts a step or stands between
+    /// steps, as it is reached, so the caller can rebuild its own memory.
     pub fn redrive(&mut self, seen: &mut dyn FnMut(&StoredEvent)) -> Result<(), PipelineError> {
         while let Some(next) = self.journaled.pop_front() {
             seen(&next);

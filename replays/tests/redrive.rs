@@ -1574,3 +1574,37 @@ fn a_position_the_journal_does_not_know_fails_the_symbol_closed() {
         .iter()
         .any(|e| matches!(&e.event, Event::OrderPlaced(o) if o.purpose == OrderPurpose::Entry)));
 }
+
+#[test]
+fn a_polled_answer_the_journal_cannot_take_is_not_written() {
+    let config = config();
+    let items = inputs();
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("refused");
+    let mut p = started(&dir, &config, Remote::new(&config));
+    feed_polling(&mut p, &items[..items.len() / 2]);
+    let before = read_journal(&dir).len();
+    // The exchange reports a fill of an order this run never placed.
+    p.broker
+        .pending
+        .push(BrokerEvent::Journal(Event::Fill(Fill {
+            client_order_id: "not-ours".into(),
+            order_seq: 1,
+            fill_id: "stray".into(),
+            leg: FillLeg::Entry,
+            side: Side::Buy,
+            price: rust_decimal::Decimal::ONE_HUNDRED,
+            size: rust_decimal::Decimal::ONE,
+            fee: rust_decimal::Decimal::ZERO,
+            liquidity: Liquidity::Taker,
+        })));
+    let now = p.projection.state.last_market_ms.unwrap();
+    assert_eq!(p.poll_broker(now).unwrap(), 0, "nothing journaled");
+    assert_eq!(p.answers_refused.len(), 1, "{:?}", p.answers_refused);
+    assert!(p.answers_refused[0].contains("not-ours"));
+    p.into_writer().close().unwrap();
+    // The journal still folds and re-drives: the refusal was never written.
+    assert_eq!(read_journal(&dir).len(), before);
+    let mut again = redriving(&dir, &config, Remote::new(&config));
+    again.redrive(&mut |_| {}).unwrap();
+}

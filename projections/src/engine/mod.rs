@@ -1199,9 +1199,14 @@ impl Engine {
             as_of_ms,
         } = u;
         let state = symbol_state(projection, seq, symbol)?;
-        // The broker's `BracketUnconfirmed` (journaled at `seq`) is the cause.
-        fail_unprotected(projection, state, u, out);
-        if !state.position.quantity.is_zero() {
+        // The broker's `BracketUnconfirmed` (journaled at `seq`) is the cause;
+        // a symbol already fail-closed (an answer repeated, or one after the
+        // deadline fired) is not failed again.
+        if state.fail_closed.is_none() {
+            fail_unprotected(projection, state, u, out);
+        }
+        // One exit at a time: a position whose exit works is being closed.
+        if !state.position.quantity.is_zero() && !exit_pending(projection, state) {
             // A position comes from an entry decided on a candle: one is there.
             let candle_seq = last_candle(projection, seq, symbol)?;
             let check = RiskCheck {

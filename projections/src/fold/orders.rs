@@ -260,7 +260,7 @@ pub(super) fn bracket_unconfirmed(p: &Projection, seq: Seq, e: &BracketUnconfirm
 }
 
 /// A receipt follows the broker answer it describes, right after it.
-pub(super) fn answer_receipt(p: &Projection, seq: Seq, e: &AnswerReceipt) -> FoldResult {
+pub(super) fn answer_receipt(p: &mut Projection, seq: Seq, e: &AnswerReceipt) -> FoldResult {
     let previous = p.links.seq;
     if e.answer_seq != previous || p.links.last_answer_seq != Some(previous) {
         return fail(
@@ -271,6 +271,9 @@ pub(super) fn answer_receipt(p: &Projection, seq: Seq, e: &AnswerReceipt) -> Fol
                 e.answer_seq
             ),
         );
+    }
+    if p.links.last_fill_seq == Some(e.answer_seq) {
+        p.links.last_fill_broker_ms = Some(e.broker_time_ms);
     }
     Ok(())
 }

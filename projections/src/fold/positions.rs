@@ -29,7 +29,7 @@ struct CheckedFill {
 pub(super) fn fill(p: &mut Projection, seq: Seq, market_ms: UnixMs, e: &Fill) -> FoldResult {
     let checked = check_fill(p, seq, e)?;
     apply_fill(p, seq, market_ms, e, checked);
-    p.links.last_fill_ms = Some(market_ms);
+    p.links.last_fill_seq = Some(seq);
     Ok(())
 }
 
