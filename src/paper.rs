@@ -357,10 +357,24 @@ impl Trader {
                 }
             }
         }
+        self.report_broker_notes();
+        self.check_staleness()
+    }
+
+    /// What the pipeline kept from the journal about the broker, said once:
+    /// orders not placed twice, answers it could not take (their symbols
+    /// failed closed), answers it already held.
+    fn report_broker_notes(&mut self) {
         for refused in std::mem::take(&mut self.pipeline.duplicates_refused) {
             tracing::warn!("duplicate order prevented: {refused}");
         }
-        self.check_staleness()
+        for refused in std::mem::take(&mut self.pipeline.answers_refused) {
+            tracing::error!("broker answer not journaled: {refused}");
+        }
+        let repeated = std::mem::take(&mut self.pipeline.answers_repeated);
+        if repeated > 0 {
+            tracing::debug!("{repeated} repeated broker answers dropped");
+        }
     }
 
     /// The newest candle older than the limit: journaled once per newest candle.
@@ -513,6 +527,7 @@ async fn run(args: &PaperArgs) -> Result<ExitCode> {
         // simulated exchange answers inside each candle's step instead).
         let now_ms = trader.now_ms;
         trader.pipeline.poll_broker(now_ms)?;
+        trader.report_broker_notes();
         let now_ms = trader.now_ms;
         trader.reconcile(false, now_ms)?;
         // Fetching can be abandoned at any point: nothing is journaled until
@@ -692,6 +707,7 @@ fn resume(args: &PaperArgs, client: reqwest::Client) -> Result<Trader> {
     // What the broker answered while we were down (or we lost in a crash)
     // is journaled first, then positions are compared.
     trader.pipeline.resync_broker(run_now_ms)?;
+    trader.report_broker_notes();
     trader.reconcile(true, run_now_ms)?;
     tracing::info!(
         "resumed run {} at seq {} ({reason})",

@@ -156,27 +156,7 @@ fn every_refusal_in_whole_journals_changes_nothing() {
 fn partial_fills(mode: CapitalMode) -> Vec<(UnixMs, Event)> {
     let mut s = start(mode, "1000");
     let entry = entry_pending(&mut s, BTC, "2");
-    let first = push(
-        &mut s,
-        fill(
-            &entry.coid,
-            entry.order_seq,
-            FillLeg::Entry,
-            Side::Buy,
-            "100",
-            "1",
-            "0.1",
-        ),
-    );
-    push(
-        &mut s,
-        transition(
-            BTC,
-            EngineState::EntryPending,
-            EngineState::PositionOpen,
-            first,
-        ),
-    );
+    entry_filled(&mut s, BTC, &entry, "100", "1", "0.1");
     push(&mut s, cancel(&entry));
     s.candle(BTC, d("105"));
     push(

@@ -1718,27 +1718,7 @@ fn a_trade_moves_position_cash_fees_and_equity() {
 fn partial_fills_average_the_entry_and_realize_against_it() {
     let mut s = start(CapitalMode::Independent, "1000");
     let entry = entry_pending(&mut s, BTC, "2");
-    let first = push(
-        &mut s,
-        fill(
-            &entry.coid,
-            entry.order_seq,
-            FillLeg::Entry,
-            Side::Buy,
-            "100",
-            "1",
-            "0.1",
-        ),
-    );
-    push(
-        &mut s,
-        transition(
-            BTC,
-            EngineState::EntryPending,
-            EngineState::PositionOpen,
-            first,
-        ),
-    );
+    let first = entry_filled(&mut s, BTC, &entry, "100", "1", "0.1");
     push(
         &mut s,
         fill(

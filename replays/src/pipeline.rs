@@ -23,6 +23,7 @@ use crate::exchange::{Broker, BrokerEvent};
 use anx_journal::*;
 use anx_projections::engine::{Engine, TickInput};
 use anx_projections::{EngineError, FoldError, Projection};
+use rust_decimal::Decimal;
 use std::collections::VecDeque;
 
 #[derive(Debug, thiserror::Error)]
@@ -154,6 +155,13 @@ pub fn open_to_redrive(
         Err(StreamError::Journal(error)) => Err(error),
         Err(StreamError::Sink(never)) => match never {},
     }
+}
+
+/// What the broker says it holds, as a reconciliation records it.
+#[derive(Clone, Copy)]
+struct BrokerView<'a> {
+    position: Decimal,
+    open_orders: &'a [String],
 }
 
 /// The client order id a broker answer is about.
@@ -570,7 +578,12 @@ impl<B: Broker> Pipeline<B> {
             return Ok(());
         }
         let detail = format!("the broker answered what the journal cannot take ({why})");
-        self.journal_mismatch(&symbol, &detail, as_of_ms)
+        let open_orders = self.broker.open_orders(&self.order_prefix);
+        let view = BrokerView {
+            position: self.broker.position(&symbol),
+            open_orders: &open_orders,
+        };
+        self.journal_mismatch(&symbol, view, &detail, as_of_ms)
     }
 
     /// Whether the journal already holds what this broker answer says: a
@@ -688,35 +701,41 @@ impl<B: Broker> Pipeline<B> {
     /// disagree (for every symbol when `always`, as at start-up). A position
     /// the broker does not confirm – or one it holds that the journal does not
     /// know – fails the symbol closed (`FailClosed` caused by that
-    /// reconciliation). Returns the symbols that disagreed, and why.
+    /// reconciliation). Returns the symbols that disagreed, and why. The
+    /// broker is asked once for its open orders and once per symbol for its
+    /// position (a real broker answers each over the network).
     pub fn reconcile(
         &mut self,
         symbols: &[String],
         always: bool,
         market_ms: UnixMs,
     ) -> Result<Vec<(String, String)>, PipelineError> {
+        let open_orders = self.broker.open_orders(&self.order_prefix);
         let mut disagreed = Vec::new();
         for symbol in symbols {
-            let ours = self
-                .projection
-                .state
-                .symbols
-                .get(symbol)
-                .map(|s| s.position.quantity);
-            let ours = ours.unwrap_or_default();
+            let ours = self.our_position(symbol);
             let theirs = self.broker.position(symbol);
+            let view = BrokerView {
+                position: theirs,
+                open_orders: &open_orders,
+            };
             if ours == theirs {
                 if always {
-                    self.journal_reconciliation(symbol, None, market_ms)?;
+                    self.journal_reconciliation(symbol, view, None, market_ms)?;
                 }
                 continue;
             }
             let detail =
                 format!("the broker holds {theirs} {symbol}, the journal's fills say {ours}");
-            self.journal_mismatch(symbol, &detail, market_ms)?;
+            self.journal_mismatch(symbol, view, &detail, market_ms)?;
             disagreed.push((symbol.clone(), detail));
         }
         Ok(disagreed)
+    }
+
+    fn our_position(&self, symbol: &str) -> Decimal {
+        let state = self.projection.state.symbols.get(symbol);
+        state.map(|s| s.position.quantity).unwrap_or_default()
     }
 
     /// A disagreement with the broker about `symbol`: its `Reconciliation`
@@ -724,10 +743,11 @@ impl<B: Broker> Pipeline<B> {
     fn journal_mismatch(
         &mut self,
         symbol: &str,
+        view: BrokerView,
         detail: &str,
         market_ms: UnixMs,
     ) -> Result<(), PipelineError> {
-        let seq = self.journal_reconciliation(symbol, Some(detail), market_ms)?;
+        let seq = self.journal_reconciliation(symbol, view, Some(detail), market_ms)?;
         let fail = FailClosed {
             symbol: symbol.to_string(),
             cause_seq: seq,
@@ -742,26 +762,25 @@ impl<B: Broker> Pipeline<B> {
     fn journal_reconciliation(
         &mut self,
         symbol: &str,
+        view: BrokerView,
         mismatch: Option<&str>,
         market_ms: UnixMs,
     ) -> Result<Seq, PipelineError> {
         use anx_projections::engine::order::symbol_prefix;
-        let run_id = self.projection.state.run.as_ref().map(|r| r.run_id.clone());
-        let prefix = symbol_prefix(run_id.as_deref().unwrap_or_default(), symbol);
-        let broker_orders = self.broker.open_orders(&self.order_prefix);
+        let run_id = self
+            .projection
+            .state
+            .run
+            .as_ref()
+            .map(|r| r.run_id.as_str());
+        let prefix = symbol_prefix(run_id.unwrap_or_default(), symbol);
         let state = &self.projection.state;
+        let broker_open = view.open_orders.iter().filter(|id| id.starts_with(&prefix));
         let reconciliation = Reconciliation {
             symbol: symbol.to_string(),
-            broker_position: self.broker.position(symbol),
-            our_position: state
-                .symbols
-                .get(symbol)
-                .map(|s| s.position.quantity)
-                .unwrap_or_default(),
-            broker_open_orders: broker_orders
-                .into_iter()
-                .filter(|id| id.starts_with(&prefix))
-                .collect(),
+            broker_position: view.position,
+            our_position: self.our_position(symbol),
+            broker_open_orders: broker_open.cloned().collect(),
             our_open_orders: state
                 .open_orders(symbol)
                 .map(|o| o.client_order_id.clone())

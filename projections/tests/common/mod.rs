@@ -167,6 +167,38 @@ pub fn entry_pending(s: &mut Scenario, symbol: &str, size: &str) -> Entry {
     Entry { coid, order_seq }
 }
 
+/// `entry` on `symbol` filled (`size` at `price`, `fee`) and the move from
+/// ENTRY_PENDING to POSITION_OPEN it causes. Returns the fill's seq.
+pub fn entry_filled(
+    s: &mut Scenario,
+    symbol: &str,
+    entry: &Entry,
+    price: &str,
+    size: &str,
+    fee: &str,
+) -> Seq {
+    let fill_seq = push(
+        s,
+        fill(
+            &entry.coid,
+            entry.order_seq,
+            FillLeg::Entry,
+            Side::Buy,
+            price,
+            size,
+            fee,
+        ),
+    );
+    let opened = transition(
+        symbol,
+        EngineState::EntryPending,
+        EngineState::PositionOpen,
+        fill_seq,
+    );
+    push(s, opened);
+    fill_seq
+}
+
 /// An entry on `symbol` verified and fully filled at 100 with `fee`, in POSITION_OPEN.
 /// Returns the entry and the entry fill's seq.
 pub fn position_open(s: &mut Scenario, symbol: &str, size: &str, fee: &str) -> (Entry, Seq) {
@@ -180,27 +212,7 @@ pub fn position_open(s: &mut Scenario, symbol: &str, size: &str, fee: &str) -> (
             stop_order_id: "sl".into(),
         },
     );
-    let fill_seq = push(
-        s,
-        fill(
-            &entry.coid,
-            entry.order_seq,
-            FillLeg::Entry,
-            Side::Buy,
-            "100",
-            size,
-            fee,
-        ),
-    );
-    push(
-        s,
-        transition(
-            symbol,
-            EngineState::EntryPending,
-            EngineState::PositionOpen,
-            fill_seq,
-        ),
-    );
+    let fill_seq = entry_filled(s, symbol, &entry, "100", size, fee);
     (entry, fill_seq)
 }
 
