@@ -75,6 +75,18 @@ Trade ids and client_order_ids are in 'anx journal export' (trade_id, client_ord
   anx paper --journal anx-data/paper    # later: resumes the same run
   anx status anx-data/paper             # from another terminal")]
     Paper(PaperArgs),
+    /// Live trading on Coinbase Advanced Trade: the paper trader's loop,
+    /// journal and restarts, with real orders (or, --preview, previews of
+    /// them). Runs until SIGINT/SIGTERM and resumes by replaying its journal.
+    #[command(after_help = "Examples:
+  anx live --key-file cdp_api_key.json --preview -v     # dry run: orders previewed, none placed
+  anx live --key-file cdp_api_key.json --journal anx-data/live
+  COINBASE_API_KEY=organizations/.../apiKeys/... COINBASE_API_SECRET=\"$(cat key.pem)\" anx live
+  anx status anx-data/live; anx operator halt anx-data/live --reason \"checking\"
+
+Rehearse on a laptop against the fake exchange (tools/src/fake_coinbase/README.md):
+  anx live --api-url http://127.0.0.1:9400 --key-file tests/fixtures/keys/ecdsa.json --journal /tmp/rehearsal")]
+    Live(LiveArgs),
     /// Act on a paper trader's run: reset a fail-closed symbol, exit a
     /// position, halt or resume new entries. Journaled, with your reason.
     #[command(after_help = "Examples:
@@ -170,6 +182,39 @@ pub struct PaperArgs {
     /// `created_by`; a drill journal resumes as a drill.
     #[arg(long)]
     pub drill_withhold_protection: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct LiveArgs {
+    /// Configuration file (TOML; `extends` another); it must have a `[live]`
+    /// section (the safety caps).
+    #[arg(long, default_value = "config/live.toml")]
+    pub config: PathBuf,
+    /// Comma-separated symbols (default: the configuration's).
+    #[arg(long, value_delimiter = ',')]
+    pub symbols: Vec<String>,
+    /// The trader's journal directory: created on the first start, replayed on
+    /// every later one.
+    #[arg(long, default_value = "anx-data/live")]
+    pub journal: PathBuf,
+    /// Base URL of Coinbase Advanced Trade (orders, accounts and candles).
+    #[arg(long, value_name = "URL", default_value = "https://api.coinbase.com")]
+    pub api_url: String,
+    /// Coinbase CDP API key file as downloaded (JSON with name and
+    /// privateKey). Without it: $COINBASE_API_KEY and $COINBASE_API_SECRET.
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+    /// Seconds between polls of the market and the account (decimals allowed).
+    #[arg(long, default_value = "30")]
+    pub poll_interval: f64,
+    /// Seconds before a request times out.
+    #[arg(long, default_value = "10")]
+    pub request_timeout: f64,
+    /// Send every order to POST /orders/preview instead of /orders: the
+    /// exchange checks it, nothing is placed, and its answer is journaled.
+    /// A preview journal resumes only as a preview.
+    #[arg(long)]
+    pub preview: bool,
 }
 
 #[derive(Args, Debug)]
@@ -465,6 +510,7 @@ impl Cli {
             }
             Command::Status(args) => crate::status::status(&args),
             Command::Paper(args) => crate::paper::paper(&args),
+            Command::Live(args) => crate::live::live(&args),
             Command::Operator(args) => crate::operator::operator(&args),
         }
     }

@@ -366,7 +366,7 @@ pub fn repair(dir: &Path) -> anyhow::Result<ExitCode> {
     // inside that step.
     // A journal too damaged to read its run is the writer's to refuse, below.
     let run = first_run(dir).ok().flatten();
-    if run.is_some_and(|run| run.run_mode == anx_journal::RunMode::PaperLive) {
+    if run.is_some_and(|run| run.run_mode.is_trader()) {
         anyhow::bail!(
             "{} is a paper trader's journal: start the trader on it (`anx paper --journal {}`), which finishes the interrupted step and journals the repair itself",
             dir.display(),

@@ -5,9 +5,11 @@
 //! Nothing here panics on user input.
 
 mod cli;
+mod coinbase;
 mod fetch;
 mod html;
 mod journal_cmd;
+mod live;
 mod operator;
 mod output;
 mod paper;
@@ -15,6 +17,7 @@ mod render;
 mod replay_cmd;
 mod status;
 mod store;
+mod trader;
 mod why;
 
 /// mimalloc: the fold and the decoder allocate many small strings; glibc's

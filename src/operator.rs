@@ -120,7 +120,7 @@ pub fn operator(args: &OperatorArgs) -> Result<ExitCode> {
     // Read without the lock (a running trader holds it): only a trader's run
     // takes actions, and a backtest being written must not be waited on.
     let run_mode = crate::journal_cmd::first_run(&dir)?.map(|run| run.run_mode);
-    if run_mode != Some(RunMode::PaperLive) {
+    if !run_mode.is_some_and(RunMode::is_trader) {
         bail!(
             "{} is not a trader's journal: operator actions are for a running trader's run",
             dir.display()

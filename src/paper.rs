@@ -1,804 +1,87 @@
-//! `anx paper`: the paper trader. Live Coinbase candles, the simulated broker,
-//! the production engine, and a journal written ahead of every action.
-//!
-//! One task, one loop – nothing races over state:
-//!
-//! ```text
-//! start:  open the journal (torn tail repaired, corruption refused, a second
-//!         trader refused by the lock) and re-drive it through the pipeline:
-//!         projection, engine memory and the broker's working orders are
-//!         rebuilt by doing again what was done, and a step a crash cut short
-//!         is finished exactly as it would have been. Then the repair note, a
-//!         `Session` marker, and one `Reconciliation` per symbol.
-//! loop:   reconcile positions with the broker (the broker is the truth)
-//!         advance pending orders (the simulated broker works them on candles)
-//!         fetch closed source bars since the last one (exchange time decides
-//!         what is closed); validate and resample them with the replay's own
-//!         `BarFolder`; each new closed candle goes through the pipeline
-//!         staleness: the newest candle older than the limit → a `stale`
-//!         finding (the engine refuses entries on stale data)
-//!         sleep the poll interval, or stop on SIGINT/SIGTERM
-//! stop:   between steps: a checkpoint, a `Session` stop marker, fsync, exit 0.
-//! ```
-//!
-//! Every append is `Durability::Always`: the decision and the order intent
-//! (with its client_order_id) are on disk before the order reaches the broker,
-//! and the broker's answer is on disk before the engine acts on it.
-//!
-//! Time: the exchange's clock (`GET /api/v3/brokerage/time`) says which bars
-//! have closed and how old the data is; a candle is decided on at its close,
-//! or at the exchange time it arrived if it arrived stale. Nothing journaled
-//! reads the local clock, so a run killed and restarted any number of times
-//! journals the same run as one that never stopped.
+//! `anx paper`: the trader ([`crate::trader`]) with the simulated broker –
+//! live Coinbase candles, orders filled by `SimExchange` on the same candles,
+//! the production engine and a durable journal.
 
 use crate::cli::PaperArgs;
-use crate::fetch::{
-    closed_candles, coinbase_granularity, get_with_retries, http_client, CandleSource,
-};
-use crate::replay_cmd::load_config;
-use anx_journal::*;
+use crate::trader::{file_config, Kind, Place};
+use anx_journal::{RunMode, RunStarted, StoredEvent};
 use anx_projections::engine::config::Config;
-use anx_projections::engine::risk::{self, is_stale};
-use anx_projections::engine::Engine;
-use anx_replays::data::{BarFolder, Item, SourceBar};
 use anx_replays::exchange::{SimExchange, SimIds};
-use anx_replays::pipeline::{open_to_redrive, Pipeline, PipelineError};
-use anyhow::{anyhow, bail, Context, Result};
-use std::path::{Path, PathBuf};
+use anyhow::Result;
 use std::process::ExitCode;
-use std::time::Duration;
 
-/// Attempts per market-data request within one poll (the next poll tries again).
-const ATTEMPTS_PER_POLL: u32 = 3;
 /// What a drill run's `created_by` ends with (`--drill-withhold-protection`).
 const DRILL_SUFFIX: &str = " (drill: withhold protection)";
-/// How often the inbox is looked at between polls: an operator waits on it.
-const INBOX_POLL: Duration = Duration::from_millis(250);
-/// A poll fetches at most this many windows per symbol (a long catch-up
-/// continues on the next poll instead of blocking the loop).
-const WINDOWS_PER_POLL_MAX: u32 = 20;
 
-/// One symbol's live feed.
-struct Feed {
-    symbol: String,
-    folder: BarFolder,
-    /// Open time of the next source bar to ask for.
-    next_bar_ms: UnixMs,
-    /// In a feed outage (its first failure was journaled).
-    outage: bool,
-    /// Findings journaled about bars after the newest candle: a restart
-    /// refetches the bars of an unfinished bucket and must not report them
-    /// twice. Cleared at each candle, so bounded by one bucket's findings.
-    bucket_findings: Vec<QualityIssue>,
+struct Paper {
+    drill_withhold_protection: bool,
 }
 
-impl Feed {
-    /// Whether `issue` is new since the newest candle (and remembers it).
-    fn first_report(&mut self, issue: &QualityIssue) -> bool {
-        let new = !self.bucket_findings.contains(issue);
-        if new {
-            self.bucket_findings.push(issue.clone());
-        }
-        new
+impl Kind for Paper {
+    type Broker = SimExchange;
+    const RUN_MODE: RunMode = RunMode::PaperLive;
+    const COMMAND: &'static str = "anx paper";
+
+    fn identity(&self) -> Vec<u8> {
+        b"anx-paper-v1\0".to_vec()
     }
 
-    /// Follows the journal: a candle closes the bucket its findings were about.
-    fn note(&mut self, event: &Event) {
-        match event {
-            Event::Candle(_) => self.bucket_findings.clear(),
-            Event::DataQuality(f) => self.bucket_findings.push(f.issue.clone()),
-            _ => {}
+    fn created_by_suffix(&self) -> &'static str {
+        if self.drill_withhold_protection {
+            DRILL_SUFFIX
+        } else {
+            ""
         }
     }
-}
 
-/// What a poll fetched for one symbol.
-enum Fetched {
-    Bars(Vec<SourceBar>),
-    Failed { url: String, error: String },
-}
+    fn first_config(&mut self, place: &Place) -> Result<Config> {
+        file_config(place)
+    }
 
-struct Market {
-    client: reqwest::Client,
-    base_url: String,
-    source_s: u32,
-    source_name: &'static str,
-}
+    fn resume_config(&mut self, place: &Place, run: &RunStarted) -> Result<Config> {
+        let mut config = crate::replay_cmd::load_config(place.config)?;
+        config.run.symbols = run.symbols.clone();
+        crate::replay_cmd::validated(config)
+    }
 
-impl Market {
-    /// The market for `granularity_s` candles: Coinbase's coarsest granularity
-    /// dividing it is fetched and resampled.
-    fn new(client: reqwest::Client, base_url: &str, granularity_s: u32) -> Result<Market> {
-        let (source_s, source_name) = coinbase_granularity(granularity_s)?;
-        Ok(Market {
-            client,
-            base_url: base_url.trim_end_matches('/').to_string(),
-            source_s,
-            source_name,
+    fn start_broker(&mut self, config: &Config, _run: &RunStarted) -> Result<SimExchange> {
+        let exchange = SimExchange::new(config.clone());
+        Ok(if self.drill_withhold_protection {
+            exchange.withholding_protection()
+        } else {
+            exchange
         })
     }
 
-    /// The exchange's time; on failure, the URL and the one-line error.
-    async fn server_time(&self) -> std::result::Result<UnixMs, (String, String)> {
-        let url = format!("{}/api/v3/brokerage/time", self.base_url);
-        self.server_time_at(&url)
-            .await
-            .map_err(|e| (url, crate::output::one_line(&e)))
-    }
-
-    async fn server_time_at(&self, url: &str) -> Result<UnixMs> {
-        let body = get_with_retries(&self.client, url, ATTEMPTS_PER_POLL).await?;
-        let value: serde_json::Value = serde_json::from_str(&body)
-            .map_err(|e| anyhow!("{url}: the answer is not JSON ({e})"))?;
-        let field = |name: &str| -> Option<i64> {
-            match value.get(name)? {
-                serde_json::Value::String(s) => s.parse().ok(),
-                serde_json::Value::Number(n) => n.as_i64(),
-                _ => None,
-            }
-        };
-        field("epochMillis")
-            .or_else(|| field("epochSeconds").map(|s| s * 1000))
-            .ok_or_else(|| anyhow!("{url}: the answer has no epochMillis or epochSeconds"))
-    }
-
-    /// Closed source bars of `symbol` opening in `[from_ms, now_ms)`, oldest
-    /// first; on failure, the URL and the one-line error.
-    async fn closed_bars(
-        &self,
-        symbol: &str,
-        from_ms: UnixMs,
-        now_ms: UnixMs,
-    ) -> std::result::Result<Vec<SourceBar>, (String, String)> {
-        let source = CandleSource {
-            client: &self.client,
-            base_url: &self.base_url,
-            symbol,
-            granularity: (self.source_s, self.source_name),
-            attempts: ATTEMPTS_PER_POLL,
-        };
-        let candles = closed_candles(&source, (from_ms, now_ms), now_ms, WINDOWS_PER_POLL_MAX)
-            .await
-            .map_err(|f| (f.url, crate::output::one_line(&f.error)))?;
-        Ok(candles
-            .into_iter()
-            .map(|c| SourceBar {
-                open_ms: c.start_s * 1000,
-                ohlcv: c.ohlcv,
-            })
-            .collect())
-    }
-}
-
-struct Trader {
-    pipeline: Pipeline<SimExchange>,
-    /// The journal's directory (its inbox is where operator actions arrive).
-    journal: PathBuf,
-    feeds: Vec<Feed>,
-    /// The exchange's time at the last successful poll.
-    now_ms: UnixMs,
-    market: Market,
-}
-
-impl Trader {
-    fn feed_of(&mut self, symbol: &str) -> Option<&mut Feed> {
-        self.feeds.iter_mut().find(|f| f.symbol == symbol)
-    }
-
-    /// After a re-drive: each feed continues from its newest journaled candle.
-    fn resume_feeds(&mut self) {
-        for index in 0..self.feeds.len() {
-            let symbol = &self.feeds[index].symbol;
-            if let Some(close_ms) = self.pipeline.projection.state.last_close_ms(symbol) {
-                let feed = &mut self.feeds[index];
-                feed.next_bar_ms = close_ms;
-                feed.folder.resume_after(close_ms - feed.folder.source_ms());
-            }
-        }
-    }
-
-    /// The run this trader journals: its `RunStarted` is folded before the
-    /// trader does anything (appended at a first start, re-driven at a restart).
-    fn run(&self) -> &anx_projections::model::RunRow {
-        self.pipeline
-            .projection
-            .state
-            .run
-            .as_ref()
-            .expect("a trader works only once its RunStarted is folded")
-    }
-
-    /// Takes the operator actions waiting in the inbox, between steps: each
-    /// is checked against the state with the fold's rule, then journaled and
-    /// reacted to in one step, and answered (its seq, or why it was refused).
-    fn serve_inbox(&mut self) -> Result<()> {
-        for (answer_path, request) in crate::operator::take_requests(&self.journal) {
-            let outcome = self.act(request);
-            let answer = match &outcome {
-                Ok(Ok(seq)) => crate::operator::Answer {
-                    seq: Some(*seq),
-                    error: None,
-                },
-                Ok(Err(refusal)) => crate::operator::Answer {
-                    seq: None,
-                    error: Some(refusal.clone()),
-                },
-                Err(error) => crate::operator::Answer {
-                    seq: None,
-                    error: Some(format!("journaling failed: {error}")),
-                },
-            };
-            if let Err(error) = crate::operator::answer(&answer_path, &answer) {
-                tracing::warn!("cannot answer {}: {error}", answer_path.display());
-            }
-            // A journal that failed mid-step stops the trader, as anywhere.
-            if let Err(error) = outcome {
-                return Err(error.into());
-            }
-        }
-        Ok(())
-    }
-
-    /// One operator request: its seq once journaled, or why it was refused
-    /// (nothing journaled); or the pipeline's failure, which stops the trader.
-    fn act(
+    fn resume_broker(
         &mut self,
-        request: std::result::Result<crate::operator::Request, String>,
-    ) -> std::result::Result<std::result::Result<Seq, String>, PipelineError> {
-        let event = match request.and_then(|r| r.event()) {
-            Ok(event) => event,
-            Err(refusal) => return Ok(Err(refusal)),
-        };
-        let now_ms = self.now_ms;
-        if let Err(refused) = self.pipeline.projection.check_next(now_ms, &event) {
-            return Ok(Err(refused.detail));
-        }
-        tracing::info!("operator action: {event:?}");
-        self.pipeline.operator(now_ms, event).map(Ok)
-    }
-
-    fn append_side(&mut self, event: Event) -> Result<Seq> {
-        Ok(self.pipeline.append_side(self.now_ms, &event)?)
-    }
-
-    /// Compares the broker's positions and open orders with the journal's
-    /// (`Pipeline::reconcile`); a disagreement is logged here, journaled there.
-    fn reconcile(&mut self, always: bool, market_ms: UnixMs) -> Result<()> {
-        let symbols: Vec<String> = self.feeds.iter().map(|f| f.symbol.clone()).collect();
-        for (symbol, detail) in self.pipeline.reconcile(&symbols, always, market_ms)? {
-            tracing::error!("{symbol}: {detail}; failing closed");
-        }
-        Ok(())
-    }
-
-    /// A finding, unless the same one is already journaled.
-    fn finding(&mut self, market_ms: UnixMs, finding: DataQuality) -> Result<()> {
-        let fresh = self
-            .feed_of(&finding.symbol)
-            .is_some_and(|feed| feed.first_report(&finding.issue));
-        if fresh {
-            tracing::warn!("{}: {}", finding.symbol, finding.detail);
-            self.pipeline.finding(market_ms, finding)?;
-        }
-        Ok(())
-    }
-
-    fn feed_fault(&mut self, index: usize, url: String, error: String) -> Result<()> {
-        tracing::warn!(
-            "{}: market data unavailable: {error}",
-            self.feeds[index].symbol
-        );
-        if self.feeds[index].outage {
-            return Ok(());
-        }
-        self.feeds[index].outage = true;
-        let finding = DataQuality {
-            symbol: self.feeds[index].symbol.clone(),
-            granularity_s: self.run().granularity_s,
-            issue: QualityIssue::FeedFault {
-                attempts: ATTEMPTS_PER_POLL,
-            },
-            source: url,
-            detail: error,
-        };
-        // Not de-duplicated: each outage is its own event.
-        self.pipeline.finding(self.now_ms, finding)?;
-        Ok(())
-    }
-
-    /// Journals and decides on what one poll fetched; no await in here, so a
-    /// shutdown never lands in the middle of a step.
-    fn apply(&mut self, now_ms: UnixMs, fetched: Vec<Fetched>) -> Result<()> {
-        self.now_ms = self.now_ms.max(now_ms);
-        let mut items: Vec<((UnixMs, u8, usize), Item)> = Vec::new();
-        for (index, fetched) in fetched.into_iter().enumerate() {
-            match fetched {
-                Fetched::Failed { url, error } => self.feed_fault(index, url, error)?,
-                Fetched::Bars(bars) => {
-                    let feed = &mut self.feeds[index];
-                    feed.outage = false;
-                    let source = format!("{}/{}", self.market.base_url, feed.symbol);
-                    for bar in bars {
-                        if bar.open_ms < feed.next_bar_ms {
-                            continue;
-                        }
-                        feed.next_bar_ms = bar.open_ms + feed.folder.source_ms();
-                        feed.folder.push(bar, &|| source.clone());
-                    }
-                    while let Some(item) = feed.folder.pop() {
-                        let (time_ms, rank) = item.market_order();
-                        items.push(((time_ms, rank, index), item));
-                    }
-                }
-            }
-        }
-        // The replay's order: market time, findings before candles, symbols in order.
-        items.sort_by_key(|(key, _)| *key);
-        for ((time_ms, _, index), item) in items {
-            match item {
-                Item::Finding { market_ms, finding } => self.finding(market_ms, finding)?,
-                Item::Candle(candle) => {
-                    // A candle that arrives stale is decided on when it arrived, so
-                    // the engine's stale-data breaker sees its true age.
-                    let as_of_ms = if is_stale(self.pipeline.engine.config(), time_ms, self.now_ms)
-                    {
-                        self.now_ms
-                    } else {
-                        time_ms
-                    };
-                    tracing::info!(
-                        "{} candle {} close {}",
-                        candle.symbol,
-                        crate::output::market_time(candle.open_ms),
-                        candle.close
-                    );
-                    self.feeds[index].bucket_findings.clear();
-                    self.pipeline.candle(candle, as_of_ms)?;
-                }
-            }
-        }
-        self.report_broker_notes();
-        self.check_staleness()
-    }
-
-    /// What the pipeline kept from the journal about the broker, said once:
-    /// orders not placed twice, answers it could not take (their symbols
-    /// failed closed), answers it already held.
-    fn report_broker_notes(&mut self) {
-        for refused in std::mem::take(&mut self.pipeline.duplicates_refused) {
-            tracing::warn!("duplicate order prevented: {refused}");
-        }
-        for refused in std::mem::take(&mut self.pipeline.answers_refused) {
-            tracing::error!("broker answer not journaled: {refused}");
-        }
-        let repeated = std::mem::take(&mut self.pipeline.answers_repeated);
-        if repeated > 0 {
-            tracing::debug!("{repeated} repeated broker answers dropped");
-        }
-    }
-
-    /// The newest candle older than the limit: journaled once per newest candle.
-    fn check_staleness(&mut self) -> Result<()> {
-        for index in 0..self.feeds.len() {
-            let symbol = &self.feeds[index].symbol;
-            let state = &self.pipeline.projection.state;
-            let Some(newest_ms) = state.last_close_ms(symbol) else {
-                continue;
-            };
-            let config = self.pipeline.engine.config();
-            let flagged = self.pipeline.projection.links.last_stale.get(symbol);
-            let breaker = risk::stale_breaker(config, newest_ms, self.now_ms);
-            if breaker.passed || flagged.map(|(_, ms)| *ms) == Some(newest_ms) {
-                continue;
-            }
-            let age_ms = self.now_ms - newest_ms;
-            let finding = DataQuality {
-                symbol: self.feeds[index].symbol.clone(),
-                granularity_s: self.run().granularity_s,
-                issue: QualityIssue::Stale { newest_ms, age_ms },
-                source: self.market.base_url.clone(),
-                detail: format!("{}: no entries until fresh data", breaker.detail),
-            };
-            tracing::warn!("{}: {}", finding.symbol, finding.detail);
-            self.pipeline.finding(self.now_ms, finding)?;
-        }
-        Ok(())
-    }
-
-    /// One poll's fetching: the exchange time, then each symbol's closed bars.
-    async fn poll(&self) -> std::result::Result<(UnixMs, Vec<Fetched>), (String, String)> {
-        let now_ms = self.market.server_time().await?;
-        let mut fetched = Vec::with_capacity(self.feeds.len());
-        for feed in &self.feeds {
-            let bars = self
-                .market
-                .closed_bars(&feed.symbol, feed.next_bar_ms, now_ms)
-                .await;
-            fetched.push(match bars {
-                Ok(bars) => Fetched::Bars(bars),
-                Err((url, error)) => Fetched::Failed { url, error },
-            });
-        }
-        Ok((now_ms, fetched))
-    }
-
-    /// A clean stop: checkpoint, stop marker, fsync.
-    fn stop(mut self, reason: &str) -> Result<Head> {
-        let checkpoint = self.pipeline.projection.checkpoint();
-        self.append_side(Event::Checkpoint(checkpoint))?;
-        self.append_side(Event::Session(Session {
-            action: SessionAction::Stopped,
-            reason: reason.into(),
-        }))?;
-        Ok(self.pipeline.into_writer().close()?)
-    }
-}
-
-/// The configuration for a first start: the file, with `--symbols` applied.
-fn effective_config(args: &PaperArgs) -> Result<Config> {
-    let mut config = load_config(&args.config)?;
-    if !args.symbols.is_empty() {
-        config.run.symbols = args.symbols.clone();
-    }
-    crate::replay_cmd::validated(config)
-}
-
-fn durable() -> WriterOptions {
-    WriterOptions {
-        durability: Durability::Always,
-        ..WriterOptions::default()
-    }
-}
-
-fn journal_exists(dir: &Path) -> Result<bool> {
-    if !dir.exists() {
-        return Ok(false);
-    }
-    Ok(!anx_journal::reader::list_segments(dir)
-        .with_context(|| format!("cannot read {}", dir.display()))?
-        .is_empty())
-}
-
-/// SIGTERM and SIGINT handlers, installed when this is called (not when the
-/// wait is first polled): a signal that arrives while the trader starts is
-/// caught, never the default action that kills the process mid-start.
-struct Shutdown {
-    term: Option<tokio::signal::unix::Signal>,
-    int: Option<tokio::signal::unix::Signal>,
-}
-
-impl Shutdown {
-    fn install() -> Shutdown {
-        use tokio::signal::unix::{signal, SignalKind};
-        Shutdown {
-            term: signal(SignalKind::terminate()).ok(),
-            int: signal(SignalKind::interrupt()).ok(),
-        }
-    }
-
-    /// Waits for SIGINT or SIGTERM; returns which.
-    async fn wait(&mut self) -> &'static str {
-        async fn next(signal: &mut Option<tokio::signal::unix::Signal>) {
-            match signal {
-                Some(signal) => {
-                    signal.recv().await;
-                }
-                None => std::future::pending().await,
-            }
-        }
-        tokio::select! {
-            _ = next(&mut self.term) => "SIGTERM",
-            _ = next(&mut self.int) => "SIGINT",
-        }
+        config: &Config,
+        run: &RunStarted,
+        events: &[StoredEvent],
+    ) -> Result<SimExchange> {
+        // The simulated broker names its orders as this journal's answers do.
+        let broker = SimExchange::with_ids(config.clone(), SimIds::of_journal(events));
+        // A drill journal was written by a drill exchange: re-driven by one too.
+        Ok(if run.created_by.ends_with(DRILL_SUFFIX) {
+            broker.withholding_protection()
+        } else {
+            broker
+        })
     }
 }
 
 pub fn paper(args: &PaperArgs) -> Result<ExitCode> {
-    if !(args.poll_interval > 0.0 && args.poll_interval <= 86_400.0) {
-        bail!("--poll-interval must be between 0 and 86400 seconds");
-    }
-    if !(args.request_timeout > 0.0 && args.request_timeout <= 600.0) {
-        bail!("--request-timeout must be between 0 and 600 seconds");
-    }
     crate::fetch::check_base_url("--market-url", &args.market_url)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the I/O runtime")?;
-    runtime.block_on(run(args))
-}
-
-async fn run(args: &PaperArgs) -> Result<ExitCode> {
-    let client = http_client(Duration::from_secs_f64(args.request_timeout))?;
-    let mut shutdown = Shutdown::install();
-    let signal = shutdown.wait();
-    tokio::pin!(signal);
-    let mut trader = tokio::select! {
-        trader = start(args, client) => trader?,
-        reason = &mut signal => {
-            tracing::info!("{reason} before the trader started; nothing journaled");
-            return Ok(ExitCode::SUCCESS);
-        }
+    let place = Place {
+        config: &args.config,
+        symbols: &args.symbols,
+        journal: &args.journal,
+        market_url: &args.market_url,
+        poll_interval_s: args.poll_interval,
+        request_timeout_s: args.request_timeout,
     };
-    let poll = Duration::from_secs_f64(args.poll_interval);
-    let reason = 'trading: loop {
-        trader.serve_inbox()?;
-        // A broker that works orders on its own answers when polled (the
-        // simulated exchange answers inside each candle's step instead).
-        let now_ms = trader.now_ms;
-        trader.pipeline.poll_broker(now_ms)?;
-        trader.report_broker_notes();
-        let now_ms = trader.now_ms;
-        trader.reconcile(false, now_ms)?;
-        // Fetching can be abandoned at any point: nothing is journaled until
-        // `apply`, which runs without awaiting.
-        let fetched = tokio::select! {
-            fetched = trader.poll() => fetched,
-            reason = &mut signal => break reason,
-        };
-        match fetched {
-            Ok((now_ms, fetched)) => trader.apply(now_ms, fetched)?,
-            Err((url, error)) => {
-                for index in 0..trader.feeds.len() {
-                    trader.feed_fault(index, url.clone(), error.clone())?;
-                }
-            }
-        }
-        // Between polls the inbox is served often: an operator waits for it.
-        let wake = tokio::time::Instant::now() + poll;
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep_until(wake) => break,
-                _ = tokio::time::sleep(INBOX_POLL) => trader.serve_inbox()?,
-                reason = &mut signal => break 'trading reason,
-            }
-        }
+    let kind = Paper {
+        drill_withhold_protection: args.drill_withhold_protection,
     };
-    let head = trader.stop(reason)?;
-    tracing::info!("{reason}: stopped cleanly at seq {}", head.seq);
-    eprintln!("anx paper: {reason}: stopped cleanly at seq {}", head.seq);
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Opens (re-driving) or creates the journal and returns a trader ready for
-/// its first poll.
-async fn start(args: &PaperArgs, client: reqwest::Client) -> Result<Trader> {
-    if journal_exists(&args.journal)? {
-        resume(args, client)
-    } else {
-        first_start(args, client).await
-    }
-}
-
-fn feeds_for(symbols: &[String], source_s: u32, granularity_s: u32, start_ms: UnixMs) -> Vec<Feed> {
-    symbols
-        .iter()
-        .map(|symbol| Feed {
-            symbol: symbol.clone(),
-            folder: BarFolder::new(symbol, source_s, granularity_s, start_ms, UnixMs::MAX),
-            next_bar_ms: start_ms,
-            outage: false,
-            bucket_findings: Vec::new(),
-        })
-        .collect()
-}
-
-fn trader_for(
-    pipeline: Pipeline<SimExchange>,
-    run: &RunStarted,
-    market: Market,
-    journal: &Path,
-) -> Trader {
-    Trader {
-        pipeline,
-        journal: journal.to_path_buf(),
-        feeds: feeds_for(
-            &run.symbols,
-            market.source_s,
-            run.granularity_s,
-            run.start_ms,
-        ),
-        now_ms: run.start_ms,
-        market,
-    }
-}
-
-/// A restart: the journal is the truth, replayed through the pipeline.
-fn resume(args: &PaperArgs, client: reqwest::Client) -> Result<Trader> {
-    let (writer, events) = open_to_redrive(&args.journal, Durability::Always)
-        .with_context(|| format!("cannot open the journal {}", args.journal.display()))?;
-    let run = events
-        .iter()
-        .find_map(|e| match &e.event {
-            Event::RunStarted(run) => Some(run.clone()),
-            _ => None,
-        })
-        .ok_or_else(|| {
-            anyhow!(
-                "{} holds no RunStarted: not a trader journal",
-                args.journal.display()
-            )
-        })?;
-    if run.run_mode != RunMode::PaperLive {
-        bail!(
-            "{} is a {:?} journal, not a paper trader's",
-            args.journal.display(),
-            run.run_mode
-        );
-    }
-    let config = crate::replay_cmd::run_config(&run)?;
-    if !args.symbols.is_empty() && args.symbols != run.symbols {
-        bail!(
-            "--symbols differs from the journal's ({}); a journal holds one run",
-            run.symbols.join(",")
-        );
-    }
-    // The file with the journal's symbols (which a first start may have taken
-    // from --symbols) must be the journaled configuration.
-    let mut file_config = load_config(&args.config)?;
-    file_config.run.symbols = run.symbols.clone();
-    if crate::replay_cmd::validated(file_config)?.hash() != run.config_hash {
-        bail!(
-            "the configuration differs from the one this journal started with ({}); a journal holds one run: start a new --journal to change it",
-            run.config_hash.to_hex()
-        );
-    }
-    // Operator actions appended while no trader ran come after the stop marker.
-    let last_was_clean_stop = crate::operator::ends_in_clean_stop(&events);
-    let engine = Engine::new(config.clone(), &run.run_id, false);
-    // The simulated broker names its orders as this journal's answers do.
-    let broker = SimExchange::with_ids(config.clone(), SimIds::of_journal(&events));
-    // A drill journal was written by a drill exchange: re-driven by one too.
-    let broker = if run.created_by.ends_with(DRILL_SUFFIX) {
-        broker.withholding_protection()
-    } else {
-        broker
-    };
-    let pipeline = Pipeline::redriving(writer, engine, broker, &run.run_id, events);
-    let market = Market::new(client, &args.market_url, run.granularity_s)?;
-    let mut trader = trader_for(pipeline, &run, market, &args.journal);
-    let mut feeds = std::mem::take(&mut trader.feeds);
-    let mut journal_now_ms = trader.now_ms;
-    trader
-        .pipeline
-        .redrive(&mut |stored| {
-            journal_now_ms = journal_now_ms.max(stored.market_ms);
-            let symbol = match &stored.event {
-                Event::Candle(c) => &c.symbol,
-                Event::DataQuality(f) => &f.symbol,
-                _ => return,
-            };
-            if let Some(feed) = feeds.iter_mut().find(|f| &f.symbol == symbol) {
-                feed.note(&stored.event);
-            }
-        })
-        .with_context(|| format!("cannot resume from {}", args.journal.display()))?;
-    trader.feeds = feeds;
-    trader.now_ms = journal_now_ms;
-    trader.resume_feeds();
-    if let Some(recovered) = trader.pipeline.writer().recovered().cloned() {
-        tracing::warn!(
-            "repaired a torn tail: {} bytes cut at {}:{}",
-            recovered.bytes_dropped,
-            recovered.segment,
-            recovered.offset
-        );
-        trader.append_side(Event::Recovered(recovered))?;
-    }
-    let reason = if last_was_clean_stop {
-        "restart after a clean stop"
-    } else {
-        "restart after a crash"
-    };
-    trader.append_side(Event::Session(Session {
-        action: SessionAction::Started,
-        reason: reason.into(),
-    }))?;
-    // A restart is not market news: the start-up reconciliation carries the
-    // run's newest market time, not the exchange's clock, so a restart with
-    // no new data moves no figure that depends on market time (the span the
-    // report's exposure is measured over).
-    let run_now_ms = trader
-        .pipeline
-        .projection
-        .state
-        .last_market_ms
-        .unwrap_or(trader.now_ms);
-    // What the broker answered while we were down (or we lost in a crash)
-    // is journaled first, then positions are compared.
-    trader.pipeline.resync_broker(run_now_ms)?;
-    trader.report_broker_notes();
-    trader.reconcile(true, run_now_ms)?;
-    tracing::info!(
-        "resumed run {} at seq {} ({reason})",
-        trader.run().run_id,
-        trader.pipeline.projection.seq()
-    );
-    Ok(trader)
-}
-
-/// A first start: the exchange's time fixes the run's start, one window of
-/// history before it (the indicators' warm-up; candles that arrive stale are
-/// decided on as stale, so history never opens a trade).
-async fn first_start(args: &PaperArgs, client: reqwest::Client) -> Result<Trader> {
-    let config = effective_config(args)?;
-    // Validated by `effective_config`.
-    let granularity_s = config.granularity_s();
-    let market = Market::new(client, &args.market_url, granularity_s)?;
-    let poll = Duration::from_secs_f64(args.poll_interval);
-    let now_ms = loop {
-        match market.server_time().await {
-            Ok(now) => break now,
-            Err((_, error)) => {
-                tracing::warn!("cannot read the exchange's time yet: {error}");
-                tokio::time::sleep(poll).await;
-            }
-        }
-    };
-    let granularity_ms = i64::from(granularity_s) * 1000;
-    let start_ms = now_ms
-        - now_ms.rem_euclid(granularity_ms)
-        - i64::from(config.strategy.window_bars) * granularity_ms;
-    // Derived from what defines the run – configuration, symbols, start – like
-    // a replay's: the same trader started in the same bar is the same run, so
-    // its orders and trades carry the same ids. (A live broker would add the
-    // account to this, so that two journals never share client order ids.)
-    let (run_id, journal_id) = anx_replays::runner::run_identity(
-        b"anx-paper-v1\0",
-        &config,
-        &config.run.symbols,
-        &[&start_ms.to_le_bytes()],
-    );
-    std::fs::create_dir_all(&args.journal)
-        .with_context(|| format!("cannot create {}", args.journal.display()))?;
-    let writer = Writer::create(
-        &args.journal,
-        JournalMeta {
-            journal_id,
-            created_ms: now_ms,
-        },
-        durable(),
-    )
-    .with_context(|| format!("cannot create the journal in {}", args.journal.display()))?;
-    let run = RunStarted {
-        run_id: run_id.clone(),
-        run_mode: RunMode::PaperLive,
-        capital_mode: config.run.capital_mode,
-        market_time_basis: MarketTimeBasis::CandleTimestamp,
-        data_integrity: DataIntegrity::Ok,
-        created_by: format!(
-            "anx {}{}",
-            env!("CARGO_PKG_VERSION"),
-            if args.drill_withhold_protection {
-                DRILL_SUFFIX
-            } else {
-                ""
-            }
-        ),
-        git_sha: env!("ANX_GIT_SHA").to_string(),
-        config_hash: config.hash(),
-        config_text: config.canonical_text(),
-        symbols: config.run.symbols.clone(),
-        granularity_s,
-        start_ms,
-        end_ms: None,
-        starting_capital: config.run.starting_capital,
-    };
-    let engine = Engine::new(config.clone(), &run_id, false);
-    let mut exchange = SimExchange::new(config.clone());
-    if args.drill_withhold_protection {
-        exchange = exchange.withholding_protection();
-    }
-    let mut pipeline = Pipeline::new(writer, engine, exchange, &run_id);
-    pipeline.append_side(start_ms, &Event::RunStarted(run.clone()))?;
-    let mut trader = trader_for(pipeline, &run, market, &args.journal);
-    trader.now_ms = now_ms;
-    trader.append_side(Event::Session(Session {
-        action: SessionAction::Started,
-        reason: "first start".into(),
-    }))?;
-    let now_ms = trader.now_ms;
-    trader.reconcile(true, now_ms)?;
-    tracing::info!("started run {run_id} in {}", args.journal.display());
-    Ok(trader)
+    crate::trader::trade(kind, &place)
 }

@@ -19,7 +19,7 @@ use crate::output::market_time;
 use crate::render::num;
 use crate::store::{self, LoadOptions};
 use crate::EXIT_CHECK_FAILED;
-use anx_journal::{EngineState, RunMode, UnixMs};
+use anx_journal::{EngineState, UnixMs};
 use anx_projections::engine::config::Config;
 use anx_projections::engine::risk;
 use anyhow::{Context, Result};
@@ -275,8 +275,8 @@ pub fn status(args: &StatusArgs) -> Result<ExitCode> {
 enum JournalKind {
     /// No `RunStarted` yet.
     Empty,
-    /// A paper (later: live) trader's journal.
-    Trader { running: bool },
+    /// A paper or live trader's journal.
+    Trader { running: bool, live: bool },
     /// A backtest that journaled `RunCompleted`.
     ReplayCompleted,
     /// A backtest being written right now (its writer holds the lock).
@@ -289,8 +289,11 @@ impl JournalKind {
     fn of(run: Option<&anx_projections::model::RunRow>, locked: bool) -> JournalKind {
         match run {
             None => JournalKind::Empty,
-            Some(run) if run.run_mode == RunMode::PaperLive => {
-                JournalKind::Trader { running: locked }
+            Some(run) if run.run_mode.is_trader() => {
+                JournalKind::Trader {
+                    running: locked,
+                    live: run.run_mode == anx_journal::RunMode::Live,
+                }
             }
             Some(run) if run.completed_ms.is_some() => JournalKind::ReplayCompleted,
             Some(_) if locked => JournalKind::ReplayRunning,
@@ -305,7 +308,7 @@ impl JournalKind {
     /// The health problem the kind itself is, if any.
     fn problem(self) -> Option<&'static str> {
         match self {
-            JournalKind::Trader { running: false } | JournalKind::Empty => {
+            JournalKind::Trader { running: false, .. } | JournalKind::Empty => {
                 Some("no trader holds the journal's lock")
             }
             JournalKind::ReplayInterrupted => {
@@ -318,7 +321,8 @@ impl JournalKind {
     fn code(self) -> &'static str {
         match self {
             JournalKind::Empty => "empty",
-            JournalKind::Trader { .. } => "paper_live",
+            JournalKind::Trader { live: false, .. } => "paper_live",
+            JournalKind::Trader { live: true, .. } => "live",
             JournalKind::ReplayCompleted => "replay_backtest_completed",
             JournalKind::ReplayRunning => "replay_backtest_running",
             JournalKind::ReplayInterrupted => "replay_backtest_interrupted",

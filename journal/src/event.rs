@@ -33,6 +33,16 @@ pub type UnixMs = i64;
 pub enum RunMode {
     ReplayBacktest,
     PaperLive,
+    /// `anx live`: real orders on Coinbase (or previews of them).
+    Live,
+}
+
+impl RunMode {
+    /// A trader's run (`anx paper`, `anx live`): started, stopped, resumed,
+    /// with an inbox for operator actions; not a backtest.
+    pub fn is_trader(self) -> bool {
+        matches!(self, RunMode::PaperLive | RunMode::Live)
+    }
 }
 
 /// How capital is split between symbols.

@@ -76,7 +76,7 @@ fn run_events() -> impl Strategy<Value = Event> {
     prop_oneof![
         (
             text(),
-            any::<bool>(),
+            0u8..3,
             any::<bool>(),
             hash(),
             text(),
@@ -101,17 +101,17 @@ fn run_events() -> impl Strategy<Value = Event> {
                 )| {
                     Event::RunStarted(RunStarted {
                         run_id,
-                        run_mode: if paper {
-                            RunMode::PaperLive
-                        } else {
-                            RunMode::ReplayBacktest
+                        run_mode: match paper {
+                            0 => RunMode::ReplayBacktest,
+                            1 => RunMode::PaperLive,
+                            _ => RunMode::Live,
                         },
                         capital_mode: if portfolio {
                             CapitalMode::Portfolio
                         } else {
                             CapitalMode::Independent
                         },
-                        market_time_basis: if paper {
+                        market_time_basis: if paper > 0 {
                             MarketTimeBasis::WallClock
                         } else {
                             MarketTimeBasis::CandleTimestamp

@@ -260,6 +260,7 @@ fn run_mode(v: RunMode) -> u32 {
     match v {
         RunMode::ReplayBacktest => 0,
         RunMode::PaperLive => 1,
+        RunMode::Live => 2,
     }
 }
 

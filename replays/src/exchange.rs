@@ -108,6 +108,12 @@ pub trait Broker {
     fn answers_reproducible(&self) -> bool {
         true
     }
+    /// The broker's account as it stands for `symbol` (balances, holds), in
+    /// words, for the reconciliation to journal beside the positions; none
+    /// for a simulation (its account is the journal).
+    fn account_note(&self, _symbol: &str) -> Option<String> {
+        None
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -482,6 +482,26 @@ impl<B: Broker> Pipeline<B> {
         answers
     }
 
+    /// Re-driving for a broker that cannot answer again: the answers it
+    /// gave while working a candle are the journaled broker answers right
+    /// after that candle, at its market time (its engine's outputs, which
+    /// are never broker answers, come next).
+    fn journaled_candle_answers(&self, as_of_ms: UnixMs) -> Vec<BrokerEvent> {
+        let mut answers = Vec::new();
+        let mut at = 0;
+        while let Some(stored) = self.journaled.get(at) {
+            let answer = stored.event.kind().role() == EventRole::BrokerAnswer
+                && stored.market_ms == as_of_ms;
+            if !answer {
+                break;
+            }
+            let (answer, used) = self.journaled_answer(at);
+            answers.push(answer);
+            at += used;
+        }
+        answers
+    }
+
     /// The journaled answer at `at` in the queue, with its receipt if one
     /// follows it; and how many journaled events that is.
     fn journaled_answer(&self, at: usize) -> (BrokerEvent, usize) {
@@ -641,10 +661,14 @@ impl<B: Broker> Pipeline<B> {
     ) -> Result<(), PipelineError> {
         // A broker that cannot answer again is not asked while re-driving:
         // what it said is in the journal, as polled answers of their own steps.
-        if self.broker.answers_reproducible() || !self.is_redriving() {
-            let worked = self.broker.on_candle(candle);
-            self.drain(worked.into_iter().map(Work::Answer).collect(), as_of_ms)?;
-        }
+        let worked = if self.broker.answers_reproducible() || !self.is_redriving() {
+            self.broker.on_candle(candle)
+        } else {
+            // What it answered as it worked this candle (a real broker's
+            // time-to-live cancels) is journaled right after the candle.
+            self.journaled_candle_answers(as_of_ms)
+        };
+        self.drain(worked.into_iter().map(Work::Answer).collect(), as_of_ms)?;
         let placed = self.engine_step(TickInput::Candle {
             seq,
             candle,
@@ -789,7 +813,10 @@ impl<B: Broker> Pipeline<B> {
                 None => ReconcileOutcome::Match,
                 Some(_) => ReconcileOutcome::Mismatch,
             },
-            detail: mismatch.unwrap_or("positions agree").to_string(),
+            detail: match self.broker.account_note(symbol) {
+                Some(note) => format!("{}; {note}", mismatch.unwrap_or("positions agree")),
+                None => mismatch.unwrap_or("positions agree").to_string(),
+            },
         };
         self.append_side(market_ms, &Event::Reconciliation(reconciliation))
     }

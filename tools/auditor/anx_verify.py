@@ -529,7 +529,7 @@ def check_expected_head(journal: Journal, seq: int, expected: bytes) -> None:
 # the decoder cannot drift from the document by transcription.
 
 _ENUMS_TEXT = """
-RunMode: replay_backtest [0], paper_live [1]
+RunMode: replay_backtest [0], paper_live [1], live [2]
 CapitalMode: independent [0], portfolio [1]
 MarketTimeBasis: candle_timestamp [0], wall_clock [1]
 DataIntegrity: ok [0], degraded_skip_volume [1]

@@ -53,9 +53,36 @@ pub struct Config {
     pub costs: CostConfig,
     pub orders: OrderConfig,
     pub exchange: ExchangeConfig,
+    /// `anx live` only: the real broker's safety caps and waits. Added
+    /// later; absent (every configuration before it) is left out of the
+    /// canonical text, so journaled configurations hash as they did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<LiveConfig>,
     /// Product specs by symbol; `default` applies to a symbol without its own.
     pub products: BTreeMap<String, ProductSpec>,
 }
+
+/// The live broker's limits: checked by the broker before anything is sent,
+/// whatever the engine sized (a second line of defence, not the sizing).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LiveConfig {
+    /// Largest entry notional (size × limit) sent, in quote currency.
+    #[serde(with = "norm_dec")]
+    pub order_notional_max: Decimal,
+    /// Largest cost of the run's working entries and open positions together,
+    /// in quote currency.
+    #[serde(with = "norm_dec")]
+    pub exposure_max: Decimal,
+    /// Seconds (the exchange's time) after an entry's first fill within which
+    /// its take-profit/stop child must show at the exchange, or the symbol
+    /// fails closed.
+    pub protection_wait_s: u64,
+}
+
+/// Longest wait for a filled entry's protection: a minute of a naked
+/// position is already a risk; ten is the most a slow exchange deserves.
+const PROTECTION_WAIT_S_MAX: u64 = 600;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -908,6 +935,9 @@ impl Config {
         if self.exchange.name.is_empty() {
             v.fail("exchange.name", "\"\"", "an exchange name such as COINBASE");
         }
+        if let Some(live) = &self.live {
+            validate_live(live, v);
+        }
     }
 
     /// Each product spec's increments and minimums, then a spec for every
@@ -971,5 +1001,30 @@ impl Validator {
         if value < min {
             self.fail(key, &value.to_string(), &format!(">= {min}"));
         }
+    }
+}
+
+fn validate_live(live: &LiveConfig, v: &mut Validator) {
+    for (key, value) in [
+        ("live.order_notional_max", live.order_notional_max),
+        ("live.exposure_max", live.exposure_max),
+    ] {
+        if value <= Decimal::ZERO {
+            v.fail(key, &value.to_string(), "above 0 (quote currency)");
+        }
+    }
+    if live.exposure_max < live.order_notional_max {
+        v.fail(
+            "live.exposure_max",
+            &live.exposure_max.to_string(),
+            "at least live.order_notional_max",
+        );
+    }
+    if live.protection_wait_s == 0 || live.protection_wait_s > PROTECTION_WAIT_S_MAX {
+        v.fail(
+            "live.protection_wait_s",
+            &live.protection_wait_s.to_string(),
+            &format!("1 to {PROTECTION_WAIT_S_MAX} seconds"),
+        );
     }
 }

