@@ -26,6 +26,8 @@
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+#[cfg(test)]
+use std::collections::BTreeSet;
 
 /// Basis points in one.
 pub const BPS: Decimal = Decimal::from_parts(10_000, 0, 0, false, 0);
@@ -741,8 +743,8 @@ impl Exchange {
         }
     }
 
-    /// Creates an order the checks accept (the caller has ruled out a
-    /// repeated client order id). A market order fills at once.
+    /// Creates an order the checks accept; a repeated client order id
+    /// returns the order that has it. A market order fills at once.
     pub fn create(
         &mut self,
         new: &NewOrder,
@@ -750,6 +752,15 @@ impl Exchange {
         faults: OrderFaults,
         manual: bool,
     ) -> Result<Created, Rejection> {
+        if let Some(existing) = self.by_client_order_id(&new.client_order_id) {
+            // Documented: a repeated client_order_id creates nothing and
+            // answers with the order that has it.
+            return Ok(Created {
+                order_id: existing.order_id.clone(),
+                attached_order_id: (!existing.attached_order_id.is_empty())
+                    .then(|| existing.attached_order_id.clone()),
+            });
+        }
         let quote = self.check(new, price)?;
         let order_id = self.next_id();
         let kind = match new.config {
@@ -1212,5 +1223,622 @@ fn check_post_only(new: &NewOrder, price: Option<Decimal>) -> Result<(), Rejecti
         )
     } else {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: i64 = 3_600_000;
+
+    fn d(text: &str) -> Decimal {
+        text.parse().unwrap()
+    }
+
+    /// Bar `i` (opening at i hours): open, high, low, close.
+    fn bar(i: i64, o: &str, h: &str, l: &str, c: &str) -> Bar {
+        Bar {
+            open_ms: i * H,
+            open: d(o),
+            high: d(h),
+            low: d(l),
+            close: d(c),
+            volume: Decimal::ONE,
+        }
+    }
+
+    struct World {
+        x: Exchange,
+        bars: BTreeMap<i64, Bar>,
+    }
+
+    fn world(appears: ChildAppears, bars: Vec<Bar>) -> World {
+        let fees = Fees {
+            maker_fee_bps: d("40"),
+            taker_fee_bps: d("60"),
+            slippage_bps: d("2"),
+        };
+        let btc = ProductRules::for_product("BTC-USD").unwrap();
+        let x = Exchange::new("test", fees, appears, H, vec![btc], d("10000"), 0);
+        let bars = bars.into_iter().map(|b| (b.open_ms, b)).collect();
+        World { x, bars }
+    }
+
+    impl World {
+        fn price(&self) -> Option<Decimal> {
+            self.bars
+                .get(&(self.x.now_ms - self.x.now_ms % H))
+                .map(|b| b.open)
+        }
+
+        fn place(
+            &mut self,
+            cid: &str,
+            side: Side,
+            config: NewConfig,
+            bracket: Option<(&str, &str)>,
+        ) -> Result<Created, Rejection> {
+            self.place_with(cid, side, config, bracket, OrderFaults::default())
+        }
+
+        fn place_with(
+            &mut self,
+            cid: &str,
+            side: Side,
+            config: NewConfig,
+            bracket: Option<(&str, &str)>,
+            faults: OrderFaults,
+        ) -> Result<Created, Rejection> {
+            let new = NewOrder {
+                client_order_id: cid.into(),
+                product_id: "BTC-USD".into(),
+                side,
+                config,
+                bracket: bracket.map(|(tp, stop)| BracketPrices {
+                    limit_price: d(tp),
+                    stop_trigger_price: d(stop),
+                }),
+            };
+            let price = self.price();
+            self.x.create(&new, price, faults, false)
+        }
+
+        fn entry(&mut self, size: &str, limit: &str, bracket: Option<(&str, &str)>) -> Created {
+            self.place("entry", Side::Buy, limit_cfg(size, limit, false), bracket)
+                .unwrap()
+        }
+
+        fn bars(&mut self, n: i64) {
+            let bars = self.bars.clone();
+            let to = self.x.now_ms + n * H;
+            self.x
+                .advance(to, &|_, open_ms| bars.get(&open_ms).copied())
+                .unwrap();
+        }
+
+        fn order(&self, id: &str) -> &Order {
+            self.x.order(id).unwrap()
+        }
+
+        fn balance(&self, currency: &str) -> Decimal {
+            self.x.balances[currency]
+        }
+    }
+
+    fn limit_cfg(size: &str, limit: &str, post_only: bool) -> NewConfig {
+        NewConfig::Limit {
+            base_size: d(size),
+            limit_price: d(limit),
+            post_only,
+        }
+    }
+
+    fn market_cfg(size: &str) -> NewConfig {
+        NewConfig::Market { base_size: d(size) }
+    }
+
+    #[test]
+    fn a_limit_buy_fills_at_its_limit_as_maker() {
+        let mut w = world(
+            ChildAppears::AtOnce,
+            vec![bar(0, "101", "102", "99", "100")],
+        );
+        let id = w.entry("1", "100", None).order_id;
+        w.bars(1);
+        let o = w.order(&id);
+        assert_eq!(o.status, Status::Filled);
+        assert_eq!(o.average_price(), d("100"));
+        let fill = &w.x.fills[0];
+        assert_eq!(
+            (fill.price, fill.commission, fill.liquidity),
+            (d("100"), d("0.4"), Liquidity::Maker)
+        );
+        assert_eq!(w.balance("USD"), d("9899.6"));
+        assert_eq!(w.balance("BTC"), d("1"));
+    }
+
+    #[test]
+    fn a_limit_buy_fills_at_the_open_when_the_bar_opens_below_it() {
+        let mut w = world(
+            ChildAppears::AtOnce,
+            vec![
+                bar(0, "101", "102", "100.5", "101"),
+                bar(1, "98", "99", "97", "98"),
+            ],
+        );
+        let id = w.entry("1", "100", None).order_id;
+        w.bars(1);
+        assert_eq!(
+            w.order(&id).status,
+            Status::Open,
+            "the low never reached 100"
+        );
+        w.bars(1);
+        assert_eq!(w.order(&id).status, Status::Filled);
+        assert_eq!(w.x.fills[0].price, d("98"));
+    }
+
+    #[test]
+    fn an_order_placed_after_a_bar_closed_is_not_worked_against_it() {
+        let mut w = world(
+            ChildAppears::AtOnce,
+            vec![
+                bar(0, "101", "102", "90", "101"),
+                bar(1, "101", "102", "100.5", "101"),
+            ],
+        );
+        w.bars(1);
+        let id = w.entry("1", "100", None).order_id;
+        w.bars(1);
+        assert_eq!(w.order(&id).status, Status::Open);
+        assert!(w.x.fills.is_empty());
+    }
+
+    #[test]
+    fn market_orders_fill_at_once_at_the_open_with_slippage() {
+        let mut w = world(
+            ChildAppears::AtOnce,
+            vec![bar(0, "101", "102", "99", "100")],
+        );
+        let buy = w.place("b", Side::Buy, market_cfg("1"), None).unwrap();
+        let o = w.order(&buy.order_id);
+        assert_eq!(o.status, Status::Filled);
+        // 101 × 1.0002 = 101.0202, rounded up to the cent; taker fee 60 bps.
+        assert_eq!(o.average_price(), d("101.03"));
+        assert_eq!(o.total_fees, d("0.60618"));
+        assert_eq!(w.x.fills[0].liquidity, Liquidity::Taker);
+        let sell = w.place("s", Side::Sell, market_cfg("1"), None).unwrap();
+        // 101 × 0.9998 = 100.9798, rounded down.
+        assert_eq!(w.order(&sell.order_id).average_price(), d("100.97"));
+        assert_eq!(w.balance("BTC"), Decimal::ZERO);
+    }
+
+    #[test]
+    fn a_market_order_without_a_bar_is_refused() {
+        let mut w = world(ChildAppears::AtOnce, vec![]);
+        let err = w.place("b", Side::Buy, market_cfg("1"), None).unwrap_err();
+        assert_eq!(err.reason, Reason::NoLiquidity);
+        assert!(w.x.orders.is_empty());
+    }
+
+    #[test]
+    fn the_child_is_visible_at_once_but_works_only_after_the_fill() {
+        let mut w = world(
+            ChildAppears::AtOnce,
+            vec![
+                bar(0, "101", "111", "100.5", "105"),
+                bar(1, "101", "102", "99", "100"),
+            ],
+        );
+        let created = w.entry("1", "100", Some(("110", "95")));
+        let child_id = created
+            .attached_order_id
+            .clone()
+            .expect("the child exists at once");
+        let child = w.order(&child_id);
+        assert_eq!(
+            (child.status, child.trigger, child.side),
+            (Status::Open, Trigger::Pending, Side::Sell)
+        );
+        assert_eq!(child.originating_order_id, created.order_id);
+        assert_eq!(w.order(&created.order_id).attached_order_id, child_id);
+        // Bar 0 reaches the take-profit but the entry has not filled: nothing.
+        w.bars(1);
+        assert!(w.x.fills.is_empty());
+        assert_eq!(
+            w.x.holds().get("BTC"),
+            None,
+            "no hold before the parent fills"
+        );
+        w.bars(1);
+        assert_eq!(w.order(&created.order_id).status, Status::Filled);
+        assert_eq!(w.order(&child_id).active_from_ms, Some(H));
+        assert_eq!(w.x.holds()["BTC"], d("1"));
+    }
+
+    #[test]
+    fn the_child_appears_on_fill_when_configured_so() {
+        let mut w = world(
+            ChildAppears::OnFill,
+            vec![bar(0, "101", "102", "99", "100")],
+        );
+        let created = w.entry("1", "100", Some(("110", "95")));
+        assert_eq!(created.attached_order_id, None);
+        assert_eq!(w.x.orders.len(), 1);
+        w.bars(1);
+        let parent = w.order(&created.order_id);
+        let child = w.order(&parent.attached_order_id);
+        assert_eq!(child.originating_order_id, created.order_id);
+        assert_eq!(child.created_ms, 0, "created at the entry's fill");
+        assert_eq!(child.client_order_id, "");
+        assert_eq!(child.base_size, d("1"));
+    }
+
+    #[test]
+    fn in_the_fill_bar_only_the_stop_is_checked() {
+        let mut w = world(
+            ChildAppears::AtOnce,
+            vec![
+                bar(0, "101", "111", "99", "105"),
+                bar(1, "105", "112", "104", "110"),
+            ],
+        );
+        let child = w
+            .entry("1", "100", Some(("110", "95")))
+            .attached_order_id
+            .unwrap();
+        w.bars(1);
+        assert_eq!(
+            w.order(&child).status,
+            Status::Open,
+            "the take-profit waits a bar"
+        );
+        w.bars(1);
+        let fill = w.x.fills.last().unwrap();
+        assert_eq!((fill.price, fill.liquidity), (d("110"), Liquidity::Maker));
+        assert_eq!(w.order(&child).status, Status::Filled);
+        assert_eq!(w.balance("BTC"), Decimal::ZERO);
+    }
+
+    #[test]
+    fn the_stop_can_trigger_in_the_fill_bar_from_the_fill_price() {
+        let mut w = world(
+            ChildAppears::AtOnce,
+            vec![bar(0, "101", "111", "94", "100")],
+        );
+        let child = w
+            .entry("1", "100", Some(("110", "95")))
+            .attached_order_id
+            .unwrap();
+        w.bars(1);
+        let (entry, stop) = (&w.x.fills[0], &w.x.fills[1]);
+        // min(100, 95) × 0.9998 = 94.981 → 94.98, taker; after the entry.
+        assert_eq!((stop.price, stop.liquidity), (d("94.98"), Liquidity::Taker));
+        assert!(stop.trade_ms > entry.trade_ms);
+        assert_eq!(w.order(&child).trigger, Trigger::Triggered);
+    }
+
+    #[test]
+    fn a_bar_reaching_both_legs_is_a_stop() {
+        let mut w = world(
+            ChildAppears::AtOnce,
+            vec![
+                bar(0, "101", "102", "99", "100"),
+                bar(1, "100", "120", "91", "100"),
+            ],
+        );
+        let child = w
+            .entry("1", "100", Some(("110", "95")))
+            .attached_order_id
+            .unwrap();
+        w.bars(2);
+        assert_eq!(w.x.fills.len(), 2);
+        assert_eq!(w.x.fills[1].price, d("94.98"));
+        assert_eq!(w.order(&child).status, Status::Filled);
+    }
+
+    #[test]
+    fn a_gap_below_the_stop_limit_rests_then_fills_later() {
+        let mut w = world(
+            ChildAppears::AtOnce,
+            vec![
+                bar(0, "101", "102", "99", "100"),
+                bar(1, "88", "89", "85", "88"),
+                bar(2, "89", "91", "88", "90"),
+            ],
+        );
+        let child = w
+            .entry("1", "100", Some(("110", "95")))
+            .attached_order_id
+            .unwrap();
+        w.bars(2);
+        // Stop-limit = 95 × 0.95 = 90.25; bar 1 opened at 88, below it.
+        let c = w.order(&child);
+        assert_eq!((c.status, c.trigger), (Status::Open, Trigger::Triggered));
+        assert_eq!(
+            w.balance("BTC"),
+            d("1"),
+            "the position is still there, naked"
+        );
+        w.bars(1);
+        let fill = w.x.fills.last().unwrap();
+        assert_eq!((fill.price, fill.liquidity), (d("90.25"), Liquidity::Maker));
+        assert_eq!(w.order(&child).status, Status::Filled);
+    }
+
+    #[test]
+    fn when_one_leg_fills_the_other_is_gone() {
+        let mut w = world(
+            ChildAppears::AtOnce,
+            vec![
+                bar(0, "101", "102", "99", "100"),
+                bar(1, "111", "112", "109", "110"),
+                bar(2, "96", "97", "80", "90"),
+            ],
+        );
+        w.entry("1", "100", Some(("110", "95")));
+        w.bars(3);
+        assert_eq!(w.x.fills.len(), 2, "entry and take-profit only");
+        assert_eq!(
+            w.x.fills[1].price,
+            d("111"),
+            "the bar opened above the take-profit"
+        );
+        assert_eq!(w.balance("BTC"), Decimal::ZERO);
+    }
+
+    #[test]
+    fn a_partial_fill_fault_fills_in_parts_then_the_child_works() {
+        let bars = (0..3).map(|i| bar(i, "101", "102", "99", "100")).collect();
+        let mut w = world(ChildAppears::AtOnce, bars);
+        let faults = OrderFaults {
+            withhold_child: false,
+            parts: 3,
+        };
+        let created = w
+            .place_with(
+                "e",
+                Side::Buy,
+                limit_cfg("0.3", "100", false),
+                Some(("110", "95")),
+                faults,
+            )
+            .unwrap();
+        let child = created.attached_order_id.unwrap();
+        w.bars(1);
+        assert_eq!(w.order(&created.order_id).filled_size, d("0.1"));
+        assert_eq!(w.order(&created.order_id).status, Status::Open);
+        assert_eq!(w.order(&child).active_from_ms, None);
+        w.bars(2);
+        assert_eq!(w.order(&created.order_id).status, Status::Filled);
+        assert_eq!(w.order(&child).base_size, d("0.3"));
+        assert!(w.order(&child).active_from_ms.is_some());
+        let trade_ids: BTreeSet<&String> = w.x.fills.iter().map(|f| &f.trade_id).collect();
+        assert_eq!(trade_ids.len(), 3);
+    }
+
+    #[test]
+    fn a_withheld_bracket_never_appears() {
+        let mut w = world(
+            ChildAppears::AtOnce,
+            vec![bar(0, "101", "102", "99", "100")],
+        );
+        let faults = OrderFaults {
+            withhold_child: true,
+            parts: 0,
+        };
+        let created = w
+            .place_with(
+                "e",
+                Side::Buy,
+                limit_cfg("1", "100", false),
+                Some(("110", "95")),
+                faults,
+            )
+            .unwrap();
+        assert_eq!(created.attached_order_id, None);
+        w.bars(1);
+        assert_eq!(w.order(&created.order_id).status, Status::Filled);
+        assert_eq!(w.x.orders.len(), 1);
+    }
+
+    #[test]
+    fn holds_follow_the_open_orders() {
+        let mut w = world(
+            ChildAppears::AtOnce,
+            vec![
+                bar(0, "101", "102", "99", "100"),
+                bar(1, "101", "102", "100.5", "101"),
+            ],
+        );
+        let created = w.entry("1", "100", Some(("110", "95")));
+        // 100 + the taker-rate fee estimate 0.6.
+        assert_eq!(w.x.holds()["USD"], d("100.6"));
+        assert_eq!(w.x.available("USD"), d("9899.4"));
+        w.bars(1);
+        assert_eq!(w.x.holds().get("USD"), None);
+        assert_eq!(
+            w.x.available("BTC"),
+            Decimal::ZERO,
+            "the child holds the base"
+        );
+        let err = w.place("s", Side::Sell, market_cfg("1"), None).unwrap_err();
+        assert_eq!(err.reason, Reason::InsufficientFund);
+        w.x.cancel(&created.attached_order_id.unwrap()).unwrap();
+        assert_eq!(
+            w.x.available("BTC"),
+            d("1"),
+            "cancelling the child leaves the position"
+        );
+    }
+
+    #[test]
+    fn cancels_take_the_child_and_say_why_they_fail() {
+        let mut w = world(
+            ChildAppears::AtOnce,
+            vec![bar(0, "101", "102", "99", "100")],
+        );
+        let created = w.entry("1", "90", Some(("110", "85")));
+        let child = created.attached_order_id.clone().unwrap();
+        assert_eq!(w.x.cancel("nope"), Err(CancelFailure::Unknown));
+        w.x.cancel(&created.order_id).unwrap();
+        assert_eq!(w.order(&child).status, Status::Cancelled);
+        assert_eq!(w.x.cancel(&created.order_id), Err(CancelFailure::Duplicate));
+        assert_eq!(w.x.holds().get("USD"), None);
+        let market = w.place("m", Side::Buy, market_cfg("1"), None).unwrap();
+        assert_eq!(
+            w.x.cancel(&market.order_id),
+            Err(CancelFailure::FullyFilled)
+        );
+    }
+
+    #[test]
+    fn a_repeated_client_order_id_creates_nothing() {
+        let mut w = world(
+            ChildAppears::AtOnce,
+            vec![bar(0, "101", "102", "99", "100")],
+        );
+        let first = w.entry("1", "100", Some(("110", "95")));
+        let again = w
+            .place("entry", Side::Buy, limit_cfg("2", "99", false), None)
+            .unwrap();
+        assert_eq!(first, again);
+        assert_eq!(w.x.orders.len(), 2, "the entry and its child");
+    }
+
+    #[test]
+    fn orders_the_exchange_would_refuse() {
+        let mut w = world(
+            ChildAppears::AtOnce,
+            vec![bar(0, "101", "102", "99", "100")],
+        );
+        let mut refused = |config: NewConfig, bracket: Option<(&str, &str)>| {
+            w.place("r", Side::Buy, config, bracket).unwrap_err().reason
+        };
+        assert_eq!(
+            refused(limit_cfg("1", "101", true), None),
+            Reason::InvalidLimitPricePostOnly
+        );
+        assert_eq!(
+            refused(limit_cfg("200", "100", false), None),
+            Reason::InsufficientFund
+        );
+        assert_eq!(
+            refused(limit_cfg("0.000000001", "100", false), None),
+            Reason::InvalidSizePrecision
+        );
+        assert_eq!(
+            refused(limit_cfg("1", "100.001", false), None),
+            Reason::InvalidPricePrecision
+        );
+        assert_eq!(
+            refused(limit_cfg("1", "100", false), Some(("99", "95"))),
+            Reason::InvalidBracketPrices
+        );
+        assert_eq!(
+            refused(limit_cfg("1", "100", false), Some(("110", "100"))),
+            Reason::InvalidBracketPrices
+        );
+        assert_eq!(
+            refused(limit_cfg("0.001", "100", false), None),
+            Reason::QuoteSizeTooSmall
+        );
+        assert_eq!(
+            refused(limit_cfg("5000", "1", false), None),
+            Reason::BaseSizeTooLarge
+        );
+        assert!(w
+            .place("p", Side::Buy, limit_cfg("1", "100.99", true), None)
+            .is_ok());
+        let err = w.place("s", Side::Sell, market_cfg("1"), None).unwrap_err();
+        assert_eq!(err.reason, Reason::InsufficientFund);
+    }
+
+    #[test]
+    fn product_flags_refuse_orders() {
+        let mut w = world(
+            ChildAppears::AtOnce,
+            vec![bar(0, "101", "102", "99", "100")],
+        );
+        let set =
+            |w: &mut World, flags: Flags| w.x.products.get_mut("BTC-USD").unwrap().flags = flags;
+        set(
+            &mut w,
+            Flags {
+                limit_only: true,
+                ..Flags::default()
+            },
+        );
+        let err = w.place("a", Side::Buy, market_cfg("1"), None).unwrap_err();
+        assert_eq!(err.reason, Reason::UnsupportedOrderConfiguration);
+        set(
+            &mut w,
+            Flags {
+                post_only: true,
+                ..Flags::default()
+            },
+        );
+        let err = w
+            .place("b", Side::Buy, limit_cfg("1", "100", false), None)
+            .unwrap_err();
+        assert_eq!(err.reason, Reason::UnsupportedOrderConfiguration);
+        set(
+            &mut w,
+            Flags {
+                trading_disabled: true,
+                ..Flags::default()
+            },
+        );
+        let err = w
+            .place("c", Side::Buy, limit_cfg("1", "100", true), None)
+            .unwrap_err();
+        assert_eq!(err.reason, Reason::OrderEntryDisabled);
+        set(
+            &mut w,
+            Flags {
+                cancel_only: true,
+                ..Flags::default()
+            },
+        );
+        let err = w
+            .place("d", Side::Buy, limit_cfg("1", "100", true), None)
+            .unwrap_err();
+        assert_eq!(err.reason, Reason::OrderEntryDisabled);
+    }
+
+    #[test]
+    fn a_market_entry_with_a_bracket_protects_from_the_next_bar() {
+        let mut w = world(
+            ChildAppears::OnFill,
+            vec![
+                bar(0, "101", "120", "100", "105"),
+                bar(1, "105", "120", "104", "110"),
+            ],
+        );
+        let created = w
+            .place("m", Side::Buy, market_cfg("1"), Some(("110", "95")))
+            .unwrap();
+        let child = created
+            .attached_order_id
+            .expect("the child exists once the entry filled");
+        w.bars(1);
+        assert_eq!(w.order(&child).status, Status::Open);
+        w.bars(1);
+        assert_eq!(w.order(&child).status, Status::Filled);
+    }
+
+    #[test]
+    fn the_clock_never_goes_backwards() {
+        let mut w = world(ChildAppears::AtOnce, vec![]);
+        w.bars(2);
+        let err = w.x.advance(H, &|_, _| None).unwrap_err();
+        assert_eq!(
+            err,
+            Backwards {
+                now_ms: 2 * H,
+                to_ms: H
+            }
+        );
     }
 }
