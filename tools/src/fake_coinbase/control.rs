@@ -33,8 +33,8 @@ fn refused(message: &str) -> Response {
     respond(StatusCode::BAD_REQUEST, json!({ "error": message }))
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(body: &str) -> Result<T, Response> {
-    model::parse_strict(body).map_err(|bad| refused(&bad.message))
+fn parse<T: for<'de> Deserialize<'de>>(body: &str) -> Result<T, String> {
+    model::parse_strict(body).map_err(|bad| bad.message)
 }
 
 #[derive(Deserialize)]
@@ -47,7 +47,7 @@ struct ClockRequest {
 async fn clock(State(shared): State<Arc<Shared>>, body: String) -> Response {
     let request: ClockRequest = match parse(&body) {
         Ok(request) => request,
-        Err(response) => return response,
+        Err(message) => return refused(&message),
     };
     let mut inner = shared.synced();
     let now = inner.exchange.now_ms;
@@ -115,7 +115,7 @@ async fn state(State(shared): State<Arc<Shared>>) -> Response {
 async fn fault(State(shared): State<Arc<Shared>>, body: String) -> Response {
     let request: faults::FaultRequest = match parse(&body) {
         Ok(request) => request,
-        Err(response) => return response,
+        Err(message) => return refused(&message),
     };
     let armed = match faults::parse(&request) {
         Ok(armed) => armed,
@@ -144,7 +144,7 @@ struct FlagsRequest {
 async fn flags(State(shared): State<Arc<Shared>>, body: String) -> Response {
     let request: FlagsRequest = match parse(&body) {
         Ok(request) => request,
-        Err(response) => return response,
+        Err(message) => return refused(&message),
     };
     let mut inner = shared.synced();
     let Some(rules) = inner.exchange.products.get_mut(&request.product_id) else {
@@ -185,7 +185,7 @@ struct TradeRequest {
 async fn trade(State(shared): State<Arc<Shared>>, body: String) -> Response {
     let request: TradeRequest = match parse(&body) {
         Ok(request) => request,
-        Err(response) => return response,
+        Err(message) => return refused(&message),
     };
     let side = match model::parse_side(&request.side) {
         Ok(side) => side,

@@ -232,19 +232,19 @@ fn page(
     pairs: &[(String, String)],
     default: usize,
     max: usize,
-) -> Result<(usize, usize), Response> {
+) -> Result<(usize, usize), String> {
     let limit = match value(pairs, "limit") {
         None => default,
         Some(text) => text
             .parse::<usize>()
-            .map_err(|_| invalid_argument("limit is not a whole number"))?
+            .map_err(|_| "limit is not a whole number".to_string())?
             .clamp(1, max),
     };
     let offset = match value(pairs, "cursor").filter(|c| !c.is_empty()) {
         None => 0,
         Some(text) => text
             .parse::<usize>()
-            .map_err(|_| invalid_argument("cursor is invalid"))?,
+            .map_err(|_| "cursor is invalid".to_string())?,
     };
     Ok((limit, offset))
 }
@@ -359,7 +359,7 @@ async fn accounts(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery) 
     // Coinbase's documented page: 49 by default, at most 250.
     let (limit, offset) = match page(&pairs, 49, 250) {
         Ok(page) => page,
-        Err(response) => return response,
+        Err(message) => return invalid_argument(&message),
     };
     let inner = shared.synced();
     let x = &inner.exchange;
@@ -634,7 +634,7 @@ async fn list_orders(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuer
     let pairs = query_pairs(&query);
     let (limit, offset) = match page(&pairs, 100, 1000) {
         Ok(page) => page,
-        Err(response) => return response,
+        Err(message) => return invalid_argument(&message),
     };
     let products = values(&pairs, "product_ids");
     let mut statuses = Vec::new();
@@ -674,7 +674,7 @@ async fn list_fills(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery
     let pairs = query_pairs(&query);
     let (limit, offset) = match page(&pairs, 100, 1000) {
         Ok(page) => page,
-        Err(response) => return response,
+        Err(message) => return invalid_argument(&message),
     };
     let order_ids = values(&pairs, "order_ids");
     let products = values(&pairs, "product_ids");
