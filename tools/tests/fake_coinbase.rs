@@ -402,54 +402,54 @@ async fn candles_are_closed_ones_newest_first() {
     fake.stop().await;
 }
 
-#[tokio::test]
-async fn create_get_and_fills_have_coinbase_shapes() {
-    let mut fake = Fake::start("ecdsa.json", |_| {}).await;
+/// Places "anx-1": 0.01 BTC, a limit 5% above the last close (it fills at
+/// the next bar's open) with a wide bracket. (order id, child id, body, answer)
+async fn place_bracketed_entry(fake: &mut Fake) -> (String, String, Value, Value) {
     let close = fake.last_close().await;
-    // A limit 5% above the last close fills at the next bar's open.
     let limit = cents(close * rust_decimal::Decimal::new(105, 2));
-    let (tp, stop) = (
-        cents(close * rust_decimal::Decimal::new(13, 1)),
-        cents(close * rust_decimal::Decimal::new(5, 1)),
-    );
+    let tp = cents(close * rust_decimal::Decimal::new(13, 1));
+    let stop = cents(close * rust_decimal::Decimal::new(5, 1));
     let body = limit_entry("anx-1", "0.01", &limit, Some((&tp, &stop)));
     let reply = fake.post("/api/v3/brokerage/orders", &body).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
-    let created = reply.body;
+    let success = &reply.body["success_response"];
+    let order_id = success["order_id"].as_str().unwrap().to_string();
+    let child_id = success["attached_order_id"].as_str().unwrap().to_string();
+    (order_id, child_id, body, reply.body)
+}
+
+async fn order(fake: &mut Fake, id: &str) -> Value {
+    let reply = fake
+        .get(&format!("/api/v3/brokerage/orders/historical/{id}"))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.body["order"].clone()
+}
+
+#[tokio::test]
+async fn a_created_order_has_coinbase_shapes() {
+    let mut fake = Fake::start("ecdsa.json", |_| {}).await;
+    let (order_id, child_id, body, created) = place_bracketed_entry(&mut fake).await;
     let real = sample("create_order_response__real_issue_market_sell_LTC-USD.json");
     assert_eq!(keys(&created), keys(&real));
     assert_eq!(created["success"], true);
     assert_eq!(created["failure_reason"], "UNKNOWN_FAILURE_REASON");
     assert_eq!(created["order_configuration"], body["order_configuration"]);
-    let success = &created["success_response"];
-    assert_eq!(success["client_order_id"], "anx-1");
-    let (order_id, child_id) = (
-        success["order_id"].as_str().unwrap().to_string(),
-        success["attached_order_id"].as_str().unwrap().to_string(),
-    );
+    assert_eq!(created["success_response"]["client_order_id"], "anx-1");
     assert_eq!(created["order_id"], order_id);
-
-    let order = fake
-        .get(&format!("/api/v3/brokerage/orders/historical/{order_id}"))
-        .await
-        .body["order"]
-        .clone();
+    let parent = order(&mut fake, &order_id).await;
     let fixture = sample("get_order_response__nautilus_fixture.json");
     for key in keys(&fixture["order"]) {
-        assert!(order.get(&key).is_some(), "the order lacks {key}");
+        assert!(parent.get(&key).is_some(), "the order lacks {key}");
     }
     assert_eq!(
-        (order["status"].as_str(), order["order_type"].as_str()),
+        (parent["status"].as_str(), parent["order_type"].as_str()),
         (Some("OPEN"), Some("LIMIT"))
     );
-    assert_eq!(order["attached_order_id"], child_id);
-    assert_eq!(order["trigger_status"], "INVALID_ORDER_TYPE");
-    assert_eq!(order["fee"], "");
-    let child = fake
-        .get(&format!("/api/v3/brokerage/orders/historical/{child_id}"))
-        .await
-        .body["order"]
-        .clone();
+    assert_eq!(parent["attached_order_id"], child_id);
+    assert_eq!(parent["trigger_status"], "INVALID_ORDER_TYPE");
+    assert_eq!(parent["fee"], "");
+    let child = order(&mut fake, &child_id).await;
     assert_eq!(
         (
             child["order_type"].as_str(),
@@ -457,20 +457,33 @@ async fn create_get_and_fills_have_coinbase_shapes() {
         ),
         (Some("BRACKET"), Some("STOP_PENDING"))
     );
+    assert_eq!(
+        (child["side"].as_str(), child["client_order_id"].as_str()),
+        (Some("SELL"), Some(""))
+    );
     assert_eq!(child["originating_order_id"], order_id);
     assert_eq!(
         child["order_configuration"]["trigger_bracket_gtc"]["base_size"],
         "0.01"
     );
+    let missing = fake
+        .get("/api/v3/brokerage/orders/historical/no-such-order")
+        .await;
+    assert_eq!(
+        (missing.status, missing.body["error"].as_str()),
+        (404, Some("NOT_FOUND"))
+    );
+    fake.stop().await;
+}
 
+#[tokio::test]
+async fn a_filled_entry_shows_in_fills_orders_and_accounts() {
+    let mut fake = Fake::start("ecdsa.json", |_| {}).await;
+    let (order_id, child_id, _, _) = place_bracketed_entry(&mut fake).await;
     fake.advance_hours(1).await;
-    let order = fake
-        .get(&format!("/api/v3/brokerage/orders/historical/{order_id}"))
-        .await
-        .body["order"]
-        .clone();
-    assert_eq!(order["status"], "FILLED");
-    assert_eq!(order["completion_percentage"], "100.00");
+    let parent = order(&mut fake, &order_id).await;
+    assert_eq!(parent["status"], "FILLED");
+    assert_eq!(parent["completion_percentage"], "100.00");
     let fills = fake
         .get(&format!(
             "/api/v3/brokerage/orders/historical/fills?order_ids={order_id}"
@@ -488,7 +501,6 @@ async fn create_get_and_fills_have_coinbase_shapes() {
         (Some("MAKER"), Some("BUY"))
     );
     assert_eq!(fills["cursor"], "", "no more pages");
-
     let open = fake
         .get("/api/v3/brokerage/orders/historical/batch?order_status=OPEN&product_ids=BTC-USD")
         .await
@@ -502,10 +514,14 @@ async fn create_get_and_fills_have_coinbase_shapes() {
     assert_eq!(ids, vec![child_id.as_str()]);
     assert_eq!(open["has_next"], false);
     let all = fake
-        .get("/api/v3/brokerage/orders/historical/batch")
+        .get("/api/v3/brokerage/orders/historical/batch?limit=1")
         .await
         .body;
     assert_eq!(all["orders"][0]["order_id"], child_id, "newest first");
+    assert_eq!(
+        (all["has_next"].as_bool(), all["cursor"].as_str()),
+        (Some(true), Some("1"))
+    );
     let mixed = fake
         .get("/api/v3/brokerage/orders/historical/batch?order_status=OPEN&order_status=FILLED")
         .await;
@@ -524,13 +540,6 @@ async fn create_get_and_fills_have_coinbase_shapes() {
             btc["hold"]["value"].as_str()
         ),
         (Some("0"), Some("0.01"))
-    );
-    let missing = fake
-        .get("/api/v3/brokerage/orders/historical/no-such-order")
-        .await;
-    assert_eq!(
-        (missing.status, missing.body["error"].as_str()),
-        (404, Some("NOT_FOUND"))
     );
     fake.stop().await;
 }
@@ -553,6 +562,12 @@ async fn refusals_match_the_real_samples() {
         (&real["success"], &real["order_id"])
     );
 
+    fake.stop().await;
+}
+
+#[tokio::test]
+async fn an_unknown_field_is_a_400_like_coinbase() {
+    let mut fake = Fake::start("ecdsa.json", |_| {}).await;
     let mut unknown = limit_entry("x", "0.01", "50000.00", None);
     unknown["order_configuration"]["limit_limit_gtc"]["max_floor"] = json!("1");
     let text = unknown.to_string();
@@ -836,5 +851,98 @@ async fn someone_trading_by_hand_moves_the_balances() {
         keys(&product),
         keys(&sample("get_product_response__nautilus_BTC-USD.json"))
     );
+    fake.stop().await;
+}
+
+#[tokio::test]
+async fn a_running_clock_moves_by_itself_and_works_the_bars() {
+    let mut fake = Fake::start("ecdsa.json", |c| c.speed = 7200).await;
+    let (order_id, _, _, _) = place_bracketed_entry(&mut fake).await;
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let time = fake
+        .send("GET", "/api/v3/brokerage/time", None, None)
+        .await
+        .body;
+    let now_ms: i64 = time["epochMillis"].as_str().unwrap().parse().unwrap();
+    assert!(now_ms >= START_MS + 3_600_000, "{now_ms}");
+    assert_eq!(order(&mut fake, &order_id).await["status"], "FILLED");
+    fake.stop().await;
+}
+
+#[tokio::test]
+async fn a_stalled_create_lands_after_the_client_gave_up() {
+    let mut fake = Fake::start("ecdsa.json", |_| {}).await;
+    let path = "/api/v3/brokerage/orders";
+    fake.control(
+        "/fake/fault",
+        json!({"kind": "stall", "seconds": 1, "path": path}),
+    )
+    .await;
+    let body = limit_entry("slow", "0.01", "1000.00", None);
+    let token = fake.token("POST", path);
+    let impatient = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let sent = impatient
+        .post(format!("{}{path}", fake.url))
+        .header("Authorization", format!("Bearer {token}"))
+        .body(body.to_string())
+        .send()
+        .await;
+    assert!(sent.is_err(), "the client timed out");
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    assert_eq!(
+        fake.state().await["orders_created_per_client_order_id"]["slow"],
+        1
+    );
+    fake.stop().await;
+}
+
+#[tokio::test]
+async fn entry_faults_split_fills_and_withhold_the_bracket() {
+    let mut fake = Fake::start("ecdsa.json", |_| {}).await;
+    fake.control("/fake/fault", json!({"kind": "partial_fill", "parts": 2}))
+        .await;
+    let (order_id, child_id, _, _) = place_bracketed_entry(&mut fake).await;
+    fake.advance_hours(1).await;
+    let parent = order(&mut fake, &order_id).await;
+    assert_eq!(
+        (parent["status"].as_str(), parent["filled_size"].as_str()),
+        (Some("OPEN"), Some("0.005"))
+    );
+    assert_eq!(
+        order(&mut fake, &child_id).await["outstanding_hold_amount"],
+        "0",
+        "not working yet"
+    );
+    fake.advance_hours(1).await;
+    let parent = order(&mut fake, &order_id).await;
+    assert_eq!(
+        (
+            parent["status"].as_str(),
+            parent["number_of_fills"].as_str()
+        ),
+        (Some("FILLED"), Some("2"))
+    );
+    assert_eq!(
+        order(&mut fake, &child_id).await["outstanding_hold_amount"],
+        "0.01"
+    );
+
+    fake.control("/fake/fault", json!({"kind": "withhold_bracket"}))
+        .await;
+    let body = limit_entry("bare", "0.01", "1000.00", Some(("2000.00", "500.00")));
+    let created = fake.post("/api/v3/brokerage/orders", &body).await.body;
+    assert!(created["success_response"]
+        .get("attached_order_id")
+        .is_none());
+    let id = created["success_response"]["order_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bare = order(&mut fake, &id).await;
+    assert_eq!(bare["attached_order_id"], "");
+    assert!(bare["attached_order_configuration"]["trigger_bracket_gtc"].is_object());
     fake.stop().await;
 }

@@ -82,9 +82,22 @@ fn needs_auth(path: &str) -> bool {
         && !path.starts_with("/api/v3/brokerage/market/")
 }
 
-/// Runs before every handler: the control API passes straight through; an
-/// API request meets a restart, an armed fault or the authentication check.
+/// Runs before every handler, on a task of its own: like a real server, the
+/// fake finishes a request whose client hung up (a stalled create lands).
 async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    tokio::spawn(pass(shared, request, next))
+        .await
+        .unwrap_or_else(|_| {
+            respond(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                model::error_body("INTERNAL", "fake-coinbase: the request failed"),
+            )
+        })
+}
+
+/// The control API passes straight through; an API request meets a restart,
+/// an armed fault or the authentication check; every answer gets a Date.
+async fn pass(shared: Arc<Shared>, request: Request, next: Next) -> Response {
     let method = request.method().as_str().to_string();
     let path = request.uri().path().to_string();
     let mut response = if path.starts_with("/fake/") {
@@ -228,11 +241,7 @@ fn value(pairs: &[(String, String)], key: &str) -> Option<String> {
 }
 
 /// `limit` (default `default`, at most `max`) and `cursor` (an offset).
-fn page(
-    pairs: &[(String, String)],
-    default: usize,
-    max: usize,
-) -> Result<(usize, usize), String> {
+fn page(pairs: &[(String, String)], default: usize, max: usize) -> Result<(usize, usize), String> {
     let limit = match value(pairs, "limit") {
         None => default,
         Some(text) => text

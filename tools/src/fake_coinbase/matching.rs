@@ -388,86 +388,111 @@ impl Reason {
     /// `(error, preview_failure_reason, message)`. Only INSUFFICIENT_FUND's
     /// are from a captured response; the rest follow its pattern (README).
     pub fn codes(self) -> (&'static str, &'static str, &'static str) {
-        use Reason::*;
-        match self {
-            InsufficientFund => (
-                "INSUFFICIENT_FUND",
-                "PREVIEW_INSUFFICIENT_FUND",
-                "Insufficient balance in source account",
-            ),
-            InvalidLimitPricePostOnly => (
-                "INVALID_LIMIT_PRICE_POST_ONLY",
-                "PREVIEW_INVALID_LIMIT_PRICE_POST_ONLY",
-                "Invalid limit price for post only order",
-            ),
-            InvalidBracketPrices => (
-                "INVALID_BRACKET_PRICES",
-                "PREVIEW_INVALID_BRACKET_PRICES",
-                "Invalid bracket prices",
-            ),
-            AttachedOrderSizeMustBeNil => (
-                "ATTACHED_ORDER_SIZE_MUST_BE_NIL",
-                "PREVIEW_ATTACHED_ORDER_SIZE_MUST_BE_NIL",
-                "Attached order size must be nil",
-            ),
-            UnsupportedOrderConfiguration => (
-                "UNSUPPORTED_ORDER_CONFIGURATION",
-                "PREVIEW_UNSUPPORTED_ORDER_CONFIGURATION",
-                "Unsupported order configuration",
-            ),
-            EmptyOrderSize => (
+        REASONS.iter().find(|(reason, ..)| *reason == self).map_or(
+            (
                 "UNKNOWN_FAILURE_REASON",
                 "UNKNOWN_PREVIEW_FAILURE_REASON",
-                "The order configuration was invalid",
+                "",
             ),
-            InvalidProductId => (
-                "INVALID_PRODUCT_ID",
-                "PREVIEW_INVALID_PRODUCT_ID",
-                "Invalid product_id",
-            ),
-            InvalidSizePrecision => (
-                "INVALID_SIZE_PRECISION",
-                "PREVIEW_INVALID_SIZE_PRECISION",
-                "Invalid order size precision",
-            ),
-            InvalidPricePrecision => (
-                "INVALID_PRICE_PRECISION",
-                "PREVIEW_INVALID_PRICE_PRECISION",
-                "Invalid price precision",
-            ),
-            BaseSizeTooSmall => (
-                "UNKNOWN_FAILURE_REASON",
-                "PREVIEW_INVALID_BASE_SIZE_TOO_SMALL",
-                "Order size is too small",
-            ),
-            BaseSizeTooLarge => (
-                "UNKNOWN_FAILURE_REASON",
-                "PREVIEW_INVALID_BASE_SIZE_TOO_LARGE",
-                "Order size is too large",
-            ),
-            QuoteSizeTooSmall => (
-                "UNKNOWN_FAILURE_REASON",
-                "PREVIEW_INVALID_QUOTE_SIZE_TOO_SMALL",
-                "Order value is too small",
-            ),
-            InvalidLimitPrice => (
-                "INVALID_LIMIT_PRICE",
-                "PREVIEW_INVALID_LIMIT_PRICE",
-                "Invalid limit price",
-            ),
-            OrderEntryDisabled => (
-                "ORDER_ENTRY_DISABLED",
-                "PREVIEW_ORDER_ENTRY_DISABLED",
-                "Order entry is disabled for this product",
-            ),
-            NoLiquidity => (
-                "INVALID_NO_LIQUIDITY",
-                "PREVIEW_INVALID_NO_LIQUIDITY",
-                "No market data to execute against",
-            ),
-        }
+            |r| (r.1, r.2, r.3),
+        )
     }
 }
+
+/// Each refusal's error, preview_failure_reason and message.
+const REASONS: [(Reason, &str, &str, &str); 15] = [
+    (
+        Reason::InsufficientFund,
+        "INSUFFICIENT_FUND",
+        "PREVIEW_INSUFFICIENT_FUND",
+        "Insufficient balance in source account",
+    ),
+    (
+        Reason::InvalidLimitPricePostOnly,
+        "INVALID_LIMIT_PRICE_POST_ONLY",
+        "PREVIEW_INVALID_LIMIT_PRICE_POST_ONLY",
+        "Invalid limit price for post only order",
+    ),
+    (
+        Reason::InvalidBracketPrices,
+        "INVALID_BRACKET_PRICES",
+        "PREVIEW_INVALID_BRACKET_PRICES",
+        "Invalid bracket prices",
+    ),
+    (
+        Reason::AttachedOrderSizeMustBeNil,
+        "ATTACHED_ORDER_SIZE_MUST_BE_NIL",
+        "PREVIEW_ATTACHED_ORDER_SIZE_MUST_BE_NIL",
+        "Attached order size must be nil",
+    ),
+    (
+        Reason::UnsupportedOrderConfiguration,
+        "UNSUPPORTED_ORDER_CONFIGURATION",
+        "PREVIEW_UNSUPPORTED_ORDER_CONFIGURATION",
+        "Unsupported order configuration",
+    ),
+    // The docs' create-order example: error, message and details verbatim.
+    (
+        Reason::EmptyOrderSize,
+        "UNKNOWN_FAILURE_REASON",
+        "UNKNOWN_PREVIEW_FAILURE_REASON",
+        "The order configuration was invalid",
+    ),
+    (
+        Reason::InvalidProductId,
+        "INVALID_PRODUCT_ID",
+        "PREVIEW_INVALID_PRODUCT_ID",
+        "Invalid product_id",
+    ),
+    (
+        Reason::InvalidSizePrecision,
+        "INVALID_SIZE_PRECISION",
+        "PREVIEW_INVALID_SIZE_PRECISION",
+        "Invalid order size precision",
+    ),
+    (
+        Reason::InvalidPricePrecision,
+        "INVALID_PRICE_PRECISION",
+        "PREVIEW_INVALID_PRICE_PRECISION",
+        "Invalid price precision",
+    ),
+    (
+        Reason::BaseSizeTooSmall,
+        "UNKNOWN_FAILURE_REASON",
+        "PREVIEW_INVALID_BASE_SIZE_TOO_SMALL",
+        "Order size is too small",
+    ),
+    (
+        Reason::BaseSizeTooLarge,
+        "UNKNOWN_FAILURE_REASON",
+        "PREVIEW_INVALID_BASE_SIZE_TOO_LARGE",
+        "Order size is too large",
+    ),
+    (
+        Reason::QuoteSizeTooSmall,
+        "UNKNOWN_FAILURE_REASON",
+        "PREVIEW_INVALID_QUOTE_SIZE_TOO_SMALL",
+        "Order value is too small",
+    ),
+    (
+        Reason::InvalidLimitPrice,
+        "INVALID_LIMIT_PRICE",
+        "PREVIEW_INVALID_LIMIT_PRICE",
+        "Invalid limit price",
+    ),
+    (
+        Reason::OrderEntryDisabled,
+        "ORDER_ENTRY_DISABLED",
+        "PREVIEW_ORDER_ENTRY_DISABLED",
+        "Order entry is disabled for this product",
+    ),
+    (
+        Reason::NoLiquidity,
+        "INVALID_NO_LIQUIDITY",
+        "PREVIEW_INVALID_NO_LIQUIDITY",
+        "No market data to execute against",
+    ),
+];
 
 /// A refusal with its `error_details`.
 #[derive(Clone, Debug, PartialEq, Eq)]
