@@ -275,11 +275,24 @@ async fn bad_tokens_are_refused() {
     let path = "/api/v3/brokerage/accounts";
     let uri = format!("GET {}{path}", fake.host);
     let other = Signer::load("ecdsa-other.json");
+    let renamed = Signer {
+        name: "organizations/x/apiKeys/someone-else".into(),
+        key: Signer::load("ecdsa.json").key,
+    };
+    let eddsa = Signer::load("ed25519.json");
     let now = now_s();
     let cases = [
         ("no token", None),
         ("garbled", Some("not.a.jwt".to_string())),
         ("wrong key", Some(other.sign(&uri, now, now + 120, "n1"))),
+        (
+            "kid and sub not the key name",
+            Some(renamed.sign(&uri, now, now + 120, "n8")),
+        ),
+        (
+            "EdDSA for an ES256 key",
+            Some(eddsa.sign(&uri, now, now + 120, "n9")),
+        ),
         (
             "wrong path",
             Some(fake.signer.sign(

@@ -295,7 +295,12 @@ async fn candles(
     let Some(granularity) = value(&pairs, "granularity").and_then(|g| granularity_s(&g)) else {
         return invalid_argument("granularity argument is invalid");
     };
-    let parse = |key: &str| value(&pairs, key).and_then(|v| v.parse::<i64>().ok());
+    // Unix seconds up to the year 5138: no arithmetic on them can overflow.
+    let parse = |key: &str| {
+        value(&pairs, key)
+            .and_then(|v| v.parse::<i64>().ok())
+            .filter(|s| (0..=100_000_000_000).contains(s))
+    };
     let (Some(start), Some(end)) = (parse("start"), parse("end")) else {
         return invalid_argument("start and end argument is invalid");
     };

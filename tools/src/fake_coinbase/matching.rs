@@ -33,6 +33,9 @@ use std::collections::BTreeSet;
 pub const BPS: Decimal = Decimal::from_parts(10_000, 0, 0, false, 0);
 /// Decimal places kept in fees (anx's `COST_DP`).
 pub const FEE_DP: u32 = 8;
+/// The largest price taken: far beyond any market, small enough that every
+/// product of price, size and fee rate fits a Decimal.
+pub const PRICE_MAX: Decimal = Decimal::from_parts(1_000_000_000, 0, 0, false, 0);
 /// How far below its trigger a triggered SELL stop's limit is placed
 /// (Coinbase: "a stop limit order is automatically placed with a limit price
 /// … 5% lower for SELLS").
@@ -1198,8 +1201,11 @@ fn check_prices(rules: &ProductRules, new: &NewOrder) -> Result<(), Rejection> {
         prices.extend([b.limit_price, b.stop_trigger_price]);
     }
     for price in prices {
-        if price <= Decimal::ZERO {
-            return reject(Reason::InvalidLimitPrice, "prices must be positive");
+        if price <= Decimal::ZERO || price > PRICE_MAX {
+            return reject(
+                Reason::InvalidLimitPrice,
+                format!("prices must be in (0, {PRICE_MAX}]"),
+            );
         }
         if !on_increment(price, rules.price_increment) {
             return reject(

@@ -37,6 +37,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub const REQUEST_LOG_MAX: usize = 1000;
 /// How often a running clock works the bars that closed (real time).
 pub const TICK_MS: u64 = 50;
+/// The fastest clock: a year of market time per real second.
+pub const SPEED_MAX: u64 = 366 * 86_400;
 /// How long a shutdown waits for requests in flight (a stalled one).
 pub const SHUTDOWN_GRACE_MS: u64 = 2000;
 
@@ -296,6 +298,9 @@ fn opening_state(config: &Config) -> Result<(Exchange, BTreeMap<String, u64>), S
 pub async fn serve(config: Config) -> Result<(SocketAddr, Handle), StartError> {
     if config.symbols.is_empty() {
         return Err(StartError("no symbols given".into()));
+    }
+    if config.speed > SPEED_MAX {
+        return Err(StartError(format!("--speed is at most {SPEED_MAX}")));
     }
     let market = market::Market::load(&config.candles_dir, &config.symbols, config.granularity_s)
         .map_err(StartError)?;
