@@ -1,5 +1,7 @@
 //! Shared helpers for the benchmarks: deterministic synthetic trading journals
-//! and timing statistics.
+//! and timing statistics; and the fake Coinbase exchange (`fake_coinbase`).
+
+pub mod fake_coinbase;
 
 use anx_journal::{CapitalMode, Durability, Event, JournalMeta, UnixMs, Writer, WriterOptions};
 use anx_journal::{DecisionOutcome, ExitReason};
