@@ -78,7 +78,11 @@ impl Live {
             self.products.insert(symbol, product_state(&product));
         }
         if quotes.len() != 1 {
-            bail!("the symbols trade in {} quote currencies ({}); one run trades in one", quotes.len(), quotes.into_iter().collect::<Vec<_>>().join(", "));
+            bail!(
+                "the symbols trade in {} quote currencies ({}); one run trades in one",
+                quotes.len(),
+                quotes.into_iter().collect::<Vec<_>>().join(", ")
+            );
         }
         self.quote = quotes.into_iter().next().unwrap_or_default();
         Ok(())
@@ -135,13 +139,22 @@ impl Live {
         Ok(capital)
     }
 
-    fn broker(&mut self, config: &Config, live: &LiveConfig, run_id: &str) -> Result<CoinbaseBroker> {
+    fn broker(
+        &mut self,
+        config: &Config,
+        live: &LiveConfig,
+        run_id: &str,
+    ) -> Result<CoinbaseBroker> {
         let rest = self
             .rest
             .take()
             .ok_or_else(|| anyhow!("the broker was made twice (a bug)"))?;
         let settings = Settings {
-            mode: if self.preview { Mode::Preview } else { Mode::Live },
+            mode: if self.preview {
+                Mode::Preview
+            } else {
+                Mode::Live
+            },
             order_notional_max: live.order_notional_max,
             exposure_max: live.exposure_max,
             protection_wait_ms: i64::try_from(live.protection_wait_s).unwrap_or(600) * 1000,
@@ -178,15 +191,28 @@ fn check_spec(config: &Config, symbol: &str, product: &model::Product) -> Result
         .ok_or_else(|| anyhow!("{symbol}: the configuration has no product spec"))?;
     // Coinbase's price tick is `price_increment` (the config's quote_increment
     // rounds prices); older answers carry only `quote_increment`.
-    let tick = if product.price_increment.is_empty() { &product.quote_increment } else { &product.price_increment };
+    let tick = if product.price_increment.is_empty() {
+        &product.quote_increment
+    } else {
+        &product.price_increment
+    };
     let pairs = [
-        ("base_increment", spec.base_increment, &product.base_increment),
+        (
+            "base_increment",
+            spec.base_increment,
+            &product.base_increment,
+        ),
         ("quote_increment", spec.quote_increment, tick),
         ("base_min_size", spec.base_min_size, &product.base_min_size),
-        ("quote_min_size", spec.quote_min_size, &product.quote_min_size),
+        (
+            "quote_min_size",
+            spec.quote_min_size,
+            &product.quote_min_size,
+        ),
     ];
     for (name, ours, theirs) in pairs {
-        let exchange = dec(theirs).ok_or_else(|| anyhow!("{symbol}: Coinbase's {name} {theirs:?} is not a number"))?;
+        let exchange = dec(theirs)
+            .ok_or_else(|| anyhow!("{symbol}: Coinbase's {name} {theirs:?} is not a number"))?;
         if exchange.normalize() != ours.normalize() {
             bail!(
                 "{symbol}: the configuration's products.{symbol}.{name} is {ours}, Coinbase's is {exchange}; one source of truth: set the configuration to Coinbase's value"
@@ -295,7 +321,13 @@ impl Kind for Live {
             .iter()
             .map(|(symbol, s)| (symbol.clone(), s.position.quantity))
             .collect();
-        let first_session_ms = trader.pipeline.projection.links.sessions.first().map(|s| s.market_ms);
+        let first_session_ms = trader
+            .pipeline
+            .projection
+            .links
+            .sessions
+            .first()
+            .map(|s| s.market_ms);
         let broker = &mut trader.pipeline.broker;
         broker.hydrate(orders, positions);
         if let Some(ms) = first_session_ms {
@@ -306,12 +338,18 @@ impl Kind for Live {
 
 /// Every order the journal placed, with the bars its entry may still work
 /// (its time to live less the candles of its symbol since).
-fn placed_orders(events: &[StoredEvent], ttl_bars: u32) -> BTreeMap<String, (Seq, OrderPlaced, u32)> {
+fn placed_orders(
+    events: &[StoredEvent],
+    ttl_bars: u32,
+) -> BTreeMap<String, (Seq, OrderPlaced, u32)> {
     let mut placed: BTreeMap<String, (Seq, OrderPlaced, u32)> = BTreeMap::new();
     for stored in events {
         match &stored.event {
             Event::OrderPlaced(order) => {
-                placed.insert(order.client_order_id.clone(), (stored.seq, order.clone(), ttl_bars));
+                placed.insert(
+                    order.client_order_id.clone(),
+                    (stored.seq, order.clone(), ttl_bars),
+                );
             }
             Event::Candle(candle) => {
                 for (_, order, bars) in placed.values_mut() {
@@ -330,10 +368,15 @@ pub fn live(args: &LiveArgs) -> Result<ExitCode> {
     crate::fetch::check_base_url("--api-url", &args.api_url)?;
     // The key first: nothing is opened or sent without one that loads.
     let credentials = Credentials::load(args.key_file.as_deref())?;
-    tracing::info!("API key {} ({})", credentials.name(), credentials.algorithm());
+    tracing::info!(
+        "API key {} ({})",
+        credentials.name(),
+        credentials.algorithm()
+    );
     let key_name = credentials.name().to_string();
     let timeout = Duration::from_secs_f64(args.request_timeout.clamp(0.1, 600.0));
-    let rest = Rest::new(&args.api_url, credentials, timeout).context("cannot set up the Coinbase client")?;
+    let rest = Rest::new(&args.api_url, credentials, timeout)
+        .context("cannot set up the Coinbase client")?;
     let place = Place {
         config: &args.config,
         symbols: &args.symbols,

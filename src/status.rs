@@ -289,12 +289,10 @@ impl JournalKind {
     fn of(run: Option<&anx_projections::model::RunRow>, locked: bool) -> JournalKind {
         match run {
             None => JournalKind::Empty,
-            Some(run) if run.run_mode.is_trader() => {
-                JournalKind::Trader {
-                    running: locked,
-                    live: run.run_mode == anx_journal::RunMode::Live,
-                }
-            }
+            Some(run) if run.run_mode.is_trader() => JournalKind::Trader {
+                running: locked,
+                live: run.run_mode == anx_journal::RunMode::Live,
+            },
             Some(run) if run.completed_ms.is_some() => JournalKind::ReplayCompleted,
             Some(_) if locked => JournalKind::ReplayRunning,
             Some(_) => JournalKind::ReplayInterrupted,

@@ -537,13 +537,6 @@ async fn run<K: Kind>(mut kind: K, place: &Place<'_>) -> Result<ExitCode> {
             bail!("{fatal}");
         }
         trader.serve_inbox()?;
-        // A broker that works orders on its own answers when polled (the
-        // simulated exchange answers inside each candle's step instead).
-        let now_ms = trader.now_ms;
-        trader.pipeline.poll_broker(now_ms)?;
-        trader.report_broker_notes();
-        let now_ms = trader.now_ms;
-        trader.reconcile(false, now_ms)?;
         // Fetching can be abandoned at any point: nothing is journaled until
         // `apply`, which runs without awaiting.
         let fetched = tokio::select! {
@@ -558,6 +551,19 @@ async fn run<K: Kind>(mut kind: K, place: &Place<'_>) -> Result<ExitCode> {
                 }
             }
         }
+        // Candles first: what the broker did within a bar that just closed
+        // is answered in that candle's step (as the simulated exchange
+        // answers), before its decision. What it did since, on its own – a
+        // take-profit between candles – is polled here, each answer a step.
+        let now_ms = trader.now_ms;
+        trader.pipeline.poll_broker(now_ms)?;
+        trader.report_broker_notes();
+        // The broker's clock, read as it answered, is the newest exchange time.
+        let now_ms = trader
+            .now_ms
+            .max(trader.pipeline.broker.clock_ms().unwrap_or(0));
+        trader.now_ms = now_ms;
+        trader.reconcile(false, now_ms)?;
         // Between polls the inbox is served often: an operator waits for it.
         let wake = tokio::time::Instant::now() + poll;
         loop {
@@ -570,7 +576,11 @@ async fn run<K: Kind>(mut kind: K, place: &Place<'_>) -> Result<ExitCode> {
     };
     let head = trader.stop(reason)?;
     tracing::info!("{reason}: stopped cleanly at seq {}", head.seq);
-    eprintln!("{}: {reason}: stopped cleanly at seq {}", K::COMMAND, head.seq);
+    eprintln!(
+        "{}: {reason}: stopped cleanly at seq {}",
+        K::COMMAND,
+        head.seq
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -713,7 +723,11 @@ fn journaled_run<K: Kind>(place: &Place, events: &[StoredEvent]) -> Result<RunSt
 }
 
 /// A restart: the journal is the truth, replayed through the pipeline.
-fn resume<K: Kind>(kind: &mut K, place: &Place, client: reqwest::Client) -> Result<Trader<K::Broker>> {
+fn resume<K: Kind>(
+    kind: &mut K,
+    place: &Place,
+    client: reqwest::Client,
+) -> Result<Trader<K::Broker>> {
     let (writer, events) = open_to_redrive(place.journal, Durability::Always)
         .with_context(|| format!("cannot open the journal {}", place.journal.display()))?;
     let run = journaled_run::<K>(place, &events)?;
@@ -733,7 +747,8 @@ fn resume<K: Kind>(kind: &mut K, place: &Place, client: reqwest::Client) -> Resu
     let pipeline = Pipeline::redriving(writer, engine, broker, &run.run_id, events);
     let market = Market::new(client, place.market_url, run.granularity_s)?;
     let mut trader = trader_for(pipeline, &run, market, place.journal);
-    redrive(&mut trader).with_context(|| format!("cannot resume from {}", place.journal.display()))?;
+    redrive(&mut trader)
+        .with_context(|| format!("cannot resume from {}", place.journal.display()))?;
     kind.after_redrive(&mut trader);
     if let Some(recovered) = trader.pipeline.writer().recovered().cloned() {
         tracing::warn!(
@@ -831,7 +846,11 @@ async fn first_start<K: Kind>(
         capital_mode: config.run.capital_mode,
         market_time_basis: MarketTimeBasis::CandleTimestamp,
         data_integrity: DataIntegrity::Ok,
-        created_by: format!("anx {}{}", env!("CARGO_PKG_VERSION"), kind.created_by_suffix()),
+        created_by: format!(
+            "anx {}{}",
+            env!("CARGO_PKG_VERSION"),
+            kind.created_by_suffix()
+        ),
         git_sha: env!("ANX_GIT_SHA").to_string(),
         config_hash: config.hash(),
         config_text: config.canonical_text(),

@@ -115,7 +115,10 @@ const ALLOW_LISTS: &[AllowList] = &[
         dev_dependencies: &["reqwest"],
         build_dependencies: &[],
     },
-    // anx: the binary, the imperative shell. The only one with the shell crates.
+    // anx: the binary, the imperative shell. The only one with the shell
+    // crates. The live broker signs a JWT per request with the account's CDP
+    // key (p256 or ed25519-dalek, base64, a getrandom nonce) and hashes each
+    // raw answer for its receipt (blake3).
     AllowList {
         member: ".",
         dependencies: &[
@@ -123,15 +126,21 @@ const ALLOW_LISTS: &[AllowList] = &[
             "anx-projections",
             "anx-replays",
             "anyhow",
+            "base64",
             "bincode",
+            "blake3",
             "chrono",
             "clap",
+            "ed25519-dalek",
+            "getrandom",
             "mimalloc",
+            "p256",
             "reqwest",
             "rust_decimal",
             "serde",
             "serde_json",
             "sled",
+            "thiserror",
             "tokio",
             "tracing",
             "tracing-subscriber",

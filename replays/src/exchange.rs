@@ -114,6 +114,13 @@ pub trait Broker {
     fn account_note(&self, _symbol: &str) -> Option<String> {
         None
     }
+    /// The broker's own clock as of its last poll (a real exchange's time,
+    /// read after its answers): polled answers are journaled no earlier, so
+    /// a fill is never stamped with a market time before it happened. None
+    /// for a simulation, which has no clock of its own.
+    fn clock_ms(&self) -> Option<UnixMs> {
+        None
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

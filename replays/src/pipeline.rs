@@ -529,6 +529,7 @@ impl<B: Broker> Pipeline<B> {
     /// journaled.
     pub fn poll_broker(&mut self, as_of_ms: UnixMs) -> Result<usize, PipelineError> {
         let answers = self.broker.poll();
+        let as_of_ms = self.broker.clock_ms().map_or(as_of_ms, |c| c.max(as_of_ms));
         self.journal_new_answers(answers, as_of_ms)
     }
 

@@ -92,8 +92,9 @@ impl Credentials {
             reason: reason.to_string(),
         };
         // serde_json's error would quote the text it choked on: a secret.
-        let value: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|_| invalid("not JSON (expected Coinbase's key download: name, privateKey)"))?;
+        let value: serde_json::Value = serde_json::from_str(&text).map_err(|_| {
+            invalid("not JSON (expected Coinbase's key download: name, privateKey)")
+        })?;
         let field = |names: &[&str]| {
             names
                 .iter()
@@ -149,7 +150,13 @@ impl Credentials {
     /// addresses it (`api.coinbase.com`, or `127.0.0.1:port`), `path`
     /// without the query, issued at `now_s` (the local clock), with a fresh
     /// random nonce.
-    pub fn token(&self, method: &str, host: &str, path: &str, now_s: i64) -> Result<String, String> {
+    pub fn token(
+        &self,
+        method: &str,
+        host: &str,
+        path: &str,
+        now_s: i64,
+    ) -> Result<String, String> {
         let mut nonce = [0u8; 16];
         getrandom::getrandom(&mut nonce).map_err(|e| format!("no random nonce: {e}"))?;
         Ok(self.token_with_nonce(method, host, path, now_s, &hex(&nonce)))
@@ -271,11 +278,20 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> std::path::PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keys").join(name)
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/keys")
+            .join(name)
     }
 
     fn check_token(credentials: &Credentials, alg: &str) {
-        let token = credentials.token("POST", "api.coinbase.com", "/api/v3/brokerage/orders", 1_700_000_000).unwrap();
+        let token = credentials
+            .token(
+                "POST",
+                "api.coinbase.com",
+                "/api/v3/brokerage/orders",
+                1_700_000_000,
+            )
+            .unwrap();
         let parts: Vec<&str> = token.split('.').collect();
         assert_eq!(parts.len(), 3);
         let header = decode_part(parts[0]);
@@ -287,7 +303,10 @@ mod tests {
         assert_eq!(claims["iss"], "cdp");
         assert_eq!(claims["nbf"], 1_700_000_000);
         assert_eq!(claims["exp"], 1_700_000_120);
-        assert_eq!(claims["uri"], "POST api.coinbase.com/api/v3/brokerage/orders");
+        assert_eq!(
+            claims["uri"],
+            "POST api.coinbase.com/api/v3/brokerage/orders"
+        );
         let signature = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
         assert_eq!(signature.len(), 64);
         let input = format!("{}.{}", parts[0], parts[1]);
@@ -297,9 +316,18 @@ mod tests {
 
     #[test]
     fn every_key_form_coinbase_issues_signs_a_verifiable_token() {
-        check_token(&Credentials::from_file(&fixture("ecdsa.json")).unwrap(), "ES256");
-        check_token(&Credentials::from_file(&fixture("ed25519.json")).unwrap(), "EdDSA");
-        check_token(&Credentials::from_file(&fixture("ed25519-pem.json")).unwrap(), "EdDSA");
+        check_token(
+            &Credentials::from_file(&fixture("ecdsa.json")).unwrap(),
+            "ES256",
+        );
+        check_token(
+            &Credentials::from_file(&fixture("ed25519.json")).unwrap(),
+            "EdDSA",
+        );
+        check_token(
+            &Credentials::from_file(&fixture("ed25519-pem.json")).unwrap(),
+            "EdDSA",
+        );
     }
 
     #[test]
@@ -313,7 +341,8 @@ mod tests {
 
     #[test]
     fn bad_keys_are_refused_without_quoting_the_secret() {
-        let secret = "-----BEGIN EC PRIVATE KEY-----\nTOPSECRETTOPSECRET\n-----END EC PRIVATE KEY-----";
+        let secret =
+            "-----BEGIN EC PRIVATE KEY-----\nTOPSECRETTOPSECRET\n-----END EC PRIVATE KEY-----";
         let error = Credentials::new("k".into(), secret).unwrap_err();
         assert!(!error.contains("TOPSECRET"), "{error}");
         let error = Credentials::new("k".into(), "TOPSECRET!!").unwrap_err();
@@ -334,7 +363,10 @@ mod tests {
         let path = dir.path().join("key.json");
         std::fs::write(&path, "name=TOPSECRET").unwrap();
         let error = Credentials::from_file(&path).unwrap_err().to_string();
-        assert!(error.contains("not JSON") && !error.contains("TOPSECRET"), "{error}");
+        assert!(
+            error.contains("not JSON") && !error.contains("TOPSECRET"),
+            "{error}"
+        );
         let missing = Credentials::from_file(&dir.path().join("none.json")).unwrap_err();
         assert!(matches!(missing, AuthError::Unreadable { .. }));
     }
@@ -346,7 +378,12 @@ mod tests {
         assert!(text.contains("ES256") && text.contains("apiKeys"));
         let file = std::fs::read_to_string(fixture("ecdsa.json")).unwrap();
         let value: serde_json::Value = serde_json::from_str(&file).unwrap();
-        let body = value["privateKey"].as_str().unwrap().lines().nth(1).unwrap();
+        let body = value["privateKey"]
+            .as_str()
+            .unwrap()
+            .lines()
+            .nth(1)
+            .unwrap();
         assert!(!text.contains(body));
     }
 }

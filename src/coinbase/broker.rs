@@ -198,6 +198,8 @@ pub struct CoinbaseBroker {
     fills_since_ms: Option<UnixMs>,
     /// Answers given outside a poll, handed out by the next one.
     queued: Vec<BrokerEvent>,
+    /// The exchange's time read at the end of the last poll.
+    clock_ms: Option<UnixMs>,
     /// Polls made (products are re-read every `PRODUCTS_REFRESH_POLLS`).
     polls: u64,
     /// A failure the trader must stop for (a refused key).
@@ -224,6 +226,7 @@ impl CoinbaseBroker {
             fills_since_ms: None,
             queued: Vec::new(),
             polls: 0,
+            clock_ms: None,
             fatal: None,
             notes: Vec::new(),
         }
@@ -249,7 +252,8 @@ impl CoinbaseBroker {
             }
             tracked.verified = h.verified;
             tracked.filled = h.filled;
-            self.orders.insert(tracked.order.client_order_id.clone(), tracked);
+            self.orders
+                .insert(tracked.order.client_order_id.clone(), tracked);
         }
         self.positions = positions;
     }
@@ -292,7 +296,9 @@ impl CoinbaseBroker {
                     Some(order.client_order_id)
                 } else {
                     // A TP/SL child carries no id of ours: its entry's.
-                    self.by_exchange_id.get(&order.originating_order_id).cloned()
+                    self.by_exchange_id
+                        .get(&order.originating_order_id)
+                        .cloned()
                 };
                 open.extend(ours);
             }
@@ -318,8 +324,13 @@ impl CoinbaseBroker {
                 continue;
             };
             let state = ProductState::of(&product);
-            if self.products.get(&symbol).is_some_and(|old| old.differs(&state)) {
-                self.notes.push(format!("{symbol}: trading state now {state:?}"));
+            if self
+                .products
+                .get(&symbol)
+                .is_some_and(|old| old.differs(&state))
+            {
+                self.notes
+                    .push(format!("{symbol}: trading state now {state:?}"));
             }
             self.products.insert(symbol, state);
         }
@@ -373,17 +384,29 @@ impl CoinbaseBroker {
         let product = self.products.get(&order.product_id);
         if let Some(p) = product {
             if p.trading_disabled {
-                return Some(format!("PRODUCT_TRADING_DISABLED: {} is not trading", order.product_id));
+                return Some(format!(
+                    "PRODUCT_TRADING_DISABLED: {} is not trading",
+                    order.product_id
+                ));
             }
             let market = order.order_type == OrderType::Market;
             if p.cancel_only && order.purpose == OrderPurpose::Entry {
-                return Some(format!("PRODUCT_CANCEL_ONLY: {} takes cancels only", order.product_id));
+                return Some(format!(
+                    "PRODUCT_CANCEL_ONLY: {} takes cancels only",
+                    order.product_id
+                ));
             }
             if p.limit_only && market {
-                return Some(format!("PRODUCT_LIMIT_ONLY: {} takes no market orders", order.product_id));
+                return Some(format!(
+                    "PRODUCT_LIMIT_ONLY: {} takes no market orders",
+                    order.product_id
+                ));
             }
             if p.post_only && !market && !order.post_only {
-                return Some(format!("PRODUCT_POST_ONLY: {} takes post-only limits only", order.product_id));
+                return Some(format!(
+                    "PRODUCT_POST_ONLY: {} takes post-only limits only",
+                    order.product_id
+                ));
             }
         }
         if order.purpose == OrderPurpose::Entry {
@@ -425,7 +448,9 @@ impl CoinbaseBroker {
         match self.call_post("/api/v3/brokerage/orders", &order.payload) {
             Ok(answer) => self.created(order_seq, order, &answer),
             Err(CallError::Refused { status, detail, .. }) => {
-                self.notes.push(format!("{id}: HTTP {status} to a create: {detail} (a bug in the request; not retried)"));
+                self.notes.push(format!(
+                    "{id}: HTTP {status} to a create: {detail} (a bug in the request; not retried)"
+                ));
                 vec![BrokerEvent::Journal(CoinbaseBroker::rejected(
                     order_seq,
                     order,
@@ -435,7 +460,9 @@ impl CoinbaseBroker {
             Err(error) => {
                 // Unanswered or unauthorized: the order may exist. Looked up
                 // before anything else is sent for its symbol.
-                self.notes.push(format!("{id}: outcome unknown ({error}); it is looked up at the next poll"));
+                self.notes.push(format!(
+                    "{id}: outcome unknown ({error}); it is looked up at the next poll"
+                ));
                 self.track(order_seq, order);
                 self.unknown.insert(id);
                 Vec::new()
@@ -452,12 +479,18 @@ impl CoinbaseBroker {
 
     /// A create's answer: the acknowledgement and, if the child shows at
     /// once, the verified bracket; or the rejection.
-    fn created(&mut self, order_seq: Seq, order: &OrderPlaced, answer: &Answer) -> Vec<BrokerEvent> {
+    fn created(
+        &mut self,
+        order_seq: Seq,
+        order: &OrderPlaced,
+        answer: &Answer,
+    ) -> Vec<BrokerEvent> {
         let when = answer.date_ms.unwrap_or_default();
         let response: model::CreateOrderResponse = match parse(&answer.body, "create order") {
             Ok(r) => r,
             Err(error) => {
-                self.notes.push(format!("{}: {error}", order.client_order_id));
+                self.notes
+                    .push(format!("{}: {error}", order.client_order_id));
                 self.track(order_seq, order);
                 self.unknown.insert(order.client_order_id.clone());
                 return Vec::new();
@@ -472,7 +505,11 @@ impl CoinbaseBroker {
             return vec![CoinbaseBroker::received(event, when, &answer.body)];
         }
         let success = response.success_response.unwrap_or_default();
-        let exchange_id = if success.order_id.is_empty() { response.order_id } else { success.order_id };
+        let exchange_id = if success.order_id.is_empty() {
+            response.order_id
+        } else {
+            success.order_id
+        };
         self.acknowledged(order_seq, order, exchange_id, when, &answer.body)
     }
 
@@ -511,7 +548,9 @@ impl CoinbaseBroker {
             Ok(v) => v,
             Err(e) => {
                 let reason = format!("the journaled payload is not JSON: {e}");
-                return vec![BrokerEvent::Journal(CoinbaseBroker::rejected(order_seq, order, reason))];
+                return vec![BrokerEvent::Journal(CoinbaseBroker::rejected(
+                    order_seq, order, reason,
+                ))];
             }
         };
         if let Some(map) = body.as_object_mut() {
@@ -521,7 +560,9 @@ impl CoinbaseBroker {
             Ok(answer) => answer,
             Err(error) => {
                 let reason = format!("PREVIEW_UNANSWERED: {error}");
-                return vec![BrokerEvent::Journal(CoinbaseBroker::rejected(order_seq, order, reason))];
+                return vec![BrokerEvent::Journal(CoinbaseBroker::rejected(
+                    order_seq, order, reason,
+                ))];
             }
         };
         let preview: model::PreviewResponse = parse(&answer.body, "preview").unwrap_or_default();
@@ -539,7 +580,11 @@ impl CoinbaseBroker {
                 ),
             })
         } else {
-            let reason = if preview.errs.is_empty() { "PREVIEW_REFUSED: no preview_id".to_string() } else { preview.errs.join(", ") };
+            let reason = if preview.errs.is_empty() {
+                "PREVIEW_REFUSED: no preview_id".to_string()
+            } else {
+                preview.errs.join(", ")
+            };
             CoinbaseBroker::rejected(order_seq, order, reason)
         };
         vec![CoinbaseBroker::received(event, when, &answer.body)]
@@ -577,7 +622,8 @@ impl CoinbaseBroker {
         let Ok((child, answer)) = self.read_order(&child_id) else {
             return Vec::new();
         };
-        self.by_exchange_id.insert(child_id.clone(), client_order_id.to_string());
+        self.by_exchange_id
+            .insert(child_id.clone(), client_order_id.to_string());
         let t = self.orders.get_mut(client_order_id).expect("checked above");
         t.child_id = Some(child_id.clone());
         let ours = child.originating_order_id == parent_id
@@ -664,17 +710,27 @@ impl CoinbaseBroker {
         }
         let _ = self.batch_cancel(&ids);
         for _ in 0..CANCEL_CONFIRM_READS_MAX {
-            let states: Vec<Option<model::Order>> =
-                ids.iter().map(|id| self.read_order(id).ok().map(|(o, _)| o)).collect();
-            if states.iter().any(|o| o.as_ref().is_some_and(|o| o.status == "FILLED" && !o.originating_order_id.is_empty())) {
+            let states: Vec<Option<model::Order>> = ids
+                .iter()
+                .map(|id| self.read_order(id).ok().map(|(o, _)| o))
+                .collect();
+            if states.iter().any(|o| {
+                o.as_ref()
+                    .is_some_and(|o| o.status == "FILLED" && !o.originating_order_id.is_empty())
+            }) {
                 return false;
             }
-            if states.iter().all(|o| o.as_ref().is_some_and(model::Order::is_done)) {
+            if states
+                .iter()
+                .all(|o| o.as_ref().is_some_and(model::Order::is_done))
+            {
                 return true;
             }
             std::thread::sleep(std::time::Duration::from_millis(CANCEL_CONFIRM_WAIT_MS));
         }
-        self.notes.push(format!("{symbol}: the bracket's cancel was not confirmed; the exit is sent anyway"));
+        self.notes.push(format!(
+            "{symbol}: the bracket's cancel was not confirmed; the exit is sent anyway"
+        ));
         true
     }
 
@@ -699,7 +755,13 @@ impl CoinbaseBroker {
         let ids: Vec<String> = self
             .unknown
             .iter()
-            .filter(|id| symbol.is_none_or(|s| self.orders.get(*id).is_some_and(|t| t.order.product_id == s)))
+            .filter(|id| {
+                symbol.is_none_or(|s| {
+                    self.orders
+                        .get(*id)
+                        .is_some_and(|t| t.order.product_id == s)
+                })
+            })
             .cloned()
             .collect();
         let mut events = Vec::new();
@@ -711,7 +773,13 @@ impl CoinbaseBroker {
             match self.find_by_client_id(&t.order.product_id, &id) {
                 Ok(Some((order, answer))) => {
                     let when = answer.date_ms.unwrap_or_default();
-                    events.extend(self.acknowledged(t.order_seq, &t.order, order.order_id, when, &answer.body));
+                    events.extend(self.acknowledged(
+                        t.order_seq,
+                        &t.order,
+                        order.order_id,
+                        when,
+                        &answer.body,
+                    ));
                 }
                 Ok(None) => {
                     self.unknown.remove(&id);
@@ -724,7 +792,11 @@ impl CoinbaseBroker {
     }
 
     /// The product's order with `client_order_id`, newest pages first.
-    fn find_by_client_id(&mut self, product: &str, id: &str) -> Result<Option<(model::Order, Answer)>, CallError> {
+    fn find_by_client_id(
+        &mut self,
+        product: &str,
+        id: &str,
+    ) -> Result<Option<(model::Order, Answer)>, CallError> {
         let mut cursor = String::new();
         for _ in 0..PAGES_MAX {
             let target = format!(
@@ -784,17 +856,26 @@ impl CoinbaseBroker {
         let when = time_ms(&fill.trade_time)?;
         let child = t.child_id.as_deref() == Some(fill.order_id.as_str());
         let leg = match (t.order.purpose, child, &t.order.bracket) {
-            (OrderPurpose::Entry, true, Some(b)) if price >= b.take_profit_limit => FillLeg::TakeProfit,
+            (OrderPurpose::Entry, true, Some(b)) if price >= b.take_profit_limit => {
+                FillLeg::TakeProfit
+            }
             (OrderPurpose::Entry, true, _) => FillLeg::StopLoss,
             (OrderPurpose::Entry, false, _) => FillLeg::Entry,
             (OrderPurpose::Exit, _, _) => FillLeg::Exit,
         };
-        let side = if fill.side == "BUY" { Side::Buy } else { Side::Sell };
+        let side = if fill.side == "BUY" {
+            Side::Buy
+        } else {
+            Side::Sell
+        };
         if leg == FillLeg::Entry {
             t.filled += size;
             t.first_fill_ms.get_or_insert(when);
         }
-        let held = self.positions.entry(t.order.product_id.clone()).or_default();
+        let held = self
+            .positions
+            .entry(t.order.product_id.clone())
+            .or_default();
         *held += if side == Side::Buy { size } else { -size };
         self.fills_seen.insert(fill.trade_id.clone());
         let event = Event::Fill(Fill {
@@ -806,7 +887,11 @@ impl CoinbaseBroker {
             price,
             size,
             fee: dec(&fill.commission).unwrap_or_default(),
-            liquidity: if fill.liquidity_indicator == "TAKER" { Liquidity::Taker } else { Liquidity::Maker },
+            liquidity: if fill.liquidity_indicator == "TAKER" {
+                Liquidity::Taker
+            } else {
+                Liquidity::Maker
+            },
         });
         Some((when, CoinbaseBroker::received(event, when, raw)))
     }
@@ -821,12 +906,17 @@ impl CoinbaseBroker {
             return None;
         }
         let (order, _) = self.read_order(exchange_id).ok()?;
-        let Some(owner) = self.by_exchange_id.get(&order.originating_order_id).cloned() else {
+        let Some(owner) = self
+            .by_exchange_id
+            .get(&order.originating_order_id)
+            .cloned()
+        else {
             // Someone else's order (the account's own trading): not ours, never read again.
             self.foreign.insert(exchange_id.to_string());
             return None;
         };
-        self.by_exchange_id.insert(exchange_id.to_string(), owner.clone());
+        self.by_exchange_id
+            .insert(exchange_id.to_string(), owner.clone());
         if let Some(t) = self.orders.get_mut(&owner) {
             t.child_id.get_or_insert(exchange_id.to_string());
         }
@@ -858,7 +948,9 @@ impl CoinbaseBroker {
                 let when = answer.date_ms.unwrap_or(now_ms);
                 if !order.attached_order_id.is_empty() {
                     if let Some(tracked) = self.orders.get_mut(id) {
-                        tracked.child_id.get_or_insert(order.attached_order_id.clone());
+                        tracked
+                            .child_id
+                            .get_or_insert(order.attached_order_id.clone());
                     }
                 }
                 if order.is_done() {
@@ -888,7 +980,13 @@ impl CoinbaseBroker {
 
     /// The exchange finished an order: an end the journal must hear of
     /// unless the order filled whole (its fills say so).
-    fn order_done(&mut self, id: &str, order: &model::Order, when: UnixMs, raw: &str) -> Vec<(UnixMs, BrokerEvent)> {
+    fn order_done(
+        &mut self,
+        id: &str,
+        order: &model::Order,
+        when: UnixMs,
+        raw: &str,
+    ) -> Vec<(UnixMs, BrokerEvent)> {
         let Some(t) = self.orders.get_mut(id) else {
             return Vec::new();
         };
@@ -897,12 +995,24 @@ impl CoinbaseBroker {
             return Vec::new();
         }
         t.ended = true;
-        let why = [&order.cancel_message, &order.reject_message, &order.reject_reason]
-            .into_iter()
-            .find(|m| !m.is_empty())
-            .cloned()
-            .unwrap_or_default();
-        let reason = format!("{} at the exchange{}", order.status.to_lowercase(), if why.is_empty() { String::new() } else { format!(": {why}") });
+        let why = [
+            &order.cancel_message,
+            &order.reject_message,
+            &order.reject_reason,
+        ]
+        .into_iter()
+        .find(|m| !m.is_empty())
+        .cloned()
+        .unwrap_or_default();
+        let reason = format!(
+            "{} at the exchange{}",
+            order.status.to_lowercase(),
+            if why.is_empty() {
+                String::new()
+            } else {
+                format!(": {why}")
+            }
+        );
         let event = CoinbaseBroker::cancelled(t, reason);
         vec![(when, CoinbaseBroker::received(event, when, raw))]
     }
@@ -924,15 +1034,23 @@ impl Broker for CoinbaseBroker {
         // An unknown create of this symbol is settled first – this very
         // order's too (a restart handing over an order placed before a crash).
         let mut events = self.resolve_unknown(Some(&order.product_id));
-        let settled = self.orders.get(&order.client_order_id).is_some_and(|t| t.exchange_id.is_some());
+        let settled = self
+            .orders
+            .get(&order.client_order_id)
+            .is_some_and(|t| t.exchange_id.is_some());
         if settled || self.unknown.contains(&order.client_order_id) {
             return events;
         }
         if let Some(reason) = self.refusal(order) {
-            events.push(BrokerEvent::Journal(CoinbaseBroker::rejected(order_seq, order, reason)));
+            events.push(BrokerEvent::Journal(CoinbaseBroker::rejected(
+                order_seq, order, reason,
+            )));
             return events;
         }
-        if order.purpose == OrderPurpose::Exit && self.settings.mode == Mode::Live && !self.clear_for_exit(&order.product_id) {
+        if order.purpose == OrderPurpose::Exit
+            && self.settings.mode == Mode::Live
+            && !self.clear_for_exit(&order.product_id)
+        {
             let reason = "not sent: the position's take-profit or stop filled first".to_string();
             let event = Event::OrderCancelled(OrderCancelled {
                 client_order_id: order.client_order_id.clone(),
@@ -967,7 +1085,11 @@ impl Broker for CoinbaseBroker {
 
     fn position(&self, symbol: &str) -> Decimal {
         let ours = self.positions.get(symbol).copied().unwrap_or_default();
-        let base = self.products.get(symbol).map(|p| p.base_currency.clone()).unwrap_or_default();
+        let base = self
+            .products
+            .get(symbol)
+            .map(|p| p.base_currency.clone())
+            .unwrap_or_default();
         match self.balances.get(&base) {
             // The account may hold more than this run bought (the user's own
             // coins): only what it lacks of ours is a disagreement.
@@ -977,20 +1099,35 @@ impl Broker for CoinbaseBroker {
     }
 
     fn on_candle(&mut self, candle: &Candle) -> Vec<BrokerEvent> {
-        // An entry still working when its time to live is up is cancelled.
+        // What the exchange did for this symbol's orders up to the bar's
+        // close is answered in the candle's step, before its decision (as
+        // the simulated exchange answers); other symbols' answers wait for
+        // their own candle or the next poll.
+        let (mut ours, others): (Vec<BrokerEvent>, Vec<BrokerEvent>) = self
+            .poll()
+            .into_iter()
+            .partition(|answer| self.symbol_of(answer.event()) == Some(candle.symbol.as_str()));
+        self.queued.extend(others);
+        // Then an entry still working when its time to live is up is cancelled.
         let expired: Vec<String> = self
             .orders
             .iter_mut()
-            .filter(|(_, t)| t.is_entry() && t.order.product_id == candle.symbol && !t.done && t.filled.is_zero() && t.exchange_id.is_some())
+            .filter(|(_, t)| {
+                t.is_entry()
+                    && t.order.product_id == candle.symbol
+                    && !t.done
+                    && t.filled.is_zero()
+                    && t.exchange_id.is_some()
+            })
             .filter_map(|(id, t)| {
                 t.bars_left = t.bars_left.saturating_sub(1);
                 (t.bars_left == 0).then(|| id.clone())
             })
             .collect();
-        expired
-            .into_iter()
-            .flat_map(|id| self.cancel(&id, "time to live expired"))
-            .collect()
+        for id in expired {
+            ours.extend(self.cancel(&id, "time to live expired"));
+        }
+        ours
     }
 
     fn cancel(&mut self, client_order_id: &str, reason: &str) -> Vec<BrokerEvent> {
@@ -1000,7 +1137,12 @@ impl Broker for CoinbaseBroker {
         if self.settings.mode == Mode::Preview || t.ended {
             return Vec::new();
         }
-        let ids: Vec<String> = t.exchange_id.iter().chain(t.child_id.iter()).cloned().collect();
+        let ids: Vec<String> = t
+            .exchange_id
+            .iter()
+            .chain(t.child_id.iter())
+            .cloned()
+            .collect();
         let Ok((cancelled, answer)) = self.batch_cancel(&ids) else {
             return Vec::new();
         };
@@ -1014,7 +1156,11 @@ impl Broker for CoinbaseBroker {
         tracked.done = true;
         tracked.child_done = true;
         let event = CoinbaseBroker::cancelled(tracked, reason.to_string());
-        vec![CoinbaseBroker::received(event, answer.date_ms.unwrap_or_default(), &answer.body)]
+        vec![CoinbaseBroker::received(
+            event,
+            answer.date_ms.unwrap_or_default(),
+            &answer.body,
+        )]
     }
 
     fn poll(&mut self) -> Vec<BrokerEvent> {
@@ -1036,7 +1182,9 @@ impl Broker for CoinbaseBroker {
             self.fills_since_ms = Some(self.fills_since_ms.unwrap_or(newest).max(newest - 60_000));
         }
         events.extend(fills);
+        // Read after the fills: no fill answered is later than this.
         let clock = self.exchange_now().unwrap_or(now_ms.unwrap_or_default());
+        self.clock_ms = self.clock_ms.max(Some(clock));
         events.extend(self.poll_orders(clock));
         // In the exchange's time order, so a crash part way loses only the newest.
         events.sort_by_key(|(ms, _)| *ms);
@@ -1054,15 +1202,25 @@ impl Broker for CoinbaseBroker {
         false
     }
 
+    fn clock_ms(&self) -> Option<UnixMs> {
+        self.clock_ms
+    }
+
     fn account_note(&self, symbol: &str) -> Option<String> {
         let base = &self.products.get(symbol)?.base_currency;
         let balance = |currency: &str| {
             let (available, hold) = self.balances.get(currency).copied().unwrap_or_default();
-            format!("{currency} {} (available {available}, hold {hold})", available + hold)
+            format!(
+                "{currency} {} (available {available}, hold {hold})",
+                available + hold
+            )
         };
         let mut note = format!("account {}", balance(base));
         if let Some((quote, capital)) = &self.capital {
-            note.push_str(&format!(", {}; the run trades with {capital} {quote}", balance(quote)));
+            note.push_str(&format!(
+                ", {}; the run trades with {capital} {quote}",
+                balance(quote)
+            ));
         }
         Some(note)
     }
@@ -1082,11 +1240,13 @@ impl crate::trader::Venue for CoinbaseBroker {
     /// would look like a disagreement): then the next pass reconciles.
     fn refresh_view(&mut self) -> bool {
         if let Err(error) = self.refresh_balances() {
-            self.notes.push(format!("cannot read the account's balances: {error}"));
+            self.notes
+                .push(format!("cannot read the account's balances: {error}"));
             return false;
         }
         if let Err(error) = self.refresh_open_orders() {
-            self.notes.push(format!("cannot read the open orders: {error}"));
+            self.notes
+                .push(format!("cannot read the open orders: {error}"));
             return false;
         }
         !self.fills_pending()
@@ -1094,6 +1254,20 @@ impl crate::trader::Venue for CoinbaseBroker {
 }
 
 impl CoinbaseBroker {
+    /// The symbol of the order an answer is about.
+    fn symbol_of(&self, event: &Event) -> Option<&str> {
+        let id = match event {
+            Event::OrderAcknowledged(e) => &e.client_order_id,
+            Event::OrderRejected(e) => &e.client_order_id,
+            Event::OrderCancelled(e) => &e.client_order_id,
+            Event::BracketVerified(e) => &e.client_order_id,
+            Event::BracketUnconfirmed(e) => &e.client_order_id,
+            Event::Fill(e) => &e.client_order_id,
+            _ => return None,
+        };
+        self.orders.get(id).map(|t| t.order.product_id.as_str())
+    }
+
     /// The quote currency and capital the run trades with.
     pub fn set_capital(&mut self, quote: &str, capital: Decimal) {
         self.capital = Some((quote.to_string(), capital));
@@ -1120,8 +1294,10 @@ impl CoinbaseBroker {
     pub fn exchange_now(&mut self) -> Option<UnixMs> {
         let answer = self.call_get("/api/v3/brokerage/time").ok()?;
         let value: serde_json::Value = serde_json::from_str(&answer.body).ok()?;
-        value
-            .get("epochMillis")
-            .and_then(|v| v.as_str().and_then(|s| s.parse().ok()).or_else(|| v.as_i64()))
+        value.get("epochMillis").and_then(|v| {
+            v.as_str()
+                .and_then(|s| s.parse().ok())
+                .or_else(|| v.as_i64())
+        })
     }
 }

@@ -235,33 +235,50 @@ mod tests {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../shared/data/coinbase")
             .join(name);
-        std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e} (the shared Coinbase samples are missing)", path.display()))
+        std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (the shared Coinbase samples are missing)",
+                path.display()
+            )
+        })
     }
 
     #[test]
     fn the_real_samples_read_as_the_broker_needs() {
-        let ok: CreateOrderResponse =
-            serde_json::from_str(&sample("create_order_response__real_issue_market_sell_LTC-USD.json")).unwrap();
+        let ok: CreateOrderResponse = serde_json::from_str(&sample(
+            "create_order_response__real_issue_market_sell_LTC-USD.json",
+        ))
+        .unwrap();
         assert!(ok.success && ok.failure_reason == "UNKNOWN_FAILURE_REASON");
-        assert_eq!(ok.success_response.unwrap().order_id, "vvvd2a-4ef9-9587-fc7v12");
-        let refused: CreateOrderResponse =
-            serde_json::from_str(&sample("error_create_order_INSUFFICIENT_FUND__real_issue.json")).unwrap();
+        assert_eq!(
+            ok.success_response.unwrap().order_id,
+            "vvvd2a-4ef9-9587-fc7v12"
+        );
+        let refused: CreateOrderResponse = serde_json::from_str(&sample(
+            "error_create_order_INSUFFICIENT_FUND__real_issue.json",
+        ))
+        .unwrap();
         assert!(!refused.success);
         assert_eq!(
             refused.error_response.unwrap().reason(),
             "INSUFFICIENT_FUND: Insufficient balance in source account"
         );
         let fills: FillsPage =
-            serde_json::from_str(&sample("list_fills_response__ccxt_captured_ADA-USDT.json")).unwrap();
+            serde_json::from_str(&sample("list_fills_response__ccxt_captured_ADA-USDT.json"))
+                .unwrap();
         let fill = &fills.fills[0];
-        assert_eq!((fill.liquidity_indicator.as_str(), dec(&fill.commission)), ("TAKER", dec("0.03136")));
+        assert_eq!(
+            (fill.liquidity_indicator.as_str(), dec(&fill.commission)),
+            ("TAKER", dec("0.03136"))
+        );
         assert_eq!(time_ms(&fill.trade_time), Some(1_700_993_987_504));
         let orders: OrdersPage = serde_json::from_str(&sample(
             "list_orders_response__ccxt_captured_ADA-USDT_filled_market.json",
         ))
         .unwrap();
-        assert!(orders.orders[0].is_done() && dec(&orders.orders[0].filled_size) > Some(Decimal::ZERO));
+        assert!(
+            orders.orders[0].is_done() && dec(&orders.orders[0].filled_size) > Some(Decimal::ZERO)
+        );
         let product: Product =
             serde_json::from_str(&sample("get_product_response__nautilus_BTC-USD.json")).unwrap();
         assert_eq!(dec(&product.price_increment), dec("0.01"));
@@ -280,7 +297,10 @@ mod tests {
 
     #[test]
     fn times_round_trip() {
-        assert_eq!(time_ms(&rfc3339(1_700_993_987_504)), Some(1_700_993_987_504));
+        assert_eq!(
+            time_ms(&rfc3339(1_700_993_987_504)),
+            Some(1_700_993_987_504)
+        );
         assert_eq!(time_ms(""), None);
         assert_eq!(dec(""), None);
     }

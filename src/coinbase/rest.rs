@@ -86,7 +86,11 @@ pub struct Rest {
 }
 
 impl Rest {
-    pub fn new(base_url: &str, credentials: Credentials, timeout: Duration) -> anyhow::Result<Rest> {
+    pub fn new(
+        base_url: &str,
+        credentials: Credentials,
+        timeout: Duration,
+    ) -> anyhow::Result<Rest> {
         let url = reqwest::Url::parse(base_url)?;
         let host = match (url.host_str(), url.port()) {
             (Some(h), Some(p)) => format!("{h}:{p}"),
@@ -119,7 +123,12 @@ impl Rest {
         self.call("POST", path, Some(body))
     }
 
-    fn call(&mut self, method: &str, target: &str, body: Option<&str>) -> Result<Answer, CallError> {
+    fn call(
+        &mut self,
+        method: &str,
+        target: &str,
+        body: Option<&str>,
+    ) -> Result<Answer, CallError> {
         let path = target.split('?').next().unwrap_or(target);
         let mut backoff_ms = BACKOFF_MS_FIRST;
         let mut last = String::new();
@@ -180,7 +189,9 @@ impl Rest {
             "POST" => self.client.post(&url),
             _ => self.client.get(&url),
         };
-        builder = builder.bearer_auth(token).header("Accept", "application/json");
+        builder = builder
+            .bearer_auth(token)
+            .header("Accept", "application/json");
         if let Some(body) = body {
             builder = builder
                 .header("Content-Type", "application/json")
@@ -202,7 +213,9 @@ impl Rest {
     fn diagnose_401(&self, answer: &Answer) -> String {
         let key = self.credentials.name();
         let local_ms = local_now_s() * 1000;
-        let skew = answer.date_ms.map(|exchange_ms| (local_ms - exchange_ms) / 1000);
+        let skew = answer
+            .date_ms
+            .map(|exchange_ms| (local_ms - exchange_ms) / 1000);
         match skew {
             Some(s) if s.abs() > SKEW_S_SUSPECT => format!(
                 "Coinbase refused the request token (HTTP 401): this machine's clock is {} s {} the exchange's (tokens live {} s); set the clock right (NTP) and start again",
@@ -282,7 +295,10 @@ fn jittered(wait_ms: u64) -> u64 {
 }
 
 fn snippet(body: &str) -> String {
-    body.chars().take(200).collect::<String>().replace('\n', " ")
+    body.chars()
+        .take(200)
+        .collect::<String>()
+        .replace('\n', " ")
 }
 
 /// The local clock, for token times only (never journaled).

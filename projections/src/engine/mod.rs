@@ -96,6 +96,13 @@ struct SymbolMemory {
     /// The bracket of the current entry (placed, then held while the trade is open).
     bracket: Option<Bracket>,
     highest_since_entry: Option<Decimal>,
+    /// The open trade's first entry fill: its seq, and the broker's own time
+    /// of it when a receipt says (a real exchange). With that time, only
+    /// bars that began after it raise the high since entry – a fill polled
+    /// before its bar's candle must not count that bar's high, which may
+    /// have come before the fill. Without it (a simulation, which answers
+    /// inside the candle's step), every candle seen after the fill counts.
+    entry_fill: Option<(Seq, Option<UnixMs>)>,
     /// Slippage attributed to the open trade's taker fills so far.
     slippage: Decimal,
     /// Why each exit order of the open trade was placed.
@@ -156,6 +163,7 @@ impl Engine {
                 snapshot: None,
                 bracket: None,
                 highest_since_entry: None,
+                entry_fill: None,
                 slippage: Decimal::ZERO,
                 exit_reasons: BTreeMap::new(),
                 pending_exit: None,
@@ -185,7 +193,15 @@ impl Engine {
                 let memory = self.memory(&c.symbol);
                 let snapshot = memory.indicators.push(c.high, c.low, c.close, c.volume);
                 memory.snapshot = Some(snapshot);
-                if let Some(high) = memory.highest_since_entry.as_mut() {
+                let began_after_entry = match memory.entry_fill {
+                    Some((_, Some(fill_ms))) => c.open_ms > fill_ms,
+                    _ => true,
+                };
+                if let Some(high) = memory
+                    .highest_since_entry
+                    .as_mut()
+                    .filter(|_| began_after_entry)
+                {
                     *high = (*high).max(c.high);
                 }
             }
@@ -198,12 +214,14 @@ impl Engine {
             }
             Event::FailClosed(e) => self.memory(&e.symbol).awaiting_protection = None,
             Event::Fill(f) => self.observe_fill(projection, f)?,
+            Event::AnswerReceipt(r) => self.observe_receipt(r),
             Event::TradeClosed(t) => {
                 let memory = self.memory(&t.symbol);
                 memory.awaiting_protection = None;
                 memory.last_exit = Some((t.exit_ms, t.net_pnl > Decimal::ZERO));
                 memory.bracket = None;
                 memory.highest_since_entry = None;
+                memory.entry_fill = None;
                 memory.slippage = Decimal::ZERO;
                 memory.exit_reasons.clear();
                 memory.pending_exit = None;
@@ -329,6 +347,17 @@ impl Engine {
         }
     }
 
+    /// A receipt of a trade's first entry fill gives the fill's broker time.
+    fn observe_receipt(&mut self, r: &AnswerReceipt) {
+        for memory in self.symbols.values_mut() {
+            if let Some((seq, time)) = memory.entry_fill.as_mut() {
+                if *seq == r.answer_seq {
+                    *time = Some(r.broker_time_ms);
+                }
+            }
+        }
+    }
+
     /// Attributes a taker fill's slippage and tracks the high since entry.
     fn observe_fill(&mut self, projection: &Projection, f: &Fill) -> EngineResult {
         let order = order_of(projection, projection.seq(), &f.client_order_id)?;
@@ -344,6 +373,7 @@ impl Engine {
         let memory = self.memory(&symbol);
         memory.slippage += slippage;
         if f.leg == FillLeg::Entry && purpose == OrderPurpose::Entry {
+            memory.entry_fill.get_or_insert((projection.seq(), None));
             memory.highest_since_entry = Some(
                 memory
                     .highest_since_entry

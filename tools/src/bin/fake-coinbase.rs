@@ -5,7 +5,7 @@
 //! serves until SIGTERM, SIGINT or `POST /fake/shutdown`. The logic and its
 //! README are in `tools/src/fake_coinbase/`.
 
-use anx_tools::fake_coinbase::matching::{ChildAppears, Fees};
+use anx_tools::fake_coinbase::matching::{ChildAppears, Fees, MarketFills};
 use anx_tools::fake_coinbase::{market, serve, Config};
 use clap::{Parser, ValueEnum};
 use rust_decimal::Decimal;
@@ -13,6 +13,12 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum MarketFillsArg {
+    Immediate,
+    AtBarClose,
+}
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum ChildAppearsArg {
@@ -66,6 +72,11 @@ struct Cli {
     /// When a bracket's child order becomes visible.
     #[arg(long, value_enum, default_value = "at-once")]
     child_appears: ChildAppearsArg,
+    /// When market orders fill: at once (Coinbase), or at the close of the
+    /// bar they were placed in, at the same price (anx's simulated exchange:
+    /// for parity tests against `anx replay run`).
+    #[arg(long, value_enum, default_value = "immediate")]
+    market_fills: MarketFillsArg,
     /// Persist the account here (JSON, after every change); a restart resumes it.
     #[arg(long, value_name = "PATH")]
     state_file: Option<PathBuf>,
@@ -100,6 +111,10 @@ fn config(cli: Cli) -> Result<Config, String> {
     config.child_appears = match cli.child_appears {
         ChildAppearsArg::AtOnce => ChildAppears::AtOnce,
         ChildAppearsArg::OnFill => ChildAppears::OnFill,
+    };
+    config.market_fills = match cli.market_fills {
+        MarketFillsArg::Immediate => MarketFills::Immediate,
+        MarketFillsArg::AtBarClose => MarketFills::AtBarClose,
     };
     config.state_file = cli.state_file;
     Ok(config)

@@ -45,6 +45,10 @@ fn parse<T: for<'de> Deserialize<'de>>(body: &str) -> Result<T, String> {
 struct ClockRequest {
     advance_s: Option<i64>,
     to_ms: Option<i64>,
+    /// Lock-step: each public `GET /time` moves the clock this far …
+    step_on_public_time_s: Option<i64>,
+    /// … until this market time.
+    until_ms: Option<i64>,
 }
 
 async fn clock(State(shared): State<Arc<Shared>>, body: String) -> Response {
@@ -53,6 +57,13 @@ async fn clock(State(shared): State<Arc<Shared>>, body: String) -> Response {
         Err(message) => return refused(&message),
     };
     let mut inner = shared.synced();
+    if let (Some(step_s), Some(until_ms)) = (request.step_on_public_time_s, request.until_ms) {
+        if step_s <= 0 {
+            return refused("step_on_public_time_s must be above 0");
+        }
+        inner.step_on_public_time = Some((step_s.saturating_mul(1000), until_ms));
+        return respond(StatusCode::OK, json!({ "now_ms": inner.exchange.now_ms }));
+    }
     let now = inner.exchange.now_ms;
     let to_ms = match (request.advance_s, request.to_ms) {
         (Some(s), None) => now.saturating_add(s.saturating_mul(1000)),

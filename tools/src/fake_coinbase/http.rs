@@ -261,8 +261,22 @@ fn page(pairs: &[(String, String)], default: usize, max: usize) -> Result<(usize
 // ---------------------------------------------------------------------------
 // Market data.
 
-async fn time(State(shared): State<Arc<Shared>>) -> Response {
-    let now = shared.synced().exchange.now_ms;
+async fn time(State(shared): State<Arc<Shared>>, headers: axum::http::HeaderMap) -> Response {
+    let mut inner = shared.synced();
+    let public = !headers.contains_key(axum::http::header::AUTHORIZATION);
+    if let Some((step_ms, until_ms)) = inner.step_on_public_time.filter(|_| public) {
+        let to_ms = inner.exchange.now_ms.saturating_add(step_ms).min(until_ms);
+        if to_ms > inner.exchange.now_ms {
+            let market = &shared.market;
+            let _ = inner
+                .exchange
+                .advance(to_ms, &|product, open_ms| market.bar(product, open_ms));
+            inner.clock.anchor(to_ms);
+            shared.persist(&inner);
+        }
+    }
+    let now = inner.exchange.now_ms;
+    drop(inner);
     respond(
         StatusCode::OK,
         json!({

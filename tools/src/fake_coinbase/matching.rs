@@ -110,6 +110,19 @@ pub enum Liquidity {
     Taker,
 }
 
+/// When a market order fills.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MarketFills {
+    /// At once, at the open of the bar holding the clock (Coinbase's IOC:
+    /// filled or cancelled at once).
+    #[default]
+    Immediate,
+    /// At the same price, but only as that bar closes: when anx's simulated
+    /// exchange learns of it. Not Coinbase's behaviour – a mode for parity
+    /// tests of the live trader against `anx replay run`.
+    AtBarClose,
+}
+
 /// When a bracket's child order becomes visible.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ChildAppears {
@@ -557,6 +570,8 @@ pub struct Backwards {
 pub struct Exchange {
     pub fees: Fees,
     pub child_appears: ChildAppears,
+    #[serde(default)]
+    pub market_fills: MarketFills,
     pub granularity_ms: i64,
     pub products: BTreeMap<String, ProductRules>,
     /// In creation order.
@@ -608,6 +623,7 @@ impl Exchange {
         Exchange {
             fees,
             child_appears,
+            market_fills: MarketFills::Immediate,
             granularity_ms,
             products: products
                 .into_iter()
@@ -833,8 +849,14 @@ impl Exchange {
         }
         if let NewConfig::Market { base_size } = new.config {
             let now = self.now_ms;
-            self.fill(index, quote.price, base_size, Liquidity::Taker, now, now);
-            self.after_fill(index, now, quote.price);
+            match self.market_fills {
+                MarketFills::Immediate => {
+                    self.fill(index, quote.price, base_size, Liquidity::Taker, now, now);
+                    self.after_fill(index, now, quote.price);
+                }
+                // The price is fixed now; the fill waits for the bar's close.
+                MarketFills::AtBarClose => self.orders[index].active_from_price = Some(quote.price),
+            }
         }
         let attached = &self.orders[index].attached_order_id;
         Ok(Created {
@@ -1028,11 +1050,23 @@ impl Exchange {
                 match o.kind {
                     OrderKind::Limit { .. } => self.work_limit(index, bar, &mut cursor_ms),
                     OrderKind::Bracket { .. } => self.work_child(index, bar, &mut cursor_ms),
-                    OrderKind::Market => {}
+                    OrderKind::Market => self.work_market(index, close_ms),
                 }
             }
             index += 1;
         }
+    }
+
+    /// A market order held for its bar's close (`MarketFills::AtBarClose`)
+    /// fills at the price fixed when it was created.
+    fn work_market(&mut self, index: usize, close_ms: i64) {
+        let o = &self.orders[index];
+        let Some(price) = o.active_from_price else {
+            return;
+        };
+        let (size, created_ms) = (o.base_size, o.created_ms);
+        self.fill(index, price, size, Liquidity::Taker, created_ms, close_ms);
+        self.after_fill(index, created_ms, price);
     }
 
     fn work_limit(&mut self, index: usize, bar: &Bar, cursor_ms: &mut i64) {

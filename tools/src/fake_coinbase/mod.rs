@@ -24,7 +24,7 @@ pub mod market;
 pub mod matching;
 pub mod model;
 
-use matching::{ChildAppears, Exchange, Fees, ProductRules};
+use matching::{ChildAppears, Exchange, Fees, MarketFills, ProductRules};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -58,6 +58,7 @@ pub struct Config {
     /// Shifts the clock tokens are checked against and the Date header.
     pub auth_clock_offset_s: i64,
     pub child_appears: ChildAppears,
+    pub market_fills: MarketFills,
     pub state_file: Option<PathBuf>,
 }
 
@@ -87,6 +88,7 @@ impl Config {
             speed: 0,
             auth_clock_offset_s: 0,
             child_appears: ChildAppears::AtOnce,
+            market_fills: MarketFills::Immediate,
             state_file: None,
         }
     }
@@ -117,6 +119,11 @@ pub struct Inner {
     /// A restart in progress: the API is down until then.
     pub down_until: Option<Instant>,
     pub previews: u64,
+    /// A lock-step market for tests: each unauthenticated `GET /time` (a
+    /// trader's market-data poll starting) first moves the clock this many
+    /// ms, until the second time. Fills then happen only as a poll starts,
+    /// never between a trader's reading of candles and of its orders.
+    pub step_on_public_time: Option<(i64, i64)>,
 }
 
 /// What every handler shares.
@@ -282,7 +289,7 @@ fn opening_state(config: &Config) -> Result<(Exchange, BTreeMap<String, u64>), S
             .map_or(0, |d| d.as_nanos()),
         std::process::id()
     );
-    let exchange = Exchange::new(
+    let mut exchange = Exchange::new(
         &seed,
         config.fees,
         config.child_appears,
@@ -291,6 +298,7 @@ fn opening_state(config: &Config) -> Result<(Exchange, BTreeMap<String, u64>), S
         config.usd,
         config.start_ms,
     );
+    exchange.market_fills = config.market_fills;
     Ok((exchange, BTreeMap::new()))
 }
 
@@ -325,6 +333,7 @@ pub async fn serve(config: Config) -> Result<(SocketAddr, Handle), StartError> {
             auth_failures: 0,
             down_until: None,
             previews: 0,
+            step_on_public_time: None,
         }),
         market,
         verifier: auth::Verifier::new(key_name, key),

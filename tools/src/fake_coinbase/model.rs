@@ -486,15 +486,18 @@ pub fn create_failure(rejection: &Rejection, configuration: Value) -> Value {
     })
 }
 
-/// One candle, all strings, `start` in Unix seconds.
+/// One candle, all strings, `start` in Unix seconds. The figures keep the
+/// digits the candle file has (Coinbase's own, where the file came from
+/// Coinbase): a trader journals candles as they arrive, and a replay of the
+/// same file must see the same text.
 pub fn candle_json(bar: &Bar) -> Value {
     json!({
         "start": (bar.open_ms / 1000).to_string(),
-        "low": num(bar.low),
-        "high": num(bar.high),
-        "open": num(bar.open),
-        "close": num(bar.close),
-        "volume": num(bar.volume),
+        "low": bar.low.to_string(),
+        "high": bar.high.to_string(),
+        "open": bar.open.to_string(),
+        "close": bar.close.to_string(),
+        "volume": bar.volume.to_string(),
     })
 }
 
