@@ -1,6 +1,8 @@
 //! Helpers for end-to-end tests: run the real `anx` binary and capture what it did.
 #![allow(dead_code)]
 
+pub mod live;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
