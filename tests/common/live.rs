@@ -80,6 +80,11 @@ impl Drop for Fake {
 
 impl Fake {
     pub fn start(cache: &Path, extra: &[&str]) -> Fake {
+        Fake::start_keyed(cache, "ecdsa.json", extra)
+    }
+
+    /// A fake that accepts tokens signed with the test key `key_name`.
+    pub fn start_keyed(cache: &Path, key_name: &str, extra: &[&str]) -> Fake {
         let mut child = Command::new(fake_binary())
             .args([
                 "--candles",
@@ -91,9 +96,7 @@ impl Fake {
                 "--start",
                 &rfc3339((FEED_START_S + HOUR_S) * 1000),
                 "--key-file",
-                path_str(&key("ecdsa.json")),
-                "--usd",
-                "10000",
+                path_str(&key(key_name)),
                 "--maker-fee-bps",
                 "10",
                 "--taker-fee-bps",
@@ -101,6 +104,11 @@ impl Fake {
                 "--slippage-bps",
                 "2",
             ])
+            .args(if extra.contains(&"--usd") {
+                &[][..]
+            } else {
+                &["--usd", "10000"][..]
+            })
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -140,6 +148,11 @@ impl Fake {
 }
 
 pub fn spawn_live(journal: &Path, fake: &Fake, extra: &[&str]) -> Child {
+    spawn_live_with(journal, fake, &config(), extra)
+}
+
+/// `anx live` with the configuration file `config`.
+pub fn spawn_live_with(journal: &Path, fake: &Fake, config: &Path, extra: &[&str]) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -149,7 +162,7 @@ pub fn spawn_live(journal: &Path, fake: &Fake, extra: &[&str]) -> Child {
         .args([
             "live",
             "--config",
-            path_str(&config()),
+            path_str(config),
             "--journal",
             path_str(journal),
             "--api-url",
@@ -281,4 +294,3 @@ pub fn decisions_and_trades(journal: &Path) -> (Vec<serde_json::Value>, Vec<serd
     }
     (decisions, trades)
 }
-
