@@ -50,6 +50,9 @@ struct Live {
     quote_available: Decimal,
     /// A restart's open orders: client order id → (seq, order, bars left).
     placed: BTreeMap<String, (Seq, OrderPlaced, u32)>,
+    /// A restart's entries: client order id → the exchange's time of the
+    /// first fill (from its receipt).
+    first_fills: BTreeMap<String, UnixMs>,
 }
 
 impl Live {
@@ -294,6 +297,7 @@ impl Kind for Live {
     ) -> Result<CoinbaseBroker> {
         let live = live_section(config, std::path::Path::new("the journal's configuration"))?;
         self.placed = placed_orders(events, config.orders.entry_ttl_bars);
+        self.first_fills = first_entry_fills(events);
         let mut broker = self.broker(config, &live, &run.run_id)?;
         broker.set_capital(&self.quote, run.starting_capital);
         Ok(broker)
@@ -313,6 +317,7 @@ impl Kind for Live {
                     verified: o.bracket_verified,
                     filled: o.filled,
                     bars_left,
+                    first_fill_ms: self.first_fills.get(&o.client_order_id).copied(),
                 })
             })
             .collect();
@@ -364,6 +369,26 @@ fn placed_orders(
     placed
 }
 
+/// The exchange's time of each entry's first fill, from the fills' receipts.
+fn first_entry_fills(events: &[StoredEvent]) -> BTreeMap<String, UnixMs> {
+    let mut fill_seqs: BTreeMap<Seq, String> = BTreeMap::new();
+    let mut first = BTreeMap::new();
+    for stored in events {
+        match &stored.event {
+            Event::Fill(f) if f.leg == FillLeg::Entry => {
+                fill_seqs.insert(stored.seq, f.client_order_id.clone());
+            }
+            Event::AnswerReceipt(r) => {
+                if let Some(id) = fill_seqs.remove(&r.answer_seq) {
+                    first.entry(id).or_insert(r.broker_time_ms);
+                }
+            }
+            _ => {}
+        }
+    }
+    first
+}
+
 pub fn live(args: &LiveArgs) -> Result<ExitCode> {
     crate::fetch::check_base_url("--api-url", &args.api_url)?;
     // The key first: nothing is opened or sent without one that loads.
@@ -393,6 +418,7 @@ pub fn live(args: &LiveArgs) -> Result<ExitCode> {
         quote: String::new(),
         quote_available: Decimal::ZERO,
         placed: BTreeMap::new(),
+        first_fills: BTreeMap::new(),
     };
     crate::trader::trade(kind, &place)
 }

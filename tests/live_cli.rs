@@ -114,3 +114,89 @@ fn live_trader_against_the_fake_exchange_matches_the_replay() {
         assert_eq!(count.as_u64(), Some(1), "{id} created {count} times");
     }
 }
+
+/// 2025-01-05T23:00Z: the first BTC entry (placed 21:00) filled at 22:00.
+const FIRST_ENTRY_OPEN_S: i64 = 1_736_118_000;
+
+#[test]
+fn a_bracket_cancelled_by_hand_at_the_exchange_fails_the_symbol_closed_and_closes_the_position() {
+    let temp = tempfile::tempdir().unwrap();
+    let cache = temp.path().join("cache");
+    write_feed(&cache);
+    let fake = Fake::start(&cache, &[]);
+    let journal = temp.path().join("live");
+    let mut child = spawn_live(&journal, &fake, &[]);
+    drive(
+        &fake,
+        &journal,
+        &mut child,
+        FEED_START_S + HOUR_S,
+        FIRST_ENTRY_OPEN_S,
+    );
+    let state = fake.state();
+    let bracket = state["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| {
+            o["order_type"] == "BRACKET" && o["status"] == "OPEN" && o["product_id"] == "BTC-USD"
+        })
+        .unwrap_or_else(|| panic!("an open BTC bracket: {state}"))["order_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let held = state["balances"]["BTC"]["available"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        state["balances"]["BTC"]["hold"]
+            .as_str()
+            .unwrap()
+            .parse::<f64>()
+            .unwrap()
+            > 0.0,
+        true,
+        "the bracket holds the position: {}",
+        state["balances"]
+    );
+    assert_eq!(held, "0");
+    // Someone cancels the take-profit/stop on the website.
+    fake.control(
+        "POST",
+        "/fake/cancel",
+        &format!("{{\"order_id\": \"{bracket}\"}}"),
+    );
+    drive(
+        &fake,
+        &journal,
+        &mut child,
+        FIRST_ENTRY_OPEN_S,
+        FIRST_ENTRY_OPEN_S + 3 * HOUR_S,
+    );
+    assert!(sigterm(&mut child).success(), "{}", log_of(&journal));
+    let all = events(&journal);
+    let lost = all
+        .iter()
+        .position(|e| matches!(&e.event, Event::BracketUnconfirmed(b) if b.reason.contains(&bracket) && b.reason.contains("cancelled at the exchange")))
+        .unwrap_or_else(|| panic!("no BracketUnconfirmed for {bracket}:\n{}", log_of(&journal)));
+    let after = &all[lost..];
+    assert!(after
+        .iter()
+        .any(|e| matches!(&e.event, Event::FailClosed(f) if f.symbol == "BTC-USD")));
+    let closed = after
+        .iter()
+        .find_map(|e| match &e.event {
+            Event::TradeClosed(t) if t.symbol == "BTC-USD" => Some(t),
+            _ => None,
+        })
+        .expect("the bare position closed");
+    assert_eq!(closed.exit_reason, anx_journal::ExitReason::Emergency);
+    let balances = &fake.state()["balances"]["BTC"];
+    assert_eq!(
+        (balances["available"].as_str(), balances["hold"].as_str()),
+        (Some("0"), Some("0"))
+    );
+    let verify = anx(&["journal", "verify", path_str(&journal)]);
+    assert_eq!(verify.code, 0, "{}", verify.stdout);
+}

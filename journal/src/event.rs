@@ -368,8 +368,10 @@ pub struct CancelRequested {
 
 /// The broker's answer that an entry's attached protection is not there: its
 /// take-profit and stop were not found (Coinbase: no attached
-/// `trigger_bracket_gtc` child with the prices sent). The engine fails the
-/// symbol closed in reaction.
+/// `trigger_bracket_gtc` child with the prices sent), or – after a
+/// `BracketVerified` – they are gone (the attached order cancelled at the
+/// exchange while the position is open). The engine fails the symbol closed
+/// in reaction, and closes an open position at market.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BracketUnconfirmed {
     #[serde(deserialize_with = "crate::codec::string")]

@@ -124,6 +124,9 @@ struct Tracked {
     verified: bool,
     unconfirmed: bool,
     ended: bool,
+    /// This broker cancelled the TP/SL child (before an exit, or with its
+    /// entry): its end is no news.
+    child_taken_down: bool,
     /// The exchange's time of the order's first fill.
     first_fill_ms: Option<UnixMs>,
     filled: Decimal,
@@ -142,6 +145,7 @@ impl Tracked {
             verified: false,
             unconfirmed: false,
             ended: false,
+            child_taken_down: false,
             first_fill_ms: None,
             filled: Decimal::ZERO,
             bars_left,
@@ -168,6 +172,8 @@ pub struct Hydrated {
     pub verified: bool,
     pub filled: Decimal,
     pub bars_left: u32,
+    /// The exchange's time of the entry's first fill (its receipt's).
+    pub first_fill_ms: Option<UnixMs>,
 }
 
 pub struct CoinbaseBroker {
@@ -252,6 +258,7 @@ impl CoinbaseBroker {
             }
             tracked.verified = h.verified;
             tracked.filled = h.filled;
+            tracked.first_fill_ms = h.first_fill_ms;
             self.orders
                 .insert(tracked.order.client_order_id.clone(), tracked);
         }
@@ -708,6 +715,11 @@ impl CoinbaseBroker {
         if ids.is_empty() {
             return true;
         }
+        for t in self.orders.values_mut() {
+            if t.is_entry() && t.order.product_id == symbol {
+                t.child_taken_down = true;
+            }
+        }
         let _ = self.batch_cancel(&ids);
         for _ in 0..CANCEL_CONFIRM_READS_MAX {
             let states: Vec<Option<model::Order>> = ids
@@ -967,15 +979,40 @@ impl CoinbaseBroker {
             events.extend(answers.into_iter().map(|a| (now_ms, a)));
         }
         if let Some(child) = t.child_id.clone().filter(|_| !t.child_done) {
-            if let Ok((order, _)) = self.read_order(&child) {
+            if let Ok((order, answer)) = self.read_order(&child) {
                 if order.is_done() {
                     if let Some(tracked) = self.orders.get_mut(id) {
                         tracked.child_done = true;
                     }
+                    let lost = self.protection_lost(id, &order, answer);
+                    events.extend(lost.into_iter().map(|a| (now_ms, a)));
                 }
             }
         }
         events
+    }
+
+    /// A verified TP/SL child ended without filling, and not by this broker's
+    /// hand (someone cancelled it at the exchange): the position is bare.
+    fn protection_lost(
+        &mut self,
+        id: &str,
+        child: &model::Order,
+        answer: Answer,
+    ) -> Vec<BrokerEvent> {
+        let Some(t) = self.orders.get(id) else {
+            return Vec::new();
+        };
+        if child.status == "FILLED" || t.child_taken_down || !t.verified || t.filled.is_zero() {
+            return Vec::new();
+        }
+        let reason = format!(
+            "the take-profit/stop order {} is {} at the exchange while the position is open",
+            child.order_id,
+            child.status.to_lowercase()
+        );
+        let when = answer.date_ms.unwrap_or_default();
+        self.unconfirmed(id, reason, Some((when, answer.body)))
     }
 
     /// The exchange finished an order: an end the journal must hear of
@@ -1143,6 +1180,13 @@ impl Broker for CoinbaseBroker {
             .chain(t.child_id.iter())
             .cloned()
             .collect();
+        if ids.is_empty() {
+            // Its create is unknown: settled at the next poll, then cancelled.
+            return Vec::new();
+        }
+        if let Some(tracked) = self.orders.get_mut(client_order_id) {
+            tracked.child_taken_down = true;
+        }
         let Ok((cancelled, answer)) = self.batch_cancel(&ids) else {
             return Vec::new();
         };

@@ -241,20 +241,29 @@ pub(super) fn bracket_verified(p: &mut Projection, seq: Seq, e: &BracketVerified
 }
 
 /// The broker found no protection attached to an entry that carries a
-/// bracket (and that no `BracketVerified` confirmed). It changes nothing
-/// here: the engine fails the symbol closed in reaction.
-pub(super) fn bracket_unconfirmed(p: &Projection, seq: Seq, e: &BracketUnconfirmed) -> FoldResult {
+/// bracket: never confirmed, or – a real exchange – confirmed and since
+/// gone (the attached order cancelled at the exchange while the position is
+/// open). The order is no longer protected; the engine fails the symbol
+/// closed in reaction.
+pub(super) fn bracket_unconfirmed(
+    p: &mut Projection,
+    seq: Seq,
+    e: &BracketUnconfirmed,
+) -> FoldResult {
     check_order_seq(p, seq, &e.client_order_id, e.order_seq)?;
     let order = p.order(seq, &e.client_order_id)?;
-    if !order.has_bracket || order.bracket_verified {
+    if !order.has_bracket {
         return fail(
             seq,
             Rule::OrderLifecycle,
             format!(
-                "bracket of {} unconfirmed, but it has none or it was verified",
+                "bracket of {} unconfirmed, but it has none",
                 e.client_order_id
             ),
         );
+    }
+    if let Some(order) = p.state.orders.get_mut(&e.client_order_id) {
+        order.bracket_verified = false;
     }
     Ok(())
 }

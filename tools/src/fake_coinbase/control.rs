@@ -29,6 +29,7 @@ pub fn routes(router: Router<Arc<Shared>>) -> Router<Arc<Shared>> {
         .route("/fake/fault", post(fault))
         .route("/fake/flags", post(flags))
         .route("/fake/trade", post(trade))
+        .route("/fake/cancel", post(cancel))
         .route("/fake/shutdown", post(shutdown))
 }
 
@@ -199,6 +200,28 @@ struct TradeRequest {
 
 /// Someone trading by hand in the account: a market order the client did
 /// not make (its client order id is a fresh uuid, not the client's).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CancelRequest {
+    order_id: String,
+}
+
+/// Someone cancelling an order by hand (the website, another program): a
+/// bracket child cancelled this way leaves the position unprotected.
+async fn cancel(State(shared): State<Arc<Shared>>, body: String) -> Response {
+    let request: CancelRequest = match parse(&body) {
+        Ok(request) => request,
+        Err(message) => return refused(&message),
+    };
+    let mut inner = shared.synced();
+    let cancelled = inner.exchange.cancel(&request.order_id);
+    shared.persist(&inner);
+    match cancelled {
+        Ok(()) => respond(StatusCode::OK, json!({ "order_id": request.order_id })),
+        Err(failure) => refused(&format!("not cancelled: {failure:?}")),
+    }
+}
+
 async fn trade(State(shared): State<Arc<Shared>>, body: String) -> Response {
     let request: TradeRequest = match parse(&body) {
         Ok(request) => request,
