@@ -149,14 +149,13 @@ fn a_bracket_cancelled_by_hand_at_the_exchange_fails_the_symbol_closed_and_close
         .as_str()
         .unwrap()
         .to_string();
-    assert_eq!(
-        state["balances"]["BTC"]["hold"]
-            .as_str()
-            .unwrap()
-            .parse::<f64>()
-            .unwrap()
-            > 0.0,
-        true,
+    let hold: rust_decimal::Decimal = state["balances"]["BTC"]["hold"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        hold > rust_decimal::Decimal::ZERO,
         "the bracket holds the position: {}",
         state["balances"]
     );
