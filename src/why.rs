@@ -38,6 +38,9 @@ pub struct Trail {
     pub id: String,
     pub kind: IdKind,
     pub events: Vec<StoredEvent>,
+    /// The run's configuration (its `RunStarted`, seq 1): the cost model a
+    /// fill's fee is compared with.
+    pub config: Option<anx_projections::engine::config::Config>,
 }
 
 fn read(
@@ -109,10 +112,15 @@ pub fn lookup(
     if events.is_empty() {
         return Err(anyhow!("the index lists no events for {id:?}"));
     }
+    let config = match read(store, journal, segments, 1).map(|r| r.event) {
+        Ok(Event::RunStarted(run)) => crate::replay_cmd::run_config(&run).ok(),
+        _ => None,
+    };
     Ok(Trail {
         id: id.to_string(),
         kind,
         events: events.into_values().collect(),
+        config,
     })
 }
 
@@ -124,8 +132,33 @@ fn od(value: Option<Decimal>) -> String {
     value.map_or("-".into(), d)
 }
 
+/// A fill's fee against the cost model's estimate, when they differ (a real
+/// exchange's commission; the simulator charges the model's own).
+fn fee_against_model(
+    f: &anx_journal::Fill,
+    config: Option<&anx_projections::engine::config::Config>,
+) -> String {
+    let Some(config) = config else {
+        return String::new();
+    };
+    let model =
+        anx_projections::engine::cost::CostModel::new(config).fee(f.price * f.size, f.liquidity);
+    if model == f.fee {
+        return String::new();
+    }
+    format!(
+        " (cost model {}, charged {} more)",
+        d(model),
+        d(f.fee - model)
+    )
+}
+
 /// One event of the trail, in words.
-fn describe(event: &Event, out: &mut String) {
+fn describe(
+    event: &Event,
+    out: &mut String,
+    config: Option<&anx_projections::engine::config::Config>,
+) {
     match event {
         Event::Candle(c) => {
             let _ = writeln!(
@@ -235,7 +268,7 @@ fn describe(event: &Event, out: &mut String) {
         Event::Fill(f) => {
             let _ = writeln!(
                 out,
-                "fill {} ({:?} leg, {:?}): {:?} {} @ {} fee {} ({:?})",
+                "fill {} ({:?} leg, {:?}): {:?} {} @ {} fee {}{} ({:?})",
                 f.fill_id,
                 f.leg,
                 f.liquidity,
@@ -243,6 +276,7 @@ fn describe(event: &Event, out: &mut String) {
                 d(f.size),
                 d(f.price),
                 d(f.fee),
+                fee_against_model(f, config),
                 f.client_order_id
             );
         }
@@ -284,7 +318,7 @@ pub fn trail_text(trail: &Trail, lookup_ms: Option<f64>) -> String {
             market_time(event.market_ms),
             event.event.kind().name()
         );
-        describe(&event.event, &mut out);
+        describe(&event.event, &mut out, trail.config.as_ref());
     }
     if let Some(lookup_ms) = lookup_ms {
         let _ = writeln!(

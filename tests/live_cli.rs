@@ -199,3 +199,44 @@ fn a_bracket_cancelled_by_hand_at_the_exchange_fails_the_symbol_closed_and_close
     let verify = anx(&["journal", "verify", path_str(&journal)]);
     assert_eq!(verify.code, 0, "{}", verify.stdout);
 }
+
+#[test]
+fn fills_carry_coinbases_commission_and_why_shows_it_against_the_cost_model() {
+    let temp = tempfile::tempdir().unwrap();
+    let cache = temp.path().join("cache");
+    write_feed(&cache);
+    // The exchange charges more than the configuration's model (10/20 bps).
+    let fake = Fake::start(&cache, &["--maker-fee-bps", "25", "--taker-fee-bps", "35"]);
+    let journal = temp.path().join("live");
+    let mut child = spawn_live(&journal, &fake, &[]);
+    drive(
+        &fake,
+        &journal,
+        &mut child,
+        FEED_START_S + HOUR_S,
+        FIRST_ENTRY_OPEN_S,
+    );
+    assert!(sigterm(&mut child).success(), "{}", log_of(&journal));
+    let fill = events(&journal)
+        .into_iter()
+        .find_map(|e| match e.event {
+            Event::Fill(f) => Some(f),
+            _ => None,
+        })
+        .expect("the entry filled");
+    // 25 bps of the fill's value, as the exchange charged it.
+    let charged = (fill.price * fill.size * rust_decimal::Decimal::new(25, 4)).round_dp(8);
+    assert_eq!(fill.fee, charged);
+    let why = anx(&["why", path_str(&journal), &fill.client_order_id]);
+    assert_eq!(why.code, 0, "{}", why.stderr);
+    let model = (fill.price * fill.size * rust_decimal::Decimal::new(10, 4)).round_dp(8);
+    assert!(
+        why.stdout.contains(&format!(
+            "cost model {}, charged {} more",
+            model.normalize(),
+            (charged - model).normalize()
+        )),
+        "{}",
+        why.stdout
+    );
+}

@@ -65,6 +65,22 @@ pub fn rfc3339(ms: i64) -> String {
         .to_string()
 }
 
+/// The fake's account and costs as the test configuration models them, but
+/// for what `extra` sets itself.
+fn defaults_unless_given<'a>(extra: &[&str]) -> Vec<&'a str> {
+    let defaults = [
+        ("--usd", "10000"),
+        ("--maker-fee-bps", "10"),
+        ("--taker-fee-bps", "20"),
+        ("--slippage-bps", "2"),
+    ];
+    defaults
+        .into_iter()
+        .filter(|(flag, _)| !extra.contains(flag))
+        .flat_map(|(flag, value)| [flag, value])
+        .collect()
+}
+
 /// The fake exchange, as its own process.
 pub struct Fake {
     pub child: Child,
@@ -97,18 +113,8 @@ impl Fake {
                 &rfc3339((FEED_START_S + HOUR_S) * 1000),
                 "--key-file",
                 path_str(&key(key_name)),
-                "--maker-fee-bps",
-                "10",
-                "--taker-fee-bps",
-                "20",
-                "--slippage-bps",
-                "2",
             ])
-            .args(if extra.contains(&"--usd") {
-                &[][..]
-            } else {
-                &["--usd", "10000"][..]
-            })
+            .args(defaults_unless_given(extra))
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
