@@ -210,6 +210,10 @@ pub struct LiveArgs {
     /// Seconds before a request times out.
     #[arg(long, default_value = "10")]
     pub request_timeout: f64,
+    /// Requests a second to Coinbase, at most (Coinbase allows 30 a second
+    /// per key; the default leaves half for anything else using it).
+    #[arg(long, default_value_t = crate::coinbase::rest::REQUESTS_PER_S_DEFAULT, value_name = "N")]
+    pub requests_per_s: usize,
     /// Send every order to POST /orders/preview instead of /orders: the
     /// exchange checks it, nothing is placed, and its answer is journaled.
     /// A preview journal resumes only as a preview.

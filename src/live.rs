@@ -400,7 +400,10 @@ pub fn live(args: &LiveArgs) -> Result<ExitCode> {
     );
     let key_name = credentials.name().to_string();
     let timeout = Duration::from_secs_f64(args.request_timeout.clamp(0.1, 600.0));
-    let rest = Rest::new(&args.api_url, credentials, timeout)
+    if !(1..=1000).contains(&args.requests_per_s) {
+        bail!("--requests-per-s must be between 1 and 1000");
+    }
+    let rest = Rest::new(&args.api_url, credentials, timeout, args.requests_per_s)
         .context("cannot set up the Coinbase client")?;
     let place = Place {
         config: &args.config,

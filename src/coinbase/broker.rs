@@ -1140,8 +1140,15 @@ impl Broker for CoinbaseBroker {
         // close is answered in the candle's step, before its decision (as
         // the simulated exchange answers); other symbols' answers wait for
         // their own candle or the next poll.
-        let (mut ours, others): (Vec<BrokerEvent>, Vec<BrokerEvent>) = self
-            .poll()
+        // A poll that already read the exchange past this bar's close (this
+        // step's other symbols) saw all of it: its answers wait in the queue.
+        let close_ms = candle.open_ms + i64::from(candle.granularity_s) * 1000;
+        let answers = if self.clock_ms.is_some_and(|c| c >= close_ms) {
+            std::mem::take(&mut self.queued)
+        } else {
+            self.poll()
+        };
+        let (mut ours, others): (Vec<BrokerEvent>, Vec<BrokerEvent>) = answers
             .into_iter()
             .partition(|answer| self.symbol_of(answer.event()) == Some(candle.symbol.as_str()));
         self.queued.extend(others);

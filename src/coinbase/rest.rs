@@ -32,6 +32,10 @@ const RETRY_AFTER_S_MAX: u64 = 30;
 /// A response body larger than this is refused (a real answer is a few KB;
 /// a page of 250 orders well under 1 MB).
 const BODY_BYTES_MAX: usize = 8 * 1024 * 1024;
+/// Requests sent in any one second, at most, by default: half of Coinbase's
+/// documented private REST limit (30 per second per user, docs "REST API
+/// rate limits"), leaving room for whatever else uses the same key.
+pub const REQUESTS_PER_S_DEFAULT: usize = 15;
 /// Local clock against the exchange's beyond which a 401 is blamed on the clock.
 const SKEW_S_SUSPECT: i64 = 30;
 
@@ -81,8 +85,10 @@ pub struct Rest {
     credentials: Credentials,
     client: reqwest::Client,
     jobs: mpsc::Sender<Job>,
-    /// Requests made (the operator's request budget, and tests).
-    pub requests: u64,
+    /// When the requests of the last second were sent, and how many a
+    /// second may be (the budget).
+    sent: std::collections::VecDeque<std::time::Instant>,
+    requests_per_s_max: usize,
 }
 
 impl Rest {
@@ -90,6 +96,7 @@ impl Rest {
         base_url: &str,
         credentials: Credentials,
         timeout: Duration,
+        requests_per_s_max: usize,
     ) -> anyhow::Result<Rest> {
         let url = reqwest::Url::parse(base_url)?;
         let host = match (url.host_str(), url.port()) {
@@ -109,7 +116,8 @@ impl Rest {
             credentials,
             client,
             jobs,
-            requests: 0,
+            sent: std::collections::VecDeque::new(),
+            requests_per_s_max: requests_per_s_max.max(1),
         })
     }
 
@@ -199,13 +207,28 @@ impl Rest {
         }
         let request = builder.build().map_err(crate::fetch::describe_http_error)?;
         let (reply, answer) = mpsc::channel();
-        self.requests += 1;
+        self.wait_for_budget();
         self.jobs
             .send(Job { request, reply })
             .map_err(|_| "the request thread has stopped".to_string())?;
         answer
             .recv()
             .map_err(|_| "the request thread has stopped".to_string())?
+    }
+
+    /// Waits until a request fits in the budget (`requests_per_s_max` a second).
+    fn wait_for_budget(&mut self) {
+        let second = Duration::from_secs(1);
+        while let Some(oldest) = self.sent.front().copied() {
+            if oldest.elapsed() >= second {
+                self.sent.pop_front();
+            } else if self.sent.len() >= self.requests_per_s_max {
+                std::thread::sleep(second.saturating_sub(oldest.elapsed()));
+            } else {
+                break;
+            }
+        }
+        self.sent.push_back(std::time::Instant::now());
     }
 
     /// Why Coinbase refused the token, as far as can be told: the clock if

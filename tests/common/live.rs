@@ -179,6 +179,9 @@ pub fn spawn_live_with(journal: &Path, fake: &Fake, config: &Path, extra: &[&str
             "0.02",
             "--request-timeout",
             "2",
+            // The fake has no rate limit; Coinbase's is exercised by a 429 fault.
+            "--requests-per-s",
+            "1000",
             "-v",
         ])
         .args(extra)
