@@ -337,6 +337,9 @@ impl JournalKind {
             run.end_ms.map_or("open end".into(), market_time)
         );
         match self {
+            JournalKind::Trader { live: true, .. } => {
+                format!("live trader run {} on Coinbase (from {range})", run.run_id)
+            }
             JournalKind::Trader { .. } | JournalKind::Empty => {
                 format!("paper trader run {} (from {range})", run.run_id)
             }

@@ -249,6 +249,12 @@ fn the_run_trades_with_the_lesser_of_its_capital_and_the_accounts_and_journals_t
             r.detail
         );
     }
+    let status = anx(&["status", path_str(&journal)]);
+    assert!(
+        status.stdout.contains("live trader run") && status.stdout.contains("NOT running"),
+        "{}",
+        status.stdout
+    );
     // A restart keeps the run's capital (the file's is larger).
     let mut child = spawn_live(&journal, &fake, &[]);
     wait_for("the restart's session", &journal, &mut child, || {
