@@ -113,6 +113,33 @@ fn live_trader_against_the_fake_exchange_matches_the_replay() {
     for (id, count) in creates {
         assert_eq!(count.as_u64(), Some(1), "{id} created {count} times");
     }
+
+    // A restart re-drives the journal without asking the exchange about the
+    // past – candle steps with several answers and the engine's reactions
+    // between them (an entry and its stop filled in one bar) included.
+    let several = all.windows(4).any(|w| {
+        matches!(
+            (&w[0].event, &w[2].event, &w[3].event),
+            (Event::Fill(_), Event::EngineTransition(_), Event::Fill(_))
+        )
+    });
+    assert!(
+        several,
+        "the run has a step with two fills and a reaction between them"
+    );
+    let requests_before = fake.state()["requests"].as_array().unwrap().len();
+    let mut child = spawn_live(&journal, &fake, &[]);
+    wait_for("the restart's session", &journal, &mut child, || {
+        events(&journal).iter().any(
+            |e| matches!(&e.event, Event::Session(s) if s.reason == "restart after a clean stop"),
+        )
+    });
+    assert!(sigterm(&mut child).success(), "{}", log_of(&journal));
+    let again = events(&journal);
+    assert_eq!(&again[..all.len()], &all[..], "the journal only grew");
+    assert!(fake.state()["requests"].as_array().unwrap().len() >= requests_before);
+    let verify = anx(&["journal", "verify", path_str(&journal)]);
+    assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
 }
 
 /// 2025-01-05T23:00Z: the first BTC entry (placed 21:00) filled at 22:00.

@@ -64,6 +64,11 @@ enum Work {
     Answer(BrokerEvent),
     /// The engine reacts to a journaled answer.
     React(Reaction),
+    /// Re-driving a broker that cannot answer again: the next journaled
+    /// answer of this step (about this order, if one is named), then this
+    /// again – one answer at a time, each followed by the engine's reaction
+    /// to it, as they were journaled.
+    Journaled(Option<String>),
 }
 
 /// A journaled answer the engine reacts to.
@@ -107,6 +112,9 @@ pub struct Pipeline<B: Broker> {
     /// Polled broker answers the journal could not take (not journaled; their
     /// symbol failed closed), described for the caller to report.
     pub answers_refused: Vec<String>,
+    /// A real broker's answers inside a step the journal could not take:
+    /// not written; settled between steps (`settle_refusals`).
+    refused_in_step: Vec<(UnixMs, Event, String)>,
 }
 
 /// Opens a journal to re-drive it: the writer (holding the lock; a torn tail
@@ -198,6 +206,7 @@ impl<B: Broker> Pipeline<B> {
             duplicates_refused: Vec::new(),
             answers_repeated: 0,
             answers_refused: Vec::new(),
+            refused_in_step: Vec::new(),
             order_prefix: anx_projections::engine::order::prefix(run_id),
         }
     }
@@ -311,19 +320,12 @@ impl<B: Broker> Pipeline<B> {
                 "a step did more than {WORK_PER_STEP_MAX} pieces of work: the engine and the broker are answering each other forever"
             );
             let next = match item {
-                Work::HandOver(seq, order) => self
-                    .hand_over(seq, &order, as_of_ms)
-                    .into_iter()
-                    .map(Work::Answer)
-                    .collect(),
+                Work::HandOver(seq, order) => self.hand_over(seq, &order),
                 // Re-driving too: the broker rebuilt from the journal answers again.
-                Work::Cancel(cancel) => self
-                    .cancel(&cancel, as_of_ms)
-                    .into_iter()
-                    .map(Work::Answer)
-                    .collect(),
+                Work::Cancel(cancel) => self.cancel(&cancel),
                 Work::Answer(answer) => self.answer(answer, as_of_ms)?,
                 Work::React(reaction) => self.react(reaction, as_of_ms)?,
+                Work::Journaled(order) => self.next_journaled(order, as_of_ms),
             };
             stack.extend(next.into_iter().rev());
         }
@@ -344,6 +346,21 @@ impl<B: Broker> Pipeline<B> {
                 raw_blake3,
             } => (event, Some((broker_time_ms, raw_blake3))),
         };
+        // A real broker's answer, asked now, is checked before it is
+        // written: one the journal cannot take (a fill of an order the
+        // journal ended a moment ago) would make a journal no re-drive can
+        // fold. (A simulation's answers are the fold's own; polled answers
+        // were checked already.)
+        if !self.broker.answers_reproducible() && !self.is_redriving() {
+            if self.already_journaled(&event) {
+                self.answers_repeated += 1;
+                return Ok(Vec::new());
+            }
+            if let Err(refused) = self.projection.check_next(as_of_ms, &event) {
+                self.refused_in_step.push((as_of_ms, event, refused.detail));
+                return Ok(Vec::new());
+            }
+        }
         // The order's symbol, read before the event ends the order.
         let ended = match &event {
             Event::OrderCancelled(e) => Some((e.client_order_id.clone(), None)),
@@ -438,10 +455,16 @@ impl<B: Broker> Pipeline<B> {
     /// journal. Live, an order already among the broker's open orders with
     /// this run's prefix is not placed again: the broker's own record of it is
     /// journaled instead.
-    fn hand_over(&mut self, seq: Seq, order: &OrderPlaced, as_of_ms: UnixMs) -> Vec<BrokerEvent> {
+    fn hand_over(&mut self, seq: Seq, order: &OrderPlaced) -> Vec<Work> {
         if self.is_redriving() && !self.broker.answers_reproducible() {
-            return self.journaled_answers(&order.client_order_id, as_of_ms);
+            return vec![Work::Journaled(Some(order.client_order_id.clone()))];
         }
+        let answers = self.hand_over_live(seq, order);
+        answers.into_iter().map(Work::Answer).collect()
+    }
+
+    /// [`Pipeline::hand_over`] to a broker that is asked.
+    fn hand_over_live(&mut self, seq: Seq, order: &OrderPlaced) -> Vec<BrokerEvent> {
         if self.is_redriving() {
             return self.broker.restore(seq, order);
         }
@@ -460,46 +483,25 @@ impl<B: Broker> Pipeline<B> {
         self.broker.place(seq, order)
     }
 
-    /// Re-driving for a broker that cannot answer again: the answers it gave
-    /// about `client_order_id` are the journaled broker answers that come
-    /// next and name that order (up to the first event that is not one).
-    fn journaled_answers(&self, client_order_id: &str, as_of_ms: UnixMs) -> Vec<BrokerEvent> {
-        let mut answers = Vec::new();
-        let mut at = 0;
-        while let Some(stored) = self.journaled.get(at) {
-            // Of this step (its market time), about this order: an answer a
-            // later poll gave about it starts a step of its own.
-            let about = stored.event.kind().role() == EventRole::BrokerAnswer
-                && stored.market_ms == as_of_ms
-                && answer_order(&stored.event) == Some(client_order_id);
-            if !about {
-                break;
-            }
-            let (answer, used) = self.journaled_answer(at);
-            answers.push(answer);
-            at += used;
+    /// Re-driving for a broker that cannot answer again: the next journaled
+    /// event, if it is a broker answer of this step (its market time; about
+    /// `order`, if one is named – an answer a later poll gave about it
+    /// starts a step of its own), to be journaled and reacted to, and then
+    /// this again; nothing once the step's answers are used up.
+    fn next_journaled(&self, order: Option<String>, as_of_ms: UnixMs) -> Vec<Work> {
+        let Some(stored) = self.journaled.front() else {
+            return Vec::new();
+        };
+        let of_step = stored.event.kind().role() == EventRole::BrokerAnswer
+            && stored.market_ms == as_of_ms
+            && order
+                .as_deref()
+                .is_none_or(|id| answer_order(&stored.event) == Some(id));
+        if !of_step {
+            return Vec::new();
         }
-        answers
-    }
-
-    /// Re-driving for a broker that cannot answer again: the answers it
-    /// gave while working a candle are the journaled broker answers right
-    /// after that candle, at its market time (its engine's outputs, which
-    /// are never broker answers, come next).
-    fn journaled_candle_answers(&self, as_of_ms: UnixMs) -> Vec<BrokerEvent> {
-        let mut answers = Vec::new();
-        let mut at = 0;
-        while let Some(stored) = self.journaled.get(at) {
-            let answer = stored.event.kind().role() == EventRole::BrokerAnswer
-                && stored.market_ms == as_of_ms;
-            if !answer {
-                break;
-            }
-            let (answer, used) = self.journaled_answer(at);
-            answers.push(answer);
-            at += used;
-        }
-        answers
+        let (answer, _) = self.journaled_answer(0);
+        vec![Work::Answer(answer), Work::Journaled(order)]
     }
 
     /// The journaled answer at `at` in the queue, with its receipt if one
@@ -528,6 +530,7 @@ impl<B: Broker> Pipeline<B> {
     /// exchange's polls overlap, and a fill counts once. Returns the answers
     /// journaled.
     pub fn poll_broker(&mut self, as_of_ms: UnixMs) -> Result<usize, PipelineError> {
+        self.settle_refusals()?;
         let answers = self.broker.poll();
         let as_of_ms = self.broker.clock_ms().map_or(as_of_ms, |c| c.max(as_of_ms));
         self.journal_new_answers(answers, as_of_ms)
@@ -541,10 +544,26 @@ impl<B: Broker> Pipeline<B> {
         // In the broker's time, with a margin: answers of one poll journaled
         // only in part before a crash may be a little older than the newest
         // journaled one (repeats in the overlap are dropped).
+        self.settle_refusals()?;
         let since_ms = (self.projection.links.last_fill_broker_ms)
             .map(|ms| ms.saturating_sub(RESYNC_OVERLAP_MS));
         let answers = self.broker.answers_since(since_ms);
+        // What it did while the trader was down happened no earlier than
+        // its clock says (with nothing new, no market time moves).
+        let as_of_ms = self.broker.clock_ms().map_or(as_of_ms, |c| c.max(as_of_ms));
         self.journal_new_answers(answers, as_of_ms)
+    }
+
+    /// Between steps: the answers a step could not take are reported and
+    /// their symbols reconciled as a mismatch and failed closed.
+    fn settle_refusals(&mut self) -> Result<(), PipelineError> {
+        if self.is_redriving() {
+            return Ok(());
+        }
+        for (as_of_ms, event, why) in std::mem::take(&mut self.refused_in_step) {
+            self.refuse_answer(&event, &why, as_of_ms)?;
+        }
+        Ok(())
     }
 
     /// Journals, each as its own step, the answers the journal does not hold.
@@ -634,11 +653,12 @@ impl<B: Broker> Pipeline<B> {
 
     /// Gives a journaled cancel request to the broker (re-driving a broker
     /// that cannot answer again: its journaled answer instead).
-    fn cancel(&mut self, cancel: &CancelRequested, as_of_ms: UnixMs) -> Vec<BrokerEvent> {
+    fn cancel(&mut self, cancel: &CancelRequested) -> Vec<Work> {
         if self.is_redriving() && !self.broker.answers_reproducible() {
-            return self.journaled_answers(&cancel.client_order_id, as_of_ms);
+            return vec![Work::Journaled(Some(cancel.client_order_id.clone()))];
         }
-        self.broker.cancel(&cancel.client_order_id, &cancel.reason)
+        let answers = self.broker.cancel(&cancel.client_order_id, &cancel.reason);
+        answers.into_iter().map(Work::Answer).collect()
     }
 
     /// One closed candle, decided on at `as_of_ms` (its close, or later if it
@@ -649,7 +669,8 @@ impl<B: Broker> Pipeline<B> {
         let Event::Candle(candle) = &event else {
             unreachable!("built as a candle above")
         };
-        self.work_candle(seq, candle, as_of_ms)
+        self.work_candle(seq, candle, as_of_ms)?;
+        self.settle_refusals()
     }
 
     /// The rest of a candle's step once it is journaled (seq `seq`): the broker
@@ -663,13 +684,15 @@ impl<B: Broker> Pipeline<B> {
         // A broker that cannot answer again is not asked while re-driving:
         // what it said is in the journal, as polled answers of their own steps.
         let worked = if self.broker.answers_reproducible() || !self.is_redriving() {
-            self.broker.on_candle(candle)
+            let answers = self.broker.on_candle(candle);
+            answers.into_iter().map(Work::Answer).collect()
         } else {
-            // What it answered as it worked this candle (a real broker's
-            // time-to-live cancels) is journaled right after the candle.
-            self.journaled_candle_answers(as_of_ms)
+            // What it answered as it worked this candle (fills within the
+            // bar, time-to-live cancels) is journaled right after the
+            // candle, each answer followed by the reaction to it.
+            vec![Work::Journaled(None)]
         };
-        self.drain(worked.into_iter().map(Work::Answer).collect(), as_of_ms)?;
+        self.drain(worked, as_of_ms)?;
         let placed = self.engine_step(TickInput::Candle {
             seq,
             candle,
@@ -691,6 +714,7 @@ impl<B: Broker> Pipeline<B> {
         );
         let seq = self.append(market_ms, &event)?;
         self.work_operator(seq, &event, market_ms)?;
+        self.settle_refusals()?;
         Ok(seq)
     }
 
@@ -735,6 +759,7 @@ impl<B: Broker> Pipeline<B> {
         always: bool,
         market_ms: UnixMs,
     ) -> Result<Vec<(String, String)>, PipelineError> {
+        self.settle_refusals()?;
         let open_orders = self.broker.open_orders(&self.order_prefix);
         let mut disagreed = Vec::new();
         for symbol in symbols {
