@@ -1,0 +1,589 @@
+//! `anx live` under exchange faults, end to end: the real binary against the
+//! fake Coinbase exchange (its own process), each scenario with its own fake
+//! and journal.
+
+mod common;
+
+use anx_journal::*;
+use anx_projections::Projection;
+use common::live::*;
+use common::*;
+use rust_decimal::Decimal;
+use std::path::{Path, PathBuf};
+use std::process::Child;
+
+/// The bar whose close the first BTC entry is decided on (the parity run's
+/// first trade: `live_cli.rs`).
+const BTC_ENTRY_S: i64 = 1_736_110_800; // 2025-01-05T21:00Z
+
+/// One scenario: its directory, its fake, its journal and its trader.
+struct Scenario {
+    temp: tempfile::TempDir,
+    fake: Fake,
+    journal: PathBuf,
+    trader: Child,
+}
+
+impl Scenario {
+    fn start(fake_args: &[&str]) -> Scenario {
+        let temp = tempfile::tempdir().unwrap();
+        let cache = temp.path().join("cache");
+        write_feed(&cache);
+        let fake = Fake::start(&cache, fake_args);
+        let journal = temp.path().join("live");
+        let trader = spawn_live(&journal, &fake, &[]);
+        Scenario {
+            temp,
+            fake,
+            journal,
+            trader,
+        }
+    }
+
+    /// The market moves in lock-step with the trader from `from_s` to `to_s`.
+    fn drive(&mut self, from_s: i64, to_s: i64) {
+        drive(&self.fake, &self.journal, &mut self.trader, from_s, to_s);
+    }
+
+    /// Arms a fault at the fake (`POST /fake/fault`).
+    fn arm(&self, fault: &str) {
+        let answer = self.fake.control("POST", "/fake/fault", fault);
+        assert!(answer.get("armed").is_some(), "{fault}: {answer}");
+    }
+
+    fn events(&self) -> Vec<StoredEvent> {
+        events(&self.journal)
+    }
+
+    /// Waits (a minute at most) until the journal satisfies `done`.
+    fn wait_until(&mut self, what: &str, done: impl Fn(&[StoredEvent]) -> bool) {
+        let journal = self.journal.clone();
+        wait_for(what, &self.journal, &mut self.trader, || done(&events(&journal)));
+    }
+
+    /// A clean stop, then the journal verified.
+    fn stop_and_verify(&mut self) {
+        assert!(sigterm(&mut self.trader).success(), "{}", self.log());
+        let verify = anx(&["journal", "verify", path_str(&self.journal)]);
+        assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
+    }
+
+    fn log(&self) -> String {
+        log_of(&self.journal)
+    }
+}
+
+fn folded(journal: &Path) -> Projection {
+    let mut projection = Projection::new();
+    for stored in events(journal) {
+        projection
+            .apply(stored.seq, stored.market_ms, &stored.event)
+            .unwrap_or_else(|e| panic!("fold: {e}"));
+    }
+    projection
+}
+
+fn dec(value: &serde_json::Value) -> Decimal {
+    value
+        .as_str()
+        .unwrap_or_else(|| panic!("not a decimal string: {value}"))
+        .parse()
+        .unwrap()
+}
+
+/// The fake's total balance (available + hold) of `currency`.
+fn balance(state: &serde_json::Value, currency: &str) -> Decimal {
+    let b = &state["balances"][currency];
+    if b.is_null() {
+        return Decimal::ZERO;
+    }
+    dec(&b["available"]) + dec(&b["hold"])
+}
+
+/// The journal's position in each symbol equals what the fake's account holds.
+fn positions_agree(journal: &Path, state: &serde_json::Value) {
+    let projection = folded(journal);
+    for symbol in SYMBOLS {
+        let ours = projection
+            .state
+            .symbols
+            .get(symbol)
+            .map(|s| s.position.quantity)
+            .unwrap_or_default();
+        let base = symbol.split('-').next().unwrap();
+        assert_eq!(
+            ours,
+            balance(state, base),
+            "{symbol}: the journal holds {ours}, the exchange {}",
+            state["balances"]
+        );
+    }
+}
+
+/// Each client order id made at most one order at the fake.
+fn one_order_per_client_order_id(state: &serde_json::Value) {
+    let made = state["orders_created_per_client_order_id"]
+        .as_object()
+        .unwrap();
+    for (id, count) in made {
+        assert_eq!(count.as_u64(), Some(1), "{id}: {count} orders at the exchange");
+    }
+}
+
+fn placed(all: &[StoredEvent]) -> Vec<(Seq, OrderPlaced)> {
+    all.iter()
+        .filter_map(|e| match &e.event {
+            Event::OrderPlaced(o) => Some((e.seq, o.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn trades(all: &[StoredEvent]) -> Vec<TradeClosed> {
+    all.iter()
+        .filter_map(|e| match &e.event {
+            Event::TradeClosed(t) => Some(t.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn fills_of<'a>(all: &'a [StoredEvent], client_order_id: &'a str) -> Vec<(Seq, Fill)> {
+    all.iter()
+        .filter_map(|e| match &e.event {
+            Event::Fill(f) if f.client_order_id == client_order_id => Some((e.seq, f.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn seq_of(all: &[StoredEvent], what: impl Fn(&Event) -> bool) -> Option<Seq> {
+    all.iter().find(|e| what(&e.event)).map(|e| e.seq)
+}
+
+/// Prints what the journal holds but candles, receipts and holds (for a failure's context).
+fn outline(all: &[StoredEvent]) -> String {
+    let mut text = String::new();
+    for e in all {
+        match &e.event {
+            Event::Candle(_) | Event::AnswerReceipt(_) => continue,
+            Event::Decision(d) if d.outcome == DecisionOutcome::Hold => continue,
+            _ => {}
+        }
+        let body = format!("{:?}", e.event);
+        text.push_str(&format!(
+            "{} {} {}\n",
+            e.seq,
+            rfc3339(e.market_ms),
+            &body[..body.len().min(240)]
+        ));
+    }
+    text
+}
+
+#[test]
+fn protection_that_never_appears_fails_closed_and_closes_the_position() {
+    // The child shows only once the entry fills; the fault keeps it away.
+    let mut s = Scenario::start(&["--child-appears", "on-fill"]);
+    s.drive(FEED_START_S + HOUR_S, BTC_ENTRY_S - HOUR_S);
+    s.arm(r#"{"kind": "withhold_bracket"}"#);
+    // Past the parity run's next BTC entry (2025-01-06T16:00Z).
+    s.drive(BTC_ENTRY_S - HOUR_S, BTC_ENTRY_S + 20 * HOUR_S);
+    s.stop_and_verify();
+    let all = s.events();
+    let context = outline(&all);
+
+    let (entry_seq, entry) = placed(&all)
+        .into_iter()
+        .find(|(_, o)| o.product_id == "BTC-USD")
+        .unwrap_or_else(|| panic!("no BTC entry:\n{context}"));
+    assert_eq!(entry.purpose, OrderPurpose::Entry);
+    let unconfirmed = seq_of(&all, |e| {
+        matches!(e, Event::BracketUnconfirmed(b) if b.client_order_id == entry.client_order_id)
+    })
+    .unwrap_or_else(|| panic!("no BracketUnconfirmed:\n{context}"));
+    assert!(!all.iter().any(|e| matches!(&e.event,
+        Event::BracketVerified(b) if b.client_order_id == entry.client_order_id)));
+    let entry_fills = fills_of(&all, &entry.client_order_id);
+    assert_eq!(entry_fills.len(), 1, "{context}");
+    assert!(entry_fills[0].0 < unconfirmed, "noticed after the fill");
+    let fail = all
+        .iter()
+        .find_map(|e| match &e.event {
+            Event::FailClosed(f) if f.symbol == "BTC-USD" => Some((e.seq, f.clone())),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("BTC-USD never failed closed:\n{context}"));
+    assert!(fail.0 > unconfirmed && fail.1.cause_seq == unconfirmed, "{context}");
+    // The emergency exit: its decision, a market SELL of what the entry bought.
+    let exit_decision = seq_of(&all, |e| {
+        matches!(e, Event::Decision(d) if d.symbol == "BTC-USD"
+            && d.outcome == (DecisionOutcome::Exit { reason: ExitReason::Emergency }))
+    })
+    .unwrap_or_else(|| panic!("no emergency exit decision:\n{context}"));
+    assert!(exit_decision > fail.0);
+    let (exit_seq, exit) = placed(&all)
+        .into_iter()
+        .find(|(_, o)| o.product_id == "BTC-USD" && o.purpose == OrderPurpose::Exit)
+        .unwrap_or_else(|| panic!("no exit order:\n{context}"));
+    assert_eq!(exit.decision_seq, exit_decision);
+    assert_eq!(
+        (exit.side, exit.order_type),
+        (Side::Sell, OrderType::Market)
+    );
+    assert_eq!(exit.base_size, entry_fills[0].1.size);
+    let exit_fills = fills_of(&all, &exit.client_order_id);
+    assert_eq!(exit_fills.len(), 1, "{context}");
+    assert!(exit_fills[0].0 > exit_seq);
+    assert_eq!(exit_fills[0].1.size, exit.base_size);
+    let closed = trades(&all);
+    assert_eq!(closed.len(), 1, "{context}");
+    assert_eq!(closed[0].entry_client_order_id, entry.client_order_id);
+    assert_eq!(closed[0].exit_reason, ExitReason::Emergency);
+    // The symbol stays closed: no further entry, however the signals fire.
+    assert!(
+        !placed(&all)
+            .iter()
+            .any(|(seq, o)| o.product_id == "BTC-USD" && *seq > entry_seq && o.purpose == OrderPurpose::Entry),
+        "{context}"
+    );
+    // (FAIL_CLOSED holds: a signal that fires decides no entry.)
+    let fired_later = all.iter().filter(|e| e.seq > fail.0).any(|e| {
+        matches!(&e.event, Event::Decision(d) if d.symbol == "BTC-USD"
+            && d.signals.iter().any(|s| s.fired) && d.outcome == DecisionOutcome::Hold)
+    });
+    assert!(fired_later, "a later BTC signal fires and is not acted on:\n{context}");
+    let projection = folded(&s.journal);
+    assert!(projection.state.symbols["BTC-USD"].fail_closed.is_some());
+    // The exchange agrees: no BTC held, no child ever made for the entry.
+    let state = s.fake.state();
+    assert_eq!(balance(&state, "BTC"), Decimal::ZERO, "{}", state["balances"]);
+    positions_agree(&s.journal, &state);
+    let exchange_entry = state["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["client_order_id"] == entry.client_order_id.as_str())
+        .unwrap();
+    assert!(!state["orders"].as_array().unwrap().iter().any(|o| {
+        o["originating_order_id"] == exchange_entry["order_id"]
+    }));
+    one_order_per_client_order_id(&state);
+}
+
+/// Runs `anx operator ARGS` as operator `alice`; the seq it journaled at.
+fn operator(args: &[&str]) -> Seq {
+    let mut all = vec!["operator"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--operator", "alice", "--wait", "20"]);
+    let run = anx(&all);
+    assert_eq!(run.code, 0, "anx {all:?}: {}{}", run.stdout, run.stderr);
+    run.stdout
+        .trim()
+        .rsplit(' ')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{}", run.stdout))
+}
+
+#[test]
+fn an_operator_exit_cancels_the_bracket_then_sells_at_market() {
+    let mut s = Scenario::start(&[]);
+    // The BTC entry (21:00) filled at 22:00; its bracket works.
+    s.drive(FEED_START_S + HOUR_S, BTC_ENTRY_S + 3 * HOUR_S);
+    let before = s.events();
+    let (_, entry) = placed(&before)
+        .into_iter()
+        .find(|(_, o)| o.product_id == "BTC-USD")
+        .unwrap_or_else(|| panic!("no BTC entry:\n{}", outline(&before)));
+    let bought = fills_of(&before, &entry.client_order_id);
+    assert_eq!(bought.len(), 1, "{}", outline(&before));
+    assert!(seq_of(&before, |e| matches!(e, Event::BracketVerified(b) if b.client_order_id == entry.client_order_id)).is_some());
+
+    let dir = path_str(&s.journal).to_string();
+    let action = operator(&["exit", &dir, "BTC-USD", "--reason", "test"]);
+    // The exchange's request log, read at once (it keeps the last 1000).
+    let requests = s.fake.state()["requests"].as_array().unwrap().clone();
+    s.wait_until("the manual exit's trade", |all| {
+        trades(all).iter().any(|t| t.exit_reason == ExitReason::Manual)
+    });
+    s.stop_and_verify();
+    let all = s.events();
+    let context = outline(&all);
+    assert!(matches!(&all[action as usize - 1].event,
+        Event::OperatorAction(a) if a.command == OperatorCommand::Exit && a.symbol == "BTC-USD"
+            && a.operator == "alice" && a.reason == "test"), "{context}");
+    assert!(matches!(&all[action as usize].event, Event::Decision(d)
+        if d.outcome == (DecisionOutcome::Exit { reason: ExitReason::Manual })), "{context}");
+    let Event::OrderPlaced(exit) = &all[action as usize + 1].event else {
+        panic!("no exit order after the decision:\n{context}")
+    };
+    assert_eq!(
+        (exit.side, exit.order_type, exit.purpose, exit.base_size),
+        (Side::Sell, OrderType::Market, OrderPurpose::Exit, bought[0].1.size)
+    );
+    let sold = fills_of(&all, &exit.client_order_id);
+    assert_eq!(sold.len(), 1, "{context}");
+    assert_eq!(sold[0].1.size, exit.base_size);
+    let closed = trades(&all);
+    assert_eq!(closed.len(), 1, "{context}");
+    assert_eq!(closed[0].exit_reason, ExitReason::Manual);
+    assert_eq!(closed[0].entry_client_order_id, entry.client_order_id);
+    assert!(closed[0].exit_fill_seq == sold[0].0);
+
+    // At the exchange: the bracket child was cancelled, before the exit was sent.
+    let state = s.fake.state();
+    let orders = state["orders"].as_array().unwrap();
+    let exchange_entry = orders
+        .iter()
+        .find(|o| o["client_order_id"] == entry.client_order_id.as_str())
+        .unwrap();
+    let child = orders
+        .iter()
+        .find(|o| o["originating_order_id"] == exchange_entry["order_id"])
+        .unwrap_or_else(|| panic!("no child: {orders:?}"));
+    assert_eq!(child["status"], "CANCELLED", "{child}");
+    let exchange_exit = orders
+        .iter()
+        .find(|o| o["client_order_id"] == exit.client_order_id.as_str())
+        .unwrap();
+    assert_eq!(exchange_exit["status"], "FILLED", "{exchange_exit}");
+    let position = |method: &str, path: &str| {
+        requests
+            .iter()
+            .rposition(|r| r["method"] == method && r["path"] == path && r["status"] == 200)
+            .unwrap_or_else(|| panic!("no {method} {path} in {requests:?}"))
+    };
+    assert!(
+        position("POST", "/api/v3/brokerage/orders/batch_cancel")
+            < position("POST", "/api/v3/brokerage/orders"),
+        "the child is cancelled before the exit is sent"
+    );
+    assert_eq!(balance(&state, "BTC"), Decimal::ZERO);
+    positions_agree(&s.journal, &state);
+    one_order_per_client_order_id(&state);
+}
+
+/// Trades as values to compare: numbers by value (the exchange writes
+/// "100215.6" for the simulator's "100215.60"), the run's client order ids
+/// left out (`live_cli.rs`'s rule).
+fn comparable(trades: &[serde_json::Value]) -> Vec<serde_json::Value> {
+    trades
+        .iter()
+        .map(|t| {
+            let mut t = t.clone();
+            let fields = t.as_object_mut().unwrap();
+            fields.remove("entry_client_order_id");
+            for value in fields.values_mut() {
+                let number = value.as_str().and_then(|s| s.parse::<Decimal>().ok());
+                if let Some(number) = number {
+                    *value = serde_json::Value::String(number.normalize().to_string());
+                }
+            }
+            t
+        })
+        .collect()
+}
+
+impl Scenario {
+    /// The same candles through `anx replay run` up to `end_s` decide and
+    /// trade as the live run did: the faults changed nothing the engine saw.
+    fn assert_replay_parity(&self, end_s: i64) {
+        let run = self
+            .events()
+            .iter()
+            .find_map(|e| match &e.event {
+                Event::RunStarted(r) => Some(r.clone()),
+                _ => None,
+            })
+            .unwrap();
+        let replay_journal = self.temp.path().join("replay");
+        let replay = anx(&[
+            "replay",
+            "run",
+            "--config",
+            path_str(&config()),
+            "--cache-dir",
+            path_str(&self.temp.path().join("cache")),
+            "--start",
+            &rfc3339(run.start_ms),
+            "--end",
+            &rfc3339(end_s * 1000),
+            "--journal",
+            path_str(&replay_journal),
+            "--report-format",
+            "json",
+        ]);
+        assert_eq!(replay.code, 0, "{}", replay.stderr);
+        let (live_decisions, live_trades) = decisions_and_trades(&self.journal);
+        let (replay_decisions, replay_trades) = decisions_and_trades(&replay_journal);
+        assert_eq!(live_decisions.len(), replay_decisions.len());
+        for (i, (l, r)) in live_decisions.iter().zip(&replay_decisions).enumerate() {
+            assert_eq!(l, r, "decision {i} differs between live and replay");
+        }
+        assert_eq!(comparable(&live_trades), comparable(&replay_trades));
+    }
+}
+
+/// The parity run's first ETH entry (2025-01-06T03:00Z).
+const ETH_ENTRY_S: i64 = BTC_ENTRY_S + 6 * HOUR_S;
+
+#[test]
+fn a_lost_create_answer_is_looked_up_and_the_order_made_once() {
+    let mut s = Scenario::start(&["--market-fills", "at-bar-close"]);
+    s.drive(FEED_START_S + HOUR_S, BTC_ENTRY_S - HOUR_S);
+    // One answer lost: the client's own retry (same body) gets the order back.
+    s.arm(r#"{"kind": "lose_create_response"}"#);
+    s.drive(BTC_ENTRY_S - HOUR_S, ETH_ENTRY_S - HOUR_S);
+    // Every attempt's answer lost: the outcome is unknown until the broker
+    // looks the order up by its client_order_id.
+    s.arm(r#"{"kind": "lose_create_response", "count": 4}"#);
+    let end_s = ETH_ENTRY_S + 4 * HOUR_S;
+    s.drive(ETH_ENTRY_S - HOUR_S, end_s);
+    s.stop_and_verify();
+    let all = s.events();
+    let context = outline(&all);
+    let entries: Vec<OrderPlaced> = placed(&all).into_iter().map(|(_, o)| o).collect();
+    assert_eq!(
+        entries.iter().map(|o| o.product_id.as_str()).collect::<Vec<_>>(),
+        ["BTC-USD", "ETH-USD"],
+        "{context}"
+    );
+    let state = s.fake.state();
+    let creates = state["creates"].as_object().unwrap();
+    for (entry, posts) in entries.iter().zip([2, 4]) {
+        let id = entry.client_order_id.as_str();
+        let acks = all
+            .iter()
+            .filter(|e| matches!(&e.event, Event::OrderAcknowledged(a) if a.client_order_id == id))
+            .count();
+        assert_eq!(acks, 1, "{id} acknowledged {acks} times:\n{context}");
+        assert_eq!(fills_of(&all, id).len(), 1, "{id} fills:\n{context}");
+        // Created once, though POSTed again: the first answer lost, the retry
+        // answered with the existing order; or every answer lost (4 attempts),
+        // then found by its id and not sent again.
+        assert_eq!(state["orders_created_per_client_order_id"][id], 1, "{id}");
+        assert_eq!(creates[id], posts, "{id}: POST /orders requests");
+    }
+    one_order_per_client_order_id(&state);
+    positions_agree(&s.journal, &state);
+    assert!(
+        log_of(&s.journal).contains("outcome unknown"),
+        "the lost creates are logged"
+    );
+    // Trading went on as if nothing had happened.
+    s.assert_replay_parity(end_s);
+}
+
+#[test]
+fn a_partly_filled_entry_is_a_trade_of_the_sum_of_its_fills() {
+    let mut s = Scenario::start(&["--market-fills", "at-bar-close"]);
+    s.drive(FEED_START_S + HOUR_S, BTC_ENTRY_S - HOUR_S);
+    s.arm(r#"{"kind": "partial_fill", "parts": 3}"#);
+    // Through the take-profit (2025-01-06T15:00Z).
+    let end_s = BTC_ENTRY_S + 19 * HOUR_S;
+    s.drive(BTC_ENTRY_S - HOUR_S, end_s);
+    s.stop_and_verify();
+    let all = s.events();
+    let context = outline(&all);
+    let (_, entry) = placed(&all)
+        .into_iter()
+        .find(|(_, o)| o.product_id == "BTC-USD")
+        .unwrap_or_else(|| panic!("no BTC entry:\n{context}"));
+    let fills = fills_of(&all, &entry.client_order_id);
+    let parts: Vec<&Fill> = fills
+        .iter()
+        .map(|(_, f)| f)
+        .filter(|f| f.leg == FillLeg::Entry)
+        .collect();
+    assert_eq!(parts.len(), 3, "three entry fills:\n{context}");
+    let ids: std::collections::BTreeSet<&str> = parts.iter().map(|f| f.fill_id.as_str()).collect();
+    assert_eq!(ids.len(), 3, "each part its own fill id");
+    let bought: Decimal = parts.iter().map(|f| f.size).sum();
+    assert_eq!(bought, entry.base_size, "the parts make the whole order");
+    let closed = trades(&all);
+    assert_eq!(closed.len(), 1, "{context}");
+    let trade = &closed[0];
+    assert_eq!(trade.entry_client_order_id, entry.client_order_id);
+    assert_eq!(trade.size, bought, "the trade is the sum of the parts");
+    let cost: Decimal = parts.iter().map(|f| f.price * f.size).sum();
+    let average = cost / bought;
+    assert!(
+        (trade.entry_price - average).abs() < Decimal::new(1, 6),
+        "entry price {} is the parts' average {average}",
+        trade.entry_price
+    );
+    let fees: Decimal = fills.iter().map(|(_, f)| f.fee).sum();
+    assert_eq!(trade.fees, fees, "every part's fee is the trade's");
+    assert_eq!(trade.exit_reason, ExitReason::TakeProfit);
+    let exit: Vec<&Fill> = fills.iter().map(|(_, f)| f).filter(|f| f.leg != FillLeg::Entry).collect();
+    assert_eq!(exit.len(), 1);
+    assert_eq!(exit[0].size, bought, "the take-profit sells the whole position");
+    let state = s.fake.state();
+    positions_agree(&s.journal, &state);
+    one_order_per_client_order_id(&state);
+}
+
+#[test]
+fn an_entry_refused_for_insufficient_funds_fails_the_symbol_closed() {
+    let mut s = Scenario::start(&["--market-fills", "at-bar-close"]);
+    s.drive(FEED_START_S + HOUR_S, BTC_ENTRY_S - HOUR_S);
+    s.arm(r#"{"kind": "insufficient_fund"}"#);
+    // Past the parity run's next BTC entry (2025-01-06T16:00Z).
+    s.drive(BTC_ENTRY_S - HOUR_S, BTC_ENTRY_S + 20 * HOUR_S);
+    s.stop_and_verify();
+    let all = s.events();
+    let context = outline(&all);
+    let orders = placed(&all);
+    let (entry_seq, entry) = orders
+        .iter()
+        .find(|(_, o)| o.product_id == "BTC-USD")
+        .cloned()
+        .unwrap_or_else(|| panic!("no BTC entry:\n{context}"));
+    let (rejected_seq, rejected) = all
+        .iter()
+        .find_map(|e| match &e.event {
+            Event::OrderRejected(r) if r.client_order_id == entry.client_order_id => {
+                Some((e.seq, r.clone()))
+            }
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no rejection:\n{context}"));
+    assert!(rejected.reason.contains("INSUFFICIENT_FUND"), "{rejected:?}");
+    assert!(
+        matches!(&all[rejected_seq as usize].event, Event::AnswerReceipt(r) if r.answer_seq == rejected_seq),
+        "the exchange's answer has its receipt"
+    );
+    let fail = all
+        .iter()
+        .find_map(|e| match &e.event {
+            Event::FailClosed(f) if f.symbol == "BTC-USD" => Some(f.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("BTC-USD never failed closed:\n{context}"));
+    assert_eq!(fail.cause_seq, rejected_seq, "caused by the rejection");
+    assert!(fail.reason.contains("INSUFFICIENT_FUND"), "{fail:?}");
+    // Nothing more for BTC, though its signal fires again; ETH trades on.
+    assert!(
+        !orders.iter().any(|(seq, o)| o.product_id == "BTC-USD" && *seq > entry_seq),
+        "{context}"
+    );
+    assert!(all.iter().filter(|e| e.seq > rejected_seq).any(|e| {
+        matches!(&e.event, Event::Decision(d) if d.symbol == "BTC-USD" && d.signals.iter().any(|s| s.fired))
+    }));
+    let eth = orders
+        .iter()
+        .find(|(_, o)| o.product_id == "ETH-USD")
+        .unwrap_or_else(|| panic!("ETH trades on:\n{context}"));
+    assert_eq!(fills_of(&all, &eth.1.client_order_id).len(), 1, "{context}");
+    // The exchange made no order for it, and was asked once (a refusal is not retried).
+    let state = s.fake.state();
+    assert!(!state["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|o| o["client_order_id"] == entry.client_order_id.as_str()));
+    assert_eq!(state["creates"][entry.client_order_id.as_str()], 1);
+    positions_agree(&s.journal, &state);
+    one_order_per_client_order_id(&state);
+}
