@@ -587,3 +587,73 @@ fn an_entry_refused_for_insufficient_funds_fails_the_symbol_closed() {
     positions_agree(&s.journal, &state);
     one_order_per_client_order_id(&state);
 }
+
+impl Scenario {
+    /// Waits until every armed fault has been used up.
+    fn wait_faults_spent(&mut self) {
+        let fake = &self.fake;
+        wait_for("the faults to be spent", &self.journal, &mut self.trader, || {
+            fake.state()["faults"].as_array().is_some_and(|f| f.is_empty())
+        });
+    }
+}
+
+#[test]
+fn a_rate_limit_storm_is_waited_out() {
+    let mut s = Scenario::start(&["--market-fills", "at-bar-close"]);
+    s.drive(FEED_START_S + HOUR_S, BTC_ENTRY_S - HOUR_S);
+    // Every request: whatever the trader asks next (market data, the account, orders).
+    s.arm(r#"{"kind": "rate_limit", "retry_after_s": 1, "count": 6}"#);
+    s.wait_faults_spent();
+    // Then the entry's create: refused on every attempt, so its outcome is
+    // unknown; looked up, absent, sent again (refused twice more), made.
+    s.arm(r#"{"kind": "rate_limit", "retry_after_s": 1, "count": 6, "path": "/api/v3/brokerage/orders", "method": "POST"}"#);
+    let end_s = ETH_ENTRY_S + 2 * HOUR_S;
+    s.drive(BTC_ENTRY_S - HOUR_S, end_s);
+    s.stop_and_verify();
+    let all = s.events();
+    let context = outline(&all);
+    let log = s.log();
+    // Every 429 was waited out for as long as it asked, market data included.
+    let waits: Vec<u64> = log
+        .lines()
+        .filter(|l| l.contains("429") && l.contains("retrying in "))
+        .map(|l| {
+            let after = l.split("retrying in ").nth(1).unwrap();
+            after.split(' ').next().unwrap().parse().unwrap()
+        })
+        .collect();
+    assert!(waits.len() >= 6, "the storm was retried: {log}");
+    assert!(
+        waits.iter().all(|ms| *ms >= 1000),
+        "a 429 retried before its Retry-After (1 s): {waits:?}\n{log}"
+    );
+    let (_, entry) = placed(&all)
+        .into_iter()
+        .find(|(_, o)| o.product_id == "BTC-USD")
+        .unwrap_or_else(|| panic!("no BTC entry:\n{context}"));
+    assert!(log.contains(&format!("{}: outcome unknown", entry.client_order_id)), "{log}");
+    let acks = all
+        .iter()
+        .filter(|e| matches!(&e.event, Event::OrderAcknowledged(a) if a.client_order_id == entry.client_order_id))
+        .count();
+    assert_eq!(acks, 1, "{context}");
+    assert_eq!(fills_of(&all, &entry.client_order_id).len(), 1, "{context}");
+    let state = s.fake.state();
+    // The refused attempts never reached the order book: one create, one order.
+    assert_eq!(state["creates"][entry.client_order_id.as_str()], 1);
+    for (id, count) in state["creates"].as_object().unwrap() {
+        assert_eq!(count, 1, "{id} POSTed {count} times");
+    }
+    one_order_per_client_order_id(&state);
+    positions_agree(&s.journal, &state);
+    let statuses: Vec<u64> = state["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_u64().unwrap())
+        .collect();
+    assert!(!statuses.is_empty() && statuses.iter().rev().take(50).all(|s| *s == 200));
+    // Decisions went on: every bar decided, as the replay decides.
+    s.assert_replay_parity(end_s);
+}
