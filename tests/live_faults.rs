@@ -657,3 +657,54 @@ fn a_rate_limit_storm_is_waited_out() {
     // Decisions went on: every bar decided, as the replay decides.
     s.assert_replay_parity(end_s);
 }
+
+#[test]
+fn server_errors_and_stalls_are_retried_without_a_second_order() {
+    let mut s = Scenario::start(&["--market-fills", "at-bar-close"]);
+    s.drive(FEED_START_S + HOUR_S, BTC_ENTRY_S - HOUR_S);
+    // Whatever the trader asks next: three 503s, then two answers that come
+    // after the trader's 2 s request timeout.
+    s.arm(r#"{"kind": "server_error", "count": 3}"#);
+    s.wait_faults_spent();
+    s.arm(r#"{"kind": "stall", "seconds": 3, "count": 2}"#);
+    s.wait_faults_spent();
+    // The stalled requests land after the trader gave up on them; a stalled
+    // public GET /time would move the lock-step clock behind its back, so
+    // they land while the clock stands still.
+    std::thread::sleep(std::time::Duration::from_millis(3500));
+    // The entry's create stalls past the timeout: the retry (same body) makes
+    // the order, the stalled request lands after it and makes nothing.
+    s.arm(r#"{"kind": "stall", "seconds": 3, "path": "/api/v3/brokerage/orders", "method": "POST"}"#);
+    s.drive(BTC_ENTRY_S - HOUR_S, ETH_ENTRY_S - HOUR_S);
+    // The next entry's create meets three 500s, then gets through.
+    s.arm(r#"{"kind": "server_error", "status": 500, "count": 3, "path": "/api/v3/brokerage/orders", "method": "POST"}"#);
+    let end_s = ETH_ENTRY_S + 2 * HOUR_S;
+    s.drive(ETH_ENTRY_S - HOUR_S, end_s);
+    s.stop_and_verify();
+    let all = s.events();
+    let context = outline(&all);
+    let log = s.log();
+    let entries: Vec<OrderPlaced> = placed(&all).into_iter().map(|(_, o)| o).collect();
+    assert_eq!(
+        entries.iter().map(|o| o.product_id.as_str()).collect::<Vec<_>>(),
+        ["BTC-USD", "ETH-USD"],
+        "{context}\n{log}"
+    );
+    let state = s.fake.state();
+    // The stalled create and its retry both reached the exchange; the 500s did not.
+    for (entry, posts) in entries.iter().zip([2, 1]) {
+        let id = entry.client_order_id.as_str();
+        let acks = all
+            .iter()
+            .filter(|e| matches!(&e.event, Event::OrderAcknowledged(a) if a.client_order_id == id))
+            .count();
+        assert_eq!(acks, 1, "{id}:\n{context}");
+        assert_eq!(fills_of(&all, id).len(), 1, "{id}:\n{context}");
+        assert_eq!(state["creates"][id], posts, "{id}: POST /orders requests");
+    }
+    one_order_per_client_order_id(&state);
+    positions_agree(&s.journal, &state);
+    assert!(log.contains("POST /api/v3/brokerage/orders: HTTP 500"), "{log}");
+    assert!(log.contains("timed out") || log.contains("timeout"), "{log}");
+    s.assert_replay_parity(end_s);
+}
