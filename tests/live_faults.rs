@@ -708,3 +708,55 @@ fn server_errors_and_stalls_are_retried_without_a_second_order() {
     assert!(log.contains("timed out") || log.contains("timeout"), "{log}");
     s.assert_replay_parity(end_s);
 }
+
+#[test]
+fn an_entry_filled_unseen_keeps_its_protection_when_its_time_to_live_ends() {
+    let mut s = Scenario::start(&["--market-fills", "at-bar-close"]);
+    s.drive(FEED_START_S + HOUR_S, BTC_ENTRY_S);
+    // The entry is working (acknowledged, bracket verified). Every read of
+    // orders and fills is refused from now until past its time to live (two
+    // bars): it fills at 22:00, unseen, and at 23:00 the broker cancels it as
+    // expired. The cancel must not take its take-profit/stop down with it.
+    s.arm(r#"{"kind": "rate_limit", "retry_after_s": 0, "count": 300, "path": "/api/v3/brokerage/orders/historical"}"#);
+    s.drive(BTC_ENTRY_S, BTC_ENTRY_S + 2 * HOUR_S);
+    s.wait_faults_spent();
+    // Through the parity run's take-profit (2025-01-06T15:00Z).
+    s.drive(BTC_ENTRY_S + 2 * HOUR_S, BTC_ENTRY_S + 19 * HOUR_S);
+    s.stop_and_verify();
+    let all = s.events();
+    let context = outline(&all);
+    let log = s.log();
+    let (_, entry) = placed(&all)
+        .into_iter()
+        .find(|(_, o)| o.product_id == "BTC-USD")
+        .unwrap_or_else(|| panic!("no BTC entry:\n{context}"));
+    // The expiry was tried while the fill was unseen, and refused by the exchange.
+    assert!(
+        log.contains(&format!("{}: not cancelled (time to live expired)", entry.client_order_id)),
+        "{log}"
+    );
+    assert!(!all.iter().any(|e| matches!(&e.event,
+        Event::OrderCancelled(c) if c.client_order_id == entry.client_order_id)), "{context}");
+    let fills = fills_of(&all, &entry.client_order_id);
+    assert_eq!(
+        fills.iter().map(|(_, f)| f.leg).collect::<Vec<_>>(),
+        [FillLeg::Entry, FillLeg::TakeProfit],
+        "the bracket took profit:\n{context}"
+    );
+    let closed = trades(&all);
+    assert_eq!(closed.len(), 1, "{context}");
+    assert_eq!(closed[0].exit_reason, ExitReason::TakeProfit);
+    let state = s.fake.state();
+    let orders = state["orders"].as_array().unwrap();
+    let exchange_entry = orders
+        .iter()
+        .find(|o| o["client_order_id"] == entry.client_order_id.as_str())
+        .unwrap();
+    let child = orders
+        .iter()
+        .find(|o| o["originating_order_id"] == exchange_entry["order_id"])
+        .unwrap();
+    assert_eq!(child["status"], "FILLED", "{child}");
+    positions_agree(&s.journal, &state);
+    one_order_per_client_order_id(&state);
+}

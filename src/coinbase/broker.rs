@@ -1137,20 +1137,29 @@ impl Broker for CoinbaseBroker {
         if self.settings.mode == Mode::Preview || t.ended {
             return Vec::new();
         }
-        let ids: Vec<String> = t
-            .exchange_id
-            .iter()
-            .chain(t.child_id.iter())
-            .cloned()
-            .collect();
-        let Ok((cancelled, answer)) = self.batch_cancel(&ids) else {
+        // The entry alone: cancelling it takes its TP/SL child with it. Its
+        // child is never sent along: when the entry has filled unseen (its
+        // fills not read yet – a poll that failed), the entry's cancel fails,
+        // but the child's would succeed and leave the position unprotected
+        // without the journal knowing (a time-to-live cancel did, while the
+        // fills and order reads were rate limited).
+        let Some(parent) = t.exchange_id.clone() else {
             return Vec::new();
         };
-        let Some(parent) = t.exchange_id.clone().filter(|id| cancelled.contains(id)) else {
-            // Not cancelled: it filled meanwhile (its fills come with the next poll).
+        let Ok((cancelled, answer)) = self.batch_cancel(std::slice::from_ref(&parent)) else {
             return Vec::new();
         };
-        let _ = parent;
+        if !cancelled.contains(&parent) {
+            self.notes.push(format!(
+                "{client_order_id}: not cancelled ({reason}): the exchange did not (it has filled or ended; a poll says which)"
+            ));
+            return Vec::new();
+        }
+        // The entry is gone: a child the exchange left behind goes too
+        // (best effort; Coinbase takes it down with its parent).
+        if let Some(child) = t.child_id.clone().filter(|_| !t.child_done) {
+            let _ = self.batch_cancel(&[child]);
+        }
         let tracked = self.orders.get_mut(client_order_id).expect("present above");
         tracked.ended = true;
         tracked.done = true;
