@@ -760,3 +760,247 @@ fn an_entry_filled_unseen_keeps_its_protection_when_its_time_to_live_ends() {
     positions_agree(&s.journal, &state);
     one_order_per_client_order_id(&state);
 }
+
+/// A small deterministic generator for the kill points (seed printed on failure).
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % n
+    }
+}
+
+/// The market time (s) of the journal's newest event.
+fn journal_time_s(all: &[StoredEvent]) -> i64 {
+    all.last().map_or(0, |e| e.market_ms / 1000)
+}
+
+/// A trader killed with SIGKILL and restarted on the same journal, against one fake.
+struct Crashy {
+    fake: Fake,
+    journal: PathBuf,
+    child: Child,
+    /// Where each kill landed: why, the journal's market time and last event.
+    kills: Vec<String>,
+}
+
+impl Crashy {
+    /// The market moves in lock-step with the trader up to `until_s`.
+    fn lockstep(&self, until_s: i64) {
+        self.fake.control(
+            "POST",
+            "/fake/clock",
+            &format!("{{\"step_on_public_time_s\": {HOUR_S}, \"until_ms\": {}}}", until_s * 1000),
+        );
+    }
+
+    fn now_s(&self) -> i64 {
+        self.fake.state()["now_ms"].as_i64().unwrap() / 1000
+    }
+
+    /// SIGKILL, then a restart on the same journal. Killed after its
+    /// market-data poll moved the lock-step clock but before it decided on
+    /// that bar, the trader would come back to a market one bar further on
+    /// (its first poll moves the clock again) and its orders would meet other
+    /// bars than the uninterrupted run's: so the clock waits for it to catch
+    /// up (a restart skips no bar and loses no market time). The clock is
+    /// left standing where it is; the caller moves it on.
+    fn kill(&mut self, why: &str) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().unwrap();
+        let all = events(&self.journal);
+        let last = all
+            .last()
+            .map(|e| format!("seq {} {}", e.seq, e.event.kind()))
+            .unwrap_or_default();
+        self.kills.push(format!(
+            "{why}: {} ({last})",
+            rfc3339(journal_time_s(&all) * 1000)
+        ));
+        let now_s = self.now_s();
+        self.lockstep(now_s);
+        self.child = spawn_live(&self.journal, &self.fake, &[]);
+        wait_for_decisions(&self.journal, &mut self.child, now_s);
+    }
+
+    /// Waits (a minute at most) until the journal satisfies `done`.
+    fn wait_until(&mut self, what: &str, done: impl Fn(&[StoredEvent]) -> bool) {
+        let journal = self.journal.clone();
+        wait_for(what, &self.journal, &mut self.child, || done(&events(&journal)));
+    }
+
+    /// Up to `kills` kills, each after 1 to 12 new journal events, while the
+    /// market moves on in lock-step up to `until_s`; then the trader decides
+    /// on `until_s`.
+    fn random_kills(&mut self, lcg: &mut Lcg, kills: u32, until_s: i64) {
+        for _ in 0..kills {
+            self.lockstep(until_s);
+            let all = events(&self.journal);
+            if journal_time_s(&all) >= until_s {
+                break;
+            }
+            let target = all.len() + 1 + lcg.below(12) as usize;
+            let started = std::time::Instant::now();
+            while events(&self.journal).len() < target
+                && started.elapsed() < std::time::Duration::from_secs(5)
+            {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            self.kill("random");
+        }
+        self.lockstep(until_s);
+        wait_for_decisions(&self.journal, &mut self.child, until_s);
+    }
+
+    /// Arms `fault`, lets the market move to `until_s` and kills the trader
+    /// once `ready` holds (the fault keeps it where it should be killed).
+    fn targeted_kill(
+        &mut self,
+        why: &str,
+        fault: &str,
+        until_s: i64,
+        ready: impl Fn(&Crashy) -> bool,
+    ) {
+        let answer = self.fake.control("POST", "/fake/fault", fault);
+        assert!(answer.get("armed").is_some(), "{fault}: {answer}");
+        self.lockstep(until_s);
+        let started = std::time::Instant::now();
+        while !ready(self) {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(30),
+                "{why}: never ready; {:?}\n{}",
+                self.kills,
+                log_of(&self.journal)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        self.kill(why);
+    }
+}
+
+/// Whether the journal holds an order placed for `symbol` with `purpose`
+/// after market time `after_s`.
+fn placed_after(journal: &Path, symbol: &str, purpose: OrderPurpose, after_s: i64) -> Option<OrderPlaced> {
+    events(journal).into_iter().find_map(|e| match e.event {
+        Event::OrderPlaced(o)
+            if o.product_id == symbol && o.purpose == purpose && e.market_ms / 1000 >= after_s =>
+        {
+            Some(o)
+        }
+        _ => None,
+    })
+}
+
+/// The parity run's ETH signal exit (2025-01-07T07:00Z, a market SELL).
+const ETH_EXIT_S: i64 = BTC_ENTRY_S + 34 * HOUR_S;
+
+#[test]
+fn sigkill_at_any_step_of_an_orders_life_changes_nothing() {
+    let temp = tempfile::tempdir().unwrap();
+    let cache = temp.path().join("cache");
+    write_feed(&cache);
+    // Through two entries' whole lives and two exits at market: BTC placed,
+    // filled, taken profit (2025-01-06T15:00Z), placed again, signal exit
+    // (2025-01-07T11:00Z); ETH placed, filled, signal exit (07:00Z).
+    let end_s = BTC_ENTRY_S + 40 * HOUR_S;
+
+    // The uninterrupted run.
+    let calm_fake = Fake::start(&cache, &["--market-fills", "at-bar-close"]);
+    let calm = temp.path().join("calm");
+    let mut child = spawn_live(&calm, &calm_fake, &[]);
+    drive(&calm_fake, &calm, &mut child, FEED_START_S + HOUR_S, end_s);
+    assert!(sigterm(&mut child).success(), "{}", log_of(&calm));
+    drop(calm_fake);
+
+    // The same market, the trader killed at chosen points of the orders'
+    // lives (held there by a stalled request) and at random ones.
+    let seed: u64 = std::env::var("ANX_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x11fe_0f_0de5);
+    let kills: u32 = std::env::var("ANX_CRASH_KILLS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(16);
+    let mut lcg = Lcg(seed);
+    let fake = Fake::start(&cache, &["--market-fills", "at-bar-close"]);
+    let journal = temp.path().join("crashy");
+    let mut child = spawn_live(&journal, &fake, &[]);
+    drive(&fake, &journal, &mut child, FEED_START_S + HOUR_S, BTC_ENTRY_S - HOUR_S);
+    let mut c = Crashy {
+        fake,
+        journal: journal.clone(),
+        child,
+        kills: Vec::new(),
+    };
+    // The entry's intent is journaled, its create is in flight (and lands
+    // after the kill).
+    c.targeted_kill(
+        "entry create in flight",
+        r#"{"kind": "stall", "seconds": 1, "path": "/api/v3/brokerage/orders", "method": "POST"}"#,
+        BTC_ENTRY_S,
+        |c| placed_after(&c.journal, "BTC-USD", OrderPurpose::Entry, 0).is_some(),
+    );
+    c.wait_until("the entry's acknowledgement", |all| {
+        all.iter().any(|e| matches!(e.event, Event::OrderAcknowledged(_)))
+    });
+    // The exchange has filled the entry; the trader has not journaled the bar.
+    c.targeted_kill(
+        "entry filled, its bar not journaled",
+        r#"{"kind": "stall", "seconds": 1, "path": "/api/v3/brokerage/market/products/BTC-USD/candles"}"#,
+        BTC_ENTRY_S + HOUR_S,
+        |c| c.now_s() == BTC_ENTRY_S + HOUR_S,
+    );
+    c.random_kills(&mut lcg, kills, ETH_EXIT_S - HOUR_S);
+    // The exit's intent is journaled, the bracket's cancel is in flight.
+    c.targeted_kill(
+        "exit placed, bracket cancel in flight",
+        r#"{"kind": "stall", "seconds": 1, "path": "/api/v3/brokerage/orders/batch_cancel"}"#,
+        ETH_EXIT_S,
+        |c| placed_after(&c.journal, "ETH-USD", OrderPurpose::Exit, 0).is_some(),
+    );
+    c.random_kills(&mut lcg, kills / 2, end_s);
+    let context = format!("seed {seed}, killed at: {:#?}", c.kills);
+    assert!(sigterm(&mut c.child).success(), "{context}\n{}", log_of(&journal));
+    let verify = anx(&["journal", "verify", path_str(&journal)]);
+    assert_eq!(verify.code, 0, "{context}: {}{}", verify.stdout, verify.stderr);
+
+    // Nothing was made twice; the exchange holds what the journal says.
+    let all = events(&journal);
+    let state = c.fake.state();
+    one_order_per_client_order_id(&state);
+    let entry = placed_after(&journal, "BTC-USD", OrderPurpose::Entry, 0).unwrap();
+    for (id, count) in state["creates"].as_object().unwrap() {
+        // The create in flight at the first kill landed after the restarted
+        // trader had looked for it, found nothing and sent it again: the
+        // exchange answered the second with the first's order.
+        let posts = if *id == entry.client_order_id { 2 } else { 1 };
+        assert_eq!(count, posts, "{context}: {id} POSTed {count} times");
+    }
+    positions_agree(&journal, &state);
+    // The same decisions and trades as the uninterrupted run (the same run
+    // id: the same client order ids).
+    let (calm_decisions, calm_trades) = decisions_and_trades(&calm);
+    let (decisions, trades) = decisions_and_trades(&journal);
+    assert!(calm_trades.len() >= 3, "{calm_trades:?}");
+    assert_eq!(decisions.len(), calm_decisions.len(), "{context}");
+    for (i, (c, k)) in calm_decisions.iter().zip(&decisions).enumerate() {
+        assert_eq!(
+            c,
+            k,
+            "{context}: decision {i} differs from the uninterrupted run's:\n{}",
+            outline(&all)
+        );
+    }
+    assert_eq!(trades, calm_trades, "{context}\n{}", outline(&all));
+    let crash_restarts = all
+        .iter()
+        .filter(|e| matches!(&e.event, Event::Session(s) if s.reason == "restart after a crash"))
+        .count();
+    assert_eq!(crash_restarts, c.kills.len(), "{context}");
+    assert!(c.kills.len() >= 12, "{context}");
+}
