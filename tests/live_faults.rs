@@ -1004,3 +1004,68 @@ fn sigkill_at_any_step_of_an_orders_life_changes_nothing() {
     assert_eq!(crash_restarts, c.kills.len(), "{context}");
     assert!(c.kills.len() >= 12, "{context}");
 }
+
+#[test]
+fn an_exchange_restart_is_survived() {
+    let mut s = Scenario::start(&["--market-fills", "at-bar-close"]);
+    s.drive(FEED_START_S + HOUR_S, BTC_ENTRY_S - HOUR_S);
+    // The next bar's market-data poll is held up on BTC's candles; meanwhile
+    // the exchange goes down for 2 s (every API request answered 502):
+    // ETH's candles, the orders and fills polls, then the entry's create
+    // meet it.
+    s.arm(r#"{"kind": "stall", "seconds": 1, "path": "/api/v3/brokerage/market/products/BTC-USD/candles"}"#);
+    s.fake.control(
+        "POST",
+        "/fake/clock",
+        &format!("{{\"step_on_public_time_s\": {HOUR_S}, \"until_ms\": {}}}", BTC_ENTRY_S * 1000),
+    );
+    let fake = &s.fake;
+    wait_for("the market to move", &s.journal, &mut s.trader, || {
+        fake.state()["now_ms"].as_i64() == Some(BTC_ENTRY_S * 1000)
+    });
+    s.arm(r#"{"kind": "restart", "down_s": 8}"#);
+    let end_s = ETH_ENTRY_S + 2 * HOUR_S;
+    s.drive(BTC_ENTRY_S, end_s);
+    s.stop_and_verify();
+    let all = s.events();
+    let context = outline(&all);
+    let log = s.log();
+    // The market data it could not read is journaled.
+    let outages: Vec<&DataQuality> = all
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::DataQuality(d) if matches!(d.issue, QualityIssue::FeedFault { .. }) => Some(d),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        outages.iter().any(|d| d.detail.contains("502")),
+        "{outages:?}\n{context}"
+    );
+    // The entry's create met the restart on every attempt: its outcome was
+    // unknown until the exchange was back, then it was looked up, not
+    // found, and sent again – made once, acknowledged once.
+    let (_, entry) = placed(&all)
+        .into_iter()
+        .find(|(_, o)| o.product_id == "BTC-USD")
+        .unwrap_or_else(|| panic!("no BTC entry:\n{context}"));
+    assert!(log.contains("POST /api/v3/brokerage/orders: HTTP 502"), "{log}");
+    assert!(
+        log.contains(&format!("{}: outcome unknown", entry.client_order_id)),
+        "{log}"
+    );
+    let acks = all
+        .iter()
+        .filter(|e| matches!(&e.event, Event::OrderAcknowledged(a) if a.client_order_id == entry.client_order_id))
+        .count();
+    assert_eq!(acks, 1, "{context}");
+    assert_eq!(fills_of(&all, &entry.client_order_id).len(), 1, "{context}");
+    let state = s.fake.state();
+    for (id, count) in state["creates"].as_object().unwrap() {
+        assert_eq!(count, 1, "{id} POSTed {count} times (the refused ones never arrived)");
+    }
+    one_order_per_client_order_id(&state);
+    positions_agree(&s.journal, &state);
+    // Every bar was decided, as the replay decides.
+    s.assert_replay_parity(end_s);
+}
