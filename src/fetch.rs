@@ -248,7 +248,9 @@ pub async fn get_with_retries(
             Err(e) => last_problem = describe_http_error(e),
         }
         if attempt < attempts {
-            tracing::warn!("{url}: {last_problem}; retrying in {wait_ms} ms (attempt {attempt} of {attempts})");
+            tracing::warn!(
+                "{url}: {last_problem}; retrying in {wait_ms} ms (attempt {attempt} of {attempts})"
+            );
             tokio::time::sleep(Duration::from_millis(wait_ms)).await;
             backoff_ms = (backoff_ms * 2).min(16_000);
         }

@@ -1,6 +1,25 @@
 //! `anx live` under exchange faults, end to end: the real binary against the
-//! fake Coinbase exchange (its own process), each scenario with its own fake
-//! and journal.
+//! fake Coinbase exchange (`tools/src/bin/fake-coinbase.rs`, its own process)
+//! on the shared real 1h candles, the market moving in lock-step with the
+//! trader; each scenario with its own fake and journal, a fault armed
+//! (`POST /fake/fault`) right before the moment it should hit:
+//!
+//! - protection that never appears (`withhold_bracket`, children shown on
+//!   fill): `BracketUnconfirmed` after the fill, `FailClosed`, the emergency
+//!   exit at market and its trade, nothing held at the exchange, no entry since;
+//! - an operator's exit: the bracket cancelled before the market SELL, the
+//!   trade closed as manual;
+//! - lost create answers (`lose_create_response`): each order made once,
+//!   acknowledged once, the run deciding and trading as the replay does;
+//! - a partly filled entry (`partial_fill`): the trade is the sum of its fills;
+//! - a refused entry (`insufficient_fund`): rejected, fail-closed, no order;
+//! - a 429 storm, 5xx answers and stalls: retried (a 429 after its
+//!   Retry-After), nothing made twice, the run as the replay's;
+//! - an entry that filled unseen when its time to live ends: its cancel
+//!   leaves the bracket working;
+//! - SIGKILL at chosen and random points of orders' lives: the same
+//!   decisions and trades as an uninterrupted run, nothing made twice;
+//! - an exchange restart (`restart`): survived, in agreement with the fake.
 
 mod common;
 
@@ -22,6 +41,14 @@ struct Scenario {
     fake: Fake,
     journal: PathBuf,
     trader: Child,
+}
+
+/// A trader left running by a failed test is killed with it.
+impl Drop for Scenario {
+    fn drop(&mut self) {
+        let _ = self.trader.kill();
+        let _ = self.trader.wait();
+    }
 }
 
 impl Scenario {
@@ -58,7 +85,9 @@ impl Scenario {
     /// Waits (a minute at most) until the journal satisfies `done`.
     fn wait_until(&mut self, what: &str, done: impl Fn(&[StoredEvent]) -> bool) {
         let journal = self.journal.clone();
-        wait_for(what, &self.journal, &mut self.trader, || done(&events(&journal)));
+        wait_for(what, &self.journal, &mut self.trader, || {
+            done(&events(&journal))
+        });
     }
 
     /// A clean stop, then the journal verified.
@@ -126,7 +155,11 @@ fn one_order_per_client_order_id(state: &serde_json::Value) {
         .as_object()
         .unwrap();
     for (id, count) in made {
-        assert_eq!(count.as_u64(), Some(1), "{id}: {count} orders at the exchange");
+        assert_eq!(
+            count.as_u64(),
+            Some(1),
+            "{id}: {count} orders at the exchange"
+        );
     }
 }
 
@@ -198,9 +231,10 @@ fn protection_that_never_appears_fails_closed_and_closes_the_position() {
         .find(|(_, o)| o.product_id == "BTC-USD")
         .unwrap_or_else(|| panic!("no BTC entry:\n{context}"));
     assert_eq!(entry.purpose, OrderPurpose::Entry);
-    let unconfirmed = seq_of(&all, |e| {
-        matches!(e, Event::BracketUnconfirmed(b) if b.client_order_id == entry.client_order_id)
-    })
+    let unconfirmed = seq_of(
+        &all,
+        |e| matches!(e, Event::BracketUnconfirmed(b) if b.client_order_id == entry.client_order_id),
+    )
     .unwrap_or_else(|| panic!("no BracketUnconfirmed:\n{context}"));
     assert!(!all.iter().any(|e| matches!(&e.event,
         Event::BracketVerified(b) if b.client_order_id == entry.client_order_id)));
@@ -214,7 +248,10 @@ fn protection_that_never_appears_fails_closed_and_closes_the_position() {
             _ => None,
         })
         .unwrap_or_else(|| panic!("BTC-USD never failed closed:\n{context}"));
-    assert!(fail.0 > unconfirmed && fail.1.cause_seq == unconfirmed, "{context}");
+    assert!(
+        fail.0 > unconfirmed && fail.1.cause_seq == unconfirmed,
+        "{context}"
+    );
     // The emergency exit: its decision, a market SELL of what the entry bought.
     let exit_decision = seq_of(&all, |e| {
         matches!(e, Event::Decision(d) if d.symbol == "BTC-USD"
@@ -242,9 +279,9 @@ fn protection_that_never_appears_fails_closed_and_closes_the_position() {
     assert_eq!(closed[0].exit_reason, ExitReason::Emergency);
     // The symbol stays closed: no further entry, however the signals fire.
     assert!(
-        !placed(&all)
-            .iter()
-            .any(|(seq, o)| o.product_id == "BTC-USD" && *seq > entry_seq && o.purpose == OrderPurpose::Entry),
+        !placed(&all).iter().any(|(seq, o)| o.product_id == "BTC-USD"
+            && *seq > entry_seq
+            && o.purpose == OrderPurpose::Entry),
         "{context}"
     );
     // (FAIL_CLOSED holds: a signal that fires decides no entry.)
@@ -252,12 +289,20 @@ fn protection_that_never_appears_fails_closed_and_closes_the_position() {
         matches!(&e.event, Event::Decision(d) if d.symbol == "BTC-USD"
             && d.signals.iter().any(|s| s.fired) && d.outcome == DecisionOutcome::Hold)
     });
-    assert!(fired_later, "a later BTC signal fires and is not acted on:\n{context}");
+    assert!(
+        fired_later,
+        "a later BTC signal fires and is not acted on:\n{context}"
+    );
     let projection = folded(&s.journal);
     assert!(projection.state.symbols["BTC-USD"].fail_closed.is_some());
     // The exchange agrees: no BTC held, no child ever made for the entry.
     let state = s.fake.state();
-    assert_eq!(balance(&state, "BTC"), Decimal::ZERO, "{}", state["balances"]);
+    assert_eq!(
+        balance(&state, "BTC"),
+        Decimal::ZERO,
+        "{}",
+        state["balances"]
+    );
     positions_agree(&s.journal, &state);
     let exchange_entry = state["orders"]
         .as_array()
@@ -265,9 +310,11 @@ fn protection_that_never_appears_fails_closed_and_closes_the_position() {
         .iter()
         .find(|o| o["client_order_id"] == entry.client_order_id.as_str())
         .unwrap();
-    assert!(!state["orders"].as_array().unwrap().iter().any(|o| {
-        o["originating_order_id"] == exchange_entry["order_id"]
-    }));
+    assert!(!state["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|o| { o["originating_order_id"] == exchange_entry["order_id"] }));
     one_order_per_client_order_id(&state);
 }
 
@@ -298,29 +345,46 @@ fn an_operator_exit_cancels_the_bracket_then_sells_at_market() {
         .unwrap_or_else(|| panic!("no BTC entry:\n{}", outline(&before)));
     let bought = fills_of(&before, &entry.client_order_id);
     assert_eq!(bought.len(), 1, "{}", outline(&before));
-    assert!(seq_of(&before, |e| matches!(e, Event::BracketVerified(b) if b.client_order_id == entry.client_order_id)).is_some());
+    assert!(seq_of(
+        &before,
+        |e| matches!(e, Event::BracketVerified(b) if b.client_order_id == entry.client_order_id)
+    )
+    .is_some());
 
     let dir = path_str(&s.journal).to_string();
     let action = operator(&["exit", &dir, "BTC-USD", "--reason", "test"]);
     // The exchange's request log, read at once (it keeps the last 1000).
     let requests = s.fake.state()["requests"].as_array().unwrap().clone();
     s.wait_until("the manual exit's trade", |all| {
-        trades(all).iter().any(|t| t.exit_reason == ExitReason::Manual)
+        trades(all)
+            .iter()
+            .any(|t| t.exit_reason == ExitReason::Manual)
     });
     s.stop_and_verify();
     let all = s.events();
     let context = outline(&all);
-    assert!(matches!(&all[action as usize - 1].event,
+    assert!(
+        matches!(&all[action as usize - 1].event,
         Event::OperatorAction(a) if a.command == OperatorCommand::Exit && a.symbol == "BTC-USD"
-            && a.operator == "alice" && a.reason == "test"), "{context}");
-    assert!(matches!(&all[action as usize].event, Event::Decision(d)
-        if d.outcome == (DecisionOutcome::Exit { reason: ExitReason::Manual })), "{context}");
+            && a.operator == "alice" && a.reason == "test"),
+        "{context}"
+    );
+    assert!(
+        matches!(&all[action as usize].event, Event::Decision(d)
+        if d.outcome == (DecisionOutcome::Exit { reason: ExitReason::Manual })),
+        "{context}"
+    );
     let Event::OrderPlaced(exit) = &all[action as usize + 1].event else {
         panic!("no exit order after the decision:\n{context}")
     };
     assert_eq!(
         (exit.side, exit.order_type, exit.purpose, exit.base_size),
-        (Side::Sell, OrderType::Market, OrderPurpose::Exit, bought[0].1.size)
+        (
+            Side::Sell,
+            OrderType::Market,
+            OrderPurpose::Exit,
+            bought[0].1.size
+        )
     );
     let sold = fills_of(&all, &exit.client_order_id);
     assert_eq!(sold.len(), 1, "{context}");
@@ -445,7 +509,10 @@ fn a_lost_create_answer_is_looked_up_and_the_order_made_once() {
     let context = outline(&all);
     let entries: Vec<OrderPlaced> = placed(&all).into_iter().map(|(_, o)| o).collect();
     assert_eq!(
-        entries.iter().map(|o| o.product_id.as_str()).collect::<Vec<_>>(),
+        entries
+            .iter()
+            .map(|o| o.product_id.as_str())
+            .collect::<Vec<_>>(),
         ["BTC-USD", "ETH-USD"],
         "{context}"
     );
@@ -516,9 +583,16 @@ fn a_partly_filled_entry_is_a_trade_of_the_sum_of_its_fills() {
     let fees: Decimal = fills.iter().map(|(_, f)| f.fee).sum();
     assert_eq!(trade.fees, fees, "every part's fee is the trade's");
     assert_eq!(trade.exit_reason, ExitReason::TakeProfit);
-    let exit: Vec<&Fill> = fills.iter().map(|(_, f)| f).filter(|f| f.leg != FillLeg::Entry).collect();
+    let exit: Vec<&Fill> = fills
+        .iter()
+        .map(|(_, f)| f)
+        .filter(|f| f.leg != FillLeg::Entry)
+        .collect();
     assert_eq!(exit.len(), 1);
-    assert_eq!(exit[0].size, bought, "the take-profit sells the whole position");
+    assert_eq!(
+        exit[0].size, bought,
+        "the take-profit sells the whole position"
+    );
     let state = s.fake.state();
     positions_agree(&s.journal, &state);
     one_order_per_client_order_id(&state);
@@ -549,7 +623,10 @@ fn an_entry_refused_for_insufficient_funds_fails_the_symbol_closed() {
             _ => None,
         })
         .unwrap_or_else(|| panic!("no rejection:\n{context}"));
-    assert!(rejected.reason.contains("INSUFFICIENT_FUND"), "{rejected:?}");
+    assert!(
+        rejected.reason.contains("INSUFFICIENT_FUND"),
+        "{rejected:?}"
+    );
     assert!(
         matches!(&all[rejected_seq as usize].event, Event::AnswerReceipt(r) if r.answer_seq == rejected_seq),
         "the exchange's answer has its receipt"
@@ -565,7 +642,9 @@ fn an_entry_refused_for_insufficient_funds_fails_the_symbol_closed() {
     assert!(fail.reason.contains("INSUFFICIENT_FUND"), "{fail:?}");
     // Nothing more for BTC, though its signal fires again; ETH trades on.
     assert!(
-        !orders.iter().any(|(seq, o)| o.product_id == "BTC-USD" && *seq > entry_seq),
+        !orders
+            .iter()
+            .any(|(seq, o)| o.product_id == "BTC-USD" && *seq > entry_seq),
         "{context}"
     );
     assert!(all.iter().filter(|e| e.seq > rejected_seq).any(|e| {
@@ -592,9 +671,16 @@ impl Scenario {
     /// Waits until every armed fault has been used up.
     fn wait_faults_spent(&mut self) {
         let fake = &self.fake;
-        wait_for("the faults to be spent", &self.journal, &mut self.trader, || {
-            fake.state()["faults"].as_array().is_some_and(|f| f.is_empty())
-        });
+        wait_for(
+            "the faults to be spent",
+            &self.journal,
+            &mut self.trader,
+            || {
+                fake.state()["faults"]
+                    .as_array()
+                    .is_some_and(|f| f.is_empty())
+            },
+        );
     }
 }
 
@@ -632,7 +718,10 @@ fn a_rate_limit_storm_is_waited_out() {
         .into_iter()
         .find(|(_, o)| o.product_id == "BTC-USD")
         .unwrap_or_else(|| panic!("no BTC entry:\n{context}"));
-    assert!(log.contains(&format!("{}: outcome unknown", entry.client_order_id)), "{log}");
+    assert!(
+        log.contains(&format!("{}: outcome unknown", entry.client_order_id)),
+        "{log}"
+    );
     let acks = all
         .iter()
         .filter(|e| matches!(&e.event, Event::OrderAcknowledged(a) if a.client_order_id == entry.client_order_id))
@@ -674,7 +763,9 @@ fn server_errors_and_stalls_are_retried_without_a_second_order() {
     std::thread::sleep(std::time::Duration::from_millis(3500));
     // The entry's create stalls past the timeout: the retry (same body) makes
     // the order, the stalled request lands after it and makes nothing.
-    s.arm(r#"{"kind": "stall", "seconds": 3, "path": "/api/v3/brokerage/orders", "method": "POST"}"#);
+    s.arm(
+        r#"{"kind": "stall", "seconds": 3, "path": "/api/v3/brokerage/orders", "method": "POST"}"#,
+    );
     s.drive(BTC_ENTRY_S - HOUR_S, ETH_ENTRY_S - HOUR_S);
     // The next entry's create meets three 500s, then gets through.
     s.arm(r#"{"kind": "server_error", "status": 500, "count": 3, "path": "/api/v3/brokerage/orders", "method": "POST"}"#);
@@ -686,7 +777,10 @@ fn server_errors_and_stalls_are_retried_without_a_second_order() {
     let log = s.log();
     let entries: Vec<OrderPlaced> = placed(&all).into_iter().map(|(_, o)| o).collect();
     assert_eq!(
-        entries.iter().map(|o| o.product_id.as_str()).collect::<Vec<_>>(),
+        entries
+            .iter()
+            .map(|o| o.product_id.as_str())
+            .collect::<Vec<_>>(),
         ["BTC-USD", "ETH-USD"],
         "{context}\n{log}"
     );
@@ -704,8 +798,14 @@ fn server_errors_and_stalls_are_retried_without_a_second_order() {
     }
     one_order_per_client_order_id(&state);
     positions_agree(&s.journal, &state);
-    assert!(log.contains("POST /api/v3/brokerage/orders: HTTP 500"), "{log}");
-    assert!(log.contains("timed out") || log.contains("timeout"), "{log}");
+    assert!(
+        log.contains("POST /api/v3/brokerage/orders: HTTP 500"),
+        "{log}"
+    );
+    assert!(
+        log.contains("timed out") || log.contains("timeout"),
+        "{log}"
+    );
     s.assert_replay_parity(end_s);
 }
 
@@ -732,11 +832,17 @@ fn an_entry_filled_unseen_keeps_its_protection_when_its_time_to_live_ends() {
         .unwrap_or_else(|| panic!("no BTC entry:\n{context}"));
     // The expiry was tried while the fill was unseen, and refused by the exchange.
     assert!(
-        log.contains(&format!("{}: not cancelled (time to live expired)", entry.client_order_id)),
+        log.contains(&format!(
+            "{}: not cancelled (time to live expired)",
+            entry.client_order_id
+        )),
         "{log}"
     );
-    assert!(!all.iter().any(|e| matches!(&e.event,
-        Event::OrderCancelled(c) if c.client_order_id == entry.client_order_id)), "{context}");
+    assert!(
+        !all.iter().any(|e| matches!(&e.event,
+        Event::OrderCancelled(c) if c.client_order_id == entry.client_order_id)),
+        "{context}"
+    );
     let fills = fills_of(&all, &entry.client_order_id);
     assert_eq!(
         fills.iter().map(|(_, f)| f.leg).collect::<Vec<_>>(),
@@ -779,8 +885,9 @@ fn journal_time_s(all: &[StoredEvent]) -> i64 {
     all.last().map_or(0, |e| e.market_ms / 1000)
 }
 
-/// A trader killed with SIGKILL and restarted on the same journal, against one fake.
-struct Crashy {
+/// A trader against its own fake, killed with SIGKILL and restarted on the
+/// same journal when a test says so.
+struct Trading {
     fake: Fake,
     journal: PathBuf,
     child: Child,
@@ -788,13 +895,23 @@ struct Crashy {
     kills: Vec<String>,
 }
 
-impl Crashy {
+impl Drop for Trading {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Trading {
     /// The market moves in lock-step with the trader up to `until_s`.
     fn lockstep(&self, until_s: i64) {
         self.fake.control(
             "POST",
             "/fake/clock",
-            &format!("{{\"step_on_public_time_s\": {HOUR_S}, \"until_ms\": {}}}", until_s * 1000),
+            &format!(
+                "{{\"step_on_public_time_s\": {HOUR_S}, \"until_ms\": {}}}",
+                until_s * 1000
+            ),
         );
     }
 
@@ -830,7 +947,9 @@ impl Crashy {
     /// Waits (a minute at most) until the journal satisfies `done`.
     fn wait_until(&mut self, what: &str, done: impl Fn(&[StoredEvent]) -> bool) {
         let journal = self.journal.clone();
-        wait_for(what, &self.journal, &mut self.child, || done(&events(&journal)));
+        wait_for(what, &self.journal, &mut self.child, || {
+            done(&events(&journal))
+        });
     }
 
     /// Up to `kills` kills, each after 1 to 12 new journal events, while the
@@ -863,7 +982,7 @@ impl Crashy {
         why: &str,
         fault: &str,
         until_s: i64,
-        ready: impl Fn(&Crashy) -> bool,
+        ready: impl Fn(&Trading) -> bool,
     ) {
         let answer = self.fake.control("POST", "/fake/fault", fault);
         assert!(answer.get("armed").is_some(), "{fault}: {answer}");
@@ -884,7 +1003,12 @@ impl Crashy {
 
 /// Whether the journal holds an order placed for `symbol` with `purpose`
 /// after market time `after_s`.
-fn placed_after(journal: &Path, symbol: &str, purpose: OrderPurpose, after_s: i64) -> Option<OrderPlaced> {
+fn placed_after(
+    journal: &Path,
+    symbol: &str,
+    purpose: OrderPurpose,
+    after_s: i64,
+) -> Option<OrderPlaced> {
     events(journal).into_iter().find_map(|e| match e.event {
         Event::OrderPlaced(o)
             if o.product_id == symbol && o.purpose == purpose && e.market_ms / 1000 >= after_s =>
@@ -909,19 +1033,32 @@ fn sigkill_at_any_step_of_an_orders_life_changes_nothing() {
     let end_s = BTC_ENTRY_S + 40 * HOUR_S;
 
     // The uninterrupted run.
-    let calm_fake = Fake::start(&cache, &["--market-fills", "at-bar-close"]);
     let calm = temp.path().join("calm");
-    let mut child = spawn_live(&calm, &calm_fake, &[]);
-    drive(&calm_fake, &calm, &mut child, FEED_START_S + HOUR_S, end_s);
-    assert!(sigterm(&mut child).success(), "{}", log_of(&calm));
-    drop(calm_fake);
+    {
+        let fake = Fake::start(&cache, &["--market-fills", "at-bar-close"]);
+        let child = spawn_live(&calm, &fake, &[]);
+        let mut t = Trading {
+            fake,
+            journal: calm.clone(),
+            child,
+            kills: Vec::new(),
+        };
+        drive(
+            &t.fake,
+            &t.journal,
+            &mut t.child,
+            FEED_START_S + HOUR_S,
+            end_s,
+        );
+        assert!(sigterm(&mut t.child).success(), "{}", log_of(&calm));
+    }
 
     // The same market, the trader killed at chosen points of the orders'
     // lives (held there by a stalled request) and at random ones.
     let seed: u64 = std::env::var("ANX_CRASH_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(0x11fe_0f_0de5);
+        .unwrap_or(0x0011_fe0f_0de5);
     let kills: u32 = std::env::var("ANX_CRASH_KILLS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -929,14 +1066,20 @@ fn sigkill_at_any_step_of_an_orders_life_changes_nothing() {
     let mut lcg = Lcg(seed);
     let fake = Fake::start(&cache, &["--market-fills", "at-bar-close"]);
     let journal = temp.path().join("crashy");
-    let mut child = spawn_live(&journal, &fake, &[]);
-    drive(&fake, &journal, &mut child, FEED_START_S + HOUR_S, BTC_ENTRY_S - HOUR_S);
-    let mut c = Crashy {
+    let child = spawn_live(&journal, &fake, &[]);
+    let mut c = Trading {
         fake,
         journal: journal.clone(),
         child,
         kills: Vec::new(),
     };
+    drive(
+        &c.fake,
+        &c.journal,
+        &mut c.child,
+        FEED_START_S + HOUR_S,
+        BTC_ENTRY_S - HOUR_S,
+    );
     // The entry's intent is journaled, its create is in flight (and lands
     // after the kill).
     c.targeted_kill(
@@ -946,7 +1089,8 @@ fn sigkill_at_any_step_of_an_orders_life_changes_nothing() {
         |c| placed_after(&c.journal, "BTC-USD", OrderPurpose::Entry, 0).is_some(),
     );
     c.wait_until("the entry's acknowledgement", |all| {
-        all.iter().any(|e| matches!(e.event, Event::OrderAcknowledged(_)))
+        all.iter()
+            .any(|e| matches!(e.event, Event::OrderAcknowledged(_)))
     });
     // The exchange has filled the entry; the trader has not journaled the bar.
     c.targeted_kill(
@@ -965,9 +1109,17 @@ fn sigkill_at_any_step_of_an_orders_life_changes_nothing() {
     );
     c.random_kills(&mut lcg, kills / 2, end_s);
     let context = format!("seed {seed}, killed at: {:#?}", c.kills);
-    assert!(sigterm(&mut c.child).success(), "{context}\n{}", log_of(&journal));
+    assert!(
+        sigterm(&mut c.child).success(),
+        "{context}\n{}",
+        log_of(&journal)
+    );
     let verify = anx(&["journal", "verify", path_str(&journal)]);
-    assert_eq!(verify.code, 0, "{context}: {}{}", verify.stdout, verify.stderr);
+    assert_eq!(
+        verify.code, 0,
+        "{context}: {}{}",
+        verify.stdout, verify.stderr
+    );
 
     // Nothing was made twice; the exchange holds what the journal says.
     let all = events(&journal);
@@ -1017,7 +1169,10 @@ fn an_exchange_restart_is_survived() {
     s.fake.control(
         "POST",
         "/fake/clock",
-        &format!("{{\"step_on_public_time_s\": {HOUR_S}, \"until_ms\": {}}}", BTC_ENTRY_S * 1000),
+        &format!(
+            "{{\"step_on_public_time_s\": {HOUR_S}, \"until_ms\": {}}}",
+            BTC_ENTRY_S * 1000
+        ),
     );
     let fake = &s.fake;
     wait_for("the market to move", &s.journal, &mut s.trader, || {
@@ -1049,7 +1204,10 @@ fn an_exchange_restart_is_survived() {
         .into_iter()
         .find(|(_, o)| o.product_id == "BTC-USD")
         .unwrap_or_else(|| panic!("no BTC entry:\n{context}"));
-    assert!(log.contains("POST /api/v3/brokerage/orders: HTTP 502"), "{log}");
+    assert!(
+        log.contains("POST /api/v3/brokerage/orders: HTTP 502"),
+        "{log}"
+    );
     assert!(
         log.contains(&format!("{}: outcome unknown", entry.client_order_id)),
         "{log}"
@@ -1062,7 +1220,10 @@ fn an_exchange_restart_is_survived() {
     assert_eq!(fills_of(&all, &entry.client_order_id).len(), 1, "{context}");
     let state = s.fake.state();
     for (id, count) in state["creates"].as_object().unwrap() {
-        assert_eq!(count, 1, "{id} POSTed {count} times (the refused ones never arrived)");
+        assert_eq!(
+            count, 1,
+            "{id} POSTed {count} times (the refused ones never arrived)"
+        );
     }
     one_order_per_client_order_id(&state);
     positions_agree(&s.journal, &state);

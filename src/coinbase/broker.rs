@@ -24,9 +24,13 @@
 //! - `Fill` from `GET /orders/historical/fills` (price, size, `commission`,
 //!   `liquidity_indicator` per fill, joined to our orders by `order_id`; the
 //!   fill id is Coinbase's `trade_id`); a child's fill is the take-profit if
-//!   its price is at or above the take-profit limit, else the stop;
+//!   its price is at or above the take-profit limit, else the stop. A fill
+//!   is answered in the step of the candle whose bar holds it when that
+//!   candle is still to come (a restart, a catch-up), never in an earlier
+//!   candle's step; between candles, at once;
 //! - `OrderCancelled` when the exchange cancelled, expired or failed an
-//!   order, or confirmed our cancel.
+//!   order, or confirmed our cancel (of the entry alone: its child goes with
+//!   it, and stays if the entry has filled meanwhile).
 //!
 //! Refused before sending (journaled without a receipt: nothing came from
 //! the exchange): entries above `live.order_notional_max` or that would take
@@ -39,7 +43,10 @@
 //! lost response) is *unknown*: before anything else is sent for its symbol,
 //! it is looked up among the product's orders by `client_order_id`, and sent
 //! again with the same id if absent (Coinbase returns the existing order for
-//! a repeated `client_order_id`, so this can never make two).
+//! a repeated `client_order_id`, so this can never make two) – as if for the
+//! first time: an exit only once its bracket is down. A restart tells the
+//! broker what the journal holds before re-driving it ([`CoinbaseBroker::
+//! hydrate`]): an order journaled without an answer is unknown.
 
 use super::model::{self, dec, rfc3339, time_ms};
 use super::rest::{Answer, CallError, Rest};

@@ -281,4 +281,3 @@ pub fn decisions_and_trades(journal: &Path) -> (Vec<serde_json::Value>, Vec<serd
     }
     (decisions, trades)
 }
-
