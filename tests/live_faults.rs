@@ -194,7 +194,8 @@ fn seq_of(all: &[StoredEvent], what: impl Fn(&Event) -> bool) -> Option<Seq> {
     all.iter().find(|e| what(&e.event)).map(|e| e.seq)
 }
 
-/// Prints what the journal holds but candles, receipts and holds (for a failure's context).
+/// What the journal holds but candles, receipts and decisions to hold, one
+/// line each (a failure's context).
 fn outline(all: &[StoredEvent]) -> String {
     let mut text = String::new();
     for e in all {
@@ -203,13 +204,8 @@ fn outline(all: &[StoredEvent]) -> String {
             Event::Decision(d) if d.outcome == DecisionOutcome::Hold => continue,
             _ => {}
         }
-        let body = format!("{:?}", e.event);
-        text.push_str(&format!(
-            "{} {} {}\n",
-            e.seq,
-            rfc3339(e.market_ms),
-            &body[..body.len().min(240)]
-        ));
+        let body: String = format!("{:?}", e.event).chars().take(240).collect();
+        text.push_str(&format!("{} {} {body}\n", e.seq, rfc3339(e.market_ms)));
     }
     text
 }
@@ -1127,11 +1123,19 @@ fn sigkill_at_any_step_of_an_orders_life_changes_nothing() {
     one_order_per_client_order_id(&state);
     let entry = placed_after(&journal, "BTC-USD", OrderPurpose::Entry, 0).unwrap();
     for (id, count) in state["creates"].as_object().unwrap() {
-        // The create in flight at the first kill landed after the restarted
-        // trader had looked for it, found nothing and sent it again: the
-        // exchange answered the second with the first's order.
-        let posts = if *id == entry.client_order_id { 2 } else { 1 };
-        assert_eq!(count, posts, "{context}: {id} POSTed {count} times");
+        // The create in flight at the first kill lands a second after it:
+        // normally after the restarted trader has looked for it, found
+        // nothing and sent it again (the exchange answers the late one with
+        // the order the second made), else before the look-up (adopted).
+        let posts = if *id == entry.client_order_id {
+            1..=2
+        } else {
+            1..=1
+        };
+        assert!(
+            count.as_u64().is_some_and(|n| posts.contains(&n)),
+            "{context}: {id} POSTed {count} times"
+        );
     }
     positions_agree(&journal, &state);
     // The same decisions and trades as the uninterrupted run (the same run

@@ -25,9 +25,9 @@
 //!   `liquidity_indicator` per fill, joined to our orders by `order_id`; the
 //!   fill id is Coinbase's `trade_id`); a child's fill is the take-profit if
 //!   its price is at or above the take-profit limit, else the stop. A fill
-//!   is answered in the step of the candle whose bar holds it when that
-//!   candle is still to come (a restart, a catch-up), never in an earlier
-//!   candle's step; between candles, at once;
+//!   of the newest closed bar whose candle the journal does not hold yet
+//!   (after a restart) is answered in that candle's step, not ahead of it;
+//!   any other fill at once (between candles, or in the step being worked);
 //! - `OrderCancelled` when the exchange cancelled, expired or failed an
 //!   order, or confirmed our cancel (of the entry alone: its child goes with
 //!   it, and stays if the entry has filled meanwhile).
@@ -1155,8 +1155,8 @@ impl Broker for CoinbaseBroker {
         // What the exchange did for this symbol's orders up to the bar's
         // close is answered in the candle's step, before its decision (as
         // the simulated exchange answers); other symbols' answers wait for
-        // their own candle or the next poll. Fills after the bar's close
-        // are not this candle's: held for theirs, or answered by a poll.
+        // their own candle or the next poll. A fill of a later bar that has
+        // closed waits for that bar's candle (`poll` holds it).
         self.stepped_ms
             .insert(candle.symbol.clone(), candle.close_ms());
         let (mut ours, others): (Vec<BrokerEvent>, Vec<BrokerEvent>) = self
