@@ -193,8 +193,20 @@ fn covered(
     Ok(*first <= start_ms && last + step >= needed_end)
 }
 
+/// Longest `Retry-After` honoured, in seconds: a 429 asking for more gets
+/// the usual backoff (and the caller tries again later).
+pub const RETRY_AFTER_S_MAX: u64 = 30;
+
+/// The wait a 429's `Retry-After` header (seconds) asks for, capped at
+/// [`RETRY_AFTER_S_MAX`]; `None` when it asked for none, or too long.
+pub fn retry_after_ms(header: Option<&str>) -> Option<u64> {
+    let seconds: u64 = header?.trim().parse().ok()?;
+    (seconds <= RETRY_AFTER_S_MAX).then_some(seconds * 1000)
+}
+
 /// GET `url`, retrying 429s, 5xx answers, timeouts and connection errors up to
-/// `attempts` times with doubling backoff; any other answer is final.
+/// `attempts` times with doubling backoff (a 429 waits what its `Retry-After`
+/// asks, when it asks); any other answer is final.
 pub async fn get_with_retries(
     client: &reqwest::Client,
     url: &str,
@@ -203,9 +215,20 @@ pub async fn get_with_retries(
     let mut backoff_ms = BACKOFF_MS_FIRST;
     let mut last_problem = String::new();
     for attempt in 1..=attempts {
+        let mut wait_ms = backoff_ms;
         match client.get(url).send().await {
             Ok(response) => {
                 let status = response.status();
+                // A rate limit says how long to stay away: retrying sooner
+                // (the trader's market-data poll did, at 250 ms) only earns
+                // more 429s and prolongs the outage.
+                if status.as_u16() == 429 {
+                    let asked = response
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok());
+                    wait_ms = retry_after_ms(asked).unwrap_or(backoff_ms);
+                }
                 if status.is_success() {
                     return response.text().await.map_err(|e| {
                         anyhow!("{url}: cannot read the answer: {}", describe_http_error(e))
@@ -225,8 +248,10 @@ pub async fn get_with_retries(
             Err(e) => last_problem = describe_http_error(e),
         }
         if attempt < attempts {
-            tracing::warn!("{url}: {last_problem}; retrying in {backoff_ms} ms (attempt {attempt} of {attempts})");
-            tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
+            tracing::warn!(
+                "{url}: {last_problem}; retrying in {wait_ms} ms (attempt {attempt} of {attempts})"
+            );
+            tokio::time::sleep(Duration::from_millis(wait_ms)).await;
             backoff_ms = (backoff_ms * 2).min(16_000);
         }
     }

@@ -21,7 +21,7 @@ use crate::coinbase::auth::Credentials;
 use crate::coinbase::broker::{CoinbaseBroker, Hydrated, Mode, ProductState, Settings};
 use crate::coinbase::model::{self, dec};
 use crate::coinbase::rest::{CallError, Rest};
-use crate::trader::{file_config, Kind, Place, Trader};
+use crate::trader::{file_config, Kind, Place};
 use anx_journal::*;
 use anx_projections::engine::config::{Config, LiveConfig};
 use anyhow::{anyhow, bail, Context, Result};
@@ -48,11 +48,6 @@ struct Live {
     /// holds of it (available).
     quote: String,
     quote_available: Decimal,
-    /// A restart's open orders: client order id → (seq, order, bars left).
-    placed: BTreeMap<String, (Seq, OrderPlaced, u32)>,
-    /// A restart's entries: client order id → the exchange's time of the
-    /// first fill (from its receipt).
-    first_fills: BTreeMap<String, UnixMs>,
 }
 
 impl Live {
@@ -162,6 +157,7 @@ impl Live {
             exposure_max: live.exposure_max,
             protection_wait_ms: i64::try_from(live.protection_wait_s).unwrap_or(600) * 1000,
             entry_ttl_bars: config.orders.entry_ttl_bars,
+            granularity_ms: i64::from(config.granularity_s()) * 1000,
             prefix: anx_projections::engine::order::prefix(run_id),
         };
         Ok(CoinbaseBroker::new(rest, settings, self.products.clone()))
@@ -296,28 +292,50 @@ impl Kind for Live {
         events: &[StoredEvent],
     ) -> Result<CoinbaseBroker> {
         let live = live_section(config, std::path::Path::new("the journal's configuration"))?;
-        self.placed = placed_orders(events, config.orders.entry_ttl_bars);
-        self.first_fills = first_entry_fills(events);
         let mut broker = self.broker(config, &live, &run.run_id)?;
         broker.set_capital(&self.quote, run.starting_capital);
-        Ok(broker)
-    }
-
-    fn after_redrive(&mut self, trader: &mut Trader<CoinbaseBroker>) {
-        let state = &trader.pipeline.projection.state;
+        // The broker learns the journal's orders, positions and fills before
+        // the re-drive, not after it: a step a crash cut short is finished at
+        // the journal's end by asking the broker for real (a candle's
+        // answers, an order handed over). Told nothing, it took our orders'
+        // fills for someone else's and dropped them (the step decided without
+        // them), and sent a journaled order again without looking it up.
+        // What it is told is the journal's state at its end, which is where
+        // the re-drive first asks it anything.
+        let mut projection = anx_projections::Projection::new();
+        for stored in events {
+            projection
+                .apply(stored.seq, stored.market_ms, &stored.event)
+                .with_context(|| format!("cannot fold the journal at seq {}", stored.seq))?;
+        }
+        let placed = placed_orders(events, config.orders.entry_ttl_bars);
+        let first_fills = first_entry_fills(events);
+        let children: BTreeMap<&str, &str> = events
+            .iter()
+            .filter_map(|e| match &e.event {
+                Event::BracketVerified(b) => {
+                    Some((b.client_order_id.as_str(), b.take_profit_order_id.as_str()))
+                }
+                _ => None,
+            })
+            .collect();
+        let state = &projection.state;
         let orders: Vec<Hydrated> = state
             .orders
             .values()
             .filter_map(|o| {
-                let (seq, order, bars_left) = self.placed.get(&o.client_order_id)?.clone();
+                let (seq, order, bars_left) = placed.get(&o.client_order_id)?.clone();
                 Some(Hydrated {
                     order_seq: seq,
                     order,
                     exchange_id: o.exchange_order_id.clone(),
+                    child_id: children
+                        .get(o.client_order_id.as_str())
+                        .map(|c| c.to_string()),
                     verified: o.bracket_verified,
                     filled: o.filled,
                     bars_left,
-                    first_fill_ms: self.first_fills.get(&o.client_order_id).copied(),
+                    first_fill_ms: first_fills.get(&o.client_order_id).copied(),
                 })
             })
             .collect();
@@ -326,18 +344,17 @@ impl Kind for Live {
             .iter()
             .map(|(symbol, s)| (symbol.clone(), s.position.quantity))
             .collect();
-        let first_session_ms = trader
-            .pipeline
-            .projection
-            .links
-            .sessions
-            .first()
-            .map(|s| s.market_ms);
-        let broker = &mut trader.pipeline.broker;
-        broker.hydrate(orders, positions);
-        if let Some(ms) = first_session_ms {
-            broker.start_fills_at(ms);
+        let fills = projection.links.fills.keys().cloned().collect();
+        let stepped = run
+            .symbols
+            .iter()
+            .filter_map(|s| Some((s.clone(), state.last_close_ms(s)?)))
+            .collect();
+        broker.hydrate(orders, positions, fills, stepped);
+        if let Some(first) = projection.links.sessions.first() {
+            broker.start_fills_at(first.market_ms);
         }
+        Ok(broker)
     }
 }
 
@@ -420,8 +437,6 @@ pub fn live(args: &LiveArgs) -> Result<ExitCode> {
         products: BTreeMap::new(),
         quote: String::new(),
         quote_available: Decimal::ZERO,
-        placed: BTreeMap::new(),
-        first_fills: BTreeMap::new(),
     };
     crate::trader::trade(kind, &place)
 }

@@ -210,6 +210,10 @@ pub struct Trader<B: Venue> {
     /// The exchange's time at the last successful poll.
     now_ms: UnixMs,
     market: Market,
+    /// A reconciliation of every symbol is owed: the start-up one found the
+    /// broker's view untrustworthy (unreadable, or fills on their way), so
+    /// the next one that can compare records every symbol.
+    reconcile_all: bool,
 }
 
 impl<B: Venue> Trader<B> {
@@ -296,10 +300,13 @@ impl<B: Venue> Trader<B> {
     /// Compares the broker's positions and open orders with the journal's
     /// (`Pipeline::reconcile`); a disagreement is logged here, journaled there.
     pub fn reconcile(&mut self, always: bool, market_ms: UnixMs) -> Result<()> {
+        let always = always || self.reconcile_all;
         if !self.pipeline.broker.refresh_view() {
             tracing::warn!("the broker's view could not be read; reconciling at the next pass");
+            self.reconcile_all = always;
             return Ok(());
         }
+        self.reconcile_all = false;
         let symbols: Vec<String> = self.feeds.iter().map(|f| f.symbol.clone()).collect();
         for (symbol, detail) in self.pipeline.reconcile(&symbols, always, market_ms)? {
             tracing::error!("{symbol}: {detail}; failing closed");
@@ -492,15 +499,15 @@ pub trait Kind {
     fn resume_config(&mut self, place: &Place, run: &RunStarted) -> Result<Config>;
     /// The broker of a first start at `start_ms`.
     fn start_broker(&mut self, config: &Config, run: &RunStarted) -> Result<Self::Broker>;
-    /// The broker of a restart, given the journal it will re-drive.
+    /// The broker of a restart, given the journal it will re-drive: it must
+    /// know what the journal holds before the re-drive, which asks it for
+    /// real once the journal runs out (finishing a step a crash cut short).
     fn resume_broker(
         &mut self,
         config: &Config,
         run: &RunStarted,
         events: &[StoredEvent],
     ) -> Result<Self::Broker>;
-    /// Once the journal is re-driven, before the broker is asked anything.
-    fn after_redrive(&mut self, _trader: &mut Trader<Self::Broker>) {}
 }
 
 /// Runs a trader of kind `K` until SIGINT/SIGTERM.
@@ -687,6 +694,7 @@ fn trader_for<B: Venue>(
         ),
         now_ms: run.start_ms,
         market,
+        reconcile_all: false,
     }
 }
 
@@ -749,7 +757,6 @@ fn resume<K: Kind>(
     let mut trader = trader_for(pipeline, &run, market, place.journal);
     redrive(&mut trader)
         .with_context(|| format!("cannot resume from {}", place.journal.display()))?;
-    kind.after_redrive(&mut trader);
     if let Some(recovered) = trader.pipeline.writer().recovered().cloned() {
         tracing::warn!(
             "repaired a torn tail: {} bytes cut at {}:{}",

@@ -289,6 +289,8 @@ fn no_private_key_reaches_the_journal_or_the_output() {
             &fake_ed.url,
             "--poll-interval",
             "0.02",
+            "--requests-per-s",
+            "1000",
             "-vv",
         ])
         .current_dir(repo_root())

@@ -346,20 +346,8 @@ impl<B: Broker> Pipeline<B> {
                 raw_blake3,
             } => (event, Some((broker_time_ms, raw_blake3))),
         };
-        // A real broker's answer, asked now, is checked before it is
-        // written: one the journal cannot take (a fill of an order the
-        // journal ended a moment ago) would make a journal no re-drive can
-        // fold. (A simulation's answers are the fold's own; polled answers
-        // were checked already.)
-        if !self.broker.answers_reproducible() && !self.is_redriving() {
-            if self.already_journaled(&event) {
-                self.answers_repeated += 1;
-                return Ok(Vec::new());
-            }
-            if let Err(refused) = self.projection.check_next(as_of_ms, &event) {
-                self.refused_in_step.push((as_of_ms, event, refused.detail));
-                return Ok(Vec::new());
-            }
+        if self.kept_out(&event, as_of_ms) {
+            return Ok(Vec::new());
         }
         // The order's symbol, read before the event ends the order.
         let ended = match &event {
@@ -409,6 +397,27 @@ impl<B: Broker> Pipeline<B> {
             }
             _ => Vec::new(),
         })
+    }
+
+    /// Whether a real broker's answer, asked now, stays out of the journal:
+    /// one it already holds, or one it cannot take (a fill of an order the
+    /// journal ended a moment ago) – written, that would make a journal no
+    /// re-drive can fold; it is settled between steps. (A simulation's
+    /// answers are the fold's own; polled answers were checked already.)
+    fn kept_out(&mut self, event: &Event, as_of_ms: UnixMs) -> bool {
+        if self.broker.answers_reproducible() || self.is_redriving() {
+            return false;
+        }
+        if self.already_journaled(event) {
+            self.answers_repeated += 1;
+            return true;
+        }
+        if let Err(refused) = self.projection.check_next(as_of_ms, event) {
+            self.refused_in_step
+                .push((as_of_ms, event.clone(), refused.detail));
+            return true;
+        }
+        false
     }
 
     /// The engine's reaction to a journaled broker answer.

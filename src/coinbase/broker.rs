@@ -24,9 +24,13 @@
 //! - `Fill` from `GET /orders/historical/fills` (price, size, `commission`,
 //!   `liquidity_indicator` per fill, joined to our orders by `order_id`; the
 //!   fill id is Coinbase's `trade_id`); a child's fill is the take-profit if
-//!   its price is at or above the take-profit limit, else the stop;
+//!   its price is at or above the take-profit limit, else the stop. A fill
+//!   of the newest closed bar whose candle the journal does not hold yet
+//!   (after a restart) is answered in that candle's step, not ahead of it;
+//!   any other fill at once (between candles, or in the step being worked);
 //! - `OrderCancelled` when the exchange cancelled, expired or failed an
-//!   order, or confirmed our cancel.
+//!   order, or confirmed our cancel (of the entry alone: its child goes with
+//!   it, and stays if the entry has filled meanwhile).
 //!
 //! Refused before sending (journaled without a receipt: nothing came from
 //! the exchange): entries above `live.order_notional_max` or that would take
@@ -39,7 +43,10 @@
 //! lost response) is *unknown*: before anything else is sent for its symbol,
 //! it is looked up among the product's orders by `client_order_id`, and sent
 //! again with the same id if absent (Coinbase returns the existing order for
-//! a repeated `client_order_id`, so this can never make two).
+//! a repeated `client_order_id`, so this can never make two) – as if for the
+//! first time: an exit only once its bracket is down. A restart tells the
+//! broker what the journal holds before re-driving it ([`CoinbaseBroker::
+//! hydrate`]): an order journaled without an answer is unknown.
 
 use super::model::{self, dec, rfc3339, time_ms};
 use super::rest::{Answer, CallError, Rest};
@@ -77,6 +84,8 @@ pub struct Settings {
     pub protection_wait_ms: i64,
     /// Bars an entry may work before it is cancelled.
     pub entry_ttl_bars: u32,
+    /// The run's candle length (a fill belongs to the candle whose bar holds it).
+    pub granularity_ms: i64,
     /// This run's client order id prefix (`ANX4_{run8}_`).
     pub prefix: String,
 }
@@ -169,6 +178,8 @@ pub struct Hydrated {
     pub order_seq: Seq,
     pub order: OrderPlaced,
     pub exchange_id: String,
+    /// Its TP/SL child, as its journaled `BracketVerified` names it.
+    pub child_id: Option<String>,
     pub verified: bool,
     pub filled: Decimal,
     pub bars_left: u32,
@@ -204,6 +215,12 @@ pub struct CoinbaseBroker {
     fills_since_ms: Option<UnixMs>,
     /// Answers given outside a poll, handed out by the next one.
     queued: Vec<BrokerEvent>,
+    /// Symbol → close of the newest candle whose step the journal holds.
+    stepped_ms: BTreeMap<String, UnixMs>,
+    /// Fills (with their trade times) of bars that have closed but whose
+    /// candles are not stepped yet: they are answered in those candles'
+    /// steps (see [`CoinbaseBroker::belongs_to_a_coming_candle`]).
+    held: Vec<(UnixMs, BrokerEvent)>,
     /// The exchange's time read at the end of the last poll.
     clock_ms: Option<UnixMs>,
     /// Polls made (products are re-read every `PRODUCTS_REFRESH_POLLS`).
@@ -231,6 +248,8 @@ impl CoinbaseBroker {
             exchange_open: Vec::new(),
             fills_since_ms: None,
             queued: Vec::new(),
+            stepped_ms: BTreeMap::new(),
+            held: Vec::new(),
             polls: 0,
             clock_ms: None,
             fatal: None,
@@ -243,9 +262,18 @@ impl CoinbaseBroker {
         self.fills_since_ms = Some(since_ms);
     }
 
-    /// After a restart has re-driven the journal: the orders still live in
-    /// it, and the run's positions by its fills.
-    pub fn hydrate(&mut self, orders: Vec<Hydrated>, positions: BTreeMap<String, Decimal>) {
+    /// At a restart, before the journal is re-driven: the orders still live
+    /// in it, the run's positions by its fills, the ids of the fills it
+    /// holds (never answered again) and each symbol's newest candle close.
+    pub fn hydrate(
+        &mut self,
+        orders: Vec<Hydrated>,
+        positions: BTreeMap<String, Decimal>,
+        fills: BTreeSet<String>,
+        stepped_ms: BTreeMap<String, UnixMs>,
+    ) {
+        self.fills_seen.extend(fills);
+        self.stepped_ms = stepped_ms;
         for h in orders {
             let mut tracked = Tracked::new(h.order_seq, h.order, h.bars_left);
             if !h.exchange_id.is_empty() {
@@ -255,6 +283,13 @@ impl CoinbaseBroker {
             } else {
                 // Placed, never answered: its create may or may not have arrived.
                 self.unknown.insert(tracked.order.client_order_id.clone());
+            }
+            // Known, so an exit takes it down first (its base is held by it)
+            // and its fills are ours without reading it.
+            if let Some(child) = h.child_id.filter(|c| !c.is_empty()) {
+                self.by_exchange_id
+                    .insert(child.clone(), tracked.order.client_order_id.clone());
+                tracked.child_id = Some(child);
             }
             tracked.verified = h.verified;
             tracked.filled = h.filled;
@@ -431,9 +466,11 @@ impl CoinbaseBroker {
                 self.settings.order_notional_max
             ));
         }
+        // Not the order itself (tracked already when it is sent again).
         let working: Decimal = self
             .orders
             .values()
+            .filter(|t| t.order.client_order_id != order.client_order_id)
             .filter(|t| t.is_entry() && !t.ended && !t.finished())
             .map(|t| t.order.base_size * t.order.limit_price.unwrap_or_default())
             .sum();
@@ -760,6 +797,34 @@ impl CoinbaseBroker {
         Ok((done, answer))
     }
 
+    /// Sends an order as a first time: refused here if a cap or the
+    /// product's state forbids it; an exit only once the symbol's bracket is
+    /// taken down (its child holds the base: the SELL would be refused).
+    fn submit(&mut self, order_seq: Seq, order: &OrderPlaced) -> Vec<BrokerEvent> {
+        if let Some(reason) = self.refusal(order) {
+            return vec![BrokerEvent::Journal(CoinbaseBroker::rejected(
+                order_seq, order, reason,
+            ))];
+        }
+        if order.purpose == OrderPurpose::Exit
+            && self.settings.mode == Mode::Live
+            && !self.clear_for_exit(&order.product_id)
+        {
+            let reason = "not sent: the position's take-profit or stop filled first".to_string();
+            let event = Event::OrderCancelled(OrderCancelled {
+                client_order_id: order.client_order_id.clone(),
+                order_seq,
+                reason,
+            });
+            if let Some(t) = self.orders.get_mut(&order.client_order_id) {
+                t.ended = true;
+                t.done = true;
+            }
+            return vec![BrokerEvent::Journal(event)];
+        }
+        self.send(order_seq, order)
+    }
+
     /// Looks up the creates whose outcome is unknown for `symbol` (all
     /// symbols: `None`): adopted if the exchange has them, sent again with
     /// the same id if not.
@@ -794,8 +859,10 @@ impl CoinbaseBroker {
                     ));
                 }
                 Ok(None) => {
+                    // Never sent (or lost on the way): sent now as it would
+                    // have been – an exit too only once its bracket is down.
                     self.unknown.remove(&id);
-                    events.extend(self.send(t.order_seq, &t.order));
+                    events.extend(self.submit(t.order_seq, &t.order));
                 }
                 Err(_) => {}
             }
@@ -1070,34 +1137,20 @@ impl Broker for CoinbaseBroker {
     fn place(&mut self, order_seq: Seq, order: &OrderPlaced) -> Vec<BrokerEvent> {
         // An unknown create of this symbol is settled first – this very
         // order's too (a restart handing over an order placed before a crash).
+        // Settling it answers it (found, or submitted again), so it is not
+        // sent a second time here: a second answer for one order is one the
+        // journal cannot take (a restart that handed over an exit did, and
+        // every later start failed at the same step).
+        let was_unknown = self.unknown.contains(&order.client_order_id);
         let mut events = self.resolve_unknown(Some(&order.product_id));
         let settled = self
             .orders
             .get(&order.client_order_id)
             .is_some_and(|t| t.exchange_id.is_some());
-        if settled || self.unknown.contains(&order.client_order_id) {
+        if was_unknown || settled || self.unknown.contains(&order.client_order_id) {
             return events;
         }
-        if let Some(reason) = self.refusal(order) {
-            events.push(BrokerEvent::Journal(CoinbaseBroker::rejected(
-                order_seq, order, reason,
-            )));
-            return events;
-        }
-        if order.purpose == OrderPurpose::Exit
-            && self.settings.mode == Mode::Live
-            && !self.clear_for_exit(&order.product_id)
-        {
-            let reason = "not sent: the position's take-profit or stop filled first".to_string();
-            let event = Event::OrderCancelled(OrderCancelled {
-                client_order_id: order.client_order_id.clone(),
-                order_seq,
-                reason,
-            });
-            events.push(BrokerEvent::Journal(event));
-            return events;
-        }
-        events.extend(self.send(order_seq, order));
+        events.extend(self.submit(order_seq, order));
         events
     }
 
@@ -1139,16 +1192,12 @@ impl Broker for CoinbaseBroker {
         // What the exchange did for this symbol's orders up to the bar's
         // close is answered in the candle's step, before its decision (as
         // the simulated exchange answers); other symbols' answers wait for
-        // their own candle or the next poll.
-        // A poll that already read the exchange past this bar's close (this
-        // step's other symbols) saw all of it: its answers wait in the queue.
-        let close_ms = candle.open_ms + i64::from(candle.granularity_s) * 1000;
-        let answers = if self.clock_ms.is_some_and(|c| c >= close_ms) {
-            std::mem::take(&mut self.queued)
-        } else {
-            self.poll()
-        };
-        let (mut ours, others): (Vec<BrokerEvent>, Vec<BrokerEvent>) = answers
+        // their own candle or the next poll. A fill of a later bar that has
+        // closed waits for that bar's candle (`poll` holds it).
+        self.stepped_ms
+            .insert(candle.symbol.clone(), candle.close_ms());
+        let (mut ours, others): (Vec<BrokerEvent>, Vec<BrokerEvent>) = self
+            .poll()
             .into_iter()
             .partition(|answer| self.symbol_of(answer.event()) == Some(candle.symbol.as_str()));
         self.queued.extend(others);
@@ -1181,27 +1230,40 @@ impl Broker for CoinbaseBroker {
         if self.settings.mode == Mode::Preview || t.ended {
             return Vec::new();
         }
-        let ids: Vec<String> = t
-            .exchange_id
-            .iter()
-            .chain(t.child_id.iter())
-            .cloned()
-            .collect();
-        if ids.is_empty() {
-            // Its create is unknown: settled at the next poll, then cancelled.
-            return Vec::new();
-        }
-        if let Some(tracked) = self.orders.get_mut(client_order_id) {
-            tracked.child_taken_down = true;
-        }
-        let Ok((cancelled, answer)) = self.batch_cancel(&ids) else {
+        // The entry alone: cancelling it takes its TP/SL child with it. Its
+        // child is never sent along: when the entry has filled unseen (its
+        // fills not read yet – a poll that failed), the entry's cancel fails,
+        // but the child's would succeed and leave the position unprotected
+        // without the journal knowing (a time-to-live cancel did, while the
+        // fills and order reads were rate limited).
+        let Some(parent) = t.exchange_id.clone() else {
             return Vec::new();
         };
-        let Some(parent) = t.exchange_id.clone().filter(|id| cancelled.contains(id)) else {
-            // Not cancelled: it filled meanwhile (its fills come with the next poll).
+        let Ok((cancelled, answer)) = self.batch_cancel(std::slice::from_ref(&parent)) else {
             return Vec::new();
         };
-        let _ = parent;
+        if !cancelled.contains(&parent) {
+            self.notes.push(format!(
+                "{client_order_id}: not cancelled ({reason}): the exchange did not (it has filled or ended; a poll says which)"
+            ));
+            return Vec::new();
+        }
+        // Filled in part just before the cancel, and those fills not read
+        // yet: the cancel is answered by the next poll, after the fills (an
+        // end journaled first would leave them no order to belong to).
+        let filled_unseen = self
+            .read_order(&parent)
+            .ok()
+            .and_then(|(order, _)| dec(&order.filled_size))
+            .is_none_or(|filled| filled > t.filled);
+        if filled_unseen {
+            return Vec::new();
+        }
+        // The entry is gone: a child the exchange left behind goes too
+        // (best effort; Coinbase takes it down with its parent).
+        if let Some(child) = t.child_id.clone().filter(|_| !t.child_done) {
+            let _ = self.batch_cancel(&[child]);
+        }
         let tracked = self.orders.get_mut(client_order_id).expect("present above");
         tracked.ended = true;
         tracked.done = true;
@@ -1237,6 +1299,11 @@ impl Broker for CoinbaseBroker {
         let clock = self.exchange_now().unwrap_or(now_ms.unwrap_or_default());
         self.clock_ms = self.clock_ms.max(Some(clock));
         events.extend(self.poll_orders(clock));
+        events.append(&mut self.held);
+        let (held, mut events): (Vec<_>, Vec<_>) = events
+            .into_iter()
+            .partition(|(_, e)| self.belongs_to_a_coming_candle(e, clock));
+        self.held = held;
         // In the exchange's time order, so a crash part way loses only the newest.
         events.sort_by_key(|(ms, _)| *ms);
         events.into_iter().map(|(_, e)| e).collect()
@@ -1290,6 +1357,10 @@ impl crate::trader::Venue for CoinbaseBroker {
     /// arriving (a fill made between the last poll and the balance read
     /// would look like a disagreement): then the next pass reconciles.
     fn refresh_view(&mut self) -> bool {
+        // Held fills are in the account's balances, not yet in the journal.
+        if !self.held.is_empty() {
+            return false;
+        }
         if let Err(error) = self.refresh_balances() {
             self.notes
                 .push(format!("cannot read the account's balances: {error}"));
@@ -1317,6 +1388,41 @@ impl CoinbaseBroker {
             _ => return None,
         };
         self.orders.get(id).map(|t| t.order.product_id.as_str())
+    }
+
+    /// Whether a fill belongs to a candle the journal has yet to step: its
+    /// bar has closed by the exchange's clock (`clock_ms`), but its symbol's
+    /// newest stepped candle closed before the fill. It is answered in that
+    /// candle's step, before the candle's decision – as an uninterrupted
+    /// trader answers it, and as the simulated exchange does – not as a step
+    /// of its own before the candle: a restart found the fills of the bar
+    /// it missed and journaled them ahead of that bar's candle, so the
+    /// journal (the trade's entry time, the engine's memory of the bar) was
+    /// not the one an uninterrupted run writes. Only for the newest closed
+    /// bar: if its candle has not come one bar later (no market data), the
+    /// fill is answered on its own.
+    fn belongs_to_a_coming_candle(&self, answer: &BrokerEvent, clock_ms: UnixMs) -> bool {
+        let BrokerEvent::Received {
+            event: Event::Fill(fill),
+            broker_time_ms,
+            ..
+        } = answer
+        else {
+            return false;
+        };
+        let granularity = self.settings.granularity_ms;
+        let symbol = self
+            .orders
+            .get(&fill.client_order_id)
+            .map(|t| t.order.product_id.as_str());
+        let Some(stepped) = symbol.and_then(|s| self.stepped_ms.get(s)) else {
+            return false;
+        };
+        if granularity <= 0 || broker_time_ms < stepped {
+            return false;
+        }
+        let bar_end = broker_time_ms - broker_time_ms.rem_euclid(granularity) + granularity;
+        bar_end <= clock_ms && clock_ms < bar_end + granularity
     }
 
     /// The quote currency and capital the run trades with.

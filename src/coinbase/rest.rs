@@ -26,9 +26,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub const ATTEMPTS_MAX: u32 = 4;
 /// First backoff; it doubles per attempt.
 const BACKOFF_MS_FIRST: u64 = 200;
-/// Longest wait honoured for one `Retry-After`: beyond it the request gives up
-/// and the broker tries again at its next poll.
-const RETRY_AFTER_S_MAX: u64 = 30;
 /// A response body larger than this is refused (a real answer is a few KB;
 /// a page of 250 orders well under 1 MB).
 const BODY_BYTES_MAX: usize = 8 * 1024 * 1024;
@@ -301,10 +298,10 @@ async fn send(client: &reqwest::Client, request: reqwest::Request) -> Result<Ans
 }
 
 /// The wait a 429 asks for, capped (`None`: it asked for none, or too long –
-/// then the usual backoff).
+/// then the usual backoff); the market-data fetch's rule
+/// ([`crate::fetch::retry_after_ms`]).
 fn retry_after_ms(answer: &Answer) -> Option<u64> {
-    let seconds: u64 = answer.retry_after.as_deref()?.trim().parse().ok()?;
-    (seconds <= RETRY_AFTER_S_MAX).then_some(seconds * 1000)
+    crate::fetch::retry_after_ms(answer.retry_after.as_deref())
 }
 
 /// Up to a quarter more, so clients that were refused together do not retry together.
