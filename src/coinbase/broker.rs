@@ -432,7 +432,9 @@ impl CoinbaseBroker {
                 ));
             }
             let market = order.order_type == OrderType::Market;
-            if p.cancel_only && order.purpose == OrderPurpose::Entry {
+            // Cancel-only takes no new order at all: an exit is refused here,
+            // before its bracket is taken down.
+            if p.cancel_only {
                 return Some(format!(
                     "PRODUCT_CANCEL_ONLY: {} takes cancels only",
                     order.product_id
@@ -541,6 +543,15 @@ impl CoinbaseBroker {
             }
         };
         if !response.success {
+            let error = response.error_response.as_ref().map(|e| e.error.as_str());
+            if error == Some("DUPLICATE_CLIENT_ORDER_ID") {
+                // Sent again after a lookup missed it: the order exists
+                // (assumed: Coinbase documents returning the existing order,
+                // but its error list names this code). Looked up again.
+                self.track(order_seq, order);
+                self.unknown.insert(order.client_order_id.clone());
+                return Vec::new();
+            }
             let reason = response
                 .error_response
                 .map(|e| e.reason())
@@ -738,7 +749,13 @@ impl CoinbaseBroker {
     /// and no leg can fill after it (a bracket child holds the base balance:
     /// Coinbase would refuse the market SELL for insufficient funds).
     /// Returns false when the position is already gone (a leg filled first).
-    fn clear_for_exit(&mut self, symbol: &str) -> bool {
+    fn clear_for_exit(&mut self, symbol: &str) -> Result<(), &'static str> {
+        let journaled: BTreeMap<String, Decimal> = self
+            .orders
+            .values()
+            .filter(|t| t.is_entry() && t.order.product_id == symbol)
+            .filter_map(|t| Some((t.exchange_id.clone()?, t.filled)))
+            .collect();
         let ids: Vec<String> = self
             .orders
             .values()
@@ -750,7 +767,7 @@ impl CoinbaseBroker {
             })
             .collect();
         if ids.is_empty() {
-            return true;
+            return Ok(());
         }
         for t in self.orders.values_mut() {
             if t.is_entry() && t.order.product_id == symbol {
@@ -763,24 +780,30 @@ impl CoinbaseBroker {
                 .iter()
                 .map(|id| self.read_order(id).ok().map(|(o, _)| o))
                 .collect();
-            if states.iter().any(|o| {
-                o.as_ref()
-                    .is_some_and(|o| o.status == "FILLED" && !o.originating_order_id.is_empty())
-            }) {
-                return false;
+            for order in states.iter().flatten() {
+                let filled = dec(&order.filled_size).unwrap_or_default();
+                // A take-profit or stop that filled, even in part: the
+                // position is not what the exit would sell.
+                if !order.originating_order_id.is_empty() && filled > Decimal::ZERO {
+                    return Err("not sent: the position's take-profit or stop filled first");
+                }
+                // The entry filled more than the journal knows: likewise.
+                if journaled.get(&order.order_id).is_some_and(|j| filled > *j) {
+                    return Err(
+                        "not sent: the entry filled further meanwhile; the next exit sells it all",
+                    );
+                }
             }
             if states
                 .iter()
                 .all(|o| o.as_ref().is_some_and(model::Order::is_done))
             {
-                return true;
+                return Ok(());
             }
             std::thread::sleep(std::time::Duration::from_millis(CANCEL_CONFIRM_WAIT_MS));
         }
-        self.notes.push(format!(
-            "{symbol}: the bracket's cancel was not confirmed; the exit is sent anyway"
-        ));
-        true
+        // A bracket that may still fill must not meet a SELL of the same coins.
+        Err("not sent: the bracket's cancel was not confirmed by the exchange")
     }
 
     /// `POST /orders/batch_cancel`: the ids the exchange says it cancelled.
@@ -806,11 +829,12 @@ impl CoinbaseBroker {
                 order_seq, order, reason,
             ))];
         }
-        if order.purpose == OrderPurpose::Exit
-            && self.settings.mode == Mode::Live
-            && !self.clear_for_exit(&order.product_id)
-        {
-            let reason = "not sent: the position's take-profit or stop filled first".to_string();
+        let cleared = match (order.purpose, self.settings.mode) {
+            (OrderPurpose::Exit, Mode::Live) => self.clear_for_exit(&order.product_id),
+            _ => Ok(()),
+        };
+        if let Err(reason) = cleared {
+            let reason = reason.to_string();
             let event = Event::OrderCancelled(OrderCancelled {
                 client_order_id: order.client_order_id.clone(),
                 order_seq,

@@ -144,7 +144,13 @@ impl Rest {
                 }
                 Ok(answer) if answer.status == 429 => {
                     last = "HTTP 429 (rate limited)".into();
-                    retry_after_ms(&answer).unwrap_or(backoff_ms)
+                    match (retry_after_ms(&answer), asks_too_long(&answer)) {
+                        (Some(wait_ms), _) => wait_ms,
+                        // Asked to wait longer than a step may: given up
+                        // now, tried again at the next poll (not hammered).
+                        (None, true) => break,
+                        (None, false) => backoff_ms,
+                    }
                 }
                 Ok(answer) if answer.status >= 500 => {
                     last = format!("HTTP {}: {}", answer.status, snippet(&answer.body));
@@ -302,6 +308,15 @@ async fn send(client: &reqwest::Client, request: reqwest::Request) -> Result<Ans
 /// ([`crate::fetch::retry_after_ms`]).
 fn retry_after_ms(answer: &Answer) -> Option<u64> {
     crate::fetch::retry_after_ms(answer.retry_after.as_deref())
+}
+
+/// Whether a 429 asked for a wait beyond the cap.
+fn asks_too_long(answer: &Answer) -> bool {
+    let seconds = answer
+        .retry_after
+        .as_deref()
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    seconds.is_some_and(|s| s > crate::fetch::RETRY_AFTER_S_MAX)
 }
 
 /// Up to a quarter more, so clients that were refused together do not retry together.
