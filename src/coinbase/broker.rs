@@ -213,6 +213,11 @@ pub struct CoinbaseBroker {
     exchange_open: Vec<String>,
     /// Where the next fills poll starts (the exchange's time).
     fills_since_ms: Option<UnixMs>,
+    /// The oldest fill of this poll whose order could not be read (not
+    /// known to be someone else's): the cursor stays before it.
+    oldest_unread_ms: Option<UnixMs>,
+    /// The last order read for a fill failed.
+    fill_unread: bool,
     /// Answers given outside a poll, handed out by the next one.
     queued: Vec<BrokerEvent>,
     /// Symbol → close of the newest candle whose step the journal holds.
@@ -247,6 +252,8 @@ impl CoinbaseBroker {
             foreign: BTreeSet::new(),
             exchange_open: Vec::new(),
             fills_since_ms: None,
+            oldest_unread_ms: None,
+            fill_unread: false,
             queued: Vec::new(),
             stepped_ms: BTreeMap::new(),
             held: Vec::new(),
@@ -920,6 +927,7 @@ impl CoinbaseBroker {
 
     /// New fills since the cursor (every page), joined to our orders.
     fn poll_fills(&mut self) -> Vec<(UnixMs, BrokerEvent)> {
+        self.oldest_unread_ms = None;
         let mut raw_fills = Vec::new();
         let mut cursor = String::new();
         let since = self.fills_since_ms.map(rfc3339).unwrap_or_default();
@@ -953,7 +961,17 @@ impl CoinbaseBroker {
         if self.fills_seen.contains(&fill.trade_id) {
             return None;
         }
-        let client_id = self.owner_of(&fill.order_id)?;
+        self.fill_unread = false;
+        let Some(client_id) = self.owner_of(&fill.order_id) else {
+            if self.fill_unread {
+                // The cursor must not pass a fill that may be ours.
+                if let Some(when) = time_ms(&fill.trade_time) {
+                    let oldest = self.oldest_unread_ms.map_or(when, |o| o.min(when));
+                    self.oldest_unread_ms = Some(oldest);
+                }
+            }
+            return None;
+        };
         let t = self.orders.get_mut(&client_id)?;
         let (price, size) = (dec(&fill.price)?, dec(&fill.size)?);
         let when = time_ms(&fill.trade_time)?;
@@ -1008,12 +1026,22 @@ impl CoinbaseBroker {
         if self.foreign.contains(exchange_id) {
             return None;
         }
-        let (order, _) = self.read_order(exchange_id).ok()?;
-        let Some(owner) = self
+        let Ok((order, _)) = self.read_order(exchange_id) else {
+            // Unread, not foreign: its fills are asked for again.
+            self.fill_unread = true;
+            return None;
+        };
+        // One of ours whose create's answer was lost (its exchange id not
+        // learned yet), or a TP/SL child of one of ours.
+        let by_client_id = self
+            .orders
+            .contains_key(&order.client_order_id)
+            .then(|| order.client_order_id.clone());
+        let by_parent = self
             .by_exchange_id
             .get(&order.originating_order_id)
-            .cloned()
-        else {
+            .cloned();
+        let Some(owner) = by_client_id.or(by_parent) else {
             // Someone else's order (the account's own trading): not ours, never read again.
             self.foreign.insert(exchange_id.to_string());
             return None;
@@ -1316,7 +1344,10 @@ impl Broker for CoinbaseBroker {
         if let Some(newest) = now_ms {
             // The next poll starts a little before the newest fill: fills
             // with equal times may arrive in two polls (repeats are dropped).
-            self.fills_since_ms = Some(self.fills_since_ms.unwrap_or(newest).max(newest - 60_000));
+            let next = self.fills_since_ms.unwrap_or(newest).max(newest - 60_000);
+            // Not past a fill whose order could not be read this time.
+            let next = self.oldest_unread_ms.map_or(next, |u| next.min(u - 60_000));
+            self.fills_since_ms = Some(next);
         }
         events.extend(fills);
         // Read after the fills: no fill answered is later than this.
