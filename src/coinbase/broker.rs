@@ -304,6 +304,20 @@ impl CoinbaseBroker {
             self.orders
                 .insert(tracked.order.client_order_id.clone(), tracked);
         }
+        // An exit the journal holds open was sent after its symbol's bracket
+        // was taken down by this broker (before the crash): that bracket's
+        // end is no news, not protection lost.
+        let exiting: BTreeSet<String> = self
+            .orders
+            .values()
+            .filter(|t| t.order.purpose == OrderPurpose::Exit)
+            .map(|t| t.order.product_id.clone())
+            .collect();
+        for t in self.orders.values_mut() {
+            if t.is_entry() && exiting.contains(&t.order.product_id) {
+                t.child_taken_down = true;
+            }
+        }
         self.positions = positions;
     }
 
