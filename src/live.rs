@@ -73,7 +73,7 @@ impl Live {
                 );
             }
             quotes.insert(product.quote_currency_id.clone());
-            self.products.insert(symbol, product_state(&product));
+            self.products.insert(symbol, ProductState::of(&product));
         }
         if quotes.len() != 1 {
             bail!(
@@ -177,10 +177,6 @@ fn live_section(config: &Config, path: &std::path::Path) -> Result<LiveConfig> {
 /// A start-up request's failure as one line (a refused key says why).
 fn start_error(error: CallError) -> anyhow::Error {
     anyhow!("{error}")
-}
-
-fn product_state(product: &model::Product) -> ProductState {
-    ProductState::of(product)
 }
 
 /// The configuration's product spec must be Coinbase's.

@@ -111,10 +111,6 @@ impl ProductState {
             post_only: product.post_only,
         }
     }
-
-    fn differs(&self, other: &ProductState) -> bool {
-        self != other
-    }
 }
 
 /// Products' trading states are read again every this many polls.
@@ -387,11 +383,7 @@ impl CoinbaseBroker {
                 continue;
             };
             let state = ProductState::of(&product);
-            if self
-                .products
-                .get(&symbol)
-                .is_some_and(|old| old.differs(&state))
-            {
+            if self.products.get(&symbol).is_some_and(|old| *old != state) {
                 self.notes
                     .push(format!("{symbol}: trading state now {state:?}"));
             }
