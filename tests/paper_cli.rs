@@ -17,8 +17,8 @@
 mod common;
 
 use anx_journal::{
-    Decision, DecisionOutcome, EngineState, Event, ExitReason, FillLeg, OperatorCommand, Reader,
-    SessionAction, StoredEvent, TailPolicy, TradeClosed,
+    Decision, DecisionOutcome, EngineState, Event, ExitReason, FillLeg, OperatorCommand,
+    SessionAction, TradeClosed,
 };
 use anx_projections::Projection;
 use common::*;
@@ -254,22 +254,6 @@ fn paper_refused(journal: &Path, url: &str, extra: &[&str]) -> Run {
     anx(&args)
 }
 
-fn log_of(journal: &Path) -> String {
-    std::fs::read_to_string(journal.with_extension("log")).unwrap_or_default()
-}
-
-/// Every intact event (a record being written right now is not read yet).
-fn events(journal: &Path) -> Vec<StoredEvent> {
-    let Ok(mut reader) = Reader::open_with(journal, TailPolicy::StopAtTorn) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    while let Ok(Some(stored)) = reader.next_event() {
-        out.push(stored);
-    }
-    out
-}
-
 fn wait_for(what: &str, journal: &Path, timeout: Duration, mut done: impl FnMut() -> bool) {
     let started = Instant::now();
     while !done() {
@@ -308,15 +292,6 @@ fn wait_until_fed(journal: &Path, market: &FakeMarket, child: &mut Child) {
     wait_for("another poll", journal, Duration::from_secs(30), || {
         market.time_requests() > polls + 1
     });
-}
-
-fn sigterm(child: &mut Child) -> std::process::ExitStatus {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill -TERM");
-    assert!(status.success());
-    child.wait().expect("wait for the trader")
 }
 
 fn folded(journal: &Path) -> Projection {
@@ -369,13 +344,6 @@ fn placed_ids(journal: &Path) -> Vec<String> {
             _ => None,
         })
         .collect()
-}
-
-fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .expect("time in range")
-        .format("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
 }
 
 /// A small deterministic generator for the kill points (seed printed on failure).

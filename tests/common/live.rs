@@ -2,7 +2,7 @@
 //! own process, `anx live` against it, and readers of the journal.
 
 use super::*;
-use anx_journal::{Event, Reader, StoredEvent, TailPolicy};
+use anx_journal::Event;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -56,13 +56,6 @@ pub fn write_feed(dir: &Path) {
         }
         std::fs::write(dir.join(format!("COINBASE_{symbol}_1h.csv")), text).unwrap();
     }
-}
-
-pub fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap()
-        .format("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
 }
 
 /// The fake's account and costs as the test configuration models them, but
@@ -195,21 +188,6 @@ pub fn spawn_live_with(journal: &Path, fake: &Fake, config: &Path, extra: &[&str
         .expect("spawn anx live")
 }
 
-pub fn log_of(journal: &Path) -> String {
-    std::fs::read_to_string(journal.with_extension("log")).unwrap_or_default()
-}
-
-pub fn events(journal: &Path) -> Vec<StoredEvent> {
-    let Ok(mut reader) = Reader::open_with(journal, TailPolicy::StopAtTorn) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    while let Ok(Some(stored)) = reader.next_event() {
-        out.push(stored);
-    }
-    out
-}
-
 pub fn wait_for(what: &str, journal: &Path, child: &mut Child, mut done: impl FnMut() -> bool) {
     let started = Instant::now();
     while !done() {
@@ -271,15 +249,6 @@ pub fn drive(fake: &Fake, journal: &Path, child: &mut Child, from_s: i64, to_s: 
         ),
     );
     wait_for_decisions(journal, child, to_s);
-}
-
-pub fn sigterm(child: &mut Child) -> std::process::ExitStatus {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill -TERM");
-    assert!(status.success());
-    child.wait().expect("wait for the trader")
 }
 
 /// The decisions (without the config hash's journal position) and trades, as JSON.

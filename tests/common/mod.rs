@@ -280,3 +280,36 @@ pub fn cut_last_segment(journal: &Path, bytes: u64) -> PathBuf {
         .expect("cut the segment");
     segment
 }
+
+pub fn events(journal: &Path) -> Vec<anx_journal::StoredEvent> {
+    let Ok(mut reader) =
+        anx_journal::Reader::open_with(journal, anx_journal::TailPolicy::StopAtTorn)
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    while let Ok(Some(stored)) = reader.next_event() {
+        out.push(stored);
+    }
+    out
+}
+
+pub fn sigterm(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(status.success());
+    child.wait().expect("wait for the trader")
+}
+
+pub fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap()
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+pub fn log_of(journal: &Path) -> String {
+    std::fs::read_to_string(journal.with_extension("log")).unwrap_or_default()
+}
