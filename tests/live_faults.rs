@@ -936,7 +936,20 @@ impl Trading {
         ));
         let now_s = self.now_s();
         self.lockstep(now_s);
+        let started = |all: &[StoredEvent]| {
+            all.iter()
+                .filter(
+                    |e| matches!(&e.event, Event::Session(s) if s.action == SessionAction::Started),
+                )
+                .count()
+        };
+        let before = started(&events(&self.journal));
         self.child = spawn_live(&self.journal, &self.fake, &[]);
+        // Up and trading (its signal handlers installed) before anything
+        // else is done to it: a SIGTERM earlier would be the default action.
+        self.wait_until("the restarted trader's session", |all| {
+            started(all) > before
+        });
         wait_for_decisions(&self.journal, &mut self.child, now_s);
     }
 
