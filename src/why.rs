@@ -7,7 +7,7 @@
 use crate::output::market_time;
 use crate::store::Store;
 use anx_journal::reader::SegmentFileInfo;
-use anx_journal::{DecisionOutcome, Event, Seq, StoredEvent};
+use anx_journal::{DecisionOutcome, Event, Glass, GlassBox, Seq, StoredEvent};
 use anx_projections::model::HOUR_MS;
 use anyhow::{anyhow, bail, Result};
 use rust_decimal::Decimal;
@@ -153,6 +153,88 @@ fn fee_against_model(
     )
 }
 
+/// A decision, in words: its outcome and glass box (kept inline for a
+/// decision that led to an order, in every schema).
+fn describe_decision(
+    e: &anx_journal::Decision,
+    out: &mut String,
+    config: Option<&anx_projections::engine::config::Config>,
+) {
+    let outcome = match &e.outcome {
+        DecisionOutcome::Hold => "hold".to_string(),
+        DecisionOutcome::Enter => "enter".to_string(),
+        DecisionOutcome::Exit { reason } => format!("exit ({reason:?})"),
+        DecisionOutcome::Rejected { reason_code } => format!("rejected: {reason_code}"),
+    };
+    // Schema 2 declares the configuration once, in `RunStarted`.
+    let config_hash = e
+        .config_hash
+        .or_else(|| config.map(|c| c.hash()))
+        .map_or("-".to_string(), |h| h.to_hex());
+    let regime = e.glass.full().map_or("-", |g| g.regime.as_str());
+    let _ = writeln!(
+        out,
+        "decision on {} (candle seq {}): {outcome}; regime {regime}; config {config_hash}",
+        e.symbol, e.candle_seq
+    );
+    match &e.glass {
+        Glass::Full(glass) => describe_glass(glass, out),
+        Glass::Committed { fired, digest } => {
+            let fired: Vec<&str> = fired.iter().map(|f| f.as_str()).collect();
+            let _ = writeln!(
+                out,
+                "      glass box not kept inline: fired [{}], digest {digest}",
+                fired.join(", ")
+            );
+        }
+    }
+    if let Some(s) = &e.sizing {
+        let _ = writeln!(out, "      sizing: capital {} x risk {} = budget {}; entry {}, stop trigger {} -> worst-case fill {}; risk/unit {}; quantity {} -> {} (rounded); notional {}; multiplier {}",
+            d(s.capital), d(s.risk_fraction), d(s.risk_budget), d(s.entry), d(s.stop_trigger), d(s.worst_case_fill), d(s.risk_per_unit), d(s.quantity_raw), d(s.quantity), d(s.notional), d(s.multiplier));
+    }
+}
+
+/// A glass box's indicators, signals and risk checks, a line each.
+fn describe_glass(e: &GlassBox, out: &mut String) {
+    let indicators: Vec<String> = e
+        .indicators
+        .iter()
+        .map(|i| format!("{}={}", i.name, od(i.value)))
+        .collect();
+    let _ = writeln!(out, "      indicators: {}", indicators.join(", "));
+    for s in &e.signals {
+        let note = if s.note.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", s.note)
+        };
+        let _ = writeln!(
+            out,
+            "      signal {}: {} strength {} confidence {} entry {} stop {} take-profit {}{note}",
+            s.name,
+            if s.fired { "FIRED" } else { "quiet" },
+            d(s.strength),
+            d(s.confidence),
+            od(s.entry),
+            od(s.stop),
+            od(s.take_profit)
+        );
+    }
+    for r in &e.risk_checks {
+        let detail = if r.detail.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", r.detail)
+        };
+        let _ = writeln!(
+            out,
+            "      risk {} {}{detail}",
+            r.code,
+            if r.passed { "pass" } else { "FAIL" }
+        );
+    }
+}
+
 /// One event of the trail, in words.
 fn describe(
     event: &Event,
@@ -174,50 +256,7 @@ fn describe(
                 d(c.volume)
             );
         }
-        Event::Decision(e) => {
-            let outcome = match &e.outcome {
-                DecisionOutcome::Hold => "hold".to_string(),
-                DecisionOutcome::Enter => "enter".to_string(),
-                DecisionOutcome::Exit { reason } => format!("exit ({reason:?})"),
-                DecisionOutcome::Rejected { reason_code } => format!("rejected: {reason_code}"),
-            };
-            let _ = writeln!(
-                out,
-                "decision on {} (candle seq {}): {outcome}; regime {}; config {}",
-                e.symbol, e.candle_seq, e.regime, e.config_hash
-            );
-            let indicators: Vec<String> = e
-                .indicators
-                .iter()
-                .map(|i| format!("{}={}", i.name, od(i.value)))
-                .collect();
-            let _ = writeln!(out, "      indicators: {}", indicators.join(", "));
-            for s in &e.signals {
-                let note = if s.note.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", s.note)
-                };
-                let _ = writeln!(out, "      signal {}: {} strength {} confidence {} entry {} stop {} take-profit {}{note}", s.name, if s.fired { "FIRED" } else { "quiet" }, d(s.strength), d(s.confidence), od(s.entry), od(s.stop), od(s.take_profit));
-            }
-            for r in &e.risk_checks {
-                let detail = if r.detail.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {}", r.detail)
-                };
-                let _ = writeln!(
-                    out,
-                    "      risk {} {}{detail}",
-                    r.code,
-                    if r.passed { "pass" } else { "FAIL" }
-                );
-            }
-            if let Some(s) = &e.sizing {
-                let _ = writeln!(out, "      sizing: capital {} x risk {} = budget {}; entry {}, stop trigger {} -> worst-case fill {}; risk/unit {}; quantity {} -> {} (rounded); notional {}; multiplier {}",
-                    d(s.capital), d(s.risk_fraction), d(s.risk_budget), d(s.entry), d(s.stop_trigger), d(s.worst_case_fill), d(s.risk_per_unit), d(s.quantity_raw), d(s.quantity), d(s.notional), d(s.multiplier));
-            }
-        }
+        Event::Decision(e) => describe_decision(e, out, config),
         Event::OrderPlaced(o) => {
             let _ = writeln!(
                 out,

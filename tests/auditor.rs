@@ -112,6 +112,7 @@ fn auditor_agrees_on_multi_segment_and_damaged_journals() {
         durability: Durability::OnClose,
         segment_bytes_max: 900,
         open_check: OpenCheck::FullChain,
+        ..WriterOptions::default()
     };
     let mut writer = Writer::create(dir.path(), GOLDEN_META, options).unwrap();
     for (ms, event) in golden_events().into_iter().chain(golden_events()) {
@@ -217,6 +218,7 @@ fn auditor_agrees_on_expected_heads_torn_tails_and_the_seq_it_expected() {
         durability: Durability::OnClose,
         segment_bytes_max: 900,
         open_check: OpenCheck::FullChain,
+        ..WriterOptions::default()
     };
     let mut writer = Writer::create(multi.path(), GOLDEN_META, options).unwrap();
     for (ms, event) in golden_events() {

@@ -283,7 +283,7 @@ fn protection_that_never_appears_fails_closed_and_closes_the_position() {
     // (FAIL_CLOSED holds: a signal that fires decides no entry.)
     let fired_later = all.iter().filter(|e| e.seq > fail.0).any(|e| {
         matches!(&e.event, Event::Decision(d) if d.symbol == "BTC-USD"
-            && d.signals.iter().any(|s| s.fired) && d.outcome == DecisionOutcome::Hold)
+            && !d.glass.fired().is_empty() && d.outcome == DecisionOutcome::Hold)
     });
     assert!(
         fired_later,
@@ -644,7 +644,7 @@ fn an_entry_refused_for_insufficient_funds_fails_the_symbol_closed() {
         "{context}"
     );
     assert!(all.iter().filter(|e| e.seq > rejected_seq).any(|e| {
-        matches!(&e.event, Event::Decision(d) if d.symbol == "BTC-USD" && d.signals.iter().any(|s| s.fired))
+        matches!(&e.event, Event::Decision(d) if d.symbol == "BTC-USD" && !d.glass.fired().is_empty())
     }));
     let eth = orders
         .iter()

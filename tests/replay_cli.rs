@@ -19,10 +19,13 @@ const FIXTURE_META: JournalMeta = JournalMeta {
     created_ms: GOLDEN_META.created_ms,
 };
 
+/// The trading fixture is a schema-1 journal (as builds before schema 2 wrote
+/// it), and stays one: every later build must read it alike.
 fn write_fixture(dir: &Path) {
     let options = WriterOptions {
         durability: Durability::OnClose,
         open_check: OpenCheck::FullChain,
+        schema: 1,
         ..WriterOptions::default()
     };
     let mut writer = Writer::create(dir, FIXTURE_META, options).unwrap();

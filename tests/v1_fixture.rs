@@ -88,7 +88,10 @@ fn export_is_unchanged() {
         trade_decisions(&lines).join("\n")
     );
     // … and, readable, the decisions that led to orders.
-    insta::assert_snapshot!("v1_export_trade_decisions", trade_decisions(&lines).join("\n"));
+    insta::assert_snapshot!(
+        "v1_export_trade_decisions",
+        trade_decisions(&lines).join("\n")
+    );
 }
 
 /// The export lines of the decisions that entered or exited.
@@ -112,7 +115,11 @@ fn status_reads_the_completed_backtest() {
     let run = anx(&["status", path_str(dir.path()), "--json"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let out = json(&run.stdout);
-    let head = format!("{}:{}", out["head_seq"], out["head_hash"].as_str().unwrap_or(""));
+    let head = format!(
+        "{}:{}",
+        out["head_seq"],
+        out["head_hash"].as_str().unwrap_or("")
+    );
     assert_eq!(head, HEAD, "{out}");
     assert_eq!(out["healthy"], true, "{out}");
     assert_eq!(out["journal_kind"], "replay_backtest_completed", "{out}");

@@ -247,21 +247,258 @@ pub enum DecisionOutcome {
     Rejected { reason_code: String },
 }
 
-/// The glass-box record of one decision on one closed candle.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Decision {
-    #[serde(deserialize_with = "crate::codec::string")]
-    pub symbol: String,
-    pub as_of_ms: UnixMs,
-    /// The seq of the `Candle` event this decision read.
-    pub candle_seq: Seq,
+/// The glass box of one decision: everything the engine read and weighed –
+/// the regime, every indicator value, every signal's output, every risk check
+/// with its figures. It can be recomputed from the journaled candles and the
+/// run's configuration; a schema-2 record keeps only its digest unless the
+/// decision led to an order ([`Glass`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GlassBox {
     pub regime: Text,
     pub indicators: Vec<Indicator>,
     pub signals: Vec<SignalOutput>,
     pub risk_checks: Vec<RiskCheck>,
-    pub sizing: Option<Sizing>,
+}
+
+impl GlassBox {
+    /// The names of the signals that fired, in order.
+    pub fn fired(&self) -> Vec<Text> {
+        self.signals
+            .iter()
+            .filter(|s| s.fired)
+            .map(|s| s.name.clone())
+            .collect()
+    }
+
+    /// The digest a schema-2 record commits to: BLAKE3 of the glass box's
+    /// canonical encoding (FORMAT.md §6a).
+    pub fn digest(&self) -> Result<Hash32, String> {
+        let mut bytes = Vec::with_capacity(512);
+        crate::schema2::encode_glass(self, &mut crate::compact::Out(&mut bytes))?;
+        Ok(blake3::hash(&bytes).into())
+    }
+}
+
+/// What a decision record holds of its glass box.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Glass {
+    /// The whole glass box: the engine's own output, a schema-1 record, or a
+    /// schema-2 record of a decision that led to an order (kept inline, so a
+    /// trade's trail is read, not recomputed).
+    Full(GlassBox),
+    /// A schema-2 record of a decision that led to no order: the signals that
+    /// fired, and the digest of the glass box – which only a recomputation
+    /// that hashes to the same digest may stand in for.
+    Committed { fired: Vec<Text>, digest: Hash32 },
+}
+
+impl Glass {
+    pub fn full(&self) -> Option<&GlassBox> {
+        match self {
+            Glass::Full(glass) => Some(glass),
+            Glass::Committed { .. } => None,
+        }
+    }
+
+    pub fn full_mut(&mut self) -> Option<&mut GlassBox> {
+        match self {
+            Glass::Full(glass) => Some(glass),
+            Glass::Committed { .. } => None,
+        }
+    }
+
+    /// The names of the signals that fired.
+    pub fn fired(&self) -> Vec<Text> {
+        match self {
+            Glass::Full(glass) => glass.fired(),
+            Glass::Committed { fired, .. } => fired.clone(),
+        }
+    }
+
+    /// The digest of the glass box, journaled or worked out.
+    pub fn digest(&self) -> Result<Hash32, String> {
+        match self {
+            Glass::Full(glass) => glass.digest(),
+            Glass::Committed { digest, .. } => Ok(*digest),
+        }
+    }
+}
+
+/// The record of one decision on one closed candle (or one reaction to an
+/// order's end or an operator's exit): what was decided, why, and the glass
+/// box it was decided from.
+///
+/// Schema 1 stores every field. Schema 2 stores the outcome and its reason,
+/// the sizing, and the glass box whole only for a decision that leads to an
+/// order (`Enter`, `Exit`); any other keeps the fired signals and a digest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub symbol: String,
+    pub as_of_ms: UnixMs,
+    /// The seq of the `Candle` event this decision read.
+    pub candle_seq: Seq,
     pub outcome: DecisionOutcome,
-    pub config_hash: Hash32,
+    pub sizing: Option<Sizing>,
+    /// The run's configuration hash: repeated in every schema-1 record,
+    /// declared once per run (`RunStarted`) in schema 2, where a decoded
+    /// record has none.
+    pub config_hash: Option<Hash32>,
+    pub glass: Glass,
+}
+
+impl Decision {
+    /// Whether schema 2 keeps this decision's glass box inline: it led to an
+    /// order, so a trade's trail shows it without a recomputation.
+    pub fn keeps_glass_inline(&self) -> bool {
+        matches!(
+            self.outcome,
+            DecisionOutcome::Enter | DecisionOutcome::Exit { .. }
+        )
+    }
+}
+
+impl Event {
+    /// This event as a record written by a writer of journal schema `schema`
+    /// reads back: the same, but for a schema-2 `Decision`, which has no
+    /// configuration hash and keeps of a glass box it does not hold inline the
+    /// fired signals and the digest.
+    pub fn as_read_back(&self, schema: u16) -> Result<Event, String> {
+        let Event::Decision(d) = self else {
+            return Ok(self.clone());
+        };
+        if self.kind().written_at(schema) < 2 {
+            return Ok(self.clone());
+        }
+        let mut read = d.clone();
+        read.config_hash = None;
+        if !d.keeps_glass_inline() {
+            read.glass = Glass::Committed {
+                fired: d.glass.fired(),
+                digest: d.glass.digest()?,
+            };
+        }
+        Ok(Event::Decision(read))
+    }
+}
+
+/// A schema-1 decision, field for field in stored order (FORMAT.md §6).
+#[derive(Serialize, Deserialize)]
+struct DecisionV1 {
+    #[serde(deserialize_with = "crate::codec::string")]
+    symbol: String,
+    as_of_ms: UnixMs,
+    candle_seq: Seq,
+    regime: Text,
+    indicators: Vec<Indicator>,
+    signals: Vec<SignalOutput>,
+    risk_checks: Vec<RiskCheck>,
+    sizing: Option<Sizing>,
+    outcome: DecisionOutcome,
+    config_hash: Hash32,
+}
+
+/// [`DecisionV1`] borrowed, for writing one without a copy.
+#[derive(Serialize)]
+struct DecisionV1Ref<'a> {
+    symbol: &'a str,
+    as_of_ms: UnixMs,
+    candle_seq: Seq,
+    regime: &'a Text,
+    indicators: &'a [Indicator],
+    signals: &'a [SignalOutput],
+    risk_checks: &'a [RiskCheck],
+    sizing: &'a Option<Sizing>,
+    outcome: &'a DecisionOutcome,
+    config_hash: &'a Hash32,
+}
+
+/// A schema-2 decision as JSON (`anx journal export`): its facts, then the
+/// glass box or what the record commits to.
+#[derive(Serialize)]
+struct DecisionV2Json<'a> {
+    symbol: &'a str,
+    as_of_ms: UnixMs,
+    candle_seq: Seq,
+    outcome: &'a DecisionOutcome,
+    sizing: &'a Option<Sizing>,
+    #[serde(flatten)]
+    glass: GlassJson<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum GlassJson<'a> {
+    Full(&'a GlassBox),
+    Committed {
+        fired: &'a [Text],
+        glass_digest: &'a Hash32,
+    },
+}
+
+impl Serialize for Decision {
+    /// The schema-1 layout whenever the decision has one (its configuration
+    /// hash and its whole glass box): in bincode, the stored form; in JSON,
+    /// what `export` has always printed. A schema-2 record read back has
+    /// only its JSON form.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if let (Some(config_hash), Glass::Full(glass)) = (&self.config_hash, &self.glass) {
+            return DecisionV1Ref {
+                symbol: &self.symbol,
+                as_of_ms: self.as_of_ms,
+                candle_seq: self.candle_seq,
+                regime: &glass.regime,
+                indicators: &glass.indicators,
+                signals: &glass.signals,
+                risk_checks: &glass.risk_checks,
+                sizing: &self.sizing,
+                outcome: &self.outcome,
+                config_hash,
+            }
+            .serialize(serializer);
+        }
+        if !serializer.is_human_readable() {
+            return Err(serde::ser::Error::custom(
+                "a schema-2 decision read back has no schema-1 encoding (no config hash or no glass box)",
+            ));
+        }
+        let glass = match &self.glass {
+            Glass::Full(glass) => GlassJson::Full(glass),
+            Glass::Committed { fired, digest } => GlassJson::Committed {
+                fired,
+                glass_digest: digest,
+            },
+        };
+        DecisionV2Json {
+            symbol: &self.symbol,
+            as_of_ms: self.as_of_ms,
+            candle_seq: self.candle_seq,
+            outcome: &self.outcome,
+            sizing: &self.sizing,
+            glass,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Decision {
+    /// A schema-1 body.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let v1 = DecisionV1::deserialize(deserializer)?;
+        Ok(Decision {
+            symbol: v1.symbol,
+            as_of_ms: v1.as_of_ms,
+            candle_seq: v1.candle_seq,
+            outcome: v1.outcome,
+            sizing: v1.sizing,
+            config_hash: Some(v1.config_hash),
+            glass: Glass::Full(GlassBox {
+                regime: v1.regime,
+                indicators: v1.indicators,
+                signals: v1.signals,
+                risk_checks: v1.risk_checks,
+            }),
+        })
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -790,6 +1027,16 @@ impl EventRole {
 }
 
 impl EventKind {
+    /// The schema version a body of this kind is written at by a writer of
+    /// journal schema `schema`: schema 2 changed `Candle` and `Decision` only;
+    /// every other kind has one version, 1.
+    pub const fn written_at(self, schema: u16) -> u16 {
+        match self {
+            EventKind::Candle | EventKind::Decision if schema >= 2 => 2,
+            _ => 1,
+        }
+    }
+
     /// The kind's role. One match without a wildcard: a new kind does not
     /// compile until its role is decided.
     pub const fn role(self) -> EventRole {
@@ -865,33 +1112,56 @@ macro_rules! events {
             }
         })*
 
-        /// Encodes the body of `event` (not the envelope) with the frozen config.
-        pub(crate) fn encode_body(event: &Event, out: &mut Vec<u8>) -> Result<(), bincode::error::EncodeError> {
-            match event {
-                $(Event::$name(body) => {
-                    bincode::serde::encode_into_writer(body, VecWriter(out), crate::codec::BODY_CONFIG)?;
-                })*
+        /// Encodes the body of `event` (not the envelope) at schema `version`
+        /// (its kind's, [`EventKind::written_at`]): schema 2 of `Candle` and
+        /// `Decision` by hand (FORMAT.md §6a), every schema-1 body by bincode
+        /// with the frozen config.
+        pub(crate) fn encode_body(event: &Event, version: u16, out: &mut Vec<u8>) -> Result<(), String> {
+            match (version, event) {
+                (2, Event::Candle(c)) => crate::schema2::encode_candle(c, &mut crate::compact::Out(out)),
+                (2, Event::Decision(d)) => crate::schema2::encode_decision(d, &mut crate::compact::Out(out)),
+                (1, _) => match event {
+                    $(Event::$name(body) => {
+                        bincode::serde::encode_into_writer(body, VecWriter(out), crate::codec::BODY_CONFIG)
+                            .map_err(|e| e.to_string())
+                    })*
+                },
+                (other, _) => Err(format!("{} has no schema version {other}", event.kind())),
             }
-            Ok(())
         }
 
-        /// The encoded body of `event` (what follows the envelope on disk).
-        pub fn body_bytes(event: &Event) -> Vec<u8> {
+        /// The encoded body of `event` at schema `version` (what follows the
+        /// envelope on disk).
+        pub fn body_bytes(event: &Event, version: u16) -> Result<Vec<u8>, String> {
             let mut out = Vec::new();
-            body_bytes_into(event, &mut out);
-            out
+            body_bytes_into(event, version, &mut out)?;
+            Ok(out)
         }
 
         /// [`body_bytes`] into `out` (cleared first), reusing its allocation.
-        pub fn body_bytes_into(event: &Event, out: &mut Vec<u8>) {
+        pub fn body_bytes_into(event: &Event, version: u16, out: &mut Vec<u8>) -> Result<(), String> {
             out.clear();
-            encode_body(event, out).expect("encoding plain data into a Vec cannot fail");
+            encode_body(event, version, out)
         }
 
-        /// Decodes a schema-version-1 body of `kind`; the whole slice must be used.
-        pub(crate) fn decode_body_v1(kind: EventKind, body: &[u8]) -> Result<Event, String> {
-            match kind {
-                $(EventKind::$name => decode_exact::<$name>(body).map(Event::$name),)*
+        /// Decodes a body of `kind` at schema `version`; the whole slice must be used.
+        pub(crate) fn decode_body(kind: EventKind, version: u16, body: &[u8]) -> Result<Event, String> {
+            match (version, kind) {
+                (2, EventKind::Candle) => {
+                    let mut input = crate::compact::In::new(body);
+                    let candle = crate::schema2::decode_candle(&mut input)?;
+                    input.finish().map(|()| Event::Candle(candle))
+                }
+                (2, EventKind::Decision) => {
+                    let mut input = crate::compact::In::new(body);
+                    let decision = crate::schema2::decode_decision(&mut input)?;
+                    input.finish().map(|()| Event::Decision(decision))
+                }
+                $((1, EventKind::$name) => decode_exact::<$name>(body).map(Event::$name),)*
+                (other, _) => Err(format!(
+                    "schema version {other} is not supported for {kind} (this build knows 1..={})",
+                    kind.written_at(crate::format::SCHEMA_VERSION_CURRENT)
+                )),
             }
         }
     };

@@ -26,8 +26,9 @@ pub const RECORD_OVERHEAD_BYTES: usize = RECORD_HEADER_BYTES + RECORD_TRAILER_BY
 pub const PAYLOAD_BYTES_MAX: u32 = 1 << 20;
 /// Envelope bytes before the body: schema version (u16), kind (u16), market time (i64).
 pub const ENVELOPE_BYTES: usize = 12;
-/// The schema version every kind is written with today.
-pub const SCHEMA_VERSION_CURRENT: u16 = 1;
+/// The journal schema a writer writes by default: `Candle` and `Decision` at
+/// version 2, every other kind at 1 ([`EventKind::written_at`]).
+pub const SCHEMA_VERSION_CURRENT: u16 = 2;
 /// Domain-separation prefix of the genesis hash input.
 pub const GENESIS_DOMAIN: &[u8; 16] = b"anx-genesis-v1\0\0";
 /// Segment files are named `seg-<first seq, 20 digits>.anxj`.
@@ -220,9 +221,10 @@ pub struct Envelope {
 }
 
 impl Envelope {
-    pub fn new(kind: EventKind, market_ms: UnixMs) -> Envelope {
+    /// The envelope of a `kind` record written by a writer of journal schema `schema`.
+    pub fn new(kind: EventKind, market_ms: UnixMs, schema: u16) -> Envelope {
         Envelope {
-            schema_version: SCHEMA_VERSION_CURRENT,
+            schema_version: kind.written_at(schema),
             kind_code: kind.code(),
             market_ms,
         }

@@ -11,12 +11,14 @@
 //! the events, depends on no other anx crate, and never prints.
 
 pub mod codec;
+pub mod compact;
 pub mod error;
 pub mod event;
 pub mod format;
 pub mod head;
 pub mod reader;
 pub mod sample;
+pub mod schema2;
 pub mod storage;
 pub mod stream;
 pub mod verify;

@@ -11,8 +11,7 @@ use crate::error::{Fault, FaultReason, JournalError, Result};
 use crate::event::{Event, EventKind, Seq, UnixMs};
 use crate::format::{
     chain_hash, parse_segment_file_name, Envelope, JournalMeta, RecordHeader, SegmentHeader,
-    ENVELOPE_BYTES, RECORD_HEADER_BYTES, RECORD_OVERHEAD_BYTES, SCHEMA_VERSION_CURRENT,
-    SEGMENT_HEADER_BYTES,
+    ENVELOPE_BYTES, RECORD_HEADER_BYTES, RECORD_OVERHEAD_BYTES, SEGMENT_HEADER_BYTES,
 };
 use crate::storage::{FsStorage, ReadFile, Storage};
 use std::io::Read;
@@ -166,6 +165,7 @@ impl RecordRef<'_> {
             seq: self.seq,
             hash: self.hash,
             market_ms: self.market_ms(),
+            schema_version: self.envelope().schema_version,
             event: self.decode()?,
         })
     }
@@ -177,6 +177,9 @@ pub struct StoredEvent {
     pub seq: Seq,
     pub hash: Hash32,
     pub market_ms: UnixMs,
+    /// The record's schema version (its envelope's): what its body is
+    /// compared in when a step is re-driven.
+    pub schema_version: u16,
     pub event: Event,
 }
 
@@ -197,12 +200,7 @@ pub fn decode_payload(seq: Seq, payload: &[u8]) -> Result<Event> {
         reason: "unknown kind (written by a newer anx?)".into(),
     })?;
     let body = &payload[ENVELOPE_BYTES..];
-    let decoded = match envelope.schema_version {
-        1 => crate::event::decode_body_v1(kind, body),
-        other => Err(format!(
-            "schema version {other} is not supported (this build knows 1..={SCHEMA_VERSION_CURRENT})"
-        )),
-    };
+    let decoded = crate::event::decode_body(kind, envelope.schema_version, body);
     decoded.map_err(|reason| JournalError::Decode {
         seq,
         what: format!("{kind} body"),

@@ -41,10 +41,7 @@ pub fn candle(open_ms: UnixMs, ohlcv: [&str; 5]) -> Candle {
 /// feed fault, unconfirmed protection and its cancel request, an operator's
 /// halt and the run's end. Returns `(market_ms, event)` pairs.
 pub fn golden_events() -> Vec<(UnixMs, Event)> {
-    let ids = GoldenIds {
-        config_hash: Hash32(*blake3::hash(b"sample config").as_bytes()),
-        coid: "ANX4_run00001_BTCUSD_20240101T0800_1a2b3c4d".to_string(),
-    };
+    let ids = golden_ids();
     let parts = [
         golden_run_start(&ids),
         golden_entry_decision(&ids),
@@ -62,6 +59,13 @@ pub fn golden_events() -> Vec<(UnixMs, Event)> {
 struct GoldenIds {
     config_hash: Hash32,
     coid: String,
+}
+
+fn golden_ids() -> GoldenIds {
+    GoldenIds {
+        config_hash: Hash32(*blake3::hash(b"sample config").as_bytes()),
+        coid: "ANX4_run00001_BTCUSD_20240101T0800_1a2b3c4d".to_string(),
+    }
 }
 
 /// The golden run's market time `hours` after its start.
@@ -115,6 +119,21 @@ fn golden_run_start(ids: &GoldenIds) -> Vec<(UnixMs, Event)> {
     ]
 }
 
+/// A decision that led to no order (FORMAT.md §9a's committed example): the
+/// golden entry's glass box, rejected by a risk check, with no sizing. Its
+/// schema-2 record keeps the fired signals and the glass box's digest.
+pub fn golden_rejected_decision() -> Decision {
+    let (_, entry) = golden_entry_decision(&golden_ids()).remove(0);
+    let Event::Decision(mut decision) = entry else {
+        panic!("the golden entry decision is a Decision")
+    };
+    decision.sizing = None;
+    decision.outcome = DecisionOutcome::Rejected {
+        reason_code: "rr_after_costs".into(),
+    };
+    decision
+}
+
 /// Golden events: the decision to enter, with its glass box.
 fn golden_entry_decision(ids: &GoldenIds) -> Vec<(UnixMs, Event)> {
     let config_hash = ids.config_hash;
@@ -124,32 +143,34 @@ fn golden_entry_decision(ids: &GoldenIds) -> Vec<(UnixMs, Event)> {
             symbol: "BTC-USD".into(),
             as_of_ms: t(4),
             candle_seq: 2,
-            regime: "trend".into(),
-            indicators: vec![
-                Indicator {
-                    name: "donchian_high".into(),
-                    value: Some(d("104400")),
-                },
-                Indicator {
-                    name: "atr".into(),
-                    value: None,
-                },
-            ],
-            signals: vec![SignalOutput {
-                name: "breakout".into(),
-                fired: true,
-                strength: d("0.8"),
-                confidence: d("0.6"),
-                entry: Some(d("104500")),
-                stop: Some(d("102361")),
-                take_profit: Some(d("108778")),
-                note: "close above 20-bar high".into(),
-            }],
-            risk_checks: vec![RiskCheck {
-                code: "min_notional".into(),
-                passed: true,
-                detail: "72.00 >= 1.00".into(),
-            }],
+            glass: Glass::Full(GlassBox {
+                regime: "trend".into(),
+                indicators: vec![
+                    Indicator {
+                        name: "donchian_high".into(),
+                        value: Some(d("104400")),
+                    },
+                    Indicator {
+                        name: "atr".into(),
+                        value: None,
+                    },
+                ],
+                signals: vec![SignalOutput {
+                    name: "breakout".into(),
+                    fired: true,
+                    strength: d("0.8"),
+                    confidence: d("0.6"),
+                    entry: Some(d("104500")),
+                    stop: Some(d("102361")),
+                    take_profit: Some(d("108778")),
+                    note: "close above 20-bar high".into(),
+                }],
+                risk_checks: vec![RiskCheck {
+                    code: "min_notional".into(),
+                    passed: true,
+                    detail: "72.00 >= 1.00".into(),
+                }],
+            }),
             sizing: Some(Sizing {
                 capital: d("500"),
                 risk_fraction: d("0.01"),
@@ -164,7 +185,7 @@ fn golden_entry_decision(ids: &GoldenIds) -> Vec<(UnixMs, Event)> {
                 multiplier: d("1"),
             }),
             outcome: DecisionOutcome::Enter,
-            config_hash,
+            config_hash: Some(config_hash),
         }
         .into(),
     )]

@@ -6,7 +6,8 @@ use crate::error::{Fault, JournalError, Result};
 use crate::event::{Event, Recovered, Seq, UnixMs};
 use crate::format::{
     segment_file_name, write_hash_prefix, Envelope, JournalMeta, RecordHeader, SegmentHeader,
-    FORMAT_VERSION, HASH_PREFIX_BYTES, PAYLOAD_BYTES_MAX, SEGMENT_HEADER_BYTES,
+    FORMAT_VERSION, HASH_PREFIX_BYTES, PAYLOAD_BYTES_MAX, SCHEMA_VERSION_CURRENT,
+    SEGMENT_HEADER_BYTES,
 };
 use crate::head::Head;
 use crate::reader::{
@@ -61,6 +62,10 @@ pub struct WriterOptions {
     pub durability: Durability,
     pub segment_bytes_max: u64,
     pub open_check: OpenCheck,
+    /// The journal schema new records are written at (`Candle` and
+    /// `Decision` follow it, every other kind has version 1): the current one,
+    /// or 1 to write what a schema-1 build wrote (fixtures, tests).
+    pub schema: u16,
 }
 
 impl Default for WriterOptions {
@@ -69,6 +74,7 @@ impl Default for WriterOptions {
             durability: Durability::Always,
             segment_bytes_max: SEGMENT_BYTES_MAX_DEFAULT,
             open_check: OpenCheck::FullChain,
+            schema: SCHEMA_VERSION_CURRENT,
         }
     }
 }
@@ -280,6 +286,11 @@ impl Writer {
     }
 
     /// The last appended record (seq 0 and the genesis hash for an empty journal).
+    /// The journal schema this writer writes new records at.
+    pub fn schema(&self) -> u16 {
+        self.options.schema
+    }
+
     pub fn head(&self) -> Head {
         Head {
             seq: self.next_seq - 1,
@@ -308,10 +319,15 @@ impl Writer {
         self.check_not_poisoned()?;
         self.payload.clear();
         self.payload.resize(HASH_PREFIX_BYTES, 0);
-        self.payload
-            .extend_from_slice(&Envelope::new(event.kind(), market_ms).encode());
-        crate::event::encode_body(event, &mut self.payload)
-            .map_err(|e| JournalError::Encode(e.to_string()))?;
+        self.payload.extend_from_slice(
+            &Envelope::new(event.kind(), market_ms, self.options.schema).encode(),
+        );
+        crate::event::encode_body(
+            event,
+            event.kind().written_at(self.options.schema),
+            &mut self.payload,
+        )
+        .map_err(JournalError::Encode)?;
         let appended = self.append_payload()?;
         self.after_append()?;
         Ok(appended)

@@ -7,6 +7,8 @@
 
 mod common;
 
+use anx_journal::format::SCHEMA_VERSION_CURRENT;
+
 use anx_journal::sample::{golden_events, GOLDEN_META};
 use anx_journal::storage::{FaultPlan, FaultyStorage};
 use anx_journal::{
@@ -233,14 +235,17 @@ fn segments_chain_and_roll_over() {
     assert!(report.ok());
     assert_eq!(report.segments, segments.len());
     let single = tempfile::tempdir().unwrap();
-    write_golden(single.path());
+    write_golden_v2(single.path());
     assert_eq!(
         report.head,
         verify(single.path(), None).unwrap().head,
         "the chain does not depend on segmenting"
     );
     let events: Vec<Event> = read_all(dir.path()).into_iter().map(|s| s.event).collect();
-    let golden: Vec<Event> = golden_events().into_iter().map(|(_, e)| e).collect();
+    let golden: Vec<Event> = golden_events()
+        .into_iter()
+        .map(|(_, e)| e.as_read_back(SCHEMA_VERSION_CURRENT).unwrap())
+        .collect();
     assert_eq!(events, golden);
 }
 
@@ -405,7 +410,10 @@ fn assert_acknowledged_survive(dir: &Path, acknowledged: usize) {
     for (i, stored) in events.iter().take(acknowledged).enumerate() {
         assert_eq!(
             stored.event,
-            golden[i % golden.len()].1,
+            golden[i % golden.len()]
+                .1
+                .as_read_back(SCHEMA_VERSION_CURRENT)
+                .unwrap(),
             "seq {}",
             stored.seq
         );

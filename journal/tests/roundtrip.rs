@@ -282,13 +282,15 @@ fn decision() -> impl Strategy<Value = Event> {
                     symbol,
                     as_of_ms,
                     candle_seq,
-                    regime: "trend".into(),
-                    indicators,
-                    signals,
-                    risk_checks,
+                    glass: Glass::Full(GlassBox {
+                        regime: "trend".into(),
+                        indicators,
+                        signals,
+                        risk_checks,
+                    }),
                     sizing,
                     outcome,
-                    config_hash,
+                    config_hash: Some(config_hash),
                 })
             },
         )
@@ -556,9 +558,10 @@ proptest! {
         events in vec((any::<i64>(), any_event()), 0..60),
         segment_bytes_max in 200u64..4096,
         durability in durability(),
+        schema in 1u16..=2,
     ) {
         let dir = tempfile::tempdir().unwrap();
-        let options = WriterOptions { durability, segment_bytes_max, open_check: OpenCheck::FullChain };
+        let options = WriterOptions { durability, segment_bytes_max, open_check: OpenCheck::FullChain, schema };
         let mut writer = Writer::create(dir.path(), sample::GOLDEN_META, options).unwrap();
         let mut heads = Vec::new();
         for (market_ms, event) in &events {
@@ -572,7 +575,12 @@ proptest! {
             let (market_ms, event) = &events[read];
             prop_assert_eq!(stored.seq, read as u64 + 1);
             prop_assert_eq!(stored.market_ms, *market_ms);
-            prop_assert_eq!(&stored.event, event);
+            // Schema 1 reads back every field; schema 2 a decision's commitment.
+            prop_assert_eq!(&stored.event, &event.as_read_back(schema).unwrap());
+            prop_assert_eq!(stored.schema_version, event.kind().written_at(schema));
+            // And the record re-encodes to its stored body.
+            let body = body_bytes(&stored.event, stored.schema_version).unwrap();
+            prop_assert_eq!(body, body_bytes(event, stored.schema_version).unwrap());
             prop_assert_eq!(stored.hash, heads[read].hash);
             read += 1;
         }
@@ -617,8 +625,12 @@ fn a_negative_zero_decimal_is_zero_re_encodes_as_stored_and_renders_as_zero() {
         liquidity: Liquidity::Maker,
     });
     let dir = tempfile::tempdir().unwrap();
-    let mut writer =
-        Writer::create(dir.path(), sample::GOLDEN_META, WriterOptions::default()).unwrap();
+    // Schema 1's 16-byte decimals (schema 2 keeps the sign bit too: `compact`).
+    let options = WriterOptions {
+        schema: 1,
+        ..WriterOptions::default()
+    };
+    let mut writer = Writer::create(dir.path(), sample::GOLDEN_META, options).unwrap();
     let first = writer.append(3_600_000, &candle).unwrap();
     writer.append(3_600_000, &fill).unwrap();
     let head = writer.close().unwrap();
@@ -642,7 +654,7 @@ fn a_negative_zero_decimal_is_zero_re_encodes_as_stored_and_renders_as_zero() {
     // exactly the stored body (a re-drive compares bytes).
     assert_eq!(decoded.volume, Decimal::ZERO);
     let mut body = Vec::new();
-    body_bytes_into(&Event::Candle(decoded.clone()), &mut body);
+    body_bytes_into(&Event::Candle(decoded.clone()), 1, &mut body).unwrap();
     assert_eq!(body, record.payload[12..]);
     // Text renderings show it as zero.
     let json = serde_json::to_value(Event::Candle(decoded)).unwrap();

@@ -146,29 +146,31 @@ impl Scenario {
             symbol: symbol.into(),
             as_of_ms: self.now_ms,
             candle_seq,
-            regime: "trend".into(),
-            indicators: vec![Indicator {
-                name: "atr".into(),
-                value: Some(Decimal::new(15, 1)),
-            }],
-            signals: vec![SignalOutput {
-                name: "breakout".into(),
-                fired: outcome == DecisionOutcome::Enter,
-                strength: Decimal::new(7, 1),
-                confidence: Decimal::new(6, 1),
-                entry: None,
-                stop: None,
-                take_profit: None,
-                note: Default::default(),
-            }],
-            risk_checks: vec![RiskCheck {
-                code: "min_notional".into(),
-                passed: true,
-                detail: Default::default(),
-            }],
+            glass: Glass::Full(GlassBox {
+                regime: "trend".into(),
+                indicators: vec![Indicator {
+                    name: "atr".into(),
+                    value: Some(Decimal::new(15, 1)),
+                }],
+                signals: vec![SignalOutput {
+                    name: "breakout".into(),
+                    fired: outcome == DecisionOutcome::Enter,
+                    strength: Decimal::new(7, 1),
+                    confidence: Decimal::new(6, 1),
+                    entry: None,
+                    stop: None,
+                    take_profit: None,
+                    note: Default::default(),
+                }],
+                risk_checks: vec![RiskCheck {
+                    code: "min_notional".into(),
+                    passed: true,
+                    detail: Default::default(),
+                }],
+            }),
             sizing,
             outcome,
-            config_hash: self.config_hash,
+            config_hash: Some(self.config_hash),
         };
         self.push(self.now_ms, event.into())
     }

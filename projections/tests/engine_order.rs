@@ -256,16 +256,18 @@ fn decision(as_of_ms: UnixMs) -> Decision {
         symbol: BTC.into(),
         as_of_ms,
         candle_seq: 42,
-        regime: "trend".into(),
-        indicators: vec![Indicator {
-            name: "atr".into(),
-            value: Some(d("1069.5")),
-        }],
-        signals: Vec::new(),
-        risk_checks: Vec::new(),
+        glass: Glass::Full(GlassBox {
+            regime: "trend".into(),
+            indicators: vec![Indicator {
+                name: "atr".into(),
+                value: Some(d("1069.5")),
+            }],
+            signals: Vec::new(),
+            risk_checks: Vec::new(),
+        }),
         sizing: None,
         outcome: DecisionOutcome::Enter,
-        config_hash: Hash32::from(blake3::hash(b"config")),
+        config_hash: Some(Hash32::from(blake3::hash(b"config"))),
     }
 }
 
@@ -288,10 +290,11 @@ fn client_order_id_has_the_documented_format() {
             .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()),
         "{id}"
     );
-    // The hash is over the decision's encoded body, its candle_seq zeroed.
+    // The hash is over the decision's schema-1 body (whatever the journal's
+    // schema), its candle_seq zeroed.
     let mut decided = decision(LEAP_MS);
     decided.candle_seq = 0;
-    let body = anx_journal::event::body_bytes(&Event::Decision(decided));
+    let body = anx_journal::event::body_bytes(&Event::Decision(decided), 1).unwrap();
     assert_eq!(parts[4], &blake3::hash(&body).to_hex().as_str()[..8]);
     // A short run id is used whole.
     let short = order::client_order_id("run1", "SOL-USD", &decision(LEAP_MS));
@@ -315,9 +318,9 @@ fn client_order_id_is_deterministic_per_decision() {
 
     // Any difference in what was decided gives another id, even within the minute.
     let mut other = decision(LEAP_MS);
-    other.regime = "chop".into();
+    other.glass.full_mut().unwrap().regime = "chop".into();
     let mut indicator = decision(LEAP_MS);
-    indicator.indicators[0].value = Some(d("1069.6"));
+    indicator.glass.full_mut().unwrap().indicators[0].value = Some(d("1069.6"));
     let mut outcome = decision(LEAP_MS);
     outcome.outcome = DecisionOutcome::Exit {
         reason: ExitReason::Signal,

@@ -252,6 +252,9 @@ fn the_decision(out: &[(UnixMs, Event)]) -> &Decision {
 
 fn fired(decision: &Decision, name: &str) -> bool {
     decision
+        .glass
+        .full()
+        .unwrap()
         .signals
         .iter()
         .find(|s| s.name == name)
@@ -270,9 +273,15 @@ fn assert_entry(out: &[(UnixMs, Event)]) -> (Decision, OrderPlaced) {
     };
     assert_eq!(decision.outcome, DecisionOutcome::Enter);
     assert!(
-        decision.risk_checks.iter().all(|c| c.passed),
+        decision
+            .glass
+            .full()
+            .unwrap()
+            .risk_checks
+            .iter()
+            .all(|c| c.passed),
         "{:#?}",
-        decision.risk_checks
+        decision.glass.full().unwrap().risk_checks
     );
     let sizing = decision.sizing.as_ref().expect("an entry is sized");
     assert_eq!(placed.purpose, OrderPurpose::Entry);
@@ -300,12 +309,20 @@ fn assert_rejected(out: &[(UnixMs, Event)], code: &str) -> Decision {
         "{decision:#?}"
     );
     let failed: Vec<&str> = decision
+        .glass
+        .full()
+        .unwrap()
         .risk_checks
         .iter()
         .filter(|c| !c.passed)
         .map(|c| c.code.as_str())
         .collect();
-    assert_eq!(failed.first(), Some(&code), "{:#?}", decision.risk_checks);
+    assert_eq!(
+        failed.first(),
+        Some(&code),
+        "{:#?}",
+        decision.glass.full().unwrap().risk_checks
+    );
     decision
 }
 
@@ -314,7 +331,7 @@ fn trend_allows_a_breakout_at_full_size() {
     let config = default_config();
     let (h, out) = breakout_after(config.clone(), BTC, &rising(), d("130"));
     let (decision, placed) = assert_entry(&out);
-    assert_eq!(decision.regime, "trend");
+    assert_eq!(decision.glass.full().unwrap().regime, "trend");
     assert!(fired(&decision, "breakout"));
     let sizing = decision.sizing.as_ref().unwrap();
     assert_eq!(sizing.multiplier, Decimal::ONE);
@@ -323,6 +340,9 @@ fn trend_allows_a_breakout_at_full_size() {
     // The order is exactly the breakout's levels, rounded the safe way, and the
     // quantity is the bracket-aware size on them.
     let breakout = decision
+        .glass
+        .full()
+        .unwrap()
         .signals
         .iter()
         .find(|s| s.name == "breakout")
@@ -358,7 +378,7 @@ fn trend_allows_a_breakout_at_full_size() {
             stop
         )
     );
-    assert_eq!(decision.config_hash, config.hash());
+    assert_eq!(decision.config_hash, Some(config.hash()));
     assert_eq!(
         h.projection.state.symbols[BTC].engine.0,
         EngineState::EntryPending
@@ -372,7 +392,7 @@ fn bear_allows_no_entries_with_the_default_config() {
     assert_eq!(config.regime.bear.size_multiplier, Decimal::ZERO);
     let (h, out) = breakout_after(config, BTC, &falling(), d("131"));
     let decision = assert_rejected(&out, "regime_blocked");
-    assert_eq!(decision.regime, "bear");
+    assert_eq!(decision.glass.full().unwrap().regime, "bear");
     assert!(fired(&decision, "breakout"), "{decision:#?}");
     assert_eq!(
         decision.sizing.as_ref().map(|s| s.multiplier),
@@ -392,7 +412,7 @@ fn bear_entries_follow_the_configured_rule() {
     assert!(config.validate().is_empty());
     let (_, out) = breakout_after(config, BTC, &falling(), d("131"));
     let (decision, _) = assert_entry(&out);
-    assert_eq!(decision.regime, "bear");
+    assert_eq!(decision.glass.full().unwrap().regime, "bear");
     let sizing = decision.sizing.as_ref().unwrap();
     assert_eq!(sizing.multiplier, d("0.25"));
     assert_eq!(sizing.risk_budget, d("1.25"));
@@ -403,7 +423,7 @@ fn chop_allows_a_breakout_at_half_size() {
     let config = default_config();
     let (_, out) = breakout_after(config.clone(), BTC, &after_a_spike(), d("103"));
     let (decision, _) = assert_entry(&out);
-    assert_eq!(decision.regime, "chop");
+    assert_eq!(decision.glass.full().unwrap().regime, "chop");
     let sizing = decision.sizing.as_ref().unwrap();
     assert_eq!(sizing.multiplier, d("0.5"));
     assert_eq!(sizing.risk_budget, d("2.5"));
@@ -436,8 +456,8 @@ fn a_fired_signal_the_regime_allows_is_preferred() {
     ];
     let (_, out) = breakout_after(config, BTC, &after_a_spike(), d("103"));
     let decision = the_decision(&out);
-    assert_eq!(decision.regime, "chop");
-    assert_eq!(decision.signals[0].name, "momentum");
+    assert_eq!(decision.glass.full().unwrap().regime, "chop");
+    assert_eq!(decision.glass.full().unwrap().signals[0].name, "momentum");
     assert!(fired(decision, "momentum"), "{decision:#?}");
     assert!(fired(decision, "breakout"));
     assert_entry(&out);
@@ -450,7 +470,7 @@ fn chop_blocks_a_signal_it_does_not_allow() {
     config.strategy.signals = vec!["momentum".into()];
     let (_, out) = breakout_after(config, BTC, &after_a_spike(), d("103"));
     let decision = assert_rejected(&out, "regime_blocked");
-    assert_eq!(decision.regime, "chop");
+    assert_eq!(decision.glass.full().unwrap().regime, "chop");
     assert!(fired(&decision, "momentum"));
     assert_eq!(
         decision.sizing.as_ref().map(|s| s.multiplier),
@@ -466,7 +486,7 @@ fn unknown_regime_allows_no_entries() {
     let closes: Vec<Decimal> = rising().into_iter().take(40).collect();
     let (_, out) = breakout_after(default_config(), BTC, &closes, d("112"));
     let decision = assert_rejected(&out, "regime_blocked");
-    assert_eq!(decision.regime, "unknown");
+    assert_eq!(decision.glass.full().unwrap().regime, "unknown");
     assert!(fired(&decision, "breakout"));
     assert_eq!(
         decision.sizing.as_ref().map(|s| s.quantity),
@@ -495,6 +515,9 @@ fn skipping_the_volume_filter_fires_on_ordinary_volume() {
     assert!(fired(&skipped, "breakout"));
     assert_eq!(skipped.outcome, DecisionOutcome::Enter);
     let note = &skipped
+        .glass
+        .full()
+        .unwrap()
         .signals
         .iter()
         .find(|s| s.name == "breakout")
@@ -512,14 +535,22 @@ fn a_stop_below_zero_is_recorded_as_a_rejected_signal_with_no_order() {
     let (h, out) = breakout_after(config, BTC, &rising(), d("130"));
     let decision = assert_rejected(&out, "signal_nonpositive_price");
     let breakout = decision
+        .glass
+        .full()
+        .unwrap()
         .signals
         .iter()
         .find(|s| s.name == "breakout")
         .unwrap();
     assert!(breakout.fired);
     assert!(breakout.stop.unwrap() < Decimal::ZERO, "{breakout:#?}");
-    assert_eq!(decision.risk_checks.len(), 1, "{:#?}", decision.risk_checks);
-    assert!(decision.risk_checks[0]
+    assert_eq!(
+        decision.glass.full().unwrap().risk_checks.len(),
+        1,
+        "{:#?}",
+        decision.glass.full().unwrap().risk_checks
+    );
+    assert!(decision.glass.full().unwrap().risk_checks[0]
         .detail
         .starts_with("signal breakout:"));
     assert_eq!(decision.sizing, None);
@@ -539,6 +570,9 @@ fn a_stop_that_rounds_onto_the_entry_is_recorded_as_rejected() {
     let (h, out) = breakout_after(config.clone(), symbol, &closes, d("0.0535"));
     let decision = assert_rejected(&out, "signal_rounding");
     let breakout = decision
+        .glass
+        .full()
+        .unwrap()
         .signals
         .iter()
         .find(|s| s.name == "breakout")
@@ -555,7 +589,7 @@ fn a_stop_that_rounds_onto_the_entry_is_recorded_as_rejected() {
         (d("0.05"), d("0.06"), d("0.05"))
     );
     assert_eq!(
-        decision.risk_checks[0].detail,
+        decision.glass.full().unwrap().risk_checks[0].detail,
         format!("after rounding: stop {stop} entry {entry} take-profit {take_profit}")
     );
     assert_eq!(decision.sizing, None);
@@ -569,9 +603,22 @@ fn warm_up_bars_hold_and_name_the_regime_unknown() {
         let out = h.candle(bar(BTC, i, d("100"), "10"));
         let decision = the_decision(&out);
         assert_eq!(decision.outcome, DecisionOutcome::Hold);
-        assert_eq!(decision.regime, "unknown");
-        assert!(decision.signals.iter().all(|s| !s.fired));
-        let names: Vec<&str> = decision.signals.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(decision.glass.full().unwrap().regime, "unknown");
+        assert!(decision
+            .glass
+            .full()
+            .unwrap()
+            .signals
+            .iter()
+            .all(|s| !s.fired));
+        let names: Vec<&str> = decision
+            .glass
+            .full()
+            .unwrap()
+            .signals
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
         assert_eq!(names, ["breakout", "momentum", "mean_reversion"]);
     }
 }

@@ -277,13 +277,13 @@ fn events_for_a_symbol_outside_the_run_are_refused() {
         symbol: DOGE.into(),
         as_of_ms: T0,
         candle_seq: 2,
-        regime: Default::default(),
-        indicators: vec![],
-        signals: vec![],
-        risk_checks: vec![],
+        glass: Glass::Full(GlassBox {
+            regime: Default::default(),
+            ..GlassBox::default()
+        }),
         sizing: None,
         outcome: DecisionOutcome::Hold,
-        config_hash: Hash32::default(),
+        config_hash: None,
     };
     expect(&s, decision, Rule::UnknownSymbol);
     expect(
@@ -401,13 +401,13 @@ fn a_decision_must_read_the_newest_candle_of_its_symbol() {
         symbol: BTC.into(),
         as_of_ms: T0,
         candle_seq,
-        regime: "trend".into(),
-        indicators: vec![],
-        signals: vec![],
-        risk_checks: vec![],
+        glass: Glass::Full(GlassBox {
+            regime: "trend".into(),
+            ..GlassBox::default()
+        }),
         sizing: None,
         outcome: DecisionOutcome::Hold,
-        config_hash: Hash32::default(),
+        config_hash: None,
     };
     // No BTC candle yet.
     expect_detail(&s, decision(1), Rule::DecisionLink, "none");

@@ -142,6 +142,7 @@ pub fn open_to_redrive(
             seq: e.seq,
             hash: e.hash,
             market_ms: e.market_ms,
+            schema_version: e.schema_version,
             event: e.event,
         });
         Ok::<(), std::convert::Infallible>(())
@@ -244,15 +245,19 @@ impl<B: Broker> Pipeline<B> {
         Ok(())
     }
 
-    /// Whether a produced event is the journaled one byte for byte. Bytes, not
-    /// `==`: a Decimal's `==` ignores its scale, which the journal keeps.
+    /// Whether a produced event is the journaled one byte for byte, in the
+    /// record's own schema. Bytes, not `==`: a Decimal's `==` ignores its
+    /// scale, which the journal keeps; and a schema-2 decision that led to no
+    /// order is compared by its glass box's digest, so a build that no longer
+    /// computes the same glass box diverges here, at its seq.
     fn reproduces(&mut self, stored: &StoredEvent, market_ms: UnixMs, event: &Event) -> bool {
         if stored.market_ms != market_ms || stored.event.kind() != event.kind() {
             return false;
         }
-        body_bytes_into(&stored.event, &mut self.journaled_body);
-        body_bytes_into(event, &mut self.produced_body);
-        self.journaled_body == self.produced_body
+        let version = stored.schema_version;
+        let journaled = body_bytes_into(&stored.event, version, &mut self.journaled_body);
+        let produced = body_bytes_into(event, version, &mut self.produced_body);
+        journaled.is_ok() && produced.is_ok() && self.journaled_body == self.produced_body
     }
 
     /// Appends (or, re-driving, reproduces) one event of a step.

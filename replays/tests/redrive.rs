@@ -256,8 +256,13 @@ fn a_journal_the_pipeline_does_not_reproduce_is_a_divergence_naming_the_seq() {
         .unwrap();
     let dir = temp.path().join("tampered");
     let mut tampered = events.clone();
+    // A schema-2 hold keeps only the digest of its glass box: a tampered
+    // digest is what a build computing another glass box meets.
     if let Event::Decision(d) = &mut tampered[target].event {
-        d.regime = "tampered".into();
+        match &mut d.glass {
+            Glass::Full(glass) => glass.regime = "tampered".into(),
+            Glass::Committed { digest, .. } => digest.0[0] ^= 1,
+        }
     }
     write_events(&dir, tampered.iter().map(|e| (e.market_ms, &e.event)));
     let mut p = redriving(&dir, &config, SimExchange::new(config.clone()));
@@ -731,7 +736,7 @@ fn operator_exit_halt_and_resume_are_inputs_their_steps_re_drive() {
     let after: Vec<Event> = read_journal_of(&p)[exit_seq as usize..].to_vec();
     assert!(matches!(&after[0], Event::Decision(d)
         if d.outcome == (DecisionOutcome::Exit { reason: ExitReason::Manual })
-            && d.risk_checks[0].code == "operator_exit"));
+            && d.glass.full().unwrap().risk_checks[0].code == "operator_exit"));
     assert!(matches!(&after[1], Event::OrderPlaced(o)
         if o.purpose == OrderPurpose::Exit && o.order_type == OrderType::Market));
     // A second exit while that one works is refused by the fold's rule.
@@ -1060,7 +1065,7 @@ fn a_crossed_post_only_entry_is_re_priced_at_most_the_configured_times() {
     };
     let repriced = |e: &StoredEvent| {
         matches!(&e.event, Event::Decision(d)
-            if d.risk_checks.first().is_some_and(|c| c.code == "post_only_reprice"))
+            if d.glass.full().and_then(|g| g.risk_checks.first()).is_some_and(|c| c.code == "post_only_reprice"))
     };
     assert!(crossed(&off) > 0, "entries at the close cross the book");
     assert!(!off.iter().any(repriced));

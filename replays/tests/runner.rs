@@ -301,11 +301,19 @@ fn a_stop_limit_gapped_through_leaves_a_naked_position_closed_at_market_as_emerg
         }
     );
     let protection: Vec<&RiskCheck> = decision
+        .glass
+        .full()
+        .unwrap()
         .risk_checks
         .iter()
         .filter(|c| c.code == "protection")
         .collect();
-    assert_eq!(protection.len(), 1, "{:#?}", decision.risk_checks);
+    assert_eq!(
+        protection.len(),
+        1,
+        "{:#?}",
+        decision.glass.full().unwrap().risk_checks
+    );
     assert!(!protection[0].passed);
     assert!(
         protection[0].detail.contains("stop-limit unfilled"),
@@ -572,7 +580,10 @@ fn entries_working_in_the_portfolio_pot_are_reserved_from_its_cash() {
     assert_eq!(entries.len(), 2, "both symbols entered in the same bar");
     assert_eq!(entries[0].as_of_ms, entries[1].as_of_ms);
     let capped = |d: &Decision| {
-        d.risk_checks
+        d.glass
+            .full()
+            .unwrap()
+            .risk_checks
             .iter()
             .any(|c| c.code == "insufficient_cash" && c.passed && c.detail.contains("capped"))
     };
@@ -581,8 +592,16 @@ fn entries_working_in_the_portfolio_pot_are_reserved_from_its_cash() {
         s.quantity * s.entry
     };
     // The first fits in the pot; the second is cut to what the first left.
-    assert!(!capped(entries[0]), "{:?}", entries[0].risk_checks);
-    assert!(capped(entries[1]), "{:?}", entries[1].risk_checks);
+    assert!(
+        !capped(entries[0]),
+        "{:?}",
+        entries[0].glass.full().unwrap().risk_checks
+    );
+    assert!(
+        capped(entries[1]),
+        "{:?}",
+        entries[1].glass.full().unwrap().risk_checks
+    );
     assert!(notional(entries[1]) < notional(entries[0]));
     assert!(notional(entries[0]) + notional(entries[1]) <= d("500"));
     let state = &outcome.projection.state;

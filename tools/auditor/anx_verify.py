@@ -624,7 +624,35 @@ def _parse_kinds(text: str) -> dict[int, tuple[str, Fields]]:
 ENUMS = _parse_enums(_ENUMS_TEXT)
 STRUCTS = _parse_structs(_STRUCTS_TEXT)
 KINDS = _parse_kinds(_KINDS_TEXT)
-KNOWN_SCHEMA_VERSIONS = {code: {1} for code in KINDS}
+
+# Section 6a: schema version 2 of Candle and Decision, pasted verbatim too.
+
+_ENUMS2_TEXT = """
+ExitReason2: signal [0], take_profit [1], stop_loss [2], manual [3], emergency [4]
+DecisionOutcome2: hold [0]; enter [1]; exit [2] {reason ExitReason2}; rejected [3] {reason_code str8}
+"""
+
+_STRUCTS2_TEXT = """
+Indicator2 { name str8, value opt<cdec> }
+SignalOutput2 { name str8, fired bool, strength cdec, confidence cdec, entry opt<cdec>, stop opt<cdec>, take_profit opt<cdec>, note str8 }
+RiskCheck2 { code str8, passed bool, detail str16 }
+Sizing2 { capital cdec, risk_fraction cdec, risk_budget cdec, entry cdec, stop_trigger cdec, worst_case_fill cdec, risk_per_unit cdec, quantity_raw cdec, quantity cdec, notional cdec, multiplier cdec }
+GlassBox2 { regime str8, indicators vec8<Indicator2>, signals vec8<SignalOutput2>, risk_checks vec8<RiskCheck2> }
+Committed2 { fired vec8<str8>, glass_digest hash }
+"""
+
+_KINDS2_TEXT = """
+| 2 | Candle | symbol str8, granularity_s u32, open_ms ms, open cdec, high cdec, low cdec, close cdec, volume cdec |
+| 4 | Decision | symbol str8, as_of_ms ms, candle_seq seq, outcome DecisionOutcome2, sizing opt<Sizing2>, glass Glass2 |
+"""
+
+ENUMS.update(_parse_enums(_ENUMS2_TEXT))
+STRUCTS.update(_parse_structs(_STRUCTS2_TEXT))
+KINDS2 = _parse_kinds(_KINDS2_TEXT)
+# Schema-2 enums have a one-byte tag.
+ONE_BYTE_TAGS = set(_parse_enums(_ENUMS2_TEXT))
+KNOWN_SCHEMA_VERSIONS = {code: {1, 2} if code in KINDS2 else {1}
+                         for code in KINDS}
 
 
 class DecodeError(Exception):
@@ -677,6 +705,38 @@ class BodyReader:
         flags, lo, mid, hi = struct.unpack("<4I", self.take(16))
         return render_decimal(flags, lo, mid, hi)
 
+    def short_string(self, length_format: str) -> str:
+        """``str8`` / ``str16``: a u8 or u16 length, then UTF-8 bytes."""
+        raw = self.take(self.unpack(length_format))
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise DecodeError(f"string is not UTF-8: {e}") from None
+
+    def compact_decimal(self) -> str:
+        """``cdec`` (section 6a): sign and scale in a head byte, then the
+        mantissa as minimal unsigned LEB128."""
+        head = self.take(1)[0]
+        if head & 0x60:
+            raise DecodeError(f"compact decimal head 0x{head:02x} has reserved "
+                              f"bits set (at byte {self.pos - 1})")
+        magnitude = 0
+        for group_index in range(14):
+            byte = self.take(1)[0]
+            magnitude |= (byte & 0x7F) << (7 * group_index)
+            if not byte & 0x80:
+                if byte == 0 and group_index > 0:
+                    raise DecodeError("compact decimal mantissa is not minimal")
+                break
+        else:
+            raise DecodeError("compact decimal mantissa longer than 14 bytes")
+        if magnitude >> 96:
+            raise DecodeError("compact decimal mantissa above 96 bits")
+        flags = (head & 0x1F) << 16 | (head & 0x80) << 24
+        mask = (1 << 32) - 1
+        return render_decimal(flags, magnitude & mask, magnitude >> 32 & mask,
+                              magnitude >> 64)
+
     def value(self, type_name: str) -> Any:
         """Decode one value of a section 6 type name."""
         simple: dict[str, Callable[[], Any]] = {
@@ -689,16 +749,21 @@ class BodyReader:
             "bool": lambda: self.tag("bool"),
             "str": self.string,
             "dec": self.decimal,
+            "u8": lambda: self.unpack("B"),
+            "str8": lambda: self.short_string("B"),
+            "str16": lambda: self.short_string("H"),
+            "cdec": self.compact_decimal,
             "hash": lambda: self.take(32).hex(),
         }
         if type_name in simple:
             return simple[type_name]()
-        generic = re.fullmatch(r"(opt|vec)<(.+)>", type_name)
+        generic = re.fullmatch(r"(opt|vec|vec8)<(.+)>", type_name)
         if generic:
             wrapper, inner = generic.groups()
             if wrapper == "opt":
                 return self.value(inner) if self.tag("Option") else None
-            return [self.value(inner) for _ in range(self.count())]
+            count = self.unpack("B") if wrapper == "vec8" else self.count()
+            return [self.value(inner) for _ in range(count)]
         if type_name in STRUCTS:
             return self.fields(STRUCTS[type_name])
         if type_name in ENUMS:
@@ -710,10 +775,11 @@ class BodyReader:
 
     def enum(self, enum_name: str) -> Any:
         variants = ENUMS[enum_name]
-        index = self.unpack("I")
+        tag_format = "B" if enum_name in ONE_BYTE_TAGS else "I"
+        index = self.unpack(tag_format)
         if index >= len(variants):
             raise DecodeError(f"{enum_name} variant index {index} is unknown "
-                              f"(at byte {self.pos - 4})")
+                              f"(at byte {self.pos - struct.calcsize(tag_format)})")
         name, fields = variants[index]
         return {name: self.fields(fields)} if fields else name
 
@@ -742,9 +808,19 @@ def decode_event(payload: bytes) -> dict[str, Any]:
         raise DecodeError(f"unknown kind {kind}")
     if version not in KNOWN_SCHEMA_VERSIONS[kind]:
         raise DecodeError(f"unknown schema_version {version} for kind {kind}")
-    name, fields = KINDS[kind]
+    name, fields = KINDS2[kind] if version == 2 else KINDS[kind]
     reader = BodyReader(payload[MIN_PAYLOAD:])
-    body = reader.fields(fields)
+    body = {}
+    for field, type_name in fields:
+        if type_name == "Glass2":
+            # Section 6a: the glass box inline for an entry or an exit, its
+            # commitment otherwise; its fields sit beside the others.
+            outcome = body["outcome"]
+            inline = outcome == "enter" or (isinstance(outcome, dict)
+                                            and "exit" in outcome)
+            body.update(reader.value("GlassBox2" if inline else "Committed2"))
+        else:
+            body[field] = reader.value(type_name)
     if reader.pos != len(reader.data):
         raise DecodeError(f"{len(reader.data) - reader.pos} trailing bytes "
                           f"after the {name} body (at byte {reader.pos})")

@@ -12,6 +12,7 @@ pub fn options(durability: Durability) -> WriterOptions {
         durability,
         segment_bytes_max: anx_journal::writer::SEGMENT_BYTES_MAX_DEFAULT,
         open_check: OpenCheck::FullChain,
+        schema: anx_journal::format::SCHEMA_VERSION_CURRENT,
     }
 }
 
@@ -24,7 +25,17 @@ pub fn write_events(dir: &Path, events: &[(UnixMs, Event)], options: WriterOptio
     writer.close().expect("close");
 }
 
+/// The golden events as the schema-1 build wrote them (`golden-v1`).
 pub fn write_golden(dir: &Path) {
+    let options = WriterOptions {
+        schema: 1,
+        ..options(Durability::OnClose)
+    };
+    write_events(dir, &golden_events(), options);
+}
+
+/// The golden events at the current schema (`golden-v2`).
+pub fn write_golden_v2(dir: &Path) {
     write_events(dir, &golden_events(), options(Durability::OnClose));
 }
 

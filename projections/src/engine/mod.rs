@@ -254,9 +254,11 @@ impl Engine {
             _ => None,
         };
         if d.outcome == DecisionOutcome::Enter {
+            // An entry decision's glass box is whole in every schema.
             let repriced = d
-                .risk_checks
-                .first()
+                .glass
+                .full()
+                .and_then(|g| g.risk_checks.first())
                 .is_some_and(|c| c.code == risk::ReasonCode::PostOnlyReprice.code());
             memory.reprices = if repriced { memory.reprices + 1 } else { 0 };
             memory.entry_decision = Some(d.clone());
@@ -544,13 +546,15 @@ impl Engine {
             symbol: symbol.to_string(),
             as_of_ms,
             candle_seq,
-            regime: Text::const_new(regime.name()),
-            indicators,
-            signals: signals::scan(snapshot, &self.config, self.skip_volume_filter),
-            risk_checks: Vec::new(),
+            glass: Glass::Full(GlassBox {
+                regime: Text::const_new(regime.name()),
+                indicators,
+                signals: signals::scan(snapshot, &self.config, self.skip_volume_filter),
+                risk_checks: Vec::new(),
+            }),
             sizing: None,
             outcome: DecisionOutcome::Hold,
-            config_hash: self.config_hash,
+            config_hash: Some(self.config_hash),
         };
         // Protection not confirmed in time: fail closed before deciding, and
         // let this candle's one Decision be the exit of a position.
@@ -653,7 +657,7 @@ impl Engine {
     ) {
         match exit {
             Some((reason, check)) => {
-                decision.risk_checks.push(check);
+                glass_mut(&mut decision).risk_checks.push(check);
                 decision.outcome = DecisionOutcome::Exit { reason };
                 self.place_exit(symbol, state.position.quantity, decision, as_of_ms, out);
             }
@@ -670,10 +674,10 @@ impl Engine {
         decision: &Decision,
         regime: Regime,
     ) -> Option<(SignalOutput, Option<&config::RegimeRule>)> {
-        let first = decision.signals.iter().find(|s| s.fired)?;
+        let signals = &decision.glass.full()?.signals;
+        let first = signals.iter().find(|s| s.fired)?;
         let rule = self.regime_rule(regime);
-        let selected = decision
-            .signals
+        let selected = signals
             .iter()
             .find(|s| s.fired && regime_allows(rule, &s.name))
             .unwrap_or(first);
@@ -731,10 +735,9 @@ impl Engine {
             as_of_ms,
         );
         let verdict = risk::evaluate(&ctx, prices.entry, prices.stop, prices.take_profit);
-        decision
-            .risk_checks
-            .push(prices.selected_check(&signal.name));
-        decision.risk_checks.extend(verdict.checks);
+        let checks = &mut glass_mut(&mut decision).risk_checks;
+        checks.push(prices.selected_check(&signal.name));
+        checks.extend(verdict.checks);
         decision.sizing = verdict.sizing.clone();
         if let Some(code) = verdict.rejected {
             return reject(decision, code.code(), None, as_of_ms, out);
@@ -1105,8 +1108,9 @@ impl Engine {
         decision.candle_seq = last_candle(projection, e.seq, e.symbol)?;
         let ctx = self.risk_context(projection, e.symbol, memory, &spec, rule, e.as_of_ms);
         let verdict = risk::evaluate(&ctx, prices.entry, prices.stop, prices.take_profit);
-        decision.risk_checks.push(prices.selected_check(&signal));
-        decision.risk_checks.extend(verdict.checks);
+        let checks = &mut glass_mut(&mut decision).risk_checks;
+        checks.push(prices.selected_check(&signal));
+        checks.extend(verdict.checks);
         decision.sizing = verdict.sizing.clone();
         if let Some(code) = verdict.rejected {
             reject(decision, code.code(), None, e.as_of_ms, out);
@@ -1127,7 +1131,7 @@ impl Engine {
         if projection.state.halted.is_some() {
             return None;
         }
-        let regime = Regime::from_name(&original.regime);
+        let regime = Regime::from_name(&original.glass.full()?.regime);
         let (signal, rule) = self.select_signal(original, regime)?;
         let prices = rounded_prices(&signal, &spec).ok()?;
         let entry = product::entry_limit(close - spec.quote_increment, &spec).min(prices.entry);
@@ -1145,13 +1149,16 @@ impl Engine {
                 self.config.orders.post_only_retries_max
             ),
         };
-        let decision = Decision {
+        // The original as journaled: a schema-2 record declares no config
+        // hash, which this decision (and its client order id) carries.
+        let mut decision = Decision {
             as_of_ms: e.as_of_ms,
-            risk_checks: vec![check],
             sizing: None,
             outcome: DecisionOutcome::Hold,
+            config_hash: Some(self.config_hash),
             ..original.clone()
         };
+        glass_mut(&mut decision).risk_checks = vec![check];
         let rule = EntryRule {
             regime,
             allows: regime_allows(rule, &signal.name),
@@ -1267,13 +1274,15 @@ impl Engine {
             symbol: symbol.to_string(),
             as_of_ms,
             candle_seq,
-            regime: "unknown".into(),
-            indicators: Vec::new(),
-            signals: Vec::new(),
-            risk_checks: vec![check],
+            glass: Glass::Full(GlassBox {
+                regime: "unknown".into(),
+                indicators: Vec::new(),
+                signals: Vec::new(),
+                risk_checks: vec![check],
+            }),
             sizing: None,
             outcome: DecisionOutcome::Exit { reason },
-            config_hash: self.config_hash,
+            config_hash: Some(self.config_hash),
         }
     }
 }
@@ -1425,6 +1434,16 @@ fn regime_allows(rule: Option<&config::RegimeRule>, signal: &str) -> bool {
     rule.is_some_and(|r| r.allowed_signals.iter().any(|a| a == signal))
 }
 
+/// The glass box of a decision the engine is making. Whole by construction:
+/// the engine built it, or (re-pricing) copied an entry decision's, which
+/// every schema keeps whole (`repriced` checks).
+fn glass_mut(decision: &mut Decision) -> &mut GlassBox {
+    decision
+        .glass
+        .full_mut()
+        .expect("a decision the engine makes has its whole glass box")
+}
+
 /// A Decision rejected with `code` (and the failed check that says why).
 fn reject(
     mut decision: Decision,
@@ -1433,7 +1452,7 @@ fn reject(
     as_of_ms: UnixMs,
     out: &mut Out,
 ) {
-    decision.risk_checks.extend(check);
+    glass_mut(&mut decision).risk_checks.extend(check);
     decision.outcome = DecisionOutcome::Rejected {
         reason_code: code.into(),
     };

@@ -68,7 +68,11 @@ pub fn client_order_id(run_id: &str, symbol: &str, decision: &Decision) -> Strin
     // numbered (a restarted trader's side events shift seqs).
     let mut decided = decision.clone();
     decided.candle_seq = 0;
-    let body = anx_journal::event::body_bytes(&Event::Decision(decided));
+    // Schema 1's encoding, whatever the journal's schema, so the same decision
+    // keeps the same id. Only the engine's own decisions get ids, and each has
+    // a schema-1 encoding (its configuration hash and its whole glass box).
+    let body = anx_journal::event::body_bytes(&Event::Decision(decided), 1)
+        .expect("a decision the engine makes has a schema-1 encoding");
     let hash = blake3::hash(&body).to_hex();
     format!(
         "{}{}_{}",

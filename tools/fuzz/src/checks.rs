@@ -72,7 +72,7 @@ pub fn payload(data: &[u8]) {
     let envelope = Envelope::decode(data).expect("a payload that decodes has an envelope");
     assert_eq!(EventKind::from_code(envelope.kind_code), Some(event.kind()));
     let mut body = Vec::new();
-    body_bytes_into(&event, &mut body);
+    body_bytes_into(&event, envelope.schema_version, &mut body).expect("a decoded body re-encodes");
     assert_eq!(
         body,
         data[12..],
@@ -85,18 +85,23 @@ pub fn payload(data: &[u8]) {
 /// decode are common) or arbitrary bytes behind an envelope.
 fn record_payload(input: &mut Input) -> Vec<u8> {
     let choice = input.u8();
+    // Either journal schema: 1 (what older builds wrote) or 2.
+    let schema = 1 + u16::from(input.u8() & 1);
     let golden = sample::golden_events();
     if usize::from(choice) < golden.len() * 2 && choice.is_multiple_of(2) {
         let (market_ms, event) = &golden[usize::from(choice / 2)];
-        let mut payload = Envelope::new(event.kind(), *market_ms).encode().to_vec();
+        let mut payload = Envelope::new(event.kind(), *market_ms, schema)
+            .encode()
+            .to_vec();
         let mut body = Vec::new();
-        body_bytes_into(event, &mut body);
+        body_bytes_into(event, event.kind().written_at(schema), &mut body)
+            .expect("a golden event encodes");
         payload.extend(body);
         return payload;
     }
     let len = usize::from(input.u8() % BODY_BYTES_MAX);
     let mut payload = input.bytes(12);
-    payload[0] = 1;
+    payload[0] = schema as u8;
     payload[1] = 0;
     payload.extend(input.bytes(len));
     payload
