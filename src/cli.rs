@@ -440,8 +440,13 @@ pub struct WhyArgs {
     /// The journal directory.
     pub dir: PathBuf,
     /// Trade ids, exchange order ids or client_order_ids (one trail each).
-    #[arg(required = true)]
+    #[arg(required_unless_present = "decision", conflicts_with = "decision")]
     pub ids: Vec<String>,
+    /// The decision journaled at this seq, with its whole glass box: as
+    /// journaled, or (a schema-2 decision that led to no order) recomputed by
+    /// re-driving the journal and shown only if it hashes to the journaled digest.
+    #[arg(long, value_name = "SEQ")]
+    pub decision: Option<u64>,
     /// Print one JSON document instead of text.
     #[arg(long)]
     pub json: bool,

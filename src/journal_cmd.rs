@@ -317,6 +317,9 @@ pub fn reindex(dir: &Path) -> anyhow::Result<ExitCode> {
 
 pub fn why(args: &WhyArgs) -> anyhow::Result<ExitCode> {
     check_dir(&args.dir)?;
+    if let Some(seq) = args.decision {
+        return crate::why::decision(&args.dir, seq, args.json);
+    }
     let loaded = store::load(
         &args.dir,
         LoadOptions {

@@ -9,7 +9,7 @@ use crate::store::Store;
 use anx_journal::reader::SegmentFileInfo;
 use anx_journal::{DecisionOutcome, Event, Glass, GlassBox, Seq, StoredEvent};
 use anx_projections::model::HOUR_MS;
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -387,5 +387,139 @@ pub fn trail_json(trail: &Trail, lookup_ms: f64) -> Value {
         "kind": trail.kind.name(),
         "events": events,
         "lookup_ms": (lookup_ms * 1000.0).round() / 1000.0,
+    })
+}
+
+/// `anx why DIR --decision SEQ`: the decision at `seq` with its whole glass
+/// box – as journaled, or recomputed by re-driving the journal and proven to
+/// hash to the digest a schema-2 record committed to. A glass box this build
+/// does not reproduce is an error naming the seq, and nothing is shown.
+pub fn decision(journal: &Path, seq: Seq, json: bool) -> Result<std::process::ExitCode> {
+    use anx_replays::recompute::{read_upto, recompute_decision, RecomputeError};
+    let started = std::time::Instant::now();
+    let upto = read_upto(journal, seq)?;
+    let stored = upto
+        .events
+        .last()
+        .cloned()
+        .context("an event at the seq read")?;
+    let Event::Decision(journaled) = &stored.event else {
+        bail!("seq {seq} is a {}, not a Decision", stored.event.kind());
+    };
+    let config = crate::replay_cmd::run_config(&upto.run).ok();
+    let (shown, source) = match &journaled.glass {
+        Glass::Full(_) => (journaled.clone(), GlassSource::Journaled),
+        Glass::Committed { digest, .. } => {
+            let scratch = Scratch::new(journal)?;
+            let proven = recompute_decision(upto, &scratch.0).map_err(|e| match e {
+                RecomputeError::Diverged { seq: at, .. } if at == seq => anyhow!(
+                    "seq {seq}: this build's glass box for the decision does not hash to the \
+                     digest the journal committed to ({digest}); it is not shown (the journal \
+                     was written by another build of anx, or altered): {e}"
+                ),
+                other => anyhow!(other),
+            })?;
+            let source = GlassSource::Recomputed {
+                digest: proven.digest,
+                events: proven.events_redriven,
+            };
+            (proven.decision, source)
+        }
+    };
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if json {
+        println!("{}", decision_json(&stored, &shown, &source, elapsed_ms));
+    } else {
+        print!(
+            "{}",
+            decision_text(&stored, &shown, &source, config.as_ref(), elapsed_ms)
+        );
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Where a shown glass box comes from.
+enum GlassSource {
+    Journaled,
+    Recomputed {
+        digest: anx_journal::Hash32,
+        events: usize,
+    },
+}
+
+/// A directory for a recomputation's re-drive under the journal's derived
+/// `index/` (never part of the journal), removed when done.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new(journal: &Path) -> Result<Scratch> {
+        let dir = journal
+            .join("index")
+            .join(format!("recompute-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        Ok(Scratch(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn decision_text(
+    stored: &StoredEvent,
+    shown: &anx_journal::Decision,
+    source: &GlassSource,
+    config: Option<&anx_projections::engine::config::Config>,
+    elapsed_ms: f64,
+) -> String {
+    let mut out = format!(
+        "seq {:<8} {}  {:<17} ",
+        stored.seq,
+        market_time(stored.market_ms),
+        "Decision"
+    );
+    describe_decision(shown, &mut out, config);
+    let _ = match source {
+        GlassSource::Journaled => writeln!(
+            out,
+            "glass box journaled whole (schema {}); read in {elapsed_ms:.1} ms",
+            stored.schema_version
+        ),
+        GlassSource::Recomputed { digest, events } => writeln!(
+            out,
+            "glass box recomputed by this build, re-driving {events} events in {elapsed_ms:.1} ms, \
+             and proven: its BLAKE3 is {digest}, the digest journaled at seq {}",
+            stored.seq
+        ),
+    };
+    out
+}
+
+fn decision_json(
+    stored: &StoredEvent,
+    shown: &anx_journal::Decision,
+    source: &GlassSource,
+    elapsed_ms: f64,
+) -> Value {
+    let (name, digest, events) = match source {
+        GlassSource::Journaled => ("journaled", None, None),
+        GlassSource::Recomputed { digest, events } => {
+            ("recomputed", Some(digest.to_hex()), Some(*events))
+        }
+    };
+    json!({
+        "seq": stored.seq,
+        "market_ms": stored.market_ms,
+        "market_time": market_time(stored.market_ms),
+        "schema_version": stored.schema_version,
+        "decision": shown,
+        "glass_source": name,
+        "glass_digest": digest,
+        "events_redriven": events,
+        "elapsed_ms": elapsed_ms,
     })
 }

@@ -74,20 +74,61 @@ fn assert_agree_with(dir: &Path, extra: &[&str]) -> Value {
 #[test]
 fn auditor_agrees_on_the_golden_journal_and_decodes_it() {
     assert_agree(&golden_dir());
+    assert_decoders_agree(&golden_dir());
+}
+
+/// Schema 2 (FORMAT.md §6a): the golden events at schema 2, a real backtest
+/// written by this build (holds and rejections committed by digest, entries
+/// and exits inline), and the schema-1 backtest fixture it replaces.
+#[test]
+fn auditor_decodes_schema_2_and_the_schema_1_fixture_like_anx() {
+    let golden_v2 = repo_root().join("journal/tests/fixtures/golden-v2");
+    assert_agree(&golden_v2);
+    assert_decoders_agree(&golden_v2);
+    let v1 = copy_of(&repo_root().join("tests/fixtures/v1-replay"));
+    assert_agree(v1.path());
+    assert_decoders_agree(v1.path());
+    let work = tempfile::tempdir().unwrap();
+    let journal = work.path().join("v2");
+    btc_backtest(&journal, ("2024-05-01", "2024-07-01"));
+    assert_agree(&journal);
+    let decoded = assert_decoders_agree(&journal);
+    let committed = decoded
+        .iter()
+        .filter(|e| e["kind"] == "Decision" && e["body"].get("glass_digest").is_some())
+        .count();
+    let inline = decoded
+        .iter()
+        .filter(|e| e["kind"] == "Decision" && e["body"].get("regime").is_some())
+        .count();
+    assert!(
+        committed > 300 && inline > 3,
+        "{committed} committed, {inline} inline"
+    );
+}
+
+/// The auditor's `--decode` and `anx journal export` give the same events;
+/// returns them.
+fn assert_decoders_agree(dir: &Path) -> Vec<Value> {
     let output = Command::new("python3")
         .arg(repo_root().join("tools/auditor/anx_verify.py"))
-        .arg(golden_dir())
+        .arg(dir)
         .arg("--decode")
         .output()
         .expect("python3");
-    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let stdout = String::from_utf8(output.stdout).unwrap();
     let python: Vec<Value> = stdout
         .lines()
         .filter(|l| l.starts_with('{'))
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let ours: Vec<Value> = anx(&["journal", "export", path_str(&golden_dir())])
+    let ours: Vec<Value> = anx(&["journal", "export", path_str(dir)])
         .stdout
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -103,6 +144,7 @@ fn auditor_agrees_on_the_golden_journal_and_decodes_it() {
             o["seq"]
         );
     }
+    ours
 }
 
 #[test]

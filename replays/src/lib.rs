@@ -10,4 +10,5 @@
 pub mod data;
 pub mod exchange;
 pub mod pipeline;
+pub mod recompute;
 pub mod runner;

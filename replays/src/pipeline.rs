@@ -115,6 +115,9 @@ pub struct Pipeline<B: Broker> {
     /// A real broker's answers inside a step the journal could not take:
     /// not written; settled between steps (`settle_refusals`).
     refused_in_step: Vec<(UnixMs, Event, String)>,
+    /// The journaled seq whose produced event to keep while re-driving, and
+    /// the event once produced and found equal to the journaled one.
+    capture: Option<(Seq, Option<Event>)>,
 }
 
 /// Opens a journal to re-drive it: the writer (holding the lock; a torn tail
@@ -209,7 +212,21 @@ impl<B: Broker> Pipeline<B> {
             answers_refused: Vec::new(),
             refused_in_step: Vec::new(),
             order_prefix: anx_projections::engine::order::prefix(run_id),
+            capture: None,
         }
+    }
+
+    /// Keeps, while re-driving, the event the code produces in place of the
+    /// journaled event at `seq` – once it has been found byte for byte equal
+    /// to it (`captured`). For a schema-2 decision that is its whole glass
+    /// box, proven to hash to the digest the journal committed to.
+    pub fn capture_produced(&mut self, seq: Seq) {
+        self.capture = Some((seq, None));
+    }
+
+    /// The event kept by `capture_produced`, once reproduced.
+    pub fn captured(&self) -> Option<&Event> {
+        self.capture.as_ref().and_then(|(_, event)| event.as_ref())
     }
 
     /// Re-drives `events` (the journal behind `writer`, from seq 1) before
@@ -269,6 +286,11 @@ impl<B: Broker> Pipeline<B> {
                     journaled: describe(stored.market_ms, &stored.event),
                     produced: describe(market_ms, event),
                 });
+            }
+            if let Some((seq, kept)) = &mut self.capture {
+                if *seq == stored.seq {
+                    *kept = Some(event.clone());
+                }
             }
             // What is folded is what the journal holds.
             self.fold(stored.seq, stored.market_ms, &stored.event)?;
