@@ -476,7 +476,7 @@ impl<B: Venue> Trader<B> {
             action: SessionAction::Stopped,
             reason: reason.into(),
         }))?;
-        Ok(self.pipeline.into_writer().close()?)
+        Ok(self.pipeline.into_writer()?.close()?)
     }
 }
 
@@ -757,7 +757,12 @@ fn resume<K: Kind>(
     let mut trader = trader_for(pipeline, &run, market, place.journal);
     redrive(&mut trader)
         .with_context(|| format!("cannot resume from {}", place.journal.display()))?;
-    if let Some(recovered) = trader.pipeline.writer().recovered().cloned() {
+    if let Some(recovered) = trader
+        .pipeline
+        .writer()
+        .and_then(|w| w.recovered())
+        .cloned()
+    {
         tracing::warn!(
             "repaired a torn tail: {} bytes cut at {}:{}",
             recovered.bytes_dropped,

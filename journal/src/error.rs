@@ -154,6 +154,8 @@ pub enum JournalError {
     TooLarge { len: usize, max: u32 },
     #[error("cannot encode event: {0}")]
     Encode(String),
+    #[error("the journal's writer thread {0}")]
+    WriterThread(&'static str),
     #[error("seq {seq}: cannot decode {what}: {reason}")]
     Decode {
         seq: Seq,

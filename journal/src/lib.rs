@@ -10,6 +10,7 @@
 //! Architecture invariant: this crate knows no trading logic beyond the shapes of
 //! the events, depends on no other anx crate, and never prints.
 
+pub mod background;
 pub mod codec;
 pub mod compact;
 pub mod error;
@@ -24,6 +25,7 @@ pub mod stream;
 pub mod verify;
 pub mod writer;
 
+pub use background::BackgroundWriter;
 pub use codec::Hash32;
 /// Re-exported so users of `Text` can build it (`format_compact!`).
 pub use compact_str;

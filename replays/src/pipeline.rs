@@ -92,8 +92,15 @@ enum Reaction {
     },
 }
 
+/// Where appended events go: the writer itself, or (a backtest) a writer on
+/// a thread of its own, which encodes, hashes and writes on the second core.
+enum Sink {
+    Direct(Writer),
+    Background(BackgroundWriter),
+}
+
 pub struct Pipeline<B: Broker> {
-    writer: Writer,
+    sink: Sink,
     pub projection: Projection,
     pub engine: Engine,
     pub broker: B,
@@ -200,7 +207,7 @@ impl<B: Broker> Pipeline<B> {
     /// A pipeline appending to `writer`, starting from an empty projection.
     pub fn new(writer: Writer, engine: Engine, broker: B, run_id: &str) -> Pipeline<B> {
         Pipeline {
-            writer,
+            sink: Sink::Direct(writer),
             projection: Projection::new(),
             engine,
             broker,
@@ -243,12 +250,32 @@ impl<B: Broker> Pipeline<B> {
         pipeline
     }
 
-    pub fn writer(&self) -> &Writer {
-        &self.writer
+    /// Moves the writer to a thread of its own (a backtest: what is written
+    /// is the same, its encoding and hashing run on the other core). Only
+    /// when nothing is left to re-drive.
+    pub fn in_background(mut self) -> Result<Pipeline<B>, PipelineError> {
+        assert!(!self.is_redriving(), "a re-drive appends nothing");
+        self.sink = match self.sink {
+            Sink::Direct(writer) => Sink::Background(BackgroundWriter::start(writer)?),
+            background => background,
+        };
+        Ok(self)
     }
 
-    pub fn into_writer(self) -> Writer {
-        self.writer
+    /// The writer, unless it is on a thread of its own (`in_background`).
+    pub fn writer(&self) -> Option<&Writer> {
+        match &self.sink {
+            Sink::Direct(writer) => Some(writer),
+            Sink::Background(_) => None,
+        }
+    }
+
+    /// The writer, once everything appended is written.
+    pub fn into_writer(self) -> Result<Writer, PipelineError> {
+        Ok(match self.sink {
+            Sink::Direct(writer) => writer,
+            Sink::Background(background) => background.finish()?,
+        })
     }
 
     /// True while journaled events remain to be reproduced.
@@ -278,27 +305,42 @@ impl<B: Broker> Pipeline<B> {
     }
 
     /// Appends (or, re-driving, reproduces) one event of a step.
-    fn append(&mut self, market_ms: UnixMs, event: &Event) -> Result<Seq, PipelineError> {
+    fn append(&mut self, market_ms: UnixMs, event: Event) -> Result<Seq, PipelineError> {
         if let Some(stored) = self.journaled.pop_front() {
-            if !self.reproduces(&stored, market_ms, event) {
+            if !self.reproduces(&stored, market_ms, &event) {
                 return Err(PipelineError::Diverged {
                     seq: stored.seq,
                     journaled: describe(stored.market_ms, &stored.event),
-                    produced: describe(market_ms, event),
+                    produced: describe(market_ms, &event),
                 });
             }
             if let Some((seq, kept)) = &mut self.capture {
                 if *seq == stored.seq {
-                    *kept = Some(event.clone());
+                    *kept = Some(event);
                 }
             }
             // What is folded is what the journal holds.
             self.fold(stored.seq, stored.market_ms, &stored.event)?;
             return Ok(stored.seq);
         }
-        let appended = self.writer.append(market_ms, event)?;
-        self.fold(appended.seq, market_ms, event)?;
-        Ok(appended.seq)
+        match &mut self.sink {
+            Sink::Direct(writer) => {
+                let appended = writer.append(market_ms, &event)?;
+                self.fold(appended.seq, market_ms, &event)?;
+                Ok(appended.seq)
+            }
+            Sink::Background(background) => {
+                // Journaled (queued) even if the fold then refuses it, as
+                // the direct writer does.
+                let seq = background.next_seq();
+                let folded = self.fold(seq, market_ms, &event);
+                let Sink::Background(background) = &mut self.sink else {
+                    unreachable!("matched above")
+                };
+                background.append(market_ms, event)?;
+                folded.map(|()| seq)
+            }
+        }
     }
 
     /// Appends a side event (its kind's [`EventRole::is_side`]); only between
@@ -313,7 +355,7 @@ impl<B: Broker> Pipeline<B> {
             "{} is not a side event: it is journaled by a step",
             event.kind()
         );
-        self.append(market_ms, event)
+        self.append(market_ms, event.clone())
     }
 
     /// Runs the engine on one input and journals what it decides; returns
@@ -323,11 +365,17 @@ impl<B: Broker> Pipeline<B> {
         let outputs = self.engine.run_tick(&self.projection, input)?;
         let mut placed = Vec::new();
         for (market_ms, event) in outputs {
-            let seq = self.append(market_ms, &event)?;
-            match event {
-                Event::OrderPlaced(order) => placed.push(Work::HandOver(seq, order)),
-                Event::CancelRequested(cancel) => placed.push(Work::Cancel(cancel)),
-                _ => {}
+            // Orders and cancels go to the broker once the step's events are in.
+            let work = match &event {
+                Event::OrderPlaced(order) => Some(Work::HandOver(0, order.clone())),
+                Event::CancelRequested(cancel) => Some(Work::Cancel(cancel.clone())),
+                _ => None,
+            };
+            let seq = self.append(market_ms, event)?;
+            match work {
+                Some(Work::HandOver(_, order)) => placed.push(Work::HandOver(seq, order)),
+                Some(work) => placed.push(work),
+                None => {}
             }
         }
         Ok(placed)
@@ -394,14 +442,14 @@ impl<B: Broker> Pipeline<B> {
             Event::BracketUnconfirmed(e) => symbol_of(&e.client_order_id),
             _ => None,
         };
-        let seq = self.append(as_of_ms, &event)?;
+        let seq = self.append(as_of_ms, event.clone())?;
         if let Some((broker_time_ms, raw_blake3)) = receipt {
             let receipt = AnswerReceipt {
                 answer_seq: seq,
                 broker_time_ms,
                 raw_blake3,
             };
-            self.append(as_of_ms, &Event::AnswerReceipt(receipt))?;
+            self.append(as_of_ms, Event::AnswerReceipt(receipt))?;
         }
         Ok(match (event, ended, symbol) {
             (Event::Fill(fill), _, _) => vec![Work::React(Reaction::Fill { seq, fill })],
@@ -700,12 +748,8 @@ impl<B: Broker> Pipeline<B> {
     /// One closed candle, decided on at `as_of_ms` (its close, or later if it
     /// arrived late): journal it, let the broker work it, run the engine.
     pub fn candle(&mut self, candle: Candle, as_of_ms: UnixMs) -> Result<(), PipelineError> {
-        let event = Event::Candle(candle);
-        let seq = self.append(as_of_ms, &event)?;
-        let Event::Candle(candle) = &event else {
-            unreachable!("built as a candle above")
-        };
-        self.work_candle(seq, candle, as_of_ms)?;
+        let seq = self.append(as_of_ms, Event::Candle(candle.clone()))?;
+        self.work_candle(seq, &candle, as_of_ms)?;
         self.settle_refusals()
     }
 
@@ -748,7 +792,7 @@ impl<B: Broker> Pipeline<B> {
             "{} is not an operator action",
             event.kind()
         );
-        let seq = self.append(market_ms, &event)?;
+        let seq = self.append(market_ms, event.clone())?;
         self.work_operator(seq, &event, market_ms)?;
         self.settle_refusals()?;
         Ok(seq)
@@ -889,7 +933,7 @@ impl<B: Broker> Pipeline<B> {
         market_ms: UnixMs,
         finding: DataQuality,
     ) -> Result<(), PipelineError> {
-        self.append(market_ms, &Event::DataQuality(finding))?;
+        self.append(market_ms, Event::DataQuality(finding))?;
         Ok(())
     }
 

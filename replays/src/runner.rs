@@ -356,7 +356,8 @@ fn start_pipeline(
     );
     let started = run_started(spec, run_id);
     pipeline.append_side(spec.start_ms, &Event::RunStarted(started))?;
-    Ok(pipeline)
+    // A backtest's writer works on the second core (the loader shares it).
+    Ok(pipeline.in_background()?)
 }
 
 /// The `RunStarted` of a replay: its inputs, as journaled.
@@ -440,9 +441,8 @@ fn finish(
     pipeline.append_side(end_ms, &Event::RunCompleted(completed))?;
     let checkpoint = pipeline.projection.checkpoint();
     pipeline.append_side(end_ms, &Event::Checkpoint(checkpoint))?;
-    let head = pipeline.writer().head();
     let outcome_progress = Progress::of(&pipeline.projection, streams);
     let projection = std::mem::take(&mut pipeline.projection);
-    pipeline.into_writer().close()?;
+    let head = pipeline.into_writer()?.close()?;
     Ok((projection, head, outcome_progress))
 }

@@ -141,7 +141,7 @@ fn run_with<B: Broker>(
     p.append_side(1_735_689_600_000, &Event::RunStarted(run_started(config)))
         .unwrap();
     feed(&mut p, items);
-    let head = p.into_writer().close().unwrap();
+    let head = p.into_writer().unwrap().close().unwrap();
     (read_journal(dir), head)
 }
 
@@ -180,7 +180,11 @@ fn resume_after(
     cut: usize,
 ) -> Head {
     write_events(dir, events[..cut].iter().map(|e| (e.market_ms, &e.event)));
-    resume(dir, config, items).into_writer().close().unwrap()
+    resume(dir, config, items)
+        .into_writer()
+        .unwrap()
+        .close()
+        .unwrap()
 }
 
 /// Opens `dir` the way the paper trader does and re-drives it; then appends
@@ -195,7 +199,7 @@ fn resume(dir: &Path, config: &Config, items: &[Item]) -> Pipeline<SimExchange> 
         }
     })
     .unwrap_or_else(|e| panic!("re-drive of {}: {e}", dir.display()));
-    if let Some(note) = p.writer().recovered().cloned() {
+    if let Some(note) = p.writer().and_then(|w| w.recovered()).cloned() {
         p.append_side(0, &Event::Recovered(note)).unwrap();
     }
     let rest: Vec<Item> = items
@@ -463,7 +467,11 @@ fn torn_after(dir: &Path, events: &[StoredEvent], cut: usize) {
 
 /// Resumes a torn journal (see [`resume`]) and returns its events.
 fn resume_torn(dir: &Path, config: &Config, items: &[Item]) -> Vec<StoredEvent> {
-    resume(dir, config, items).into_writer().close().unwrap();
+    resume(dir, config, items)
+        .into_writer()
+        .unwrap()
+        .close()
+        .unwrap();
     read_journal(dir)
 }
 
@@ -756,11 +764,11 @@ fn operator_exit_halt_and_resume_are_inputs_their_steps_re_drive() {
     assert!(later.iter().any(|e| matches!(e, Event::Decision(d)
         if matches!(&d.outcome, DecisionOutcome::Rejected { reason_code } if reason_code == "operator_halt"))));
     act(&mut p, action(OperatorCommand::Resume, ""));
-    let head = p.into_writer().close().unwrap();
+    let head = p.into_writer().unwrap().close().unwrap();
     // Re-driven from the journal: every action's step is reproduced.
     let mut again = redriving(&dir, &config, ask_at_the_close(&config));
     again.redrive(&mut |_| {}).unwrap();
-    assert_eq!(again.into_writer().close().unwrap(), head);
+    assert_eq!(again.into_writer().unwrap().close().unwrap(), head);
 }
 
 #[test]
@@ -812,7 +820,7 @@ fn an_operator_reset_takes_a_fail_closed_symbol_back_to_idle() {
 
 /// The events a pipeline has journaled so far, in seq order (index = seq − 1).
 fn read_journal_of<B: Broker>(p: &Pipeline<B>) -> Vec<Event> {
-    let mut reader = Reader::open_with(p.writer().dir(), TailPolicy::StopAtTorn).unwrap();
+    let mut reader = Reader::open_with(p.writer().unwrap().dir(), TailPolicy::StopAtTorn).unwrap();
     let mut out = Vec::new();
     while let Some(stored) = reader.next_event().unwrap() {
         out.push(stored.event);
@@ -894,7 +902,11 @@ fn a_rejected_entry_fails_the_symbol_closed_unless_a_post_only_limit_crossed() {
             RejectsEntries(SimExchange::new(config.clone()), reason),
         );
         again.redrive(&mut |_| {}).unwrap();
-        assert_eq!(again.into_writer().close().unwrap(), head, "{name}");
+        assert_eq!(
+            again.into_writer().unwrap().close().unwrap(),
+            head,
+            "{name}"
+        );
     }
 }
 
@@ -1003,7 +1015,7 @@ fn fills_in_parts_make_the_same_trades_as_whole_fills() {
         FillsInParts(SimExchange::new(config.clone())),
     );
     again.redrive(&mut |_| {}).unwrap();
-    assert_eq!(again.into_writer().close().unwrap(), head);
+    assert_eq!(again.into_writer().unwrap().close().unwrap(), head);
 }
 
 /// A broker whose best ask sits at the last close: a post-only entry limit at
@@ -1121,7 +1133,7 @@ fn a_crossed_post_only_entry_is_re_priced_at_most_the_configured_times() {
     );
     let mut again = redriving(&dir, &config, ask_at_the_close(&config));
     again.redrive(&mut |_| {}).unwrap();
-    assert_eq!(again.into_writer().close().unwrap(), head);
+    assert_eq!(again.into_writer().unwrap().close().unwrap(), head);
 }
 
 /// A broker that works its orders on its own and answers when polled, as a
@@ -1280,7 +1292,7 @@ fn a_broker_that_cannot_answer_again_is_re_driven_from_its_journaled_answers() {
     let dir = temp.path().join("remote");
     let mut p = started(&dir, &config, Remote::new(&config));
     feed_polling(&mut p, &items);
-    let head = p.into_writer().close().unwrap();
+    let head = p.into_writer().unwrap().close().unwrap();
     let events = read_journal(&dir);
     // Polled answers start steps of their own – a fill never sits inside a
     // candle's step, as the simulated exchange's do – and the run traded.
@@ -1301,7 +1313,7 @@ fn a_broker_that_cannot_answer_again_is_re_driven_from_its_journaled_answers() {
         again.broker.asked, 0,
         "the journal answered for the exchange"
     );
-    assert_eq!(again.into_writer().close().unwrap(), head);
+    assert_eq!(again.into_writer().unwrap().close().unwrap(), head);
     // Stopped half way and restarted against the same exchange (its orders
     // lived on while we were down): the same journal as one uninterrupted run.
     let half = items.len() / 2;
@@ -1309,13 +1321,13 @@ fn a_broker_that_cannot_answer_again_is_re_driven_from_its_journaled_answers() {
     let mut first = started(&dir, &config, Remote::new(&config));
     feed_polling(&mut first, &items[..half]);
     let broker = std::mem::replace(&mut first.broker, Remote::new(&config));
-    first.into_writer().close().unwrap();
+    first.into_writer().unwrap().close().unwrap();
     let asked = broker.asked;
     let mut second = redriving(&dir, &config, broker);
     second.redrive(&mut |_| {}).unwrap();
     assert_eq!(second.broker.asked, asked, "not asked while re-driving");
     feed_polling(&mut second, &items[half..]);
-    assert_eq!(second.into_writer().close().unwrap(), head);
+    assert_eq!(second.into_writer().unwrap().close().unwrap(), head);
 }
 
 #[test]
@@ -1326,7 +1338,7 @@ fn answers_a_broker_repeats_are_journaled_once() {
     let once = temp.path().join("once");
     let mut p = started(&once, &config, Remote::new(&config));
     feed_polling(&mut p, &items);
-    let head = p.into_writer().close().unwrap();
+    let head = p.into_writer().unwrap().close().unwrap();
     let twice = temp.path().join("twice");
     let mut broker = Remote::new(&config);
     broker.overlapping = true;
@@ -1337,7 +1349,7 @@ fn answers_a_broker_repeats_are_journaled_once() {
         "the overlapping polls repeated answers"
     );
     // Every fill once: the journal is the one the non-repeating broker made.
-    assert_eq!(p.into_writer().close().unwrap(), head);
+    assert_eq!(p.into_writer().unwrap().close().unwrap(), head);
 }
 
 /// Kill -9 at every point of a run against an exchange that works on
@@ -1355,7 +1367,7 @@ fn a_crash_anywhere_loses_no_fill_and_creates_no_order_twice() {
     let mut whole = started(&whole_dir, &config, Remote::new(&config));
     feed_polling(&mut whole, &items);
     let whole_len = whole.projection.seq() as usize;
-    whole.into_writer().close().unwrap();
+    whole.into_writer().unwrap().close().unwrap();
     for cut in 2..whole_len {
         let full = temp.path().join(format!("full-{cut}"));
         let dir = temp.path().join(format!("crash-{cut}"));
@@ -1373,7 +1385,7 @@ fn a_crash_anywhere_loses_no_fill_and_creates_no_order_twice() {
             fed += 1;
         }
         let mut exchange = std::mem::replace(&mut p.broker, Remote::new(&config));
-        p.into_writer().close().unwrap();
+        p.into_writer().unwrap().close().unwrap();
         let events = read_journal(&full);
         write_events(&dir, events[..cut].iter().map(|e| (e.market_ms, &e.event)));
         // The exchange works on while the trader is down.
@@ -1408,7 +1420,7 @@ fn a_crash_anywhere_loses_no_fill_and_creates_no_order_twice() {
             again.broker.position("BTC-USD"),
             "cut {cut}: the journal's position is the exchange's"
         );
-        again.into_writer().close().unwrap();
+        again.into_writer().unwrap().close().unwrap();
         let fill_ids: Vec<String> = read_journal(&dir)
             .into_iter()
             .filter_map(|e| match e.event {
@@ -1489,7 +1501,7 @@ fn protection_not_confirmed_in_time_fails_the_symbol_closed() {
         .any(|e| matches!(&e.event, Event::OrderPlaced(o) if o.purpose == OrderPurpose::Entry)));
     let mut again = redriving(&dir, &config, silent(&config));
     again.redrive(&mut |_| {}).unwrap();
-    assert_eq!(again.into_writer().close().unwrap(), head);
+    assert_eq!(again.into_writer().unwrap().close().unwrap(), head);
 }
 
 #[test]
@@ -1502,7 +1514,7 @@ fn a_real_brokers_answers_carry_their_receipts() {
     broker.receipts = true;
     let mut p = started(&dir, &config, broker);
     feed_polling(&mut p, &items);
-    let head = p.into_writer().close().unwrap();
+    let head = p.into_writer().unwrap().close().unwrap();
     let events = read_journal(&dir);
     // Every polled answer is followed by its receipt, naming it.
     let receipts: Vec<usize> = (0..events.len())
@@ -1525,7 +1537,7 @@ fn a_real_brokers_answers_carry_their_receipts() {
     let mut again = redriving(&dir, &config, Remote::new(&config));
     again.redrive(&mut |_| {}).unwrap();
     assert_eq!(again.broker.asked, 0);
-    assert_eq!(again.into_writer().close().unwrap(), head);
+    assert_eq!(again.into_writer().unwrap().close().unwrap(), head);
     // A receipt anywhere but right after a broker answer is refused.
     let mut projection = anx_projections::Projection::new();
     let misplaced = receipts[0] - 1;
@@ -1607,7 +1619,7 @@ fn a_polled_answer_the_journal_cannot_take_is_not_written() {
     assert_eq!(p.poll_broker(now).unwrap(), 0, "nothing journaled");
     assert_eq!(p.answers_refused.len(), 1, "{:?}", p.answers_refused);
     assert!(p.answers_refused[0].contains("not-ours"));
-    p.into_writer().close().unwrap();
+    p.into_writer().unwrap().close().unwrap();
     // The journal still folds and re-drives: the refusal was never written.
     assert_eq!(read_journal(&dir).len(), before);
     let mut again = redriving(&dir, &config, Remote::new(&config));

@@ -1,0 +1,70 @@
+//! The background writer writes exactly what the writer writes appended one
+//! by one, and a failure on its thread reaches the caller.
+
+mod common;
+
+use anx_journal::sample::golden_events;
+use anx_journal::{BackgroundWriter, Candle, Event, JournalError, Writer};
+use common::*;
+
+#[test]
+fn it_writes_the_same_bytes_as_the_writer() {
+    let direct = tempfile::tempdir().unwrap();
+    write_golden_v2(direct.path());
+    let background = tempfile::tempdir().unwrap();
+    let writer = Writer::create(
+        background.path(),
+        anx_journal::sample::GOLDEN_META,
+        options(anx_journal::Durability::OnClose),
+    )
+    .unwrap();
+    let mut queued = BackgroundWriter::start(writer).unwrap();
+    // More events than one batch, so batches cross the thread.
+    let events: Vec<_> = golden_events().into_iter().cycle().take(1500).collect();
+    for (i, (market_ms, event)) in events.iter().enumerate() {
+        let seq = queued.append(*market_ms, event.clone()).unwrap();
+        assert_eq!(seq, i as u64 + 1);
+    }
+    let head = queued.finish().unwrap().close().unwrap();
+    assert_eq!(head.seq, 1500);
+    let first_29 = std::fs::read(only_segment(direct.path())).unwrap();
+    let all = std::fs::read(only_segment(background.path())).unwrap();
+    assert_eq!(
+        all[..first_29.len()],
+        first_29[..],
+        "the same bytes, in order"
+    );
+    assert_eq!(read_all(background.path()).len(), 1500);
+}
+
+#[test]
+fn a_failure_on_its_thread_is_returned() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = Writer::create(
+        dir.path(),
+        anx_journal::sample::GOLDEN_META,
+        options(anx_journal::Durability::OnClose),
+    )
+    .unwrap();
+    let mut queued = BackgroundWriter::start(writer).unwrap();
+    // A schema-2 symbol has at most 255 bytes: this one cannot be encoded.
+    let bad = Event::Candle(Candle {
+        symbol: "X".repeat(300),
+        granularity_s: 60,
+        open_ms: 0,
+        open: 1.into(),
+        high: 1.into(),
+        low: 1.into(),
+        close: 1.into(),
+        volume: 1.into(),
+    });
+    queued.append(0, bad).unwrap();
+    let error = (0..5000)
+        .find_map(|_| queued.append(0, golden_events()[0].1.clone()).err())
+        .or_else(|| queued.finish().err())
+        .expect("the thread's failure comes back");
+    assert!(
+        matches!(&error, JournalError::Encode(why) if why.contains("255")),
+        "{error}"
+    );
+}
