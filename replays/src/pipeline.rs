@@ -95,7 +95,7 @@ enum Reaction {
 /// Where appended events go: the writer itself, or (a backtest) a writer on
 /// a thread of its own, which encodes, hashes and writes on the second core.
 enum Sink {
-    Direct(Writer),
+    Direct(Box<Writer>),
     Background(BackgroundWriter),
 }
 
@@ -207,7 +207,7 @@ impl<B: Broker> Pipeline<B> {
     /// A pipeline appending to `writer`, starting from an empty projection.
     pub fn new(writer: Writer, engine: Engine, broker: B, run_id: &str) -> Pipeline<B> {
         Pipeline {
-            sink: Sink::Direct(writer),
+            sink: Sink::Direct(Box::new(writer)),
             projection: Projection::new(),
             engine,
             broker,
@@ -256,7 +256,7 @@ impl<B: Broker> Pipeline<B> {
     pub fn in_background(mut self) -> Result<Pipeline<B>, PipelineError> {
         assert!(!self.is_redriving(), "a re-drive appends nothing");
         self.sink = match self.sink {
-            Sink::Direct(writer) => Sink::Background(BackgroundWriter::start(writer)?),
+            Sink::Direct(writer) => Sink::Background(BackgroundWriter::start(*writer)?),
             background => background,
         };
         Ok(self)
@@ -273,7 +273,7 @@ impl<B: Broker> Pipeline<B> {
     /// The writer, once everything appended is written.
     pub fn into_writer(self) -> Result<Writer, PipelineError> {
         Ok(match self.sink {
-            Sink::Direct(writer) => writer,
+            Sink::Direct(writer) => *writer,
             Sink::Background(background) => background.finish()?,
         })
     }
