@@ -1116,10 +1116,12 @@ macro_rules! events {
         /// (its kind's, [`EventKind::written_at`]): schema 2 of `Candle` and
         /// `Decision` by hand (FORMAT.md §6a), every schema-1 body by bincode
         /// with the frozen config.
-        pub(crate) fn encode_body(event: &Event, version: u16, out: &mut Vec<u8>) -> Result<(), String> {
+        /// `market_ms` is the record's market time (a schema-2 decision's
+        /// `as_of_ms` is it, not stored twice).
+        pub(crate) fn encode_body(event: &Event, version: u16, market_ms: UnixMs, out: &mut Vec<u8>) -> Result<(), String> {
             match (version, event) {
                 (2, Event::Candle(c)) => crate::schema2::encode_candle(c, &mut crate::compact::Out(out)),
-                (2, Event::Decision(d)) => crate::schema2::encode_decision(d, &mut crate::compact::Out(out)),
+                (2, Event::Decision(d)) => crate::schema2::encode_decision(d, market_ms, &mut crate::compact::Out(out)),
                 (1, _) => match event {
                     $(Event::$name(body) => {
                         bincode::serde::encode_into_writer(body, VecWriter(out), crate::codec::BODY_CONFIG)
@@ -1130,22 +1132,23 @@ macro_rules! events {
             }
         }
 
-        /// The encoded body of `event` at schema `version` (what follows the
-        /// envelope on disk).
-        pub fn body_bytes(event: &Event, version: u16) -> Result<Vec<u8>, String> {
+        /// The encoded body of `event` at schema `version`, journaled at
+        /// `market_ms` (what follows the envelope on disk).
+        pub fn body_bytes(event: &Event, version: u16, market_ms: UnixMs) -> Result<Vec<u8>, String> {
             let mut out = Vec::new();
-            body_bytes_into(event, version, &mut out)?;
+            body_bytes_into(event, version, market_ms, &mut out)?;
             Ok(out)
         }
 
         /// [`body_bytes`] into `out` (cleared first), reusing its allocation.
-        pub fn body_bytes_into(event: &Event, version: u16, out: &mut Vec<u8>) -> Result<(), String> {
+        pub fn body_bytes_into(event: &Event, version: u16, market_ms: UnixMs, out: &mut Vec<u8>) -> Result<(), String> {
             out.clear();
-            encode_body(event, version, out)
+            encode_body(event, version, market_ms, out)
         }
 
         /// Decodes a body of `kind` at schema `version`; the whole slice must be used.
-        pub(crate) fn decode_body(kind: EventKind, version: u16, body: &[u8]) -> Result<Event, String> {
+        /// (`market_ms`: the record's market time, a schema-2 decision's `as_of_ms`.)
+        pub(crate) fn decode_body(kind: EventKind, version: u16, market_ms: UnixMs, body: &[u8]) -> Result<Event, String> {
             match (version, kind) {
                 (2, EventKind::Candle) => {
                     let mut input = crate::compact::In::new(body);
@@ -1154,7 +1157,7 @@ macro_rules! events {
                 }
                 (2, EventKind::Decision) => {
                     let mut input = crate::compact::In::new(body);
-                    let decision = crate::schema2::decode_decision(&mut input)?;
+                    let decision = crate::schema2::decode_decision(&mut input, market_ms)?;
                     input.finish().map(|()| Event::Decision(decision))
                 }
                 $((1, EventKind::$name) => decode_exact::<$name>(body).map(Event::$name),)*

@@ -34,6 +34,6 @@ pub use event::*;
 pub use format::JournalMeta;
 pub use head::Head;
 pub use reader::{decode_payload, list_segments, Reader, RecordRef, StoredEvent, TailPolicy};
-pub use stream::{stream_events, StreamError, StreamedEvent};
+pub use stream::{read_events, stream_events, StreamError, StreamedEvent};
 pub use verify::{verify, Verdict, VerifyReport};
 pub use writer::{is_locked, Appended, Durability, OpenCheck, Writer, WriterOptions, LOCK_FILE};

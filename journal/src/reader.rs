@@ -200,7 +200,8 @@ pub fn decode_payload(seq: Seq, payload: &[u8]) -> Result<Event> {
         reason: "unknown kind (written by a newer anx?)".into(),
     })?;
     let body = &payload[ENVELOPE_BYTES..];
-    let decoded = crate::event::decode_body(kind, envelope.schema_version, body);
+    let decoded =
+        crate::event::decode_body(kind, envelope.schema_version, envelope.market_ms, body);
     decoded.map_err(|reason| JournalError::Decode {
         seq,
         what: format!("{kind} body"),

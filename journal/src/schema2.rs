@@ -7,7 +7,7 @@ use crate::codec::Hash32;
 use crate::compact::{In, Out};
 use crate::event::{
     Candle, Decision, DecisionOutcome, ExitReason, Glass, GlassBox, Indicator, RiskCheck,
-    SignalOutput, Sizing, Text,
+    SignalOutput, Sizing, Text, UnixMs,
 };
 
 /// The exit reasons' codes in a schema-2 outcome.
@@ -47,9 +47,16 @@ pub fn decode_candle(input: &mut In) -> Result<Candle, String> {
     })
 }
 
-pub fn encode_decision(d: &Decision, out: &mut Out) -> Result<(), String> {
+/// A schema-2 decision's `as_of_ms` is its record's market time (the
+/// envelope's), not stored again: `market_ms` must equal it.
+pub fn encode_decision(d: &Decision, market_ms: UnixMs, out: &mut Out) -> Result<(), String> {
+    if d.as_of_ms != market_ms {
+        return Err(format!(
+            "a schema-2 decision is journaled at its own market time: as_of_ms {} is not the record's {market_ms}",
+            d.as_of_ms
+        ));
+    }
     out.str8(&d.symbol)?;
-    out.i64(d.as_of_ms);
     out.u64(d.candle_seq);
     encode_outcome(&d.outcome, out)?;
     encode_sizing(d.sizing.as_ref(), out);
@@ -72,9 +79,10 @@ pub fn encode_decision(d: &Decision, out: &mut Out) -> Result<(), String> {
     Ok(())
 }
 
-pub fn decode_decision(input: &mut In) -> Result<Decision, String> {
+/// A schema-2 decision journaled at `market_ms` (its `as_of_ms`).
+pub fn decode_decision(input: &mut In, market_ms: UnixMs) -> Result<Decision, String> {
     let symbol = input.str8()?.to_string();
-    let as_of_ms = input.i64()?;
+    let as_of_ms = market_ms;
     let candle_seq = input.u64()?;
     let outcome = decode_outcome(input)?;
     let sizing = decode_sizing(input)?;

@@ -7,7 +7,7 @@
 use crate::codec::Hash32;
 use crate::error::{JournalError, Result};
 use crate::event::{Event, Seq, UnixMs};
-use crate::reader::{decode_payload, Reader};
+use crate::reader::{decode_payload, Reader, StoredEvent};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 
@@ -195,5 +195,26 @@ fn read_batches(
         if finished {
             return;
         }
+    }
+}
+
+/// Every event of `reader` up to and including `max_seq`, read, verified and
+/// decoded on two cores ([`stream_events`]); the reader then holds the head.
+pub fn read_events(reader: &mut Reader, max_seq: Seq) -> Result<Vec<StoredEvent>> {
+    let mut events = Vec::new();
+    let streamed = stream_events(reader, max_seq, |e| {
+        events.push(StoredEvent {
+            seq: e.seq,
+            hash: e.hash,
+            market_ms: e.market_ms,
+            schema_version: e.schema_version,
+            event: e.event,
+        });
+        Ok::<(), std::convert::Infallible>(())
+    });
+    match streamed {
+        Ok(()) => Ok(events),
+        Err(StreamError::Journal(error)) => Err(error),
+        Err(StreamError::Sink(never)) => match never {},
     }
 }

@@ -325,6 +325,7 @@ impl Writer {
         crate::event::encode_body(
             event,
             event.kind().written_at(self.options.schema),
+            market_ms,
             &mut self.payload,
         )
         .map_err(JournalError::Encode)?;

@@ -135,7 +135,7 @@ fn format_doc_9a_states_the_schema_2_bytes() {
         flat.contains(&format!("glass_digest = {digest}")),
         "the digest"
     );
-    let body = body_bytes(&Event::Decision(rejected.clone()), 2).unwrap();
+    let body = body_bytes(&Event::Decision(rejected.clone()), 2, rejected.as_of_ms).unwrap();
     assert_eq!(
         hex_after(&section, "**Decision, rejected** (body"),
         hex(&body)

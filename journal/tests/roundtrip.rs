@@ -560,6 +560,16 @@ proptest! {
         durability in durability(),
         schema in 1u16..=2,
     ) {
+        // A decision is journaled at its own market time (schema 2 stores it once).
+        let events: Vec<(i64, Event)> = events
+            .into_iter()
+            .map(|(market_ms, mut event)| {
+                if let Event::Decision(d) = &mut event {
+                    d.as_of_ms = market_ms;
+                }
+                (market_ms, event)
+            })
+            .collect();
         let dir = tempfile::tempdir().unwrap();
         let options = WriterOptions { durability, segment_bytes_max, open_check: OpenCheck::FullChain, schema };
         let mut writer = Writer::create(dir.path(), sample::GOLDEN_META, options).unwrap();
@@ -579,8 +589,8 @@ proptest! {
             prop_assert_eq!(&stored.event, &event.as_read_back(schema).unwrap());
             prop_assert_eq!(stored.schema_version, event.kind().written_at(schema));
             // And the record re-encodes to its stored body.
-            let body = body_bytes(&stored.event, stored.schema_version).unwrap();
-            prop_assert_eq!(body, body_bytes(event, stored.schema_version).unwrap());
+            let body = body_bytes(&stored.event, stored.schema_version, *market_ms).unwrap();
+            prop_assert_eq!(body, body_bytes(event, stored.schema_version, *market_ms).unwrap());
             prop_assert_eq!(stored.hash, heads[read].hash);
             read += 1;
         }
@@ -654,7 +664,7 @@ fn a_negative_zero_decimal_is_zero_re_encodes_as_stored_and_renders_as_zero() {
     // exactly the stored body (a re-drive compares bytes).
     assert_eq!(decoded.volume, Decimal::ZERO);
     let mut body = Vec::new();
-    body_bytes_into(&Event::Candle(decoded.clone()), 1, &mut body).unwrap();
+    body_bytes_into(&Event::Candle(decoded.clone()), 1, 3_600_000, &mut body).unwrap();
     assert_eq!(body, record.payload[12..]);
     // Text renderings show it as zero.
     let json = serde_json::to_value(Event::Candle(decoded)).unwrap();

@@ -392,9 +392,9 @@ fn the_same_candles_and_config_give_the_same_stream() {
     let bytes = |w: &World| -> Vec<Vec<u8>> {
         w.h.events
             .iter()
-            .flat_map(|(_, e)| {
+            .flat_map(|(ms, e)| {
                 [1, 2].map(|schema| {
-                    anx_journal::event::body_bytes(e, e.kind().written_at(schema)).unwrap()
+                    anx_journal::event::body_bytes(e, e.kind().written_at(schema), *ms).unwrap()
                 })
             })
             .collect()

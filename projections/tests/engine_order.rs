@@ -294,7 +294,7 @@ fn client_order_id_has_the_documented_format() {
     // schema), its candle_seq zeroed.
     let mut decided = decision(LEAP_MS);
     decided.candle_seq = 0;
-    let body = anx_journal::event::body_bytes(&Event::Decision(decided), 1).unwrap();
+    let body = anx_journal::event::body_bytes(&Event::Decision(decided), 1, LEAP_MS).unwrap();
     assert_eq!(parts[4], &blake3::hash(&body).to_hex().as_str()[..8]);
     // A short run id is used whole.
     let short = order::client_order_id("run1", "SOL-USD", &decision(LEAP_MS));

@@ -145,35 +145,19 @@ pub fn open_to_redrive(
     let writer = Writer::open_leaving_repair_note(dir, options)?;
     // The tail the writer will cut is not read.
     let mut reader = Reader::open_with(dir, TailPolicy::StopAtTorn)?;
-    let mut events = Vec::new();
     // Read, verified and decoded on two cores.
-    let streamed = stream_events(&mut reader, Seq::MAX, |e| {
-        events.push(StoredEvent {
-            seq: e.seq,
-            hash: e.hash,
-            market_ms: e.market_ms,
-            schema_version: e.schema_version,
-            event: e.event,
+    let events = read_events(&mut reader, Seq::MAX)?;
+    let (seq, hash) = reader.head();
+    let head = writer.head();
+    if (seq, hash) != (head.seq, head.hash) {
+        // Only possible if the files changed between the two reads, which the
+        // lock forbids to every anx writer.
+        return Err(JournalError::ChangedWhileOpen {
+            dir: dir.to_path_buf(),
+            detail: format!("the writer found head {}, the reader {seq}:{hash}", head),
         });
-        Ok::<(), std::convert::Infallible>(())
-    });
-    match streamed {
-        Ok(()) => {
-            let (seq, hash) = reader.head();
-            let head = writer.head();
-            if (seq, hash) != (head.seq, head.hash) {
-                // Only possible if the files changed between the two reads,
-                // which the lock forbids to every anx writer.
-                return Err(JournalError::ChangedWhileOpen {
-                    dir: dir.to_path_buf(),
-                    detail: format!("the writer found head {}, the reader {seq}:{hash}", head),
-                });
-            }
-            Ok((writer, events))
-        }
-        Err(StreamError::Journal(error)) => Err(error),
-        Err(StreamError::Sink(never)) => match never {},
     }
+    Ok((writer, events))
 }
 
 /// What the broker says it holds, as a reconciliation records it.
@@ -299,8 +283,13 @@ impl<B: Broker> Pipeline<B> {
             return false;
         }
         let version = stored.schema_version;
-        let journaled = body_bytes_into(&stored.event, version, &mut self.journaled_body);
-        let produced = body_bytes_into(event, version, &mut self.produced_body);
+        let journaled = body_bytes_into(
+            &stored.event,
+            version,
+            stored.market_ms,
+            &mut self.journaled_body,
+        );
+        let produced = body_bytes_into(event, version, market_ms, &mut self.produced_body);
         journaled.is_ok() && produced.is_ok() && self.journaled_body == self.produced_body
     }
 

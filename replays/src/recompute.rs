@@ -17,8 +17,8 @@
 use crate::exchange::{Broker, BrokerEvent, SimExchange};
 use crate::pipeline::{Pipeline, PipelineError};
 use anx_journal::{
-    stream_events, Candle, DataIntegrity, Decision, Durability, Event, Hash32, JournalError,
-    OrderPlaced, Reader, RunMode, RunStarted, Seq, StoredEvent, StreamError, Writer, WriterOptions,
+    read_events, Candle, DataIntegrity, Decision, Durability, Event, Hash32, JournalError,
+    OrderPlaced, Reader, RunMode, RunStarted, Seq, StoredEvent, Writer, WriterOptions,
 };
 use anx_projections::engine::config::Config;
 use anx_projections::engine::Engine;
@@ -69,22 +69,7 @@ pub struct Upto {
 /// Reads (and verifies) the journal up to and including `seq`.
 pub fn read_upto(dir: &Path, seq: Seq) -> Result<Upto, RecomputeError> {
     let mut reader = Reader::open(dir)?;
-    let mut events = Vec::new();
-    let streamed = stream_events(&mut reader, seq, |e| {
-        events.push(StoredEvent {
-            seq: e.seq,
-            hash: e.hash,
-            market_ms: e.market_ms,
-            schema_version: e.schema_version,
-            event: e.event,
-        });
-        Ok::<(), std::convert::Infallible>(())
-    });
-    match streamed {
-        Ok(()) => {}
-        Err(StreamError::Journal(error)) => return Err(error.into()),
-        Err(StreamError::Sink(never)) => match never {},
-    }
+    let events = read_events(&mut reader, seq)?;
     let head = events.last().map_or(0, |e| e.seq);
     if head < seq {
         return Err(RecomputeError::NoSuchSeq { seq, head });

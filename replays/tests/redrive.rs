@@ -586,6 +586,17 @@ fn redrive_written(
     extra: &[Event],
 ) -> (Result<(), PipelineError>, Pipeline<SimExchange>, Vec<Seq>) {
     let market_ms = events.last().map_or(0, |e| e.market_ms);
+    // An extra decision is journaled at its own market time (schema 2 keeps it once).
+    let extra: Vec<Event> = extra
+        .iter()
+        .cloned()
+        .map(|mut event| {
+            if let Event::Decision(d) = &mut event {
+                d.as_of_ms = market_ms;
+            }
+            event
+        })
+        .collect();
     write_events(
         dir,
         events

@@ -643,7 +643,7 @@ Committed2 { fired vec8<str8>, glass_digest hash }
 
 _KINDS2_TEXT = """
 | 2 | Candle | symbol str8, granularity_s u32, open_ms ms, open cdec, high cdec, low cdec, close cdec, volume cdec |
-| 4 | Decision | symbol str8, as_of_ms ms, candle_seq seq, outcome DecisionOutcome2, sizing opt<Sizing2>, glass Glass2 |
+| 4 | Decision | symbol str8, candle_seq seq, outcome DecisionOutcome2, sizing opt<Sizing2>, glass Glass2 |
 """
 
 ENUMS.update(_parse_enums(_ENUMS2_TEXT))
@@ -821,6 +821,9 @@ def decode_event(payload: bytes) -> dict[str, Any]:
             body.update(reader.value("GlassBox2" if inline else "Committed2"))
         else:
             body[field] = reader.value(type_name)
+    if version == 2 and name == "Decision":
+        # Section 6a: a schema-2 decision's as_of_ms is its market_ms.
+        body["as_of_ms"] = market_ms
     if reader.pos != len(reader.data):
         raise DecodeError(f"{len(reader.data) - reader.pos} trailing bytes "
                           f"after the {name} body (at byte {reader.pos})")

@@ -71,7 +71,8 @@ pub fn client_order_id(run_id: &str, symbol: &str, decision: &Decision) -> Strin
     // Schema 1's encoding, whatever the journal's schema, so the same decision
     // keeps the same id. Only the engine's own decisions get ids, and each has
     // a schema-1 encoding (its configuration hash and its whole glass box).
-    let body = anx_journal::event::body_bytes(&Event::Decision(decided), 1)
+    let as_of_ms = decided.as_of_ms;
+    let body = anx_journal::event::body_bytes(&Event::Decision(decided), 1, as_of_ms)
         .expect("a decision the engine makes has a schema-1 encoding");
     let hash = blake3::hash(&body).to_hex();
     format!(

@@ -72,7 +72,13 @@ pub fn payload(data: &[u8]) {
     let envelope = Envelope::decode(data).expect("a payload that decodes has an envelope");
     assert_eq!(EventKind::from_code(envelope.kind_code), Some(event.kind()));
     let mut body = Vec::new();
-    body_bytes_into(&event, envelope.schema_version, &mut body).expect("a decoded body re-encodes");
+    body_bytes_into(
+        &event,
+        envelope.schema_version,
+        envelope.market_ms,
+        &mut body,
+    )
+    .expect("a decoded body re-encodes");
     assert_eq!(
         body,
         data[12..],
@@ -94,8 +100,13 @@ fn record_payload(input: &mut Input) -> Vec<u8> {
             .encode()
             .to_vec();
         let mut body = Vec::new();
-        body_bytes_into(event, event.kind().written_at(schema), &mut body)
-            .expect("a golden event encodes");
+        body_bytes_into(
+            event,
+            event.kind().written_at(schema),
+            *market_ms,
+            &mut body,
+        )
+        .expect("a golden event encodes");
         payload.extend(body);
         return payload;
     }
