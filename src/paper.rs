@@ -6,12 +6,9 @@ use crate::cli::PaperArgs;
 use crate::trader::{file_config, Kind, Place};
 use anx_journal::{RunMode, RunStarted, StoredEvent};
 use anx_projections::engine::config::Config;
-use anx_replays::exchange::{SimExchange, SimIds};
+use anx_replays::exchange::{SimExchange, DRILL_SUFFIX};
 use anyhow::Result;
 use std::process::ExitCode;
-
-/// What a drill run's `created_by` ends with (`--drill-withhold-protection`).
-const DRILL_SUFFIX: &str = " (drill: withhold protection)";
 
 struct Paper {
     drill_withhold_protection: bool,
@@ -59,14 +56,8 @@ impl Kind for Paper {
         run: &RunStarted,
         events: &[StoredEvent],
     ) -> Result<SimExchange> {
-        // The simulated broker names its orders as this journal's answers do.
-        let broker = SimExchange::with_ids(config.clone(), SimIds::of_journal(events));
-        // A drill journal was written by a drill exchange: re-driven by one too.
-        Ok(if run.created_by.ends_with(DRILL_SUFFIX) {
-            broker.withholding_protection()
-        } else {
-            broker
-        })
+        // Named as this journal's answers are; a drill re-driven by a drill.
+        Ok(SimExchange::of_journal(config.clone(), run, events))
     }
 }
 

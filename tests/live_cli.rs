@@ -140,6 +140,22 @@ fn live_trader_against_the_fake_exchange_matches_the_replay() {
     assert!(fake.state()["requests"].as_array().unwrap().len() >= requests_before);
     let verify = anx(&["journal", "verify", path_str(&journal)]);
     assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
+    // A glass box kept as its digest, recomputed from the journal's own
+    // answers (the exchange is not asked about the past) and proven; the
+    // last one comes after the steps with several answers.
+    let committed: Vec<u64> = again
+        .iter()
+        .filter(|e| matches!(&e.event, Event::Decision(d) if d.glass.full().is_none()))
+        .map(|e| e.seq)
+        .collect();
+    let requests_before = fake.state()["requests"].as_array().unwrap().len();
+    for seq in [committed[0], committed[committed.len() - 1]] {
+        let run = anx(&["why", path_str(&journal), "--decision", &seq.to_string()]);
+        assert_eq!(run.code, 0, "seq {seq}: {}", run.stderr);
+        assert!(run.stdout.contains("and proven"), "{}", run.stdout);
+    }
+    let requests = fake.state()["requests"].as_array().unwrap().len();
+    assert_eq!(requests, requests_before, "why asks the exchange nothing");
 }
 
 /// 2025-01-05T23:00Z: the first BTC entry (placed 21:00) filled at 22:00.

@@ -517,6 +517,28 @@ fn paper_trader_matches_replay_and_survives_sigkill_at_random_points() {
         "{context}: most kills land after the journal exists ({crash_restarts} crash restarts)"
     );
     assert_eq!(crashy.now_s(), calm.now_s(), "both runs saw the whole feed");
+    // A glass box the journal keeps as its digest, recomputed through the
+    // paper trader's own simulator – after every crash and restart – and proven.
+    let committed: Vec<u64> = events(&crash_journal)
+        .iter()
+        .filter(|e| matches!(&e.event, Event::Decision(d) if d.glass.full().is_none()))
+        .map(|e| e.seq)
+        .collect();
+    assert!(committed.len() > 10, "{context}: {committed:?}");
+    for seq in [
+        committed[0],
+        committed[committed.len() / 2],
+        committed[committed.len() - 1],
+    ] {
+        let run = anx(&[
+            "why",
+            path_str(&crash_journal),
+            "--decision",
+            &seq.to_string(),
+        ]);
+        assert_eq!(run.code, 0, "{context}: seq {seq}: {}", run.stderr);
+        assert!(run.stdout.contains("and proven"), "{}", run.stdout);
+    }
 }
 
 #[test]

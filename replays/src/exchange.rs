@@ -203,9 +203,24 @@ impl SimIds {
     }
 }
 
+/// What a drill run's `RunStarted.created_by` ends with (`anx paper
+/// --drill-withhold-protection`).
+pub const DRILL_SUFFIX: &str = " (drill: withhold protection)";
+
 impl SimExchange {
     pub fn new(config: Config) -> SimExchange {
         SimExchange::with_ids(config, SimIds::FromClientOrderId)
+    }
+
+    /// The exchange that answered in `events`, a journal of `run`, to re-drive
+    /// them: its order-id scheme, and a drill's withheld protection.
+    pub fn of_journal(config: Config, run: &RunStarted, events: &[StoredEvent]) -> SimExchange {
+        let exchange = SimExchange::with_ids(config, SimIds::of_journal(events));
+        if run.created_by.ends_with(DRILL_SUFFIX) {
+            exchange.withholding_protection()
+        } else {
+            exchange
+        }
     }
 
     /// An exchange naming its orders by `ids` (a re-driven journal's scheme).

@@ -115,7 +115,8 @@ pub fn recompute_decision(upto: Upto, scratch: &Path) -> Result<Proven, Recomput
     let produced = match upto.run.run_mode {
         RunMode::Live => redrive(writer, engine, AsJournaled, &run_id, upto.events, seq),
         RunMode::ReplayBacktest | RunMode::PaperLive => {
-            let broker = SimExchange::new(config);
+            // The simulator that wrote the journal: its ids, a drill's withholding.
+            let broker = SimExchange::of_journal(config, &upto.run, &upto.events);
             redrive(writer, engine, broker, &run_id, upto.events, seq)
         }
     }?;
