@@ -41,6 +41,9 @@ pub struct Trail {
     /// The run's configuration (its `RunStarted`, seq 1): the cost model a
     /// fill's fee is compared with.
     pub config: Option<anx_projections::engine::config::Config>,
+    /// The run's configuration hash as journaled (`RunStarted`): what a
+    /// schema-2 decision, which does not repeat it, is shown with.
+    pub config_hash: Option<anx_journal::Hash32>,
 }
 
 fn read(
@@ -112,15 +115,19 @@ pub fn lookup(
     if events.is_empty() {
         return Err(anyhow!("the index lists no events for {id:?}"));
     }
-    let config = match read(store, journal, segments, 1).map(|r| r.event) {
-        Ok(Event::RunStarted(run)) => crate::replay_cmd::run_config(&run).ok(),
-        _ => None,
+    let (config, config_hash) = match read(store, journal, segments, 1).map(|r| r.event) {
+        Ok(Event::RunStarted(run)) => (
+            crate::replay_cmd::run_config(&run).ok(),
+            Some(run.config_hash),
+        ),
+        _ => (None, None),
     };
     Ok(Trail {
         id: id.to_string(),
         kind,
         events: events.into_values().collect(),
         config,
+        config_hash,
     })
 }
 
@@ -158,7 +165,7 @@ fn fee_against_model(
 fn describe_decision(
     e: &anx_journal::Decision,
     out: &mut String,
-    config: Option<&anx_projections::engine::config::Config>,
+    run_config_hash: Option<anx_journal::Hash32>,
 ) {
     let outcome = match &e.outcome {
         DecisionOutcome::Hold => "hold".to_string(),
@@ -169,7 +176,7 @@ fn describe_decision(
     // Schema 2 declares the configuration once, in `RunStarted`.
     let config_hash = e
         .config_hash
-        .or_else(|| config.map(|c| c.hash()))
+        .or(run_config_hash)
         .map_or("-".to_string(), |h| h.to_hex());
     let regime = e.glass.full().map_or("-", |g| g.regime.as_str());
     let _ = writeln!(
@@ -240,6 +247,7 @@ fn describe(
     event: &Event,
     out: &mut String,
     config: Option<&anx_projections::engine::config::Config>,
+    config_hash: Option<anx_journal::Hash32>,
 ) {
     match event {
         Event::Candle(c) => {
@@ -256,7 +264,7 @@ fn describe(
                 d(c.volume)
             );
         }
-        Event::Decision(e) => describe_decision(e, out, config),
+        Event::Decision(e) => describe_decision(e, out, config_hash),
         Event::OrderPlaced(o) => {
             let _ = writeln!(
                 out,
@@ -357,7 +365,12 @@ pub fn trail_text(trail: &Trail, lookup_ms: Option<f64>) -> String {
             market_time(event.market_ms),
             event.event.kind().name()
         );
-        describe(&event.event, &mut out, trail.config.as_ref());
+        describe(
+            &event.event,
+            &mut out,
+            trail.config.as_ref(),
+            trail.config_hash,
+        );
     }
     if let Some(lookup_ms) = lookup_ms {
         let _ = writeln!(
@@ -406,11 +419,11 @@ pub fn decision(journal: &Path, seq: Seq, json: bool) -> Result<std::process::Ex
     let Event::Decision(journaled) = &stored.event else {
         bail!("seq {seq} is a {}, not a Decision", stored.event.kind());
     };
-    let config = crate::replay_cmd::run_config(&upto.run).ok();
-    let (shown, source) = match &journaled.glass {
+    let run_config_hash = upto.run.config_hash;
+    let (mut shown, source) = match &journaled.glass {
         Glass::Full(_) => (journaled.clone(), GlassSource::Journaled),
         Glass::Committed { digest, .. } => {
-            let scratch = Scratch::new(journal)?;
+            let scratch = Scratch::new(seq)?;
             let proven = recompute_decision(upto, &scratch.0).map_err(|e| match e {
                 RecomputeError::Diverged { seq: at, .. } if at == seq => anyhow!(
                     "seq {seq}: this build's glass box for the decision does not hash to the \
@@ -426,13 +439,16 @@ pub fn decision(journal: &Path, seq: Seq, json: bool) -> Result<std::process::Ex
             (proven.decision, source)
         }
     };
+    // The configuration hash shown is the journal's: the record's own
+    // (schema 1) or the run's (schema 2), never one worked out here.
+    shown.config_hash = journaled.config_hash;
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     if json {
         println!("{}", decision_json(&stored, &shown, &source, elapsed_ms));
     } else {
         print!(
             "{}",
-            decision_text(&stored, &shown, &source, config.as_ref(), elapsed_ms)
+            decision_text(&stored, &shown, &source, Some(run_config_hash), elapsed_ms)
         );
     }
     Ok(std::process::ExitCode::SUCCESS)
@@ -447,15 +463,13 @@ enum GlassSource {
     },
 }
 
-/// A directory for a recomputation's re-drive under the journal's derived
-/// `index/` (never part of the journal), removed when done.
+/// A directory for a recomputation's re-drive, in the system's temporary
+/// directory (the journal's own may be read-only), removed when done.
 struct Scratch(std::path::PathBuf);
 
 impl Scratch {
-    fn new(journal: &Path) -> Result<Scratch> {
-        let dir = journal
-            .join("index")
-            .join(format!("recompute-{}", std::process::id()));
+    fn new(seq: Seq) -> Result<Scratch> {
+        let dir = std::env::temp_dir().join(format!("anx-recompute-{}-{seq}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
@@ -473,7 +487,7 @@ fn decision_text(
     stored: &StoredEvent,
     shown: &anx_journal::Decision,
     source: &GlassSource,
-    config: Option<&anx_projections::engine::config::Config>,
+    run_config_hash: Option<anx_journal::Hash32>,
     elapsed_ms: f64,
 ) -> String {
     let mut out = format!(
@@ -482,7 +496,7 @@ fn decision_text(
         market_time(stored.market_ms),
         "Decision"
     );
-    describe_decision(shown, &mut out, config);
+    describe_decision(shown, &mut out, run_config_hash);
     let _ = match source {
         GlassSource::Journaled => writeln!(
             out,

@@ -42,7 +42,13 @@ impl BackgroundWriter {
                 let mut writer = writer;
                 for batch in receiver {
                     for (market_ms, event) in batch {
-                        writer.append(market_ms, &event)?;
+                        let seq = writer.head().seq + 1;
+                        writer.append(market_ms, &event).map_err(|e| match e {
+                            JournalError::Encode(why) => {
+                                JournalError::Encode(format!("seq {seq}: {why}"))
+                            }
+                            other => other,
+                        })?;
                     }
                 }
                 Ok(writer)
@@ -108,7 +114,14 @@ impl BackgroundWriter {
 
 impl Drop for BackgroundWriter {
     fn drop(&mut self) {
-        // Dropped without `finish` (an error elsewhere): stop the thread.
+        // Dropped without `finish` (the run failed elsewhere): what was
+        // queued is still written – a failed run's journal holds every event
+        // up to its failure, as a direct writer's does – and the thread stops.
+        if let Some(sender) = &self.sender {
+            if !self.batch.is_empty() {
+                let _ = sender.send(std::mem::take(&mut self.batch));
+            }
+        }
         self.sender = None;
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();

@@ -285,12 +285,12 @@ impl Writer {
         self.meta
     }
 
-    /// The last appended record (seq 0 and the genesis hash for an empty journal).
     /// The journal schema this writer writes new records at.
     pub fn schema(&self) -> u16 {
         self.options.schema
     }
 
+    /// The last appended record (seq 0 and the genesis hash for an empty journal).
     pub fn head(&self) -> Head {
         Head {
             seq: self.next_seq - 1,

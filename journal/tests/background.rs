@@ -68,3 +68,25 @@ fn a_failure_on_its_thread_is_returned() {
         "{error}"
     );
 }
+
+#[test]
+fn dropped_without_finish_it_still_writes_what_was_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = Writer::create(
+        dir.path(),
+        anx_journal::sample::GOLDEN_META,
+        options(anx_journal::Durability::OnClose),
+    )
+    .unwrap();
+    let mut queued = BackgroundWriter::start(writer).unwrap();
+    // Fewer than a batch: nothing was sent to the thread before the drop.
+    for (market_ms, event) in golden_events().into_iter().take(20) {
+        queued.append(market_ms, event).unwrap();
+    }
+    drop(queued);
+    assert_eq!(
+        read_all(dir.path()).len(),
+        20,
+        "a failed run loses nothing queued"
+    );
+}

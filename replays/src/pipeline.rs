@@ -319,8 +319,9 @@ impl<B: Broker> Pipeline<B> {
                 Ok(appended.seq)
             }
             Sink::Background(background) => {
-                // Journaled (queued) even if the fold then refuses it, as
-                // the direct writer does.
+                // Queued even if the fold then refuses it, as the direct
+                // writer writes it; a failing run's writer still writes
+                // what was queued when the pipeline is dropped.
                 let seq = background.next_seq();
                 let folded = self.fold(seq, market_ms, &event);
                 let Sink::Background(background) = &mut self.sink else {

@@ -18,7 +18,7 @@ use crate::exchange::{Broker, BrokerEvent, SimExchange};
 use crate::pipeline::{Pipeline, PipelineError};
 use anx_journal::{
     read_events, Candle, DataIntegrity, Decision, Durability, Event, Hash32, JournalError,
-    OrderPlaced, Reader, RunMode, RunStarted, Seq, StoredEvent, Writer, WriterOptions,
+    OrderPlaced, Reader, RunMode, RunStarted, Seq, StoredEvent, TailPolicy, Writer, WriterOptions,
 };
 use anx_projections::engine::config::Config;
 use anx_projections::engine::Engine;
@@ -38,11 +38,17 @@ pub enum RecomputeError {
     NoRun { seq: Seq },
     #[error("the run's configuration (RunStarted) does not load: {0}")]
     Config(String),
+    /// The code produced something other than the journal at `seq` – the
+    /// decision itself (`seq` is the target: its glass box does not hash to
+    /// the journaled digest) or an event before it.
     #[error(
         "seq {seq}: this build does not reproduce the journal, so the glass box \
          the journal committed to cannot be recomputed (nothing recomputed is shown): {source}"
     )]
     Diverged { seq: Seq, source: PipelineError },
+    /// Re-driving failed for another reason (a fold or engine refusal).
+    #[error("re-driving the journal up to seq {target} failed: {source}")]
+    Redrive { target: Seq, source: PipelineError },
     #[error("seq {seq}: the step that made this decision went past it without reproducing it")]
     NotReproduced { seq: Seq },
 }
@@ -68,7 +74,8 @@ pub struct Upto {
 
 /// Reads (and verifies) the journal up to and including `seq`.
 pub fn read_upto(dir: &Path, seq: Seq) -> Result<Upto, RecomputeError> {
-    let mut reader = Reader::open(dir)?;
+    // A running or crashed trader's torn tail lies after every intact record.
+    let mut reader = Reader::open_with(dir, TailPolicy::StopAtTorn)?;
     let events = read_events(&mut reader, seq)?;
     let head = events.last().map_or(0, |e| e.seq);
     if head < seq {
@@ -141,13 +148,26 @@ fn redrive<B: Broker>(
 ) -> Result<Event, RecomputeError> {
     let mut pipeline = Pipeline::redriving(writer, engine, broker, run_id, events);
     pipeline.capture_produced(seq);
-    pipeline
-        .redrive(&mut |_| {})
-        .map_err(|source| RecomputeError::Diverged { seq, source })?;
-    pipeline
-        .captured()
-        .cloned()
-        .ok_or(RecomputeError::NotReproduced { seq })
+    let redriven = pipeline.redrive(&mut |_| {});
+    // Once the decision is reproduced byte for byte, it is proven: what its
+    // step goes on to do past the journal read (into the scratch writer) is
+    // no part of it.
+    if let Some(produced) = pipeline.captured() {
+        return Ok(produced.clone());
+    }
+    match redriven {
+        Err(source @ PipelineError::Diverged { .. }) => {
+            let PipelineError::Diverged { seq: at, .. } = &source else {
+                unreachable!("matched above")
+            };
+            Err(RecomputeError::Diverged { seq: *at, source })
+        }
+        Err(source) => Err(RecomputeError::Redrive {
+            target: seq,
+            source,
+        }),
+        Ok(()) => Err(RecomputeError::NotReproduced { seq }),
+    }
 }
 
 /// The broker of a live run re-driven: a real exchange's answers are facts
