@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Writes the seed corpora of the journal's fuzz targets (standard library only).
 
-payload: every distinct payload of the golden fixture and of the committed
-trading journal (tests/fixtures/trading-v1), one file each, named by content.
+payload: every distinct payload of the golden fixtures (schema 1 and 2) and of
+the committed trading journal (tests/fixtures/trading-v1), a few of each kind
+at each schema version, one file each, named by content.
 segments, random_access: recipes (see src/checks.rs) from a fixed random
 seed, so the seeds are the same on every machine.
 """
@@ -30,14 +31,18 @@ def main():
     sources = [
         "journal/tests/fixtures/golden-v1/seg-00000000000000000001.anxj",
         "tests/fixtures/trading-v1/seg-00000000000000000001.anxj",
+        "journal/tests/fixtures/golden-v2/seg-00000000000000000001.anxj",
+        "tests/fixtures/v1-replay/seg-00000000000000000001.anxj",
     ]
     seen_kinds = {}
     for source in sources:
         for payload in payloads(os.path.join(ROOT, source)):
-            kind = struct.unpack_from("<H", payload, 2)[0]
-            # Every kind, a few of each: enough shapes, a small corpus.
-            if seen_kinds.get(kind, 0) < 3:
-                seen_kinds[kind] = seen_kinds.get(kind, 0) + 1
+            version, kind = struct.unpack_from("<HH", payload, 0)
+            # Every kind at each version, a few of each: enough shapes, a
+            # small corpus.
+            key = (version, kind)
+            if seen_kinds.get(key, 0) < 3:
+                seen_kinds[key] = seen_kinds.get(key, 0) + 1
                 write("payload", payload)
     rng = random.Random(20261129)
     for target in ("segments", "random_access"):
