@@ -98,7 +98,7 @@ fn row(out: &mut String, cells: &[String]) {
 /// Renders the report of the replay whose journal is `journal`.
 pub fn report(journal: &Path, view: &ReplayView) -> Result<String> {
     let state = &view.projection.state;
-    let report = Report::from_state(state);
+    let report = Report::from_projection(view.projection);
     let loaded = store::load(
         journal,
         LoadOptions {

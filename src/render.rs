@@ -70,6 +70,10 @@ pub fn report_json(report: &Report) -> Value {
             "expectancy_r": opt_num(r.expectancy_r),
             "exits_by_reason": r.exits_by_reason,
         }))).collect::<Map<String, Value>>(),
+        "no_order": {
+            "by_reason": report.no_order.by_reason,
+            "by_symbol": report.no_order.by_symbol,
+        },
     })
 }
 
@@ -87,7 +91,7 @@ fn audit_pct(state: &State) -> Value {
 /// The JSON document of `anx journal replay --format json`.
 pub fn replay_json(view: &ReplayView) -> Value {
     let state = &view.projection.state;
-    let report = Report::from_state(state);
+    let report = Report::from_projection(view.projection);
     let mut engine = Map::new();
     let mut positions = Map::new();
     for (symbol, s) in &state.symbols {
@@ -301,13 +305,27 @@ pub fn report_rows(report: &Report) -> Vec<(&'static str, String)> {
                 .collect::<Vec<_>>()
                 .join(", "),
         ),
+        ("no order, by reason", no_order_text(&report.no_order)),
     ]
+}
+
+/// Why decisions led to no order, the most frequent reason first.
+fn no_order_text(no_order: &anx_projections::report::NoOrder) -> String {
+    let ranked = no_order.ranked();
+    if ranked.is_empty() {
+        return "none (every decision led to an order)".into();
+    }
+    ranked
+        .iter()
+        .map(|(reason, count)| format!("{reason} {count}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The table of `anx journal replay`.
 pub fn replay_table(view: &ReplayView) -> String {
     let state = &view.projection.state;
-    let report = Report::from_state(state);
+    let report = Report::from_projection(view.projection);
     let mut out = String::new();
     let w = &mut out;
     if let Some(run) = &state.run {

@@ -26,9 +26,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Bumped whenever `Projection`'s serialized layout changes (2: halts and the
-/// operator log; 3 to 6: the fills and broker answers journaled); an index of
-/// another layout is rebuilt.
-const LAYOUT_VERSION: u32 = 6;
+/// operator log; 3 to 6: the fills and broker answers journaled; 7: the
+/// decisions that led to no order); an index of another layout is rebuilt.
+const LAYOUT_VERSION: u32 = 7;
 /// One offset entry per this many records.
 pub const OFFSET_EVERY: u64 = 256;
 const SNAPSHOTS_KEPT: usize = 3;

@@ -1185,6 +1185,18 @@ fn a_drill_that_withholds_protection_fails_closed_cancels_and_an_operator_resets
     });
     assert!(sigterm(&mut trader).success(), "{}", log_of(&journal));
     assert_eq!(anx(&["journal", "verify", &dir]).code, 0);
+    // The report says why the drill's candles did not trade: the symbol was
+    // fail-closed.
+    let replay = anx(&["journal", "replay", &dir, "--json"]);
+    assert_eq!(replay.code, 0, "{}", replay.stderr);
+    let no_order = &json(&replay.stdout)["report"]["no_order"]["by_symbol"][&symbol];
+    assert!(no_order["fail_closed"].as_u64() > Some(0), "{no_order}");
+    // From a snapshot or folded from seq 1: the same counts.
+    let again = anx(&["journal", "replay", &dir, "--json", "--no-snapshot"]);
+    assert_eq!(
+        json(&again.stdout)["report"]["no_order"],
+        json(&replay.stdout)["report"]["no_order"]
+    );
 }
 
 #[test]

@@ -126,6 +126,35 @@ fn a_schema_2_backtest_is_the_schema_1_run_in_under_a_third_of_the_bytes() {
         }
     }
     assert!(recomputed > 300, "{recomputed} glass boxes recomputed");
+
+    // The report says why the other candles did not trade: every decision
+    // without an order counted once, a rejection under its own code.
+    let no_order = &b["report"]["no_order"]["by_reason"];
+    let decisions: Vec<&Value> = new.iter().filter(|e| e["kind"] == "Decision").collect();
+    let led_to_order = decisions
+        .iter()
+        .filter(|e| e["body"]["outcome"] == "enter" || e["body"]["outcome"].get("exit").is_some())
+        .count() as u64;
+    let counted: u64 = no_order
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(counted + led_to_order, decisions.len() as u64, "{no_order}");
+    for code in ["regime_blocked", "rr_after_costs"] {
+        let rejected = decisions
+            .iter()
+            .filter(|e| e["body"]["outcome"]["rejected"]["reason_code"] == code)
+            .count() as u64;
+        assert!(rejected > 0, "{code}");
+        assert_eq!(no_order[code], rejected, "{code}");
+    }
+    assert!(no_order["no_signal"].as_u64().unwrap() > 100, "{no_order}");
+    assert!(
+        no_order["position_open"].as_u64().unwrap() > 0,
+        "{no_order}"
+    );
 }
 
 /// Rewrites `from` into `to` (a consistent chain, the same identity),

@@ -445,6 +445,39 @@ pub struct Links {
     pub feed_faults: BTreeMap<String, u64>,
     /// Symbol → (seq, newest candle's close) of the last `stale` finding.
     pub last_stale: BTreeMap<String, (Seq, UnixMs)>,
+    /// Symbol → reason → decisions that led to no order ([`NoOrderReason`]):
+    /// why a run's candles did not trade. Outside the hashed state, like the
+    /// feed faults: it counts decisions, not the run's money or positions.
+    pub no_order: BTreeMap<String, BTreeMap<String, u64>>,
+}
+
+/// Why a decision led to no order: a rejection's own reason code, or for a
+/// hold what the symbol was doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoOrderReason<'a> {
+    /// Rejected by a risk check or the engine (`rr_after_costs`, …).
+    Rejected(&'a str),
+    /// Idle, and no signal fired.
+    NoSignal,
+    /// A position was open (and no exit was due).
+    PositionOpen,
+    /// An entry or exit order was working.
+    OrderPending,
+    /// The symbol was fail-closed.
+    FailClosed,
+}
+
+impl<'a> NoOrderReason<'a> {
+    /// The name counted and shown.
+    pub fn name(self) -> &'a str {
+        match self {
+            NoOrderReason::Rejected(code) => code,
+            NoOrderReason::NoSignal => "no_signal",
+            NoOrderReason::PositionOpen => "position_open",
+            NoOrderReason::OrderPending => "order_pending",
+            NoOrderReason::FailClosed => "fail_closed",
+        }
+    }
 }
 
 /// A trader session boundary (`Session` event).

@@ -58,6 +58,48 @@ pub struct Report {
     pub exits_by_reason: BTreeMap<String, u64>,
     /// The same figures per symbol, for the per-symbol panels.
     pub symbols: BTreeMap<String, SymbolReport>,
+    /// Why decisions led to no order ([`Report::from_projection`]; empty
+    /// from the state alone).
+    pub no_order: NoOrder,
+}
+
+/// The decisions that led to no order, by reason: a rejection's code, or for
+/// a hold `no_signal`, `position_open`, `order_pending` or `fail_closed`.
+/// What stopped a run's candles from trading – a run with few or no trades
+/// explains itself.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct NoOrder {
+    /// Reason → decisions, over every symbol.
+    pub by_reason: BTreeMap<String, u64>,
+    /// Symbol → reason → decisions.
+    pub by_symbol: BTreeMap<String, BTreeMap<String, u64>>,
+}
+
+impl NoOrder {
+    /// The tallies the fold keeps ([`crate::model::Links::no_order`]).
+    pub fn of(counts: &BTreeMap<String, BTreeMap<String, u64>>) -> NoOrder {
+        let mut by_reason: BTreeMap<String, u64> = BTreeMap::new();
+        for reasons in counts.values() {
+            for (reason, count) in reasons {
+                *by_reason.entry(reason.clone()).or_default() += count;
+            }
+        }
+        NoOrder {
+            by_reason,
+            by_symbol: counts.clone(),
+        }
+    }
+
+    /// The reasons, the most frequent first (ties by name).
+    pub fn ranked(&self) -> Vec<(&str, u64)> {
+        let mut ranked: Vec<(&str, u64)> = self
+            .by_reason
+            .iter()
+            .map(|(r, c)| (r.as_str(), *c))
+            .collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        ranked
+    }
 }
 
 /// Per-symbol aggregates over the closed trades.
@@ -176,6 +218,15 @@ fn risk_ratios(
 }
 
 impl Report {
+    /// The report over a whole projection: [`Report::from_state`] and why
+    /// decisions led to no order.
+    pub fn from_projection(projection: &crate::Projection) -> Report {
+        Report {
+            no_order: NoOrder::of(&projection.links.no_order),
+            ..Report::from_state(&projection.state)
+        }
+    }
+
     pub fn from_state(state: &State) -> Report {
         let trades = &state.trades;
         let wins: Vec<Decimal> = trades
@@ -239,6 +290,7 @@ impl Report {
             fees_total: round(state.fees_total),
             exits_by_reason: all.exits_by_reason,
             symbols: symbol_reports(state),
+            no_order: NoOrder::default(),
         }
     }
 }

@@ -5,6 +5,7 @@
 
 use super::{equity, fail, quality, Projection};
 use crate::error::{FoldResult, Rule};
+use crate::model::NoOrderReason;
 use anx_journal::*;
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
@@ -97,6 +98,9 @@ pub(super) fn decision(p: &mut Projection, seq: Seq, e: &Decision) -> FoldResult
             ),
         );
     }
+    if let Some(reason) = no_order_reason(p, e) {
+        count_no_order(&mut p.links.no_order, &e.symbol, reason.name());
+    }
     let entered = matches!(e.outcome, DecisionOutcome::Enter);
     set_by_symbol(
         &mut p.links.last_decision,
@@ -104,6 +108,49 @@ pub(super) fn decision(p: &mut Projection, seq: Seq, e: &Decision) -> FoldResult
         (seq, e.candle_seq, entered),
     );
     Ok(())
+}
+
+/// Why decision `e` led to no order, if it led to none: a rejection's code,
+/// or for a hold what its symbol was doing as it was decided.
+fn no_order_reason<'e>(p: &Projection, e: &'e Decision) -> Option<NoOrderReason<'e>> {
+    let reason = match &e.outcome {
+        DecisionOutcome::Enter | DecisionOutcome::Exit { .. } => return None,
+        DecisionOutcome::Rejected { reason_code } => NoOrderReason::Rejected(reason_code),
+        DecisionOutcome::Hold => {
+            let state = p.state.symbols.get(&e.symbol)?;
+            if state.engine.0 == EngineState::FailClosed || state.fail_closed.is_some() {
+                NoOrderReason::FailClosed
+            } else if !state.position.quantity.is_zero() {
+                NoOrderReason::PositionOpen
+            } else if state.engine.0 != EngineState::Idle || state.in_flight.is_some() {
+                NoOrderReason::OrderPending
+            } else {
+                NoOrderReason::NoSignal
+            }
+        }
+    };
+    Some(reason)
+}
+
+/// Counts one decision without an order (allocating keys only the first
+/// time: this runs for nearly every candle).
+fn count_no_order(
+    counts: &mut BTreeMap<String, BTreeMap<String, u64>>,
+    symbol: &str,
+    reason: &str,
+) {
+    if !counts.contains_key(symbol) {
+        counts.insert(symbol.to_string(), BTreeMap::new());
+    }
+    let Some(by_reason) = counts.get_mut(symbol) else {
+        return;
+    };
+    match by_reason.get_mut(reason) {
+        Some(count) => *count += 1,
+        None => {
+            by_reason.insert(reason.to_string(), 1);
+        }
+    }
 }
 
 /// Sets `map[symbol]`, allocating a key only the first time (this runs for
