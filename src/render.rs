@@ -4,6 +4,7 @@
 use crate::output::market_time;
 use anx_journal::codec::Hash32;
 use anx_journal::Seq;
+use anx_projections::breakdown::{Breakdowns, Bucket};
 use anx_projections::{Projection, Report, State};
 use rust_decimal::Decimal;
 use serde_json::{json, Map, Number, Value};
@@ -74,6 +75,7 @@ pub fn report_json(report: &Report) -> Value {
             "by_reason": report.no_order.by_reason,
             "by_symbol": report.no_order.by_symbol,
         },
+        "breakdowns": breakdowns_json(&report.breakdowns),
     })
 }
 
@@ -309,6 +311,79 @@ pub fn report_rows(report: &Report) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// One breakdown bucket as JSON (win rate a fraction, money in the quote
+/// currency, expectancy also in R).
+fn bucket_json(b: &Bucket) -> Value {
+    json!({
+        "trades": b.trades,
+        "wins": b.wins,
+        "losses": b.losses,
+        "win_rate": opt_num(b.win_rate),
+        "net_pnl": num(b.net_pnl),
+        "expectancy": opt_num(b.expectancy),
+        "expectancy_r": opt_num(b.expectancy_r),
+        "profit_factor": opt_num(b.profit_factor),
+    })
+}
+
+fn breakdowns_json(b: &Breakdowns) -> Value {
+    let keyed = |map: &std::collections::BTreeMap<String, Bucket>| -> Value {
+        map.iter()
+            .map(|(k, v)| (k.clone(), bucket_json(v)))
+            .collect::<Map<String, Value>>()
+            .into()
+    };
+    let by_hold: Vec<Value> = b
+        .by_hold_time
+        .iter()
+        .map(|h| {
+            let mut value = bucket_json(&h.figures);
+            value["hold"] = json!(h.hold);
+            value
+        })
+        .collect();
+    json!({
+        "by_symbol": keyed(&b.by_symbol),
+        "by_exit_reason": keyed(&b.by_exit_reason),
+        "by_month": keyed(&b.by_month),
+        "by_hold_time": by_hold,
+    })
+}
+
+/// The breakdowns as table lines: one per bucket, under a header.
+pub fn breakdown_lines(b: &Breakdowns) -> Vec<String> {
+    let mut lines = vec![format!(
+        "  {:<22} {:>6} {:>5} {:>9} {:>10} {:>9} {:>9} {:>8}",
+        "", "trades", "wins", "win rate", "net PnL", "expect $", "expect R", "PF"
+    )];
+    let mut add = |label: String, x: &Bucket| {
+        lines.push(format!(
+            "  {:<22} {:>6} {:>5} {:>9} {:>10} {:>9} {:>9} {:>8}",
+            label,
+            x.trades,
+            x.wins,
+            fmt_opt(x.win_rate.map(|r| r * Decimal::ONE_HUNDRED), 1) + " %",
+            fmt_dec(x.net_pnl, 2),
+            fmt_opt(x.expectancy, 2),
+            fmt_opt(x.expectancy_r, 3),
+            fmt_opt(x.profit_factor, 2),
+        ))
+    };
+    for (k, v) in &b.by_symbol {
+        add(format!("symbol {k}"), v);
+    }
+    for (k, v) in &b.by_exit_reason {
+        add(format!("exit {k}"), v);
+    }
+    for (k, v) in &b.by_month {
+        add(format!("month {k}"), v);
+    }
+    for h in &b.by_hold_time {
+        add(format!("held {}", h.hold), &h.figures);
+    }
+    lines
+}
+
 /// Why decisions led to no order, the most frequent reason first.
 fn no_order_text(no_order: &anx_projections::report::NoOrder) -> String {
     let ranked = no_order.ranked();
@@ -395,6 +470,12 @@ pub fn replay_table(view: &ReplayView) -> String {
     let rows = report_rows(&report);
     for (name, value) in rows {
         let _ = writeln!(w, "  {name:<28} {value}");
+    }
+    if report.trades_closed > 0 {
+        let _ = writeln!(w, "\nbreakdowns (closed trades; month of the exit, UTC)");
+        for line in breakdown_lines(&report.breakdowns) {
+            let _ = writeln!(w, "{}", line.trim_end());
+        }
     }
     let audit = &state.audit;
     let _ = writeln!(

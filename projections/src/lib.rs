@@ -9,6 +9,7 @@
 //! iteration order in any output; an impossible event is a [`FoldError`] naming
 //! its seq and rule, never skipped.
 
+pub mod breakdown;
 pub mod engine;
 pub mod error;
 pub mod fold;

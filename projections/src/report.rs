@@ -61,6 +61,8 @@ pub struct Report {
     /// Why decisions led to no order ([`Report::from_projection`]; empty
     /// from the state alone).
     pub no_order: NoOrder,
+    /// The closed trades by symbol, exit reason, month and hold time.
+    pub breakdowns: crate::breakdown::Breakdowns,
 }
 
 /// The decisions that led to no order, by reason: a rejection's code, or for
@@ -158,11 +160,11 @@ fn symbol_reports(state: &State) -> BTreeMap<String, SymbolReport> {
         .collect()
 }
 
-fn round(value: Decimal) -> Decimal {
+pub(crate) fn round(value: Decimal) -> Decimal {
     value.round_dp(REPORT_DP).normalize()
 }
 
-fn ratio(numerator: Decimal, denominator: Decimal) -> Option<Decimal> {
+pub(crate) fn ratio(numerator: Decimal, denominator: Decimal) -> Option<Decimal> {
     (!denominator.is_zero()).then(|| round(numerator / denominator))
 }
 
@@ -291,6 +293,7 @@ impl Report {
             exits_by_reason: all.exits_by_reason,
             symbols: symbol_reports(state),
             no_order: NoOrder::default(),
+            breakdowns: crate::breakdown::Breakdowns::of(trades),
         }
     }
 }

@@ -539,3 +539,66 @@ fn exposure_is_position_time_over_symbol_time() {
         Some(d("25"))
     );
 }
+
+/// Breakdowns, by hand: four trades over two symbols, two exit reasons, two
+/// months and three hold times.
+#[test]
+fn breakdowns_split_the_trades_and_give_each_bucket_the_same_figures() {
+    use anx_projections::breakdown::{hold_bucket, utc_month, Breakdowns, Bucket};
+    let mut trades = vec![
+        row(1, "10", "2", ExitReason::TakeProfit),
+        row(2, "-5", "-1", ExitReason::StopLoss),
+        row(3, "-3", "-0.6", ExitReason::StopLoss),
+        row(4, "6", "1.2", ExitReason::TakeProfit),
+    ];
+    trades[1].exit_ms = T0 + 30 * 60 * 1000; // half an hour
+    trades[2].symbol = "ETH-USD".into();
+    trades[2].exit_ms = T0 + 5 * 24 * HOUR; // five days, the same month
+    trades[3].symbol = "ETH-USD".into();
+    trades[3].exit_ms = T0 + 40 * 24 * HOUR; // forty days: another month
+    let b = Breakdowns::of(&trades);
+    // BTC: +10 and -5 → 2 trades, 1 win, PF 10/5 = 2, expectancy 2.5 $, 0.5 R.
+    assert_eq!(
+        b.by_symbol["BTC-USD"],
+        Bucket {
+            trades: 2,
+            wins: 1,
+            losses: 1,
+            win_rate: Some(d("0.5")),
+            net_pnl: d("5"),
+            expectancy: Some(d("2.5")),
+            expectancy_r: Some(d("0.5")),
+            profit_factor: Some(d("2")),
+        }
+    );
+    // Stop losses: no win, profit factor 0, never a division by zero.
+    let stops = &b.by_exit_reason["stop_loss"];
+    assert_eq!((stops.trades, stops.wins, stops.losses), (2, 0, 2));
+    assert_eq!(stops.profit_factor, Some(Decimal::ZERO));
+    assert_eq!(stops.expectancy, Some(d("-4")));
+    // Take profits: no loss, so no profit factor.
+    assert_eq!(b.by_exit_reason["take_profit"].profit_factor, None);
+    // Months of the exit, and hold times, shortest first, empty ones left out.
+    let months: Vec<&String> = b.by_month.keys().collect();
+    assert_eq!(months.len(), 2, "{months:?}");
+    assert_eq!(b.by_month.values().map(|m| m.trades).sum::<u64>(), 4);
+    let holds: Vec<(&str, u64)> = b
+        .by_hold_time
+        .iter()
+        .map(|h| (h.hold, h.figures.trades))
+        .collect();
+    assert_eq!(
+        holds,
+        [("< 1 h", 1), ("1-4 h", 1), ("3-7 d", 1), (">= 7 d", 1)]
+    );
+    // The bucket edges.
+    assert_eq!(hold_bucket(HOUR - 1), "< 1 h");
+    assert_eq!(hold_bucket(HOUR), "1-4 h");
+    assert_eq!(hold_bucket(24 * HOUR), "1-3 d");
+    assert_eq!(hold_bucket(7 * 24 * HOUR), ">= 7 d");
+    assert_eq!(utc_month(1_704_067_200_000), "2024-01");
+    assert_eq!(utc_month(1_709_251_199_999), "2024-02");
+    // The whole report carries them; an empty run has none.
+    assert_eq!(Report::from_state(&state_with(trades)).breakdowns, b);
+    assert_eq!(Breakdowns::of(&[]), Breakdowns::default());
+}
