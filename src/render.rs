@@ -160,6 +160,8 @@ pub fn replay_json(view: &ReplayView) -> Value {
         "positions": positions,
         "cash": cash,
         "trades": state.trades.len(),
+        "trade_list": state.trades.iter().map(trade_json).collect::<Vec<_>>(),
+        "equity_daily": state.equity.daily.iter().map(day_json).collect::<Vec<_>>(),
         "report": report_json(&report),
         "audit_coverage": {
             "trades": state.audit.trades,
@@ -309,6 +311,44 @@ pub fn report_rows(report: &Report) -> Vec<(&'static str, String)> {
         ),
         ("no order, by reason", no_order_text(&report.no_order)),
     ]
+}
+
+/// One closed trade as JSON: money in the quote currency, R multiples, times
+/// in UTC (RFC 3339) and milliseconds, the hold in seconds.
+fn trade_json(t: &anx_projections::TradeRow) -> Value {
+    json!({
+        "trade_id": t.trade_id,
+        "symbol": t.symbol,
+        "entry_client_order_id": t.entry_client_order_id,
+        "entry_time": market_time(t.entry_ms),
+        "exit_time": market_time(t.exit_ms),
+        "entry_ms": t.entry_ms,
+        "exit_ms": t.exit_ms,
+        "hold_s": t.hold_ms() / 1000,
+        "entry_price": num(t.entry_price),
+        "exit_price": num(t.exit_price),
+        "size": num(t.size),
+        "initial_stop": num(t.initial_stop),
+        "exit_reason": t.exit_reason.name(),
+        "gross_pnl": num(t.gross_pnl),
+        "fees": num(t.fees),
+        "slippage": num(t.slippage),
+        "net_pnl": num(t.net_pnl),
+        "theoretical_r": num(t.theoretical_r),
+        "realized_r": num(t.realized_r),
+    })
+}
+
+/// One UTC day's closing equity and the peak so far, in the quote currency;
+/// the drawdown from that peak in percent (`_pct`, as everywhere).
+fn day_json(p: &anx_projections::DailyEquity) -> Value {
+    let drawdown_pct = anx_projections::engine::risk::drawdown_pct(p.equity, p.peak);
+    json!({
+        "date": &market_time(p.day * 86_400_000)[..10],
+        "equity": num(p.equity),
+        "peak": num(p.peak),
+        "drawdown_pct": num(drawdown_pct),
+    })
 }
 
 /// One breakdown bucket as JSON (win rate a fraction, money in the quote

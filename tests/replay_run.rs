@@ -57,6 +57,38 @@ fn gate_a_one_hundred_trades_through_the_production_engine() {
         out["audit_coverage"]["complete"],
         out["audit_coverage"]["trades"]
     );
+    // The trade list and the daily equity series, for an analyst's own tools:
+    // every closed trade once, summing to the report's net PnL; one point per
+    // UTC day, in order, ending at the final equity.
+    let trades = out["trade_list"].as_array().unwrap();
+    assert_eq!(
+        trades.len() as u64,
+        report["trades_closed"].as_u64().unwrap()
+    );
+    let net: rust_decimal::Decimal = trades
+        .iter()
+        .map(|t| {
+            t["net_pnl"]
+                .to_string()
+                .parse::<rust_decimal::Decimal>()
+                .unwrap()
+        })
+        .sum();
+    let reported: rust_decimal::Decimal = report["net_pnl"].to_string().parse().unwrap();
+    assert_eq!(net.round_dp(8), reported, "the trades sum to the report");
+    let ids: std::collections::BTreeSet<&str> = trades
+        .iter()
+        .map(|t| t["trade_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), trades.len());
+    let days = out["equity_daily"].as_array().unwrap();
+    assert!(days.len() > 500, "{}", days.len());
+    assert!(days
+        .windows(2)
+        .all(|w| w[0]["date"].as_str() < w[1]["date"].as_str()));
+    let last: rust_decimal::Decimal = days[days.len() - 1]["equity"].to_string().parse().unwrap();
+    let final_equity: rust_decimal::Decimal = report["final_equity"].to_string().parse().unwrap();
+    assert_eq!(last.round_dp(8), final_equity);
     for key in [
         "run_id",
         "journal",
