@@ -95,6 +95,24 @@ fn row(out: &mut String, cells: &[String]) {
     out.push_str("</tr>\n");
 }
 
+/// The closed trades broken down (by symbol, exit reason, month, hold time):
+/// the table's rows, as an HTML table; nothing for a run without trades.
+fn breakdowns(out: &mut String, b: &anx_projections::breakdown::Breakdowns) {
+    let rows = crate::render::breakdown_rows(b);
+    if rows.is_empty() {
+        return;
+    }
+    out.push_str("<h2 id=\"breakdowns\">Breakdowns (closed trades; month of the exit, UTC)</h2><table>\n<tr>");
+    for name in crate::render::BREAKDOWN_HEADER {
+        let _ = write!(out, "<th>{}</th>", esc(name));
+    }
+    out.push_str("</tr>\n");
+    for cells in rows {
+        row(out, &cells.map(|c| esc(&c)));
+    }
+    out.push_str("</table>\n");
+}
+
 /// Renders the report of the replay whose journal is `journal`.
 pub fn report(journal: &Path, view: &ReplayView) -> Result<String> {
     let state = &view.projection.state;
@@ -166,6 +184,7 @@ pub fn report(journal: &Path, view: &ReplayView) -> Result<String> {
         row(&mut out, &[esc(k), esc(&v)]);
     }
     out.push_str("</table>\n");
+    breakdowns(&mut out, &report.breakdowns);
     let daily: &[DailyEquity] = &state.equity.daily;
     let days: Vec<i64> = daily.iter().map(|p| p.day).collect();
     let equity: Vec<f64> = daily.iter().map(|p| plot(p.equity)).collect();

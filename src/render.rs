@@ -390,36 +390,53 @@ fn breakdowns_json(b: &Breakdowns) -> Value {
     })
 }
 
-/// The breakdowns as table lines: one per bucket, under a header.
-pub fn breakdown_lines(b: &Breakdowns) -> Vec<String> {
-    let mut lines = vec![format!(
-        "  {:<22} {:>6} {:>5} {:>9} {:>10} {:>9} {:>9} {:>8}",
-        "", "trades", "wins", "win rate", "net PnL", "expect $", "expect R", "PF"
-    )];
-    let mut add = |label: String, x: &Bucket| {
-        lines.push(format!(
-            "  {:<22} {:>6} {:>5} {:>9} {:>10} {:>9} {:>9} {:>8}",
+/// The breakdowns' column names (the first, the bucket, has none).
+pub const BREAKDOWN_HEADER: [&str; 8] = [
+    "", "trades", "wins", "win rate", "net PnL", "expect $", "expect R", "PF",
+];
+
+/// The breakdowns as rows of cells under [`BREAKDOWN_HEADER`]: the one
+/// rendering shared by the table and the HTML report.
+pub fn breakdown_rows(b: &Breakdowns) -> Vec<[String; 8]> {
+    let cells = |label: String, x: &Bucket| {
+        [
             label,
-            x.trades,
-            x.wins,
+            x.trades.to_string(),
+            x.wins.to_string(),
             fmt_opt(x.win_rate.map(|r| r * Decimal::ONE_HUNDRED), 1) + " %",
             fmt_dec(x.net_pnl, 2),
             fmt_opt(x.expectancy, 2),
             fmt_opt(x.expectancy_r, 3),
             fmt_opt(x.profit_factor, 2),
-        ))
+        ]
     };
-    for (k, v) in &b.by_symbol {
-        add(format!("symbol {k}"), v);
-    }
-    for (k, v) in &b.by_exit_reason {
-        add(format!("exit {k}"), v);
-    }
-    for (k, v) in &b.by_month {
-        add(format!("month {k}"), v);
-    }
-    for h in &b.by_hold_time {
-        add(format!("held {}", h.hold), &h.figures);
+    let keyed = |prefix: &str, map: &std::collections::BTreeMap<String, Bucket>| {
+        map.iter()
+            .map(|(k, v)| cells(format!("{prefix} {k}"), v))
+            .collect::<Vec<_>>()
+    };
+    let mut rows = keyed("symbol", &b.by_symbol);
+    rows.extend(keyed("exit", &b.by_exit_reason));
+    rows.extend(keyed("month", &b.by_month));
+    rows.extend(
+        b.by_hold_time
+            .iter()
+            .map(|h| cells(format!("held {}", h.hold), &h.figures)),
+    );
+    rows
+}
+
+/// The breakdowns as table lines: the header, then one line per bucket.
+pub fn breakdown_lines(b: &Breakdowns) -> Vec<String> {
+    let line = |c: [&str; 8]| {
+        format!(
+            "  {:<22} {:>6} {:>5} {:>9} {:>10} {:>9} {:>9} {:>8}",
+            c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]
+        )
+    };
+    let mut lines = vec![line(BREAKDOWN_HEADER)];
+    for row in breakdown_rows(b) {
+        lines.push(line(row.each_ref().map(String::as_str)));
     }
     lines
 }

@@ -220,9 +220,21 @@ fn table_and_html_reports_come_from_the_journal() {
         "id=\"quality\"",
         "id=\"audit\"",
         "id=\"trails\"",
+        "id=\"breakdowns\"",
+        "<td>symbol BTC-USD</td>",
+        "<td>exit stop_loss</td>",
+        "no order, by reason",
     ] {
         assert!(html.contains(needle), "report lacks {needle}");
     }
+    // The breakdowns' table: a header and a row per bucket, as in the text table.
+    let table = html
+        .split("id=\"breakdowns\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</table>").next())
+        .unwrap();
+    assert_eq!(table.matches("<th>").count(), 8, "{table}");
+    assert!(table.matches("<tr>").count() > 5, "{table}");
     // Every trade links to its decision trail, and the trail is there.
     let links = html.matches("href=\"#trail-").count();
     let anchors = html.matches("<details id=\"trail-").count();
