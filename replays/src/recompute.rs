@@ -38,6 +38,8 @@ pub enum RecomputeError {
     NoRun { seq: Seq },
     #[error("the run's configuration (RunStarted) does not load: {0}")]
     Config(String),
+    #[error("seq {seq}: the journaled glass box has no canonical encoding: {reason}")]
+    Unencodable { seq: Seq, reason: String },
     /// The code produced something other than the journal at `seq` – the
     /// decision itself (`seq` is the target: its glass box does not hash to
     /// the journaled digest) or an event before it.
@@ -107,7 +109,7 @@ pub fn recompute_decision(upto: Upto, scratch: &Path) -> Result<Proven, Recomput
     let digest = journaled
         .glass
         .digest()
-        .map_err(|e| RecomputeError::Config(e.to_string()))?;
+        .map_err(|reason| RecomputeError::Unencodable { seq, reason })?;
     let config = Config::from_toml(&upto.run.config_text)
         .map_err(|e| RecomputeError::Config(e.to_string()))?;
     let skip_volume = upto.run.data_integrity == DataIntegrity::DegradedSkipVolume;
