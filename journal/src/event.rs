@@ -322,6 +322,12 @@ impl Glass {
             Glass::Committed { digest, .. } => Ok(*digest),
         }
     }
+
+    /// What a schema-2 record keeps of a glass box it does not hold inline:
+    /// the fired signals and the digest.
+    pub fn commitment(&self) -> Result<(Vec<Text>, Hash32), String> {
+        Ok((self.fired(), self.digest()?))
+    }
 }
 
 /// The record of one decision on one closed candle (or one reaction to an
@@ -372,10 +378,8 @@ impl Event {
         let mut read = d.clone();
         read.config_hash = None;
         if !d.keeps_glass_inline() {
-            read.glass = Glass::Committed {
-                fired: d.glass.fired(),
-                digest: d.glass.digest()?,
-            };
+            let (fired, digest) = d.glass.commitment()?;
+            read.glass = Glass::Committed { fired, digest };
         }
         Ok(Event::Decision(read))
     }

@@ -67,10 +67,7 @@ pub fn encode_decision(d: &Decision, market_ms: UnixMs, out: &mut Out) -> Result
             .ok_or("a decision that led to an order keeps its glass box inline, and has none")?;
         return encode_glass(glass, out);
     }
-    let (fired, digest) = match &d.glass {
-        Glass::Full(glass) => (glass.fired(), glass.digest()?),
-        Glass::Committed { fired, digest } => (fired.clone(), *digest),
-    };
+    let (fired, digest) = d.glass.commitment()?;
     out.count(fired.len())?;
     for name in &fired {
         out.str8(name)?;

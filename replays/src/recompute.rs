@@ -157,19 +157,16 @@ fn redrive<B: Broker>(
     if let Some(produced) = pipeline.captured() {
         return Ok(produced.clone());
     }
-    match redriven {
-        Err(source @ PipelineError::Diverged { .. }) => {
-            let PipelineError::Diverged { seq: at, .. } = &source else {
-                unreachable!("matched above")
-            };
-            Err(RecomputeError::Diverged { seq: *at, source })
-        }
-        Err(source) => Err(RecomputeError::Redrive {
+    let Err(source) = redriven else {
+        return Err(RecomputeError::NotReproduced { seq });
+    };
+    Err(match source {
+        PipelineError::Diverged { seq: at, .. } => RecomputeError::Diverged { seq: at, source },
+        source => RecomputeError::Redrive {
             target: seq,
             source,
-        }),
-        Ok(()) => Err(RecomputeError::NotReproduced { seq }),
-    }
+        },
+    })
 }
 
 /// The broker of a live run re-driven: a real exchange's answers are facts
