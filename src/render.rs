@@ -22,6 +22,12 @@ pub fn opt_num(value: Option<Decimal>) -> Value {
     value.map_or(Value::Null, num)
 }
 
+/// A fraction as a JSON percent: every share in the JSON is a percent under a
+/// key ending `_pct`, never a fraction.
+pub fn opt_pct(fraction: Option<Decimal>) -> Value {
+    opt_num(fraction.map(|f| f * Decimal::ONE_HUNDRED))
+}
+
 /// What `anx journal replay` shows, besides the state itself.
 pub struct ReplayView<'a> {
     pub projection: &'a Projection,
@@ -38,7 +44,7 @@ pub fn report_json(report: &Report) -> Value {
         "trades_closed": report.trades_closed,
         "wins": report.wins,
         "losses": report.losses,
-        "win_rate": opt_num(report.win_rate),
+        "win_rate_pct": opt_pct(report.win_rate),
         "avg_win": opt_num(report.avg_win),
         "avg_loss": opt_num(report.avg_loss),
         "rr_actual": opt_num(report.rr_actual),
@@ -65,7 +71,7 @@ pub fn report_json(report: &Report) -> Value {
             "trades_closed": r.trades_closed,
             "wins": r.wins,
             "losses": r.losses,
-            "win_rate": opt_num(r.win_rate),
+            "win_rate_pct": opt_pct(r.win_rate),
             "net_pnl": num(r.net_pnl),
             "fees": num(r.fees),
             "expectancy_r": opt_num(r.expectancy_r),
@@ -76,6 +82,24 @@ pub fn report_json(report: &Report) -> Value {
             "by_symbol": report.no_order.by_symbol,
         },
         "breakdowns": breakdowns_json(&report.breakdowns),
+        "attribution": attribution_json(&report.attribution),
+    })
+}
+
+/// The closed trades' PnL taken apart, as JSON (money in the quote currency).
+fn attribution_json(a: &anx_projections::PnlAttribution) -> Value {
+    json!({
+        "edge": num(a.edge),
+        "fees": num(a.fees),
+        "slippage": num(a.slippage),
+        "net_pnl": num(a.net_pnl),
+        "expectancy_r_theoretical": opt_num(a.expectancy_r_theoretical),
+        "expectancy_r_realized": opt_num(a.expectancy_r_realized),
+        "avg_risk": opt_num(a.avg_risk),
+        "avg_reward": opt_num(a.avg_reward),
+        "maker_notional": num(a.maker_notional),
+        "taker_notional": num(a.taker_notional),
+        "maker_share_pct": opt_pct(a.maker_share),
     })
 }
 
@@ -160,7 +184,7 @@ pub fn replay_json(view: &ReplayView) -> Value {
         "positions": positions,
         "cash": cash,
         "trades": state.trades.len(),
-        "trade_list": state.trades.iter().map(trade_json).collect::<Vec<_>>(),
+        "trade_list": state.closed_trades().map(trade_json).collect::<Vec<_>>(),
         "equity_daily": state.equity.daily.iter().map(day_json).collect::<Vec<_>>(),
         "report": report_json(&report),
         "audit_coverage": {
@@ -301,6 +325,36 @@ pub fn report_rows(report: &Report) -> Vec<(&'static str, String)> {
         ("exposure", fmt_opt(report.exposure_pct, 2) + " %"),
         ("fees total", fmt_dec(report.fees_total, 2)),
         (
+            "edge - fees - slippage",
+            attribution_text(&report.attribution),
+        ),
+        (
+            "R theoretical / realized",
+            format!(
+                "{} / {}",
+                fmt_opt(report.attribution.expectancy_r_theoretical, 3),
+                fmt_opt(report.attribution.expectancy_r_realized, 3)
+            ),
+        ),
+        (
+            "avg risk / avg reward",
+            format!(
+                "{} $ / {} $",
+                fmt_opt(report.attribution.avg_risk, 2),
+                fmt_opt(report.attribution.avg_reward, 2)
+            ),
+        ),
+        (
+            "maker share of fills",
+            fmt_opt(
+                report
+                    .attribution
+                    .maker_share
+                    .map(|s| s * Decimal::ONE_HUNDRED),
+                1,
+            ) + " % of notional",
+        ),
+        (
             "exits by reason",
             report
                 .exits_by_reason
@@ -313,9 +367,22 @@ pub fn report_rows(report: &Report) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// `edge − fees − slippage = net` over the closed trades.
+fn attribution_text(a: &anx_projections::PnlAttribution) -> String {
+    format!(
+        "{} - {} - {} = {}",
+        fmt_dec(a.edge, 2),
+        fmt_dec(a.fees, 2),
+        fmt_dec(a.slippage, 2),
+        fmt_dec(a.net_pnl, 2)
+    )
+}
+
 /// One closed trade as JSON: money in the quote currency, R multiples, times
-/// in UTC (RFC 3339) and milliseconds, the hold in seconds.
-fn trade_json(t: &anx_projections::TradeRow) -> Value {
+/// in UTC (RFC 3339) and milliseconds, the hold in seconds, shares in
+/// percent. `edge` is the price move alone (net = edge − fees − slippage);
+/// `risk` is size × (entry − initial stop), so realized R = net / risk.
+fn trade_json((t, detail): (&anx_projections::TradeRow, &anx_projections::TradeDetail)) -> Value {
     json!({
         "trade_id": t.trade_id,
         "symbol": t.symbol,
@@ -336,6 +403,13 @@ fn trade_json(t: &anx_projections::TradeRow) -> Value {
         "net_pnl": num(t.net_pnl),
         "theoretical_r": num(t.theoretical_r),
         "realized_r": num(t.realized_r),
+        "edge": num(t.edge()),
+        "risk": num(t.risk()),
+        "entry_signals": detail.entry.signals,
+        "entry_regime": detail.entry.regime,
+        "maker_notional": num(detail.liquidity.maker_notional),
+        "taker_notional": num(detail.liquidity.taker_notional),
+        "maker_share_pct": opt_pct(detail.liquidity.maker_share()),
     })
 }
 
@@ -351,14 +425,14 @@ fn day_json(p: &anx_projections::DailyEquity) -> Value {
     })
 }
 
-/// One breakdown bucket as JSON (win rate a fraction, money in the quote
+/// One breakdown bucket as JSON (win rate a percent, money in the quote
 /// currency, expectancy also in R).
 fn bucket_json(b: &Bucket) -> Value {
     json!({
         "trades": b.trades,
         "wins": b.wins,
         "losses": b.losses,
-        "win_rate": opt_num(b.win_rate),
+        "win_rate_pct": opt_pct(b.win_rate),
         "net_pnl": num(b.net_pnl),
         "expectancy": opt_num(b.expectancy),
         "expectancy_r": opt_num(b.expectancy_r),
@@ -383,6 +457,8 @@ fn breakdowns_json(b: &Breakdowns) -> Value {
         })
         .collect();
     json!({
+        "by_signal": keyed(&b.by_signal),
+        "by_regime": keyed(&b.by_regime),
         "by_symbol": keyed(&b.by_symbol),
         "by_exit_reason": keyed(&b.by_exit_reason),
         "by_month": keyed(&b.by_month),
@@ -415,7 +491,9 @@ pub fn breakdown_rows(b: &Breakdowns) -> Vec<[String; 8]> {
             .map(|(k, v)| cells(format!("{prefix} {k}"), v))
             .collect::<Vec<_>>()
     };
-    let mut rows = keyed("symbol", &b.by_symbol);
+    let mut rows = keyed("signal", &b.by_signal);
+    rows.extend(keyed("regime", &b.by_regime));
+    rows.extend(keyed("symbol", &b.by_symbol));
     rows.extend(keyed("exit", &b.by_exit_reason));
     rows.extend(keyed("month", &b.by_month));
     rows.extend(
@@ -427,15 +505,24 @@ pub fn breakdown_rows(b: &Breakdowns) -> Vec<[String; 8]> {
 }
 
 /// The breakdowns as table lines: the header, then one line per bucket.
+/// The bucket column is as wide as its longest label (signal combinations
+/// such as `breakout+momentum` are long), at least 22.
 pub fn breakdown_lines(b: &Breakdowns) -> Vec<String> {
+    let rows = breakdown_rows(b);
+    let width = rows
+        .iter()
+        .map(|r| r[0].chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(22);
     let line = |c: [&str; 8]| {
         format!(
-            "  {:<22} {:>6} {:>5} {:>9} {:>10} {:>9} {:>9} {:>8}",
+            "  {:<width$} {:>6} {:>5} {:>9} {:>10} {:>9} {:>9} {:>8}",
             c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]
         )
     };
     let mut lines = vec![line(BREAKDOWN_HEADER)];
-    for row in breakdown_rows(b) {
+    for row in rows {
         lines.push(line(row.each_ref().map(String::as_str)));
     }
     lines

@@ -1,11 +1,12 @@
-//! Where a run's edge comes from: the closed trades broken down by symbol, by
-//! exit reason, by month (UTC, of the exit) and by hold time, each bucket with
+//! Where a run's edge comes from: the closed trades broken down by the signals
+//! and the regime their entry decision saw, by symbol, by exit reason, by month
+//! (UTC, of the exit) and by hold time, each bucket with
 //! the same figures – trades, wins, losses, win rate, net PnL, expectancy in $
 //! and in R, profit factor – computed by one function ([`Bucket::of`]) over
 //! the trade rows. Conventions are the report's (`report.rs`): a win has net
 //! PnL > 0, a figure undefined for its bucket is `None`.
 
-use crate::model::TradeRow;
+use crate::model::{TradeDetail, TradeRow};
 use crate::report::{ratio, round};
 use anx_journal::UnixMs;
 use rust_decimal::Decimal;
@@ -92,6 +93,10 @@ pub struct HoldBucket {
 /// The closed trades, broken down.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Breakdowns {
+    /// The entry decision's fired signals, joined by `+` (`none` if none).
+    pub by_signal: BTreeMap<String, Bucket>,
+    /// The entry decision's regime (`unknown` without one).
+    pub by_regime: BTreeMap<String, Bucket>,
     pub by_symbol: BTreeMap<String, Bucket>,
     pub by_exit_reason: BTreeMap<String, Bucket>,
     /// `YYYY-MM` (UTC) of the exit → the month's trades: a monthly returns table.
@@ -100,12 +105,15 @@ pub struct Breakdowns {
     pub by_hold_time: Vec<HoldBucket>,
 }
 
+/// A closed trade and its detail ([`crate::State::closed_trades`]).
+pub type ClosedTrade<'a> = (&'a TradeRow, &'a TradeDetail);
+
 impl Breakdowns {
-    pub fn of(trades: &[TradeRow]) -> Breakdowns {
-        let by = |key: &dyn Fn(&TradeRow) -> String| -> BTreeMap<String, Bucket> {
+    pub fn of(closed: &[ClosedTrade]) -> Breakdowns {
+        let by = |key: &dyn Fn(&ClosedTrade) -> String| -> BTreeMap<String, Bucket> {
             let mut groups: BTreeMap<String, Vec<&TradeRow>> = BTreeMap::new();
-            for trade in trades {
-                groups.entry(key(trade)).or_default().push(trade);
+            for trade in closed {
+                groups.entry(key(trade)).or_default().push(trade.0);
             }
             groups
                 .into_iter()
@@ -116,14 +124,21 @@ impl Breakdowns {
             .iter()
             .map(|(label, _)| HoldBucket {
                 hold: label,
-                figures: Bucket::of(trades.iter().filter(|t| hold_bucket(t.hold_ms()) == *label)),
+                figures: Bucket::of(
+                    closed
+                        .iter()
+                        .map(|(t, _)| *t)
+                        .filter(|t| hold_bucket(t.hold_ms()) == *label),
+                ),
             })
             .filter(|b| b.figures.trades > 0)
             .collect();
         Breakdowns {
-            by_symbol: by(&|t| t.symbol.clone()),
-            by_exit_reason: by(&|t| t.exit_reason.name().to_string()),
-            by_month: by(&|t| utc_month(t.exit_ms)),
+            by_signal: by(&|(_, d)| d.entry.signals_key().to_string()),
+            by_regime: by(&|(_, d)| d.entry.regime_key().to_string()),
+            by_symbol: by(&|(t, _)| t.symbol.clone()),
+            by_exit_reason: by(&|(t, _)| t.exit_reason.name().to_string()),
+            by_month: by(&|(t, _)| utc_month(t.exit_ms)),
             by_hold_time,
         }
     }

@@ -21,4 +21,4 @@ pub mod testkit;
 pub use error::{EngineError, EngineFault, EngineResult, FoldError, FoldResult, Rule};
 pub use fold::{transition_allowed, Projection, PORTFOLIO_POT};
 pub use model::*;
-pub use report::{Report, RATIO_BASIS};
+pub use report::{PnlAttribution, Report, RATIO_BASIS};

@@ -100,6 +100,70 @@ pub struct OpenTrade {
     pub exit_orders: Vec<String>,
 }
 
+/// What a trade's row does not state, gathered as it ran: what its entry
+/// decision saw and which side of the book its fills took. Kept beside the
+/// rows ([`State::trade_details`]), not in them, so the hashed form and the
+/// rows' layout stay as every journaled checkpoint knows them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TradeDetail {
+    pub entry: EntryContext,
+    pub liquidity: LiquiditySplit,
+}
+
+/// What the decision that opened a trade saw: the signals that fired (joined
+/// by `+`) and the regime, from its glass box (always inline for an entry).
+/// Empty for a trade the journal has no entry decision for.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryContext {
+    pub signals: String,
+    pub regime: String,
+}
+
+impl EntryContext {
+    /// The breakdown key of the entry's signals (`none` when none fired).
+    pub fn signals_key(&self) -> &str {
+        if self.signals.is_empty() {
+            "none"
+        } else {
+            &self.signals
+        }
+    }
+
+    /// The breakdown key of the entry's regime (`unknown` without one).
+    pub fn regime_key(&self) -> &str {
+        if self.regime.is_empty() {
+            "unknown"
+        } else {
+            &self.regime
+        }
+    }
+}
+
+/// Fill notional by liquidity: which side of the book a trade's fills took.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiquiditySplit {
+    #[serde(with = "dec")]
+    pub maker_notional: Decimal,
+    #[serde(with = "dec")]
+    pub taker_notional: Decimal,
+}
+
+impl LiquiditySplit {
+    /// Adds one fill's notional on its side.
+    pub fn add(&mut self, liquidity: anx_journal::Liquidity, notional: Decimal) {
+        match liquidity {
+            anx_journal::Liquidity::Maker => self.maker_notional += notional,
+            anx_journal::Liquidity::Taker => self.taker_notional += notional,
+        }
+    }
+
+    /// Maker notional over all fill notional, a fraction; `None` without fills.
+    pub fn maker_share(&self) -> Option<Decimal> {
+        let total = self.maker_notional + self.taker_notional;
+        (!total.is_zero()).then(|| self.maker_notional / total)
+    }
+}
+
 /// Per-symbol state: the engine state machine, the position and market data.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SymbolState {
@@ -189,6 +253,19 @@ pub struct TradeRow {
 impl TradeRow {
     pub fn hold_ms(&self) -> i64 {
         self.exit_ms - self.entry_ms
+    }
+
+    /// The price move alone, before fees and slippage (the cost model's
+    /// attribution: net = edge − fees − slippage).
+    pub fn edge(&self) -> Decimal {
+        self.net_pnl + self.fees + self.slippage
+    }
+
+    /// The risk taken, in the quote currency: size × (entry fill − initial
+    /// stop), what the stop would have lost at its trigger. Realized R is
+    /// net PnL (the reward) over it.
+    pub fn risk(&self) -> Decimal {
+        self.size * (self.entry_price - self.initial_stop)
     }
 }
 
@@ -332,6 +409,11 @@ pub struct State {
     /// The newest operator actions, oldest first, at most
     /// [`OPERATOR_LOG_MAX`]: what `anx status` shows. Not in form 1.
     pub operator_log: Vec<OperatorNote>,
+    /// One per row of `trades`, in the same order. Not in form 1.
+    pub trade_details: Vec<TradeDetail>,
+    /// Symbol → the detail of its open trade, gathered from its first fill.
+    /// Not in form 1.
+    pub open_details: BTreeMap<String, TradeDetail>,
     /// Only in this crate's unit tests: a figure a later version might add
     /// (events folded). Not in form 1, so the simulated upgrade test can show
     /// that adding a figure leaves every journaled checkpoint checkable.
@@ -355,6 +437,30 @@ impl State {
         self.orders
             .values()
             .filter(move |o| o.symbol == symbol && o.is_open())
+    }
+
+    /// The detail of closed trade `index` (a default one if the state has
+    /// none, as a state built by hand may not).
+    pub fn trade_detail(&self, index: usize) -> &TradeDetail {
+        static NONE: TradeDetail = TradeDetail {
+            entry: EntryContext {
+                signals: String::new(),
+                regime: String::new(),
+            },
+            liquidity: LiquiditySplit {
+                maker_notional: Decimal::ZERO,
+                taker_notional: Decimal::ZERO,
+            },
+        };
+        self.trade_details.get(index).unwrap_or(&NONE)
+    }
+
+    /// Each closed trade with its detail, in order.
+    pub fn closed_trades(&self) -> impl Iterator<Item = (&TradeRow, &TradeDetail)> {
+        self.trades
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t, self.trade_detail(i)))
     }
 
     pub fn last_close_ms(&self, symbol: &str) -> Option<UnixMs> {
@@ -449,6 +555,9 @@ pub struct Links {
     /// why a run's candles did not trade. Outside the hashed state, like the
     /// feed faults: it counts decisions, not the run's money or positions.
     pub no_order: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Symbol → what its newest `enter` decision saw: the open trade it leads
+    /// to takes it with its first fill.
+    pub entry_context: BTreeMap<String, EntryContext>,
 }
 
 /// Why a decision led to no order: a rejection's own reason code, or for a

@@ -61,8 +61,70 @@ pub struct Report {
     /// Why decisions led to no order ([`Report::from_projection`]; empty
     /// from the state alone).
     pub no_order: NoOrder,
-    /// The closed trades by symbol, exit reason, month and hold time.
+    /// The closed trades by signal, regime, symbol, exit reason, month and
+    /// hold time.
     pub breakdowns: crate::breakdown::Breakdowns,
+    /// The closed trades' PnL taken apart: edge, fees, slippage, risk.
+    pub attribution: PnlAttribution,
+}
+
+/// The closed trades' PnL taken apart (the cost model's decomposition,
+/// summed: net = edge − fees − slippage), with theoretical and realized R
+/// side by side, the risk taken and the reward it brought in the quote
+/// currency, and which side of the book the fills took.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PnlAttribution {
+    /// Σ price move alone (before fees and slippage).
+    pub edge: Decimal,
+    pub fees: Decimal,
+    pub slippage: Decimal,
+    pub net_pnl: Decimal,
+    /// Mean theoretical R (edge over risk: no costs).
+    pub expectancy_r_theoretical: Option<Decimal>,
+    /// Mean realized R (net over risk).
+    pub expectancy_r_realized: Option<Decimal>,
+    /// Mean risk per trade: size × (entry fill − initial stop).
+    pub avg_risk: Option<Decimal>,
+    /// Mean realized reward per trade (net PnL).
+    pub avg_reward: Option<Decimal>,
+    pub maker_notional: Decimal,
+    pub taker_notional: Decimal,
+    /// Maker notional over all fill notional, a fraction.
+    pub maker_share: Option<Decimal>,
+}
+
+impl PnlAttribution {
+    pub fn of(closed: &[crate::breakdown::ClosedTrade]) -> PnlAttribution {
+        let mut a = PnlAttribution::default();
+        let (mut theoretical, mut realized, mut risk) =
+            (Decimal::ZERO, Decimal::ZERO, Decimal::ZERO);
+        let mut liquidity = crate::model::LiquiditySplit::default();
+        for (t, detail) in closed {
+            a.edge += t.edge();
+            a.fees += t.fees;
+            a.slippage += t.slippage;
+            a.net_pnl += t.net_pnl;
+            theoretical += t.theoretical_r;
+            realized += t.realized_r;
+            risk += t.risk();
+            liquidity.maker_notional += detail.liquidity.maker_notional;
+            liquidity.taker_notional += detail.liquidity.taker_notional;
+        }
+        let n = Decimal::from(closed.len() as u64);
+        PnlAttribution {
+            edge: round(a.edge),
+            fees: round(a.fees),
+            slippage: round(a.slippage),
+            net_pnl: round(a.net_pnl),
+            expectancy_r_theoretical: ratio(theoretical, n),
+            expectancy_r_realized: ratio(realized, n),
+            avg_risk: ratio(risk, n),
+            avg_reward: ratio(a.net_pnl, n),
+            maker_notional: round(liquidity.maker_notional),
+            taker_notional: round(liquidity.taker_notional),
+            maker_share: liquidity.maker_share().map(round),
+        }
+    }
 }
 
 /// The decisions that led to no order, by reason: a rejection's code, or for
@@ -253,6 +315,7 @@ impl Report {
         let (streak, streak_usd) = max_consecutive_losses(trades);
         let (sharpe, sortino, return_days) = risk_ratios(curve, final_equity);
         let all = SymbolReport::of(trades.iter());
+        let details: Vec<_> = state.closed_trades().collect();
         Report {
             trades_opened: state.run.as_ref().map_or(0, |r| r.trades_opened),
             trades_closed: trades.len() as u64,
@@ -293,7 +356,8 @@ impl Report {
             exits_by_reason: all.exits_by_reason,
             symbols: symbol_reports(state),
             no_order: NoOrder::default(),
-            breakdowns: crate::breakdown::Breakdowns::of(trades),
+            breakdowns: crate::breakdown::Breakdowns::of(&details),
+            attribution: PnlAttribution::of(&details),
         }
     }
 }

@@ -747,3 +747,21 @@ fn with_pnl(mut close: TradeClosed) -> TradeClosed {
     close.realized_r = ((gross - close.fees) / risk).round_dp(4);
     close
 }
+
+/// The bincode encoding of the state's figures added since form 1 (the halt,
+/// the operator log, the trades' details): they follow the old figures in
+/// `State`, so the old encoding – what checkpoints were made from before the
+/// form had a name – is today's with these bytes cut from its end. One list,
+/// for every test that checks form 1 against it.
+pub fn added_since_form_one(state: &crate::State) -> Vec<u8> {
+    bincode::serde::encode_to_vec(
+        (
+            &state.halted,
+            &state.operator_log,
+            &state.trade_details,
+            &state.open_details,
+        ),
+        anx_journal::codec::BODY_CONFIG,
+    )
+    .expect("plain data encodes")
+}

@@ -35,6 +35,13 @@ fn row(id: usize, net: &str, r: &str, reason: ExitReason) -> TradeRow {
     }
 }
 
+/// `trades` with the default detail each, as breakdowns take them.
+fn closed(trades: &[TradeRow]) -> Vec<(&TradeRow, &TradeDetail)> {
+    static NONE: std::sync::OnceLock<TradeDetail> = std::sync::OnceLock::new();
+    let none = NONE.get_or_init(TradeDetail::default);
+    trades.iter().map(|t| (t, none)).collect()
+}
+
 fn rows(nets: &[&str]) -> Vec<TradeRow> {
     nets.iter()
         .enumerate()
@@ -556,7 +563,7 @@ fn breakdowns_split_the_trades_and_give_each_bucket_the_same_figures() {
     trades[2].exit_ms = T0 + 5 * 24 * HOUR; // five days, the same month
     trades[3].symbol = "ETH-USD".into();
     trades[3].exit_ms = T0 + 40 * 24 * HOUR; // forty days: another month
-    let b = Breakdowns::of(&trades);
+    let b = Breakdowns::of(&closed(&trades));
     // BTC: +10 and -5 → 2 trades, 1 win, PF 10/5 = 2, expectancy 2.5 $, 0.5 R.
     assert_eq!(
         b.by_symbol["BTC-USD"],
@@ -601,4 +608,158 @@ fn breakdowns_split_the_trades_and_give_each_bucket_the_same_figures() {
     // The whole report carries them; an empty run has none.
     assert_eq!(Report::from_state(&state_with(trades)).breakdowns, b);
     assert_eq!(Breakdowns::of(&[]), Breakdowns::default());
+}
+
+/// By signal and by regime: the entry decision's context, with `none` and
+/// `unknown` for a trade whose entry saw no signal or regime.
+#[test]
+fn breakdowns_by_signal_and_regime_key_on_the_entry_context() {
+    use anx_projections::breakdown::Breakdowns;
+    let trades = vec![
+        row(1, "10", "2", ExitReason::TakeProfit),
+        row(2, "-5", "-1", ExitReason::StopLoss),
+        row(3, "4", "0.8", ExitReason::TakeProfit),
+    ];
+    let seen = TradeDetail {
+        entry: EntryContext {
+            signals: "ema_cross+rsi_reclaim".into(),
+            regime: "trend_up".into(),
+        },
+        ..TradeDetail::default()
+    };
+    let blank = TradeDetail::default();
+    let pairs = vec![
+        (&trades[0], &seen),
+        (&trades[1], &seen),
+        (&trades[2], &blank),
+    ];
+    let b = Breakdowns::of(&pairs);
+    let signals: Vec<(&str, u64)> = b
+        .by_signal
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.trades))
+        .collect();
+    assert_eq!(signals, [("ema_cross+rsi_reclaim", 2), ("none", 1)]);
+    assert_eq!(b.by_signal["ema_cross+rsi_reclaim"].net_pnl, d("5"));
+    assert_eq!(
+        b.by_signal["ema_cross+rsi_reclaim"].win_rate,
+        Some(d("0.5"))
+    );
+    let regimes: Vec<(&str, u64)> = b
+        .by_regime
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.trades))
+        .collect();
+    assert_eq!(regimes, [("trend_up", 2), ("unknown", 1)]);
+    // The state pairs each row with its detail, in order.
+    let mut state = state_with(trades.clone());
+    state.trade_details = vec![seen.clone(), seen.clone(), blank.clone()];
+    assert_eq!(Report::from_state(&state).breakdowns, b);
+}
+
+/// The attribution, by hand: net = edge − fees − slippage per trade and in
+/// total, risk = size × (entry − stop), maker share of the fill notional.
+#[test]
+fn attribution_takes_the_closed_trades_pnl_apart() {
+    let mut trades = vec![
+        row(1, "10", "2", ExitReason::TakeProfit),
+        row(2, "-5", "-1", ExitReason::StopLoss),
+    ];
+    trades[0].slippage = d("0.5");
+    trades[0].theoretical_r = d("2.3");
+    trades[1].slippage = d("0.25");
+    trades[1].theoretical_r = d("-0.75");
+    let details = [
+        TradeDetail {
+            liquidity: LiquiditySplit {
+                maker_notional: d("100"),
+                taker_notional: d("110"),
+            },
+            ..TradeDetail::default()
+        },
+        TradeDetail {
+            liquidity: LiquiditySplit {
+                maker_notional: d("100"),
+                taker_notional: d("90"),
+            },
+            ..TradeDetail::default()
+        },
+    ];
+    // Edge: net + fees (1 each) + slippage.
+    assert_eq!(trades[0].edge(), d("11.5"));
+    assert_eq!(trades[1].edge(), d("-3.75"));
+    // Risk: 1 × (100 − 95).
+    assert_eq!(trades[0].risk(), d("5"));
+    let pairs = vec![(&trades[0], &details[0]), (&trades[1], &details[1])];
+    let a = PnlAttribution::of(&pairs);
+    assert_eq!(a.edge, d("7.75"));
+    assert_eq!(a.fees, d("2"));
+    assert_eq!(a.slippage, d("0.75"));
+    assert_eq!(a.net_pnl, d("5"));
+    assert_eq!(a.edge - a.fees - a.slippage, a.net_pnl);
+    assert_eq!(a.expectancy_r_theoretical, Some(d("0.775")));
+    assert_eq!(a.expectancy_r_realized, Some(d("0.5")));
+    assert_eq!(a.avg_risk, Some(d("5")));
+    assert_eq!(a.avg_reward, Some(d("2.5")));
+    assert_eq!(a.maker_share, Some(d("0.5")));
+    let share = details[0].liquidity.maker_share().expect("fills");
+    assert_eq!((share * d("210")).round_dp(20), d("100"));
+    // No trades: nothing undefined is divided.
+    let none = PnlAttribution::of(&[]);
+    assert_eq!(
+        (none.avg_risk, none.maker_share, none.expectancy_r_realized),
+        (None, None, None)
+    );
+    let mut state = state_with(trades.clone());
+    state.trade_details = details.to_vec();
+    assert_eq!(Report::from_state(&state).attribution, a);
+}
+
+/// Through the fold: a trade's detail is what its entry decision saw (the
+/// testkit's glass box: `breakout` fired in a `trend` regime) and the
+/// notional of its fills by liquidity – a take-profit exit is a maker fill, a
+/// stop a taker one.
+#[test]
+fn the_fold_gives_each_closed_trade_its_entry_context_and_fill_liquidity() {
+    let mut s = btc_only();
+    s.trade(
+        BTC,
+        d("100"),
+        d("95"),
+        d("110"),
+        d("1"),
+        Exit::TakeProfit,
+        d("110"),
+        2,
+    );
+    assert!(s.projection.state.open_details.is_empty());
+    s.candle(BTC, d("100"));
+    s.trade(
+        BTC,
+        d("100"),
+        d("95"),
+        d("110"),
+        d("2"),
+        Exit::StopLoss,
+        d("95"),
+        1,
+    );
+    let state = &s.projection.state;
+    assert_eq!(state.trade_details.len(), 2);
+    let (take_profit, stop) = (&state.trade_details[0], &state.trade_details[1]);
+    for detail in [take_profit, stop] {
+        assert_eq!(detail.entry.signals, "breakout");
+        assert_eq!(detail.entry.regime, "trend");
+    }
+    assert_eq!(take_profit.liquidity.maker_notional, d("210"));
+    assert_eq!(take_profit.liquidity.taker_notional, Decimal::ZERO);
+    assert_eq!(stop.liquidity.maker_notional, d("200"));
+    assert!(stop.liquidity.taker_notional > Decimal::ZERO);
+    assert!(state.open_details.is_empty());
+    let report = Report::from_state(state);
+    assert_eq!(report.breakdowns.by_signal["breakout"].trades, 2);
+    assert_eq!(report.breakdowns.by_regime["trend"].trades, 2);
+    let a = &report.attribution;
+    assert_eq!(a.edge - a.fees - a.slippage, a.net_pnl);
+    assert_eq!(a.net_pnl, report.net_pnl);
 }

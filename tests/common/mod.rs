@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 pub const REPORT_METRICS: [&str; 18] = [
     "trades_opened",
     "trades_closed",
-    "win_rate",
+    "win_rate_pct",
     "avg_win",
     "avg_loss",
     "rr_actual",

@@ -5,7 +5,7 @@
 
 use super::{equity, fail, quality, Projection};
 use crate::error::{FoldResult, Rule};
-use crate::model::NoOrderReason;
+use crate::model::{EntryContext, NoOrderReason};
 use anx_journal::*;
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
@@ -102,12 +102,30 @@ pub(super) fn decision(p: &mut Projection, seq: Seq, e: &Decision) -> FoldResult
         count_no_order(&mut p.links.no_order, &e.symbol, reason.name());
     }
     let entered = matches!(e.outcome, DecisionOutcome::Enter);
+    if entered {
+        p.links
+            .entry_context
+            .insert(e.symbol.to_string(), entry_context(e));
+    }
     set_by_symbol(
         &mut p.links.last_decision,
         &e.symbol,
         (seq, e.candle_seq, entered),
     );
     Ok(())
+}
+
+/// What an `enter` decision saw: its fired signals and its regime (its glass
+/// box is inline: schema 2 keeps an entry's whole glass box).
+fn entry_context(e: &Decision) -> EntryContext {
+    let signals: Vec<String> = e.glass.fired().iter().map(|s| s.to_string()).collect();
+    EntryContext {
+        signals: signals.join("+"),
+        regime: e
+            .glass
+            .full()
+            .map_or(String::new(), |g| g.regime.to_string()),
+    }
 }
 
 /// Why decision `e` led to no order, if it led to none: a rejection's code,

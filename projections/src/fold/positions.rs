@@ -164,6 +164,16 @@ fn apply_fill(p: &mut Projection, seq: Seq, market_ms: UnixMs, e: &Fill, c: Chec
         match e.side {
             Side::Buy => {
                 let opening = trades::record_buy(&mut symbol.open_trade, e, c.notional, market_ms);
+                if opening {
+                    let entry = p.links.entry_context.get(&c.symbol).cloned();
+                    state.open_details.insert(
+                        c.symbol.clone(),
+                        TradeDetail {
+                            entry: entry.unwrap_or_default(),
+                            ..TradeDetail::default()
+                        },
+                    );
+                }
                 buy(&mut symbol.position, e, c.notional);
                 if symbol.in_flight.as_deref() == Some(e.client_order_id.as_str()) {
                     symbol.in_flight = None;
@@ -183,6 +193,9 @@ fn apply_fill(p: &mut Projection, seq: Seq, market_ms: UnixMs, e: &Fill, c: Chec
                 p.links.last_exit_fill.insert(c.symbol.clone(), seq);
             }
         }
+    }
+    if let Some(detail) = state.open_details.get_mut(&c.symbol) {
+        detail.liquidity.add(e.liquidity, c.notional);
     }
     state.cash.entry(c.pot).or_default().0 += c.cash_change;
     state.equity.cash += c.cash_change;

@@ -187,6 +187,8 @@ fn record_closed(
         run.trades_closed += 1;
     }
     state.trades.push(row);
+    let detail = state.open_details.remove(&e.symbol).unwrap_or_default();
+    state.trade_details.push(detail);
     for id in std::iter::once(&e.entry_client_order_id).chain(&exit_orders) {
         state.orders.remove(id);
         p.links.orders.remove(id);
