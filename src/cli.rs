@@ -49,6 +49,14 @@ pub enum Command {
 
 Trade ids and client_order_ids are in 'anx journal export' (trade_id, client_order_id).")]
     Why(WhyArgs),
+    /// Compare two runs over the market time they share: decisions, trades,
+    /// metrics; exit 1 when B crosses a threshold of config/compare.toml.
+    #[command(after_help = "Examples:
+  anx compare anx-data/journals/backtest anx-data/paper
+  anx compare anx-data/journals/a anx-data/journals/b --json --thresholds config/compare.toml
+
+A is the reference (typically the backtest of the period), B the run held against it.")]
+    Compare(CompareArgs),
     /// Backtest over historical candles through the production engine.
     #[command(
         subcommand,
@@ -453,6 +461,20 @@ pub struct WhyArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct CompareArgs {
+    /// The reference run's journal (typically a backtest).
+    pub a: PathBuf,
+    /// The journal of the run held against it (paper, live, or another backtest).
+    pub b: PathBuf,
+    /// The thresholds file.
+    #[arg(long, default_value = "config/compare.toml")]
+    pub thresholds: PathBuf,
+    /// Print one JSON document instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
 pub struct DirArg {
     /// The journal directory.
     pub dir: PathBuf,
@@ -509,6 +531,7 @@ impl Cli {
             Command::Journal(JournalCommand::Reindex(args)) => journal_cmd::reindex(&args.dir),
             Command::Journal(JournalCommand::Repair(args)) => journal_cmd::repair(&args.dir),
             Command::Why(args) => journal_cmd::why(&args),
+            Command::Compare(args) => crate::compare::compare(&args),
             Command::Replay(ReplayCommand::Run(args)) => {
                 crate::fetch::check_base_url("--coinbase-url", &args.coinbase_url)?;
                 crate::replay_cmd::run(&args)

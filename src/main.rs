@@ -6,6 +6,7 @@
 
 mod cli;
 mod coinbase;
+mod compare;
 mod fetch;
 mod html;
 mod journal_cmd;

@@ -202,7 +202,7 @@ fn describe_decision(
 }
 
 /// A glass box's indicators, signals and risk checks, a line each.
-fn describe_glass(e: &GlassBox, out: &mut String) {
+pub fn describe_glass(e: &GlassBox, out: &mut String) {
     let indicators: Vec<String> = e
         .indicators
         .iter()
@@ -408,8 +408,45 @@ pub fn trail_json(trail: &Trail, lookup_ms: f64) -> Value {
 /// hash to the digest a schema-2 record committed to. A glass box this build
 /// does not reproduce is an error naming the seq, and nothing is shown.
 pub fn decision(journal: &Path, seq: Seq, json: bool) -> Result<std::process::ExitCode> {
-    use anx_replays::recompute::{read_upto, recompute_decision, RecomputeError};
     let started = std::time::Instant::now();
+    let full = full_decision(journal, seq)?;
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if json {
+        println!(
+            "{}",
+            decision_json(&full.stored, &full.decision, &full.source, elapsed_ms)
+        );
+    } else {
+        print!(
+            "{}",
+            decision_text(
+                &full.stored,
+                &full.decision,
+                &full.source,
+                Some(full.run_config_hash),
+                elapsed_ms
+            )
+        );
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// A journaled decision with its whole glass box.
+pub struct FullDecision {
+    /// The record as journaled.
+    pub stored: anx_journal::StoredEvent,
+    /// The decision shown: the record's, its glass box recomputed if the
+    /// record committed to it.
+    pub decision: anx_journal::Decision,
+    source: GlassSource,
+    run_config_hash: anx_journal::Hash32,
+}
+
+/// The decision at `seq` with its whole glass box: as journaled, or
+/// recomputed by re-driving the journal and proven to hash to the digest the
+/// record committed to (else an error naming the seq).
+pub fn full_decision(journal: &Path, seq: Seq) -> Result<FullDecision> {
+    use anx_replays::recompute::{read_upto, recompute_decision, RecomputeError};
     let upto = read_upto(journal, seq)?;
     let stored = upto
         .events
@@ -442,16 +479,12 @@ pub fn decision(journal: &Path, seq: Seq, json: bool) -> Result<std::process::Ex
     // The configuration hash shown is the journal's: the record's own
     // (schema 1) or the run's (schema 2), never one worked out here.
     shown.config_hash = journaled.config_hash;
-    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-    if json {
-        println!("{}", decision_json(&stored, &shown, &source, elapsed_ms));
-    } else {
-        print!(
-            "{}",
-            decision_text(&stored, &shown, &source, Some(run_config_hash), elapsed_ms)
-        );
-    }
-    Ok(std::process::ExitCode::SUCCESS)
+    Ok(FullDecision {
+        stored,
+        decision: shown,
+        source,
+        run_config_hash,
+    })
 }
 
 /// Where a shown glass box comes from.

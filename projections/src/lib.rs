@@ -10,6 +10,7 @@
 //! its seq and rule, never skipped.
 
 pub mod breakdown;
+pub mod compare;
 pub mod engine;
 pub mod error;
 pub mod fold;

@@ -117,6 +117,9 @@ pub struct TradeDetail {
 pub struct EntryContext {
     pub signals: String,
     pub regime: String,
+    /// The entry decision's market time (0: none journaled): the key that
+    /// matches a trade across two runs (`anx compare`).
+    pub decided_ms: UnixMs,
 }
 
 impl EntryContext {
@@ -446,6 +449,7 @@ impl State {
             entry: EntryContext {
                 signals: String::new(),
                 regime: String::new(),
+                decided_ms: 0,
             },
             liquidity: LiquiditySplit {
                 maker_notional: Decimal::ZERO,

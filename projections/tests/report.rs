@@ -624,6 +624,7 @@ fn breakdowns_by_signal_and_regime_key_on_the_entry_context() {
         entry: EntryContext {
             signals: "ema_cross+rsi_reclaim".into(),
             regime: "trend_up".into(),
+            decided_ms: T0,
         },
         ..TradeDetail::default()
     };

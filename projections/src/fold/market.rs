@@ -125,6 +125,7 @@ fn entry_context(e: &Decision) -> EntryContext {
             .glass
             .full()
             .map_or(String::new(), |g| g.regime.to_string()),
+        decided_ms: e.as_of_ms,
     }
 }
 
