@@ -162,6 +162,20 @@ pub enum OperatorCommandArgs {
     },
 }
 
+/// The edge-decay watch of a trader: a reference run and the thresholds.
+#[derive(Args, Debug)]
+pub struct EdgeArgs {
+    /// A reference run's journal (typically the backtest the strategy was
+    /// chosen on): after each closed trade the run is judged against it with
+    /// the thresholds, and a check that starts or stops holding is journaled
+    /// as a finding (`anx status` shows those raised).
+    #[arg(long, value_name = "DIR")]
+    pub reference: Option<PathBuf>,
+    /// The thresholds the run is judged by (with --reference).
+    #[arg(long, value_name = "FILE", default_value = "config/compare.toml")]
+    pub thresholds: PathBuf,
+}
+
 #[derive(Args, Debug)]
 pub struct PaperArgs {
     /// Configuration file (TOML; `extends` another).
@@ -190,6 +204,8 @@ pub struct PaperArgs {
     /// `created_by`; a drill journal resumes as a drill.
     #[arg(long)]
     pub drill_withhold_protection: bool,
+    #[command(flatten)]
+    pub edge: EdgeArgs,
 }
 
 #[derive(Args, Debug)]
@@ -227,6 +243,8 @@ pub struct LiveArgs {
     /// A preview journal resumes only as a preview.
     #[arg(long)]
     pub preview: bool,
+    #[command(flatten)]
+    pub edge: EdgeArgs,
 }
 
 #[derive(Args, Debug)]

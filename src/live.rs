@@ -425,6 +425,8 @@ pub fn live(args: &LiveArgs) -> Result<ExitCode> {
         market_url: &args.api_url,
         poll_interval_s: args.poll_interval,
         request_timeout_s: args.request_timeout,
+        reference: args.edge.reference.as_deref(),
+        thresholds: &args.edge.thresholds,
     };
     let kind = Live {
         rest: Some(rest),

@@ -7,6 +7,7 @@
 mod cli;
 mod coinbase;
 mod compare;
+mod edge;
 mod fetch;
 mod html;
 mod journal_cmd;

@@ -70,6 +70,8 @@ pub fn paper(args: &PaperArgs) -> Result<ExitCode> {
         market_url: &args.market_url,
         poll_interval_s: args.poll_interval,
         request_timeout_s: args.request_timeout,
+        reference: args.edge.reference.as_deref(),
+        thresholds: &args.edge.thresholds,
     };
     let kind = Paper {
         drill_withhold_protection: args.drill_withhold_protection,

@@ -160,6 +160,15 @@ pub fn status(args: &StatusArgs) -> Result<ExitCode> {
                "symbol": (!n.symbol.is_empty()).then_some(&n.symbol), "operator": n.operator, "reason": n.reason})
     };
     let healthy = problems.is_empty();
+    // Raised findings (a check the trader was given, holding now): shown, not
+    // counted as a problem – the run may go on while a person looks.
+    let findings: Vec<&anx_projections::FindingNote> = loaded
+        .projection
+        .links
+        .findings
+        .values()
+        .filter(|f| f.raised)
+        .collect();
     let doc = json!({
         "healthy": healthy,
         "journal_kind": kind.code(),
@@ -176,6 +185,11 @@ pub fn status(args: &StatusArgs) -> Result<ExitCode> {
         "peak_equity": num(peak),
         "halted": state.halted.as_ref().map(operator_note),
         "operator_actions": state.operator_log.iter().map(operator_note).collect::<Vec<_>>(),
+        "findings": findings.iter().map(|f| json!({
+            "seq": f.seq, "at": market_time(f.market_ms), "check": f.check,
+            "symbol": (!f.symbol.is_empty()).then_some(&f.symbol),
+            "value": f.value.map(num), "limit": num(f.limit), "detail": f.detail,
+        })).collect::<Vec<_>>(),
         "warnings": warnings,
         "last_session": loaded.projection.links.sessions.last().map(|s| json!({
             "seq": s.seq,
@@ -244,6 +258,12 @@ pub fn status(args: &StatusArgs) -> Result<ExitCode> {
             println!(
                 "operator   {}{symbol} at seq {} by {}: {}",
                 note.command, note.seq, note.operator, note.reason
+            );
+        }
+        for f in &findings {
+            println!(
+                "finding    {} raised at seq {}: {}",
+                f.check, f.seq, f.detail
             );
         }
         println!(

@@ -200,6 +200,9 @@ pub struct Place<'a> {
     pub market_url: &'a str,
     pub poll_interval_s: f64,
     pub request_timeout_s: f64,
+    /// The reference run of the edge-decay watch, if any, and its thresholds.
+    pub reference: Option<&'a Path>,
+    pub thresholds: &'a Path,
 }
 
 pub struct Trader<B: Venue> {
@@ -214,6 +217,8 @@ pub struct Trader<B: Venue> {
     /// broker's view untrustworthy (unreadable, or fills on their way), so
     /// the next one that can compare records every symbol.
     reconcile_all: bool,
+    /// The edge-decay watch (`--reference`).
+    edge: Option<crate::edge::EdgeWatch>,
 }
 
 impl<B: Venue> Trader<B> {
@@ -291,6 +296,19 @@ impl<B: Venue> Trader<B> {
         }
         tracing::info!("operator action: {event:?}");
         self.pipeline.operator(now_ms, event).map(Ok)
+    }
+
+    /// Journals what the edge-decay watch found since the last trade closed.
+    fn watch_edge(&mut self) -> Result<()> {
+        let Some(edge) = &mut self.edge else {
+            return Ok(());
+        };
+        for finding in edge.findings(&self.pipeline.projection) {
+            let state = if finding.raised { "raised" } else { "cleared" };
+            tracing::warn!("{} {state}: {}", finding.check, finding.detail);
+            self.append_side(Event::Finding(finding))?;
+        }
+        Ok(())
     }
 
     pub fn append_side(&mut self, event: Event) -> Result<Seq> {
@@ -527,6 +545,11 @@ pub fn trade<K: Kind>(kind: K, place: &Place) -> Result<ExitCode> {
 
 async fn run<K: Kind>(mut kind: K, place: &Place<'_>) -> Result<ExitCode> {
     let client = http_client(Duration::from_secs_f64(place.request_timeout_s))?;
+    // A reference that cannot be read stops the trader before it journals.
+    let edge = match place.reference {
+        Some(dir) => Some(crate::edge::EdgeWatch::open(dir, place.thresholds)?),
+        None => None,
+    };
     let mut shutdown = Shutdown::install();
     let signal = shutdown.wait();
     tokio::pin!(signal);
@@ -537,6 +560,7 @@ async fn run<K: Kind>(mut kind: K, place: &Place<'_>) -> Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
     };
+    trader.edge = edge;
     let poll = Duration::from_secs_f64(place.poll_interval_s);
     let reason = 'trading: loop {
         if let Some(fatal) = trader.pipeline.broker.fatal() {
@@ -571,6 +595,7 @@ async fn run<K: Kind>(mut kind: K, place: &Place<'_>) -> Result<ExitCode> {
             .max(trader.pipeline.broker.clock_ms().unwrap_or(0));
         trader.now_ms = now_ms;
         trader.reconcile(false, now_ms)?;
+        trader.watch_edge()?;
         // Between polls the inbox is served often: an operator waits for it.
         let wake = tokio::time::Instant::now() + poll;
         loop {
@@ -695,6 +720,7 @@ fn trader_for<B: Venue>(
         now_ms: run.start_ms,
         market,
         reconcile_all: false,
+        edge: None,
     }
 }
 

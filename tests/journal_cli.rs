@@ -20,7 +20,7 @@ fn verify_reports_an_intact_journal() {
     let head = head.stdout.trim();
     assert!(
         run.stdout.starts_with(&format!(
-            "ok: 29 events in 1 segment (5.0 KB), head {head}\n"
+            "ok: 30 events in 1 segment (5.2 KB), head {head}\n"
         )),
         "{}",
         run.stdout
@@ -33,7 +33,7 @@ fn verify_reports_an_intact_journal() {
     assert_eq!(out["ok"], true);
     assert_eq!(out["verdict"], "ok");
     assert_eq!(out["torn_tail"], false);
-    assert_eq!(out["events"], 29);
+    assert_eq!(out["events"], 30);
     assert_eq!(out["segments"], 1);
     assert_eq!(
         format!("{}:{}", out["head_seq"], out["head_hash"].as_str().unwrap()),
@@ -97,17 +97,17 @@ fn verify_reports_a_torn_tail_as_such() {
     // A torn tail only: its own exit code, not a failed check's 1.
     assert_eq!(run.code, 3, "{}", run.stdout);
     let out = json(&run.stdout);
-    assert_eq!(out["first_bad_seq"], 29);
+    assert_eq!(out["first_bad_seq"], 30);
     assert_eq!(out["torn_tail"], true);
     assert_eq!(out["verdict"], "torn_tail");
     assert_eq!(out["ok"], false);
-    assert_eq!(out["events"], 28);
-    assert_eq!(out["offset"], 4917);
+    assert_eq!(out["events"], 29);
+    assert_eq!(out["offset"], 5109);
 
     let run = anx(&["journal", "verify", dir]);
     assert_eq!(run.code, 3);
-    let head_28 = format!(
-        "28:{}",
+    let head_29 = format!(
+        "29:{}",
         json(&anx(&["journal", "verify", dir, "--json"]).stdout)["head_hash"]
             .as_str()
             .unwrap()
@@ -115,8 +115,8 @@ fn verify_reports_a_torn_tail_as_such() {
     assert_eq!(
         run.stdout,
         format!(
-            "TORN TAIL at seq 29 ({SEGMENT} offset 4917): incomplete record (69 of 79 bytes present); \
-             every record before it is intact (28 events, head {head_28}); no committed event is lost – \
+            "TORN TAIL at seq 30 ({SEGMENT} offset 5109): incomplete record (69 of 79 bytes present); \
+             every record before it is intact (29 events, head {head_29}); no committed event is lost – \
              `anx journal repair {dir}` cuts it and journals the repair\n"
         )
     );
@@ -135,10 +135,10 @@ fn verify_reports_a_torn_tail_as_such() {
     );
 
     // An expected head before the tear still holds: a torn tail.
-    let run = anx(&["journal", "verify", dir, "--expect-head", &head_28]);
+    let run = anx(&["journal", "verify", dir, "--expect-head", &head_29]);
     assert_eq!(run.code, 3, "{}", run.stdout);
     assert!(
-        run.stdout.starts_with("TORN TAIL at seq 29"),
+        run.stdout.starts_with("TORN TAIL at seq 30"),
         "{}",
         run.stdout
     );
@@ -157,7 +157,7 @@ fn verify_reports_a_torn_tail_as_such() {
     assert_eq!(out["verdict"], "corrupt");
     let run = anx(&["journal", "verify", dir, "--expect-head", &full_head]);
     assert_eq!(run.code, 1);
-    assert!(run.stdout.starts_with("FAILED at seq 29"), "{}", run.stdout);
+    assert!(run.stdout.starts_with("FAILED at seq 30"), "{}", run.stdout);
 }
 
 #[test]
@@ -382,7 +382,7 @@ fn expect_head_proves_the_journal_extends_a_published_head() {
     ]);
     assert_eq!(run.code, 1);
     let out = json(&run.stdout);
-    assert_eq!(out["first_bad_seq"], 29);
+    assert_eq!(out["first_bad_seq"], 30);
     assert!(
         out["reason"].as_str().unwrap().contains("rewritten"),
         "{}",
@@ -432,7 +432,7 @@ fn stat_counts_by_kind() {
     insta::assert_snapshot!("stat_golden", run.stdout);
     let run = anx(&["journal", "stat", GOLDEN, "--json"]);
     let out = json(&run.stdout);
-    assert_eq!(out["events"], 29);
+    assert_eq!(out["events"], 30);
     assert_eq!(out["by_kind"]["EngineTransition"], 4);
     assert_eq!(out["by_kind"]["Candle"], 2);
 }
@@ -446,7 +446,7 @@ fn readers_work_while_a_writer_holds_the_lock() {
     }
     let run = anx(&["journal", "verify", path_str(dir.path()), "--json"]);
     assert_eq!(run.code, 0, "{}", run.stdout);
-    assert_eq!(json(&run.stdout)["events"], 29);
+    assert_eq!(json(&run.stdout)["events"], 30);
     drop(writer);
 }
 

@@ -294,6 +294,28 @@ fn wait_until_fed(journal: &Path, market: &FakeMarket, child: &mut Child) {
     });
 }
 
+/// The feed as a candle cache under `dir` (for `anx replay run`).
+fn write_cache(dir: &Path) -> PathBuf {
+    let cache = dir.join("cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    for symbol in SYMBOLS {
+        let mut text = String::from("timestamp,unix,open,high,low,close,volume\n");
+        for (t, f) in &feed()[symbol] {
+            text.push_str(&format!(
+                "{},{t},{},{},{},{},{}\n",
+                rfc3339(t * 1000),
+                f[0],
+                f[1],
+                f[2],
+                f[3],
+                f[4]
+            ));
+        }
+        std::fs::write(cache.join(format!("COINBASE_{symbol}_1h.csv")), text).unwrap();
+    }
+    cache
+}
+
 fn folded(journal: &Path) -> Projection {
     let mut projection = Projection::new();
     for stored in events(journal) {
@@ -406,23 +428,7 @@ fn paper_trader_matches_replay_and_survives_sigkill_at_random_points() {
             _ => None,
         })
         .unwrap();
-    let cache = temp.path().join("cache");
-    std::fs::create_dir_all(&cache).unwrap();
-    for symbol in SYMBOLS {
-        let mut text = String::from("timestamp,unix,open,high,low,close,volume\n");
-        for (t, f) in &feed()[symbol] {
-            text.push_str(&format!(
-                "{},{t},{},{},{},{},{}\n",
-                rfc3339(t * 1000),
-                f[0],
-                f[1],
-                f[2],
-                f[3],
-                f[4]
-            ));
-        }
-        std::fs::write(cache.join(format!("COINBASE_{symbol}_1h.csv")), text).unwrap();
-    }
+    let cache = write_cache(temp.path());
     let replay_journal = temp.path().join("replay");
     let replay = anx(&[
         "replay",
@@ -1264,4 +1270,134 @@ fn an_operator_exit_closes_a_running_traders_position_at_market() {
     );
     assert!(sigterm(&mut trader).success(), "{}", log_of(&journal));
     assert_eq!(anx(&["journal", "verify", &dir]).code, 0);
+}
+
+/// The edge-decay watch: a trader given a reference run (here a backtest of
+/// the same candles without fees, so its expectancy is higher) journals a
+/// raised `Finding` once the run's expectancy falls below the reference's by
+/// more than the threshold – once, not again at each later trade nor at a
+/// restart – `anx status` shows it and `anx compare` agrees; a reference
+/// that cannot be read stops the trader before it journals anything.
+#[test]
+fn a_trader_given_a_reference_journals_edge_decay_once() {
+    let temp = tempfile::tempdir().unwrap();
+    let cache = write_cache(temp.path());
+    let free = temp.path().join("free.toml");
+    std::fs::write(
+        &free,
+        format!(
+            "extends = {:?}\n\n[costs]\nmaker_fee_bps = \"0\"\ntaker_fee_bps = \"0\"\n",
+            path_str(&config())
+        ),
+    )
+    .unwrap();
+    let reference = temp.path().join("reference");
+    let replay = anx(&[
+        "replay",
+        "run",
+        "--config",
+        path_str(&free),
+        "--cache-dir",
+        path_str(&cache),
+        "--start",
+        &rfc3339(FEED_START_S * 1000),
+        "--end",
+        &rfc3339((FEED_START_S + FEED_HOURS * HOUR_S) * 1000),
+        "--journal",
+        path_str(&reference),
+    ]);
+    assert_eq!(replay.code, 0, "{}", replay.stderr);
+    let thresholds = temp.path().join("thresholds.toml");
+    let shipped = std::fs::read_to_string(repo_root().join("config/compare.toml")).unwrap();
+    let strict = shipped
+        .replace("min_trades = 10", "min_trades = 3")
+        .replace(
+            "expectancy_drop_pct_max = \"50\"",
+            "expectancy_drop_pct_max = \"10\"",
+        );
+    std::fs::write(&thresholds, strict).unwrap();
+    let watch = [
+        "--reference",
+        path_str(&reference),
+        "--thresholds",
+        path_str(&thresholds),
+    ];
+
+    // A reference that is not a journal: refused, nothing journaled.
+    let fake = serve(market(feed()));
+    let journal = temp.path().join("paper");
+    let nowhere = temp.path().join("nowhere");
+    let refused = paper_refused(&journal, &fake.url, &["--reference", path_str(&nowhere)]);
+    refused.assert_one_line_error(2);
+    assert!(!journal.exists(), "nothing journaled");
+
+    let mut child = spawn_paper(&journal, &fake.url, &watch);
+    wait_until_fed(&journal, &fake, &mut child);
+    assert!(sigterm(&mut child).success(), "{}", log_of(&journal));
+    let findings = |journal: &Path| -> Vec<(u64, anx_journal::Finding)> {
+        events(journal)
+            .into_iter()
+            .filter_map(|e| match e.event {
+                Event::Finding(f) => Some((e.seq, f)),
+                _ => None,
+            })
+            .collect()
+    };
+    let found = findings(&journal);
+    assert_eq!(
+        found.len(),
+        1,
+        "one finding: {found:?}\n{}",
+        log_of(&journal)
+    );
+    let (seq, finding) = &found[0];
+    assert_eq!(finding.check, "edge_decay.expectancy_drop");
+    assert!(finding.raised);
+    assert!(finding.value.unwrap() > finding.limit, "{finding:?}");
+    // Raised after the third closed trade (the fewest judged), not before.
+    let closes: Vec<u64> = events(&journal)
+        .into_iter()
+        .filter(|e| matches!(e.event, Event::TradeClosed(_)))
+        .map(|e| e.seq)
+        .collect();
+    assert!(closes.len() > 3, "{closes:?}");
+    assert!(
+        *seq > closes[2],
+        "finding at {seq}, trades closed at {closes:?}"
+    );
+
+    // A restart re-drives the journal and raises nothing again.
+    let fake = serve(market(feed()));
+    let mut child = spawn_paper(&journal, &fake.url, &watch);
+    wait_until_fed(&journal, &fake, &mut child);
+    assert!(sigterm(&mut child).success(), "{}", log_of(&journal));
+    assert_eq!(findings(&journal).len(), 1, "{}", log_of(&journal));
+
+    let status = anx(&["status", path_str(&journal), "--json"]);
+    let doc = json(&status.stdout);
+    assert_eq!(
+        doc["findings"][0]["check"], "edge_decay.expectancy_drop",
+        "{doc}"
+    );
+    assert_eq!(doc["findings"][0]["seq"], *seq);
+    let text = anx(&["status", path_str(&journal)]);
+    assert!(
+        text.stdout
+            .contains("finding    edge_decay.expectancy_drop raised"),
+        "{}",
+        text.stdout
+    );
+    // `anx compare` judges the same run against the same reference alike.
+    let compare = anx(&[
+        "compare",
+        path_str(&reference),
+        path_str(&journal),
+        "--thresholds",
+        path_str(&thresholds),
+        "--json",
+    ]);
+    assert_eq!(compare.code, 1, "{}{}", compare.stdout, compare.stderr);
+    let doc = json(&compare.stdout);
+    assert_eq!(doc["thresholds"][0]["check"], "expectancy_drop");
+    assert_eq!(doc["thresholds"][0]["crossed"], true, "{doc}");
 }

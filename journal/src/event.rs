@@ -912,6 +912,32 @@ pub struct Session {
     pub reason: String,
 }
 
+/// Something a running trader found wrong with its run, from a check it was
+/// given: raised once when the check's condition starts to hold, cleared once
+/// when it stops (the edge-decay checks of a reference backtest:
+/// `edge_decay.expectancy_drop`, `edge_decay.fill_slippage`,
+/// `edge_decay.win_rate`). A side event of the run: it changes no figure of
+/// the run's state, and re-driving takes it as journaled.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// The check, as `family.check`.
+    #[serde(deserialize_with = "crate::codec::string")]
+    pub check: String,
+    /// The symbol the finding is about; empty for the whole run.
+    #[serde(deserialize_with = "crate::codec::string")]
+    pub symbol: String,
+    /// Raised (the condition holds) or cleared (it no longer does).
+    pub raised: bool,
+    /// The measured figure, when it could be measured.
+    #[serde(with = "opt_dec")]
+    pub value: Option<Decimal>,
+    /// The threshold it was held against.
+    #[serde(with = "dec")]
+    pub limit: Decimal,
+    #[serde(deserialize_with = "crate::codec::string")]
+    pub detail: String,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunCompleted {
     #[serde(deserialize_with = "crate::codec::string")]
@@ -949,6 +975,7 @@ pub enum EventKind {
     CancelRequested = 21,
     BracketUnconfirmed = 22,
     AnswerReceipt = 23,
+    Finding = 24,
 }
 
 /// What an event is to the step that journals it: the one table
@@ -1062,9 +1089,10 @@ impl EventKind {
             | EventKind::EngineTransition
             | EventKind::TradeClosed => EventRole::StepOutput,
             EventKind::FailClosed => EventRole::SideOrOutput,
-            EventKind::RunStarted | EventKind::Reconciliation | EventKind::RunCompleted => {
-                EventRole::Side
-            }
+            EventKind::RunStarted
+            | EventKind::Reconciliation
+            | EventKind::RunCompleted
+            | EventKind::Finding => EventRole::Side,
             EventKind::Checkpoint | EventKind::Recovered | EventKind::Session => {
                 EventRole::JournalSide
             }
@@ -1198,6 +1226,7 @@ events!(
     CancelRequested,
     BracketUnconfirmed,
     AnswerReceipt,
+    Finding,
 );
 
 /// Appends bincode output straight onto a `Vec` (cheaper than going through
@@ -1276,6 +1305,7 @@ mod tests {
             (K::CancelRequested, R::StepOutput),
             (K::BracketUnconfirmed, R::BrokerAnswer),
             (K::AnswerReceipt, R::BrokerAnswer),
+            (K::Finding, R::Side),
         ]
     };
 

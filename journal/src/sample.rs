@@ -476,7 +476,7 @@ fn golden_late_answers(_ids: &GoldenIds) -> Vec<(UnixMs, Event)> {
     ]
 }
 
-/// Golden events: an operator's halt and the run's end.
+/// Golden events: an operator's halt, a finding and the run's end.
 fn golden_closing(_ids: &GoldenIds) -> Vec<(UnixMs, Event)> {
     vec![
         (
@@ -486,6 +486,18 @@ fn golden_closing(_ids: &GoldenIds) -> Vec<(UnixMs, Event)> {
                 symbol: String::new(),
                 operator: "ops".into(),
                 reason: "exchange maintenance".into(),
+            }
+            .into(),
+        ),
+        (
+            t(24),
+            Finding {
+                check: "edge_decay.expectancy_drop".into(),
+                symbol: String::new(),
+                raised: true,
+                value: Some(Decimal::new(6250, 2)),
+                limit: Decimal::from(50),
+                detail: "expectancy -0.3 R against the reference's -0.8 R".into(),
             }
             .into(),
         ),

@@ -518,6 +518,24 @@ fn later_events() -> impl Strategy<Value = Event> {
                 })
             }
         ),
+        (
+            text(),
+            text(),
+            any::<bool>(),
+            proptest::option::of(dec()),
+            dec(),
+            text()
+        )
+            .prop_map(|(check, symbol, raised, value, limit, detail)| {
+                Event::Finding(Finding {
+                    check,
+                    symbol,
+                    raised,
+                    value,
+                    limit,
+                    detail,
+                })
+            }),
         (text(), any::<u64>(), text()).prop_map(|(client_order_id, order_seq, reason)| {
             Event::BracketUnconfirmed(BracketUnconfirmed {
                 client_order_id,

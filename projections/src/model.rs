@@ -562,6 +562,36 @@ pub struct Links {
     /// Symbol → what its newest `enter` decision saw: the open trade it leads
     /// to takes it with its first fill.
     pub entry_context: BTreeMap<String, EntryContext>,
+    /// The newest `Finding` of each check (and symbol): what is raised now.
+    /// Outside the hashed state: a finding judges the run, it is not part of it.
+    pub findings: BTreeMap<String, FindingNote>,
+}
+
+/// The newest `Finding` journaled for a check.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FindingNote {
+    pub seq: Seq,
+    pub market_ms: UnixMs,
+    pub check: String,
+    pub symbol: String,
+    pub raised: bool,
+    #[serde(with = "opt_dec")]
+    pub value: Option<Decimal>,
+    #[serde(with = "dec")]
+    pub limit: Decimal,
+    pub detail: String,
+}
+
+impl FindingNote {
+    /// The key a check's findings are kept under: the check, and its symbol
+    /// when it has one.
+    pub fn key(check: &str, symbol: &str) -> String {
+        if symbol.is_empty() {
+            check.to_string()
+        } else {
+            format!("{check} {symbol}")
+        }
+    }
 }
 
 /// Why a decision led to no order: a rejection's own reason code, or for a

@@ -579,6 +579,7 @@ _KINDS_TEXT = """
 | 21 | CancelRequested | client_order_id str, order_seq seq, reason str |
 | 22 | BracketUnconfirmed | client_order_id str, order_seq seq, reason str |
 | 23 | AnswerReceipt | answer_seq seq, broker_time_ms ms, raw_blake3 hash |
+| 24 | Finding | check str, symbol str, raised bool, value opt<dec>, limit dec, detail str |
 """
 
 Fields = list[tuple[str, str]]

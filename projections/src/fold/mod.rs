@@ -174,6 +174,20 @@ impl Projection {
                 offset: e.offset,
                 bytes_dropped: e.bytes_dropped,
             }),
+            Event::Finding(e) => {
+                let note = FindingNote {
+                    seq,
+                    market_ms,
+                    check: e.check.clone(),
+                    symbol: e.symbol.clone(),
+                    raised: e.raised,
+                    value: e.value,
+                    limit: e.limit,
+                    detail: e.detail.clone(),
+                };
+                let key = FindingNote::key(&e.check, &e.symbol);
+                self.links.findings.insert(key, note);
+            }
             Event::Session(e) => self.links.sessions.push(SessionNote {
                 seq,
                 market_ms,
