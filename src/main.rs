@@ -8,6 +8,7 @@ mod cli;
 mod coinbase;
 mod fetch;
 mod html;
+mod html_charts;
 mod journal_cmd;
 mod live;
 mod operator;
