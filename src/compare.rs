@@ -190,7 +190,7 @@ fn decisions_text(c: &Comparison, out: &mut String) {
         for (side, full) in [("A", da), ("B", db)] {
             if let Some(glass) = full.decision.glass.full() {
                 let _ = writeln!(out, "  glass box {side} (seq {}):", full.stored.seq);
-                crate::why::describe_glass(glass, out);
+                crate::why::describe_glass(glass, out, None);
             }
         }
     }

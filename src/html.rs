@@ -1,90 +1,32 @@
-//! The self-contained HTML report of a replay: one file, no scripts or
-//! external assets – inline CSS and SVG charts (equity, drawdown), per-symbol
-//! panels, the trades table with a link from each trade to its decision trail,
-//! data quality and audit coverage. Every number comes from the projections
-//! (the same `Report` as the table and JSON formats); the trails are read from
-//! the journal through the index, as `anx why` reads them.
+//! The self-contained HTML report of a replay: one file that works offline –
+//! inline CSS, interactive charts (`html_charts.rs`: equity, drawdown and a
+//! price chart per symbol with its trades, drawn by an inlined charting
+//! library), per-symbol panels, the trades table with a link from each trade
+//! to its decision trail, data quality and audit coverage. Every number comes
+//! from the projections (the same `Report` as the table and JSON formats); the
+//! trails are read from the journal through the index, as `anx why` reads
+//! them, with prices rounded to the product's quote increment.
 
 use crate::output::market_time;
 use crate::render::{fmt_dec, fmt_opt, ReplayView};
 use crate::store::{self, LoadOptions};
-use anx_projections::model::{DAY_MS, HOUR_MS};
-use anx_projections::{DailyEquity, Report};
+use anx_projections::model::HOUR_MS;
+use anx_projections::Report;
 use anyhow::{Context, Result};
 use rust_decimal::Decimal;
 use std::fmt::Write;
 use std::path::Path;
-
-const CHART_W: f64 = 900.0;
-const CHART_H: f64 = 220.0;
 
 /// The first `n` characters (a date or a minute of a time), whatever the text.
 fn prefix(text: &str, n: usize) -> String {
     text.chars().take(n).collect()
 }
 
-fn esc(text: &str) -> String {
+pub(crate) fn esc(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
-}
-
-/// Decimal → f64 for drawing only (chart coordinates, never money).
-fn plot(value: Decimal) -> f64 {
-    value.to_string().parse().unwrap_or(0.0)
-}
-
-/// An SVG line (or filled area) chart of `values`, labelled with its range.
-fn svg_chart(title: &str, values: &[f64], days: &[i64], fill: bool, color: &str) -> String {
-    if values.len() < 2 {
-        return format!(
-            "<p class=\"muted\">{} – not enough days to draw.</p>",
-            esc(title)
-        );
-    }
-    let (min, max) = values
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-            (lo.min(*v), hi.max(*v))
-        });
-    let span = if (max - min).abs() < f64::EPSILON {
-        1.0
-    } else {
-        max - min
-    };
-    let x = |i: usize| 40.0 + (CHART_W - 50.0) * i as f64 / (values.len() - 1) as f64;
-    let y = |v: f64| 10.0 + (CHART_H - 30.0) * (1.0 - (v - min) / span);
-    let mut points = String::new();
-    for (i, v) in values.iter().enumerate() {
-        let _ = write!(points, "{:.1},{:.1} ", x(i), y(*v));
-    }
-    let mut svg = format!(
-        "<svg viewBox=\"0 0 {CHART_W} {CHART_H}\" role=\"img\" aria-label=\"{}\">",
-        esc(title)
-    );
-    if fill {
-        let _ = write!(svg, "<polygon points=\"{:.1},{:.1} {points}{:.1},{:.1}\" fill=\"{color}\" fill-opacity=\"0.25\" stroke=\"none\"/>", x(0), y(max.min(0.0).max(min)), x(values.len() - 1), y(max.min(0.0).max(min)));
-    }
-    let _ = write!(
-        svg,
-        "<polyline points=\"{points}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"1.5\"/>"
-    );
-    let _ = write!(
-        svg,
-        "<text x=\"2\" y=\"14\" class=\"axis\">{max:.2}</text><text x=\"2\" y=\"{:.0}\" class=\"axis\">{min:.2}</text>",
-        CHART_H - 20.0
-    );
-    let first = days
-        .first()
-        .map(|d| prefix(&market_time(d.saturating_mul(DAY_MS)), 10))
-        .unwrap_or_default();
-    let last = days
-        .last()
-        .map(|d| prefix(&market_time(d.saturating_mul(DAY_MS)), 10))
-        .unwrap_or_default();
-    let _ = write!(svg, "<text x=\"40\" y=\"{:.0}\" class=\"axis\">{first}</text><text x=\"{:.0}\" y=\"{:.0}\" class=\"axis\" text-anchor=\"end\">{last}</text></svg>", CHART_H - 4.0, CHART_W - 10.0, CHART_H - 4.0);
-    svg
 }
 
 fn row(out: &mut String, cells: &[String]) {
@@ -141,10 +83,11 @@ pub fn report(journal: &Path, view: &ReplayView) -> Result<String> {
          table{{border-collapse:collapse;margin:8px 0}}td,th{{padding:3px 10px;border-bottom:1px solid #eee;text-align:right}}\
          td:first-child,th:first-child{{text-align:left}}th{{background:#f6f8fa}}\
          .cards{{display:flex;flex-wrap:wrap;gap:12px}}.card{{border:1px solid #ddd;border-radius:6px;padding:10px 14px;min-width:240px}}\
-         .muted{{color:#777}}.neg{{color:#b42318}}.pos{{color:#067647}}svg{{width:100%;height:auto;background:#fcfcfd;border:1px solid #eee}}\
-         .axis{{font-size:11px;fill:#666}}pre{{white-space:pre-wrap;font-size:12px;background:#f6f8fa;padding:8px}}\
-         </style></head><body>\n<h1>{}</h1>\n<p class=\"muted\">What a replay produced, read back from its journal. Past results are not a promise of future profit.</p>\n",
+         .muted{{color:#777}}.neg{{color:#b42318}}.pos{{color:#067647}}\
+         pre{{white-space:pre-wrap;font-size:12px;background:#f6f8fa;padding:8px}}\
+         {}</style></head><body>\n<h1>{}</h1>\n<p class=\"muted\">What a replay produced, read back from its journal. Past results are not a promise of future profit.</p>\n",
         esc(&title),
+        crate::html_charts::CSS,
         esc(&title)
     );
     if let Some(run) = &state.run {
@@ -185,27 +128,9 @@ pub fn report(journal: &Path, view: &ReplayView) -> Result<String> {
     }
     out.push_str("</table>\n");
     breakdowns(&mut out, &report.breakdowns);
-    let daily: &[DailyEquity] = &state.equity.daily;
-    let days: Vec<i64> = daily.iter().map(|p| p.day).collect();
-    let equity: Vec<f64> = daily.iter().map(|p| plot(p.equity)).collect();
-    let drawdown: Vec<f64> = daily
-        .iter()
-        .map(|p| {
-            -plot(anx_projections::engine::risk::drawdown_pct(
-                p.equity, p.peak,
-            ))
-        })
-        .collect();
-    let _ = writeln!(
-        out,
-        "<h2 id=\"equity\">Equity (close of each UTC day)</h2>{}",
-        svg_chart("equity", &equity, &days, false, "#1f6feb")
-    );
-    let _ = writeln!(
-        out,
-        "<h2 id=\"drawdown\">Drawdown from peak (%)</h2>{}",
-        svg_chart("drawdown", &drawdown, &days, true, "#b42318")
-    );
+    let charts = crate::html_charts::Charts::read(journal, state)?;
+    out.push_str(&charts.equity_html());
+    out.push_str(&charts.price_html());
     out.push_str("<h2 id=\"symbols\">Per symbol</h2><div class=\"cards\">\n");
     for (symbol, s) in &state.symbols {
         let r = report.symbols.get(symbol).cloned().unwrap_or_default();
@@ -236,8 +161,8 @@ pub fn report(journal: &Path, view: &ReplayView) -> Result<String> {
             esc(&exits.join(", "))
         );
     }
-    out.push_str("</div>\n<h2 id=\"trades\">Trades</h2><table>\n<tr><th>trade</th><th>symbol</th><th>entry</th><th>exit</th><th>entry price</th><th>exit price</th><th>size</th><th>exit reason</th><th>fees</th><th>net</th><th>R (theo / real)</th><th>held h</th></tr>\n");
-    for t in &state.trades {
+    out.push_str("</div>\n<h2 id=\"trades\">Trades</h2><table>\n<tr><th>trade</th><th>symbol</th><th>entry</th><th>exit</th><th>entry price</th><th>exit price</th><th>size</th><th>signal (regime)</th><th>exit reason</th><th>edge / fees / slip</th><th>net</th><th>R (theo / real)</th><th>held h</th></tr>\n");
+    for (t, detail) in state.closed_trades() {
         let class = if t.net_pnl < Decimal::ZERO {
             "neg"
         } else {
@@ -257,8 +182,18 @@ pub fn report(journal: &Path, view: &ReplayView) -> Result<String> {
                 fmt_dec(t.entry_price, 2),
                 fmt_dec(t.exit_price, 2),
                 fmt_dec(t.size, 8),
+                format!(
+                    "{} ({})",
+                    esc(detail.entry.signals_key()),
+                    esc(detail.entry.regime_key())
+                ),
                 t.exit_reason.name().to_string(),
-                fmt_dec(t.fees, 4),
+                format!(
+                    "{} / {} / {}",
+                    fmt_dec(t.edge(), 2),
+                    fmt_dec(t.fees, 2),
+                    fmt_dec(t.slippage, 2)
+                ),
                 format!("<span class=\"{class}\">{}</span>", fmt_dec(t.net_pnl, 4)),
                 format!(
                     "{} / {}",
@@ -297,9 +232,12 @@ pub fn report(journal: &Path, view: &ReplayView) -> Result<String> {
         );
     }
     out.push_str("<h2 id=\"trails\">Decision trails</h2>\n");
+    if state.trades.is_empty() {
+        out.push_str("<p class=\"muted\">No closed trades.</p>\n");
+    }
     for t in &state.trades {
         let trail = crate::why::lookup(index, journal, &loaded.segments, &t.trade_id)?;
-        let body = crate::why::trail_text(&trail, None);
+        let body = crate::why::trail_text_rounded(&trail);
         let _ = writeln!(
             out,
             "<details id=\"trail-{}\"><summary>{} ({}, net {})</summary><pre>{}</pre></details>",
@@ -310,6 +248,7 @@ pub fn report(journal: &Path, view: &ReplayView) -> Result<String> {
             esc(body.trim_end())
         );
     }
+    out.push_str(&charts.scripts());
     out.push_str("</body></html>\n");
     Ok(out)
 }

@@ -10,6 +10,7 @@ mod compare;
 mod edge;
 mod fetch;
 mod html;
+mod html_charts;
 mod journal_cmd;
 mod live;
 mod operator;

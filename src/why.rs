@@ -139,6 +139,30 @@ fn od(value: Option<Decimal>) -> String {
     value.map_or("-".into(), d)
 }
 
+/// A price as shown: exact, or rounded to the product's quote increment
+/// (`tick`) for a reader (the HTML report) – a signal's level is computed
+/// exactly and can run to 28 decimals.
+fn p(value: Decimal, tick: Option<Decimal>) -> String {
+    match tick {
+        Some(tick) if tick > Decimal::ZERO => d((value / tick).round() * tick),
+        _ => d(value),
+    }
+}
+
+fn op(value: Option<Decimal>, tick: Option<Decimal>) -> String {
+    value.map_or("-".into(), |v| p(v, tick))
+}
+
+/// How a trail is written: the run's configuration (for a fill's fee against
+/// the cost model), its configuration hash, and the quote increment prices
+/// are rounded to (`None`: exact).
+#[derive(Clone, Copy)]
+struct Style<'a> {
+    config: Option<&'a anx_projections::engine::config::Config>,
+    config_hash: Option<anx_journal::Hash32>,
+    tick: Option<Decimal>,
+}
+
 /// A fill's fee against the cost model's estimate, when they differ (a real
 /// exchange's commission; the simulator charges the model's own).
 fn fee_against_model(
@@ -166,6 +190,7 @@ fn describe_decision(
     e: &anx_journal::Decision,
     out: &mut String,
     run_config_hash: Option<anx_journal::Hash32>,
+    tick: Option<Decimal>,
 ) {
     let outcome = match &e.outcome {
         DecisionOutcome::Hold => "hold".to_string(),
@@ -185,7 +210,7 @@ fn describe_decision(
         e.symbol, e.candle_seq
     );
     match &e.glass {
-        Glass::Full(glass) => describe_glass(glass, out),
+        Glass::Full(glass) => describe_glass(glass, out, tick),
         Glass::Committed { fired, digest } => {
             let fired: Vec<&str> = fired.iter().map(|f| f.as_str()).collect();
             let _ = writeln!(
@@ -197,12 +222,12 @@ fn describe_decision(
     }
     if let Some(s) = &e.sizing {
         let _ = writeln!(out, "      sizing: capital {} x risk {} = budget {}; entry {}, stop trigger {} -> worst-case fill {}; risk/unit {}; quantity {} -> {} (rounded); notional {}; multiplier {}",
-            d(s.capital), d(s.risk_fraction), d(s.risk_budget), d(s.entry), d(s.stop_trigger), d(s.worst_case_fill), d(s.risk_per_unit), d(s.quantity_raw), d(s.quantity), d(s.notional), d(s.multiplier));
+            d(s.capital), d(s.risk_fraction), d(s.risk_budget), p(s.entry, tick), p(s.stop_trigger, tick), p(s.worst_case_fill, tick), p(s.risk_per_unit, tick), d(s.quantity_raw), d(s.quantity), d(s.notional), d(s.multiplier));
     }
 }
 
 /// A glass box's indicators, signals and risk checks, a line each.
-pub fn describe_glass(e: &GlassBox, out: &mut String) {
+pub fn describe_glass(e: &GlassBox, out: &mut String, tick: Option<Decimal>) {
     let indicators: Vec<String> = e
         .indicators
         .iter()
@@ -222,9 +247,9 @@ pub fn describe_glass(e: &GlassBox, out: &mut String) {
             if s.fired { "FIRED" } else { "quiet" },
             d(s.strength),
             d(s.confidence),
-            od(s.entry),
-            od(s.stop),
-            od(s.take_profit)
+            op(s.entry, tick),
+            op(s.stop, tick),
+            op(s.take_profit, tick)
         );
     }
     for r in &e.risk_checks {
@@ -243,12 +268,8 @@ pub fn describe_glass(e: &GlassBox, out: &mut String) {
 }
 
 /// One event of the trail, in words.
-fn describe(
-    event: &Event,
-    out: &mut String,
-    config: Option<&anx_projections::engine::config::Config>,
-    config_hash: Option<anx_journal::Hash32>,
-) {
+fn describe(event: &Event, out: &mut String, style: Style) {
+    let tick = style.tick;
     match event {
         Event::Candle(c) => {
             let _ = writeln!(
@@ -257,14 +278,14 @@ fn describe(
                 c.symbol,
                 c.granularity_s,
                 market_time(c.open_ms),
-                d(c.open),
-                d(c.high),
-                d(c.low),
-                d(c.close),
+                p(c.open, tick),
+                p(c.high, tick),
+                p(c.low, tick),
+                p(c.close, tick),
                 d(c.volume)
             );
         }
-        Event::Decision(e) => describe_decision(e, out, config_hash),
+        Event::Decision(e) => describe_decision(e, out, style.config_hash, tick),
         Event::OrderPlaced(o) => {
             let _ = writeln!(
                 out,
@@ -275,17 +296,17 @@ fn describe(
                 o.order_type,
                 d(o.base_size),
                 o.product_id,
-                od(o.limit_price),
-                od(o.stop_trigger),
+                op(o.limit_price, tick),
+                op(o.stop_trigger, tick),
                 o.post_only
             );
             if let Some(b) = &o.bracket {
                 let _ = writeln!(
                     out,
                     "      bracket: take-profit {} / stop trigger {} (stop-limit {})",
-                    d(b.take_profit_limit),
-                    d(b.stop_trigger),
-                    d(b.stop_limit)
+                    p(b.take_profit_limit, tick),
+                    p(b.stop_trigger, tick),
+                    p(b.stop_limit, tick)
                 );
             }
             if !o.payload.is_empty() {
@@ -321,15 +342,15 @@ fn describe(
                 f.liquidity,
                 f.side,
                 d(f.size),
-                d(f.price),
+                p(f.price, tick),
                 d(f.fee),
-                fee_against_model(f, config),
+                fee_against_model(f, style.config),
                 f.client_order_id
             );
         }
         Event::TradeClosed(t) => {
             let _ = writeln!(out, "trade {} closed ({:?}): {} {} from {} to {}; gross {} fees {} slippage {} net {}; R theoretical {} realized {}; held {} h",
-                t.trade_id, t.exit_reason, d(t.size), t.symbol, d(t.entry_price), d(t.exit_price), d(t.gross_pnl), d(t.fees), d(t.slippage), d(t.net_pnl), d(t.theoretical_r), d(t.realized_r), (t.exit_ms - t.entry_ms) / HOUR_MS);
+                t.trade_id, t.exit_reason, d(t.size), t.symbol, p(t.entry_price, tick), p(t.exit_price, tick), d(t.gross_pnl), d(t.fees), d(t.slippage), d(t.net_pnl), d(t.theoretical_r), d(t.realized_r), (t.exit_ms - t.entry_ms) / HOUR_MS);
         }
         Event::EngineTransition(t) => {
             let _ = writeln!(
@@ -347,8 +368,37 @@ fn describe(
     }
 }
 
-/// The trail as text; with `lookup_ms`, a closing line says how long the lookup took.
+/// The trail as text, every number exact; with `lookup_ms`, a closing line
+/// says how long the lookup took.
 pub fn trail_text(trail: &Trail, lookup_ms: Option<f64>) -> String {
+    trail_text_with(trail, lookup_ms, None)
+}
+
+/// The trail as text with its prices rounded to the product's quote increment
+/// (the run's configuration's product spec): for the HTML report.
+pub fn trail_text_rounded(trail: &Trail) -> String {
+    let symbol = trail.events.iter().find_map(|e| match &e.event {
+        Event::Candle(c) => Some(c.symbol.as_str()),
+        Event::Decision(d) => Some(d.symbol.as_str()),
+        Event::OrderPlaced(o) => Some(o.product_id.as_str()),
+        Event::TradeClosed(t) => Some(t.symbol.as_str()),
+        _ => None,
+    });
+    let tick = trail
+        .config
+        .as_ref()
+        .zip(symbol)
+        .and_then(|(config, symbol)| config.product(symbol))
+        .map(|spec| spec.quote_increment);
+    trail_text_with(trail, None, tick)
+}
+
+fn trail_text_with(trail: &Trail, lookup_ms: Option<f64>, tick: Option<Decimal>) -> String {
+    let style = Style {
+        config: trail.config.as_ref(),
+        config_hash: trail.config_hash,
+        tick,
+    };
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -365,12 +415,7 @@ pub fn trail_text(trail: &Trail, lookup_ms: Option<f64>) -> String {
             market_time(event.market_ms),
             event.event.kind().name()
         );
-        describe(
-            &event.event,
-            &mut out,
-            trail.config.as_ref(),
-            trail.config_hash,
-        );
+        describe(&event.event, &mut out, style);
     }
     if let Some(lookup_ms) = lookup_ms {
         let _ = writeln!(
@@ -529,7 +574,7 @@ fn decision_text(
         market_time(stored.market_ms),
         "Decision"
     );
-    describe_decision(shown, &mut out, run_config_hash);
+    describe_decision(shown, &mut out, run_config_hash, None);
     let _ = match source {
         GlassSource::Journaled => writeln!(
             out,

@@ -208,13 +208,15 @@ fn table_and_html_reports_come_from_the_journal() {
     let html = std::fs::read_to_string(&html_path).unwrap();
     assert!(html.starts_with("<!doctype html>"));
     assert!(
-        !html.contains("<script") && !html.contains("src=\"http"),
+        !html.contains("<script src") && !html.contains("src=\"http") && !html.contains("<link"),
         "the report must be self-contained"
     );
     for needle in [
         "id=\"equity\"",
-        "<svg",
+        "id=\"chart-equity\"",
         "id=\"drawdown\"",
+        "id=\"chart-price-0\"",
+        "id=\"anx-chart-data\"",
         "id=\"symbols\"",
         "id=\"trades\"",
         "id=\"quality\"",
