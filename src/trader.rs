@@ -764,6 +764,9 @@ fn resume<K: Kind>(
 ) -> Result<Trader<K::Broker>> {
     let (writer, events) = open_to_redrive(place.journal, Durability::Always)
         .with_context(|| format!("cannot open the journal {}", place.journal.display()))?;
+    if !events.iter().any(|e| e.event.kind().role().in_run()) {
+        return finish_first_start(kind, place, client, writer, events);
+    }
     let run = journaled_run::<K>(place, &events)?;
     let config = crate::replay_cmd::run_config(&run)?;
     // The file with the journal's symbols (which a first start may have taken
@@ -859,27 +862,48 @@ async fn first_start<K: Kind>(
     client: reqwest::Client,
 ) -> Result<Trader<K::Broker>> {
     let config = kind.first_config(place)?;
+    let market = Market::new(client, place.market_url, config.granularity_s())?;
+    let now_ms = exchange_time(&market, place).await;
+    let (run, journal_id) = first_run(kind, &config, now_ms);
+    std::fs::create_dir_all(place.journal)
+        .with_context(|| format!("cannot create {}", place.journal.display()))?;
+    // The broker is made before the journal: one that cannot start leaves nothing behind.
+    let broker = kind.start_broker(&config, &run)?;
+    let writer = Writer::create(
+        place.journal,
+        JournalMeta {
+            journal_id,
+            created_ms: now_ms,
+        },
+        durable(),
+    )
+    .with_context(|| format!("cannot create the journal in {}", place.journal.display()))?;
+    let engine = Engine::new(config.clone(), &run.run_id, false);
+    let pipeline = Pipeline::new(writer, engine, broker, &run.run_id);
+    begin_run(pipeline, &run, market, place, now_ms, "first start")
+}
+
+/// The run a first start at the exchange time `now_ms` journals, and the
+/// journal id that goes with it. Derived from what defines the run –
+/// configuration, symbols, start, and the kind's identity – like a replay's:
+/// the same trader started in the same bar is the same run, so its orders and
+/// trades carry the same ids (and a first start a crash cut short is finished
+/// as the same run: [`finish_first_start`]).
+fn first_run<K: Kind>(kind: &K, config: &Config, now_ms: UnixMs) -> (RunStarted, [u8; 16]) {
     // Validated by `first_config`.
     let granularity_s = config.granularity_s();
-    let market = Market::new(client, place.market_url, granularity_s)?;
-    let now_ms = exchange_time(&market, place).await;
     let granularity_ms = i64::from(granularity_s) * 1000;
     let start_ms = now_ms
         - now_ms.rem_euclid(granularity_ms)
         - i64::from(config.strategy.window_bars) * granularity_ms;
-    // Derived from what defines the run – configuration, symbols, start, and
-    // the kind's identity – like a replay's: the same trader started in the
-    // same bar is the same run, so its orders and trades carry the same ids.
     let (run_id, journal_id) = anx_replays::runner::run_identity(
         &kind.identity(),
-        &config,
+        config,
         &config.run.symbols,
         &[&start_ms.to_le_bytes()],
     );
-    std::fs::create_dir_all(place.journal)
-        .with_context(|| format!("cannot create {}", place.journal.display()))?;
     let run = RunStarted {
-        run_id: run_id.clone(),
+        run_id,
         run_mode: K::RUN_MODE,
         capital_mode: config.run.capital_mode,
         market_time_basis: MarketTimeBasis::CandleTimestamp,
@@ -898,30 +922,69 @@ async fn first_start<K: Kind>(
         end_ms: None,
         starting_capital: config.run.starting_capital,
     };
-    // The broker is made before the journal: one that cannot start leaves nothing behind.
-    let broker = kind.start_broker(&config, &run)?;
-    let writer = Writer::create(
-        place.journal,
-        JournalMeta {
-            journal_id,
-            created_ms: now_ms,
-        },
-        durable(),
-    )
-    .with_context(|| format!("cannot create the journal in {}", place.journal.display()))?;
-    let engine = Engine::new(config.clone(), &run_id, false);
-    let mut pipeline = Pipeline::new(writer, engine, broker, &run_id);
-    pipeline.append_side(start_ms, &Event::RunStarted(run.clone()))?;
-    let mut trader = trader_for(pipeline, &run, market, place.journal);
+    (run, journal_id)
+}
+
+/// Journals the run's start (`RunStarted`, the session marker) through a
+/// pipeline that holds nothing of a run yet, and reconciles.
+fn begin_run<B: Venue>(
+    mut pipeline: Pipeline<B>,
+    run: &RunStarted,
+    market: Market,
+    place: &Place,
+    now_ms: UnixMs,
+    reason: &str,
+) -> Result<Trader<B>> {
+    pipeline.append_side(run.start_ms, &Event::RunStarted(run.clone()))?;
+    let mut trader = trader_for(pipeline, run, market, place.journal);
     trader.now_ms = now_ms;
     trader.append_side(Event::Session(Session {
         action: SessionAction::Started,
-        reason: "first start".into(),
+        reason: reason.into(),
     }))?;
-    let now_ms = trader.now_ms;
     trader.reconcile(true, now_ms)?;
-    tracing::info!("started run {run_id} in {}", place.journal.display());
+    tracing::info!("started run {} in {}", run.run_id, place.journal.display());
     Ok(trader)
+}
+
+/// A journal that holds no event of a run: a first start a crash cut short
+/// between creating the journal and making its `RunStarted` durable. It is
+/// finished as it began: the run of the exchange time the journal was created
+/// at (its header's), which must be the journal's own (the same
+/// configuration); the torn tail, if any, is cut and its repair journaled
+/// first.
+fn finish_first_start<K: Kind>(
+    kind: &mut K,
+    place: &Place,
+    client: reqwest::Client,
+    writer: Writer,
+    events: Vec<StoredEvent>,
+) -> Result<Trader<K::Broker>> {
+    let meta = writer.meta();
+    let config = kind.first_config(place)?;
+    let (run, journal_id) = first_run(kind, &config, meta.created_ms);
+    if journal_id != meta.journal_id {
+        bail!(
+            "{} holds no run yet: a first start was cut short, with another configuration or \
+             symbols than this one; start it as it was started, or use a new --journal",
+            place.journal.display()
+        );
+    }
+    tracing::warn!(
+        "{}: finishing a first start a crash cut short",
+        place.journal.display()
+    );
+    let recovered = writer.recovered().cloned();
+    let broker = kind.start_broker(&config, &run)?;
+    let engine = Engine::new(config.clone(), &run.run_id, false);
+    let mut pipeline = Pipeline::redriving(writer, engine, broker, &run.run_id, events);
+    pipeline.redrive(&mut |_| {})?;
+    if let Some(recovered) = recovered {
+        pipeline.append_side(meta.created_ms, &Event::Recovered(recovered))?;
+    }
+    let market = Market::new(client, place.market_url, run.granularity_s)?;
+    let reason = "first start, finished after a crash cut it short";
+    begin_run(pipeline, &run, market, place, meta.created_ms, reason)
 }
 
 /// The exchange's time, waited for (a first start cannot begin without it).

@@ -1401,3 +1401,66 @@ fn a_trader_given_a_reference_journals_edge_decay_once() {
     assert_eq!(doc["thresholds"][0]["check"], "expectancy_drop");
     assert_eq!(doc["thresholds"][0]["crossed"], true, "{doc}");
 }
+
+/// A first start cut short between creating the journal and making its
+/// `RunStarted` durable (the segment's header alone, or a torn `RunStarted`
+/// after it) is finished at the next start as the same run – the run of the
+/// exchange time the journal was created at – and trades as the uninterrupted
+/// one did; the torn record's repair is journaled first.
+#[test]
+fn a_first_start_cut_short_is_finished_as_the_same_run() {
+    let temp = tempfile::tempdir().unwrap();
+    let fake = serve(market(feed()));
+    let calm = temp.path().join("calm");
+    let mut child = spawn_paper(&calm, &fake.url, &[]);
+    wait_until_fed(&calm, &fake, &mut child);
+    assert!(sigterm(&mut child).success(), "{}", log_of(&calm));
+    let run_of = |journal: &Path| {
+        events(journal)
+            .into_iter()
+            .find_map(|e| match e.event {
+                Event::RunStarted(run) => Some(run),
+                _ => None,
+            })
+            .expect("a RunStarted")
+    };
+    let segment = "seg-00000000000000000001.anxj";
+    let bytes = std::fs::read(calm.join(segment)).unwrap();
+    for (name, cut) in [("header-only", 112), ("torn-run-started", 112 + 40)] {
+        let journal = temp.path().join(name);
+        std::fs::create_dir_all(&journal).unwrap();
+        std::fs::write(journal.join(segment), &bytes[..cut]).unwrap();
+        let fake = serve(market(feed()));
+        let mut child = spawn_paper(&journal, &fake.url, &[]);
+        wait_until_fed(&journal, &fake, &mut child);
+        assert!(
+            sigterm(&mut child).success(),
+            "{name}: {}",
+            log_of(&journal)
+        );
+        assert_eq!(run_of(&journal), run_of(&calm), "{name}: the same run");
+        let kinds: Vec<&str> = events(&journal)
+            .iter()
+            .take(2)
+            .map(|e| e.event.kind().name())
+            .collect();
+        let expected = if cut > 112 {
+            ["Recovered", "RunStarted"]
+        } else {
+            ["RunStarted", "Session"]
+        };
+        assert_eq!(kinds, expected, "{name}");
+        assert_eq!(
+            decisions_and_trades(&journal),
+            decisions_and_trades(&calm),
+            "{name}: trades as the uninterrupted run did"
+        );
+        let verify = anx(&["journal", "verify", path_str(&journal)]);
+        assert_eq!(verify.code, 0, "{name}: {}", verify.stdout);
+        assert!(
+            log_of(&journal).contains("finishing a first start a crash cut short"),
+            "{name}: {}",
+            log_of(&journal)
+        );
+    }
+}
