@@ -408,10 +408,13 @@ pub enum JournalCommand {
     #[command(after_help = "Example:
   anx journal head anx-data/paper > published-head.txt")]
     Head(DirArg),
-    /// Stream every event as one JSON object per line.
+    /// Stream every event as one JSON object per line, or write Parquet files
+    /// (one per event kind, trades and daily equity) for DuckDB, pandas or polars.
     #[command(after_help = "Examples:
   anx journal export anx-data/paper > events.jsonl
-  anx journal export anx-data/paper | jq -c 'select(.kind == \"TradeClosed\") | .body'")]
+  anx journal export anx-data/paper | jq -c 'select(.kind == \"TradeClosed\") | .body'
+  anx journal export anx-data/paper --format parquet --out export/
+  duckdb -c \"select symbol, sum(net_pnl) from 'export/trades.parquet' group by all\"")]
     Export(ExportArgs),
     /// Counts by event kind, size and market-time range.
     #[command(after_help = "Examples:
@@ -512,20 +515,26 @@ pub struct VerifyArgs {
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum ExportFormat {
-    /// JSON lines: one JSON object per event, one per line.
+    /// JSON lines: one JSON object per event, one per line, on stdout.
     Jsonl,
+    /// Parquet files in --out: one per event kind, trades and daily equity.
+    Parquet,
 }
 
 #[derive(Args, Debug)]
 pub struct ExportArgs {
     /// The journal directory.
     pub dir: PathBuf,
-    /// The output format; jsonl is the only one (the same as --json).
+    /// The output format (--json is the same as --format jsonl).
     #[arg(long, value_enum, default_value = "jsonl")]
     pub format: ExportFormat,
     /// JSON lines, one object per event (the default; the same as --format jsonl).
     #[arg(long)]
     pub json: bool,
+    /// The directory --format parquet writes its files to (created if
+    /// missing; an existing file of the same name is never overwritten).
+    #[arg(long, value_name = "OUTDIR")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -180,7 +180,22 @@ struct ExportLine<'a> {
 }
 
 pub fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
-    let ExportFormat::Jsonl = args.format;
+    match (args.format, &args.out) {
+        (ExportFormat::Jsonl, None) => export_jsonl(args),
+        (ExportFormat::Jsonl, Some(_)) => anyhow::bail!(
+            "--out is for --format parquet; JSON lines go to stdout (redirect them: > events.jsonl)"
+        ),
+        (ExportFormat::Parquet, _) if args.json => anyhow::bail!(
+            "--json is JSON lines (--format jsonl); it cannot be combined with --format parquet"
+        ),
+        (ExportFormat::Parquet, None) => anyhow::bail!(
+            "--format parquet writes one file per table: give their directory with --out OUTDIR"
+        ),
+        (ExportFormat::Parquet, Some(out)) => crate::parquet_export::export(&args.dir, out),
+    }
+}
+
+fn export_jsonl(args: &ExportArgs) -> anyhow::Result<ExitCode> {
     check_dir(&args.dir)?;
     let mut reader = Reader::open_with(&args.dir, TailPolicy::Strict)
         .with_context(|| format!("cannot open {}", args.dir.display()))?;

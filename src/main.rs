@@ -16,6 +16,7 @@ mod live;
 mod operator;
 mod output;
 mod paper;
+mod parquet_export;
 mod render;
 mod replay_cmd;
 mod status;

@@ -118,7 +118,8 @@ const ALLOW_LISTS: &[AllowList] = &[
     // anx: the binary, the imperative shell. The only one with the shell
     // crates. The live broker signs a JWT per request with the account's CDP
     // key (p256 or ed25519-dalek, base64, a getrandom nonce) and hashes each
-    // raw answer for its receipt (blake3).
+    // raw answer for its receipt (blake3). `anx journal export --format
+    // parquet` writes Parquet (parquet's Arrow writer, on the arrow-* crates).
     AllowList {
         member: ".",
         dependencies: &[
@@ -126,6 +127,9 @@ const ALLOW_LISTS: &[AllowList] = &[
             "anx-projections",
             "anx-replays",
             "anyhow",
+            "arrow-array",
+            "arrow-buffer",
+            "arrow-schema",
             "base64",
             "bincode",
             "blake3",
@@ -135,6 +139,7 @@ const ALLOW_LISTS: &[AllowList] = &[
             "getrandom",
             "mimalloc",
             "p256",
+            "parquet",
             "reqwest",
             "rust_decimal",
             "serde",
