@@ -1,5 +1,5 @@
 //! `anx compare A B [--json]`: two runs over the market time they share – the
-//! decisions aligned (how many agree, the first that differs with both glass
+//! decisions aligned by the candle they read (how many agree, the first that differs with both glass
 //! boxes and the fields that differ), the trades matched by entry decision,
 //! the reports' metrics side by side, and the thresholds of
 //! `config/compare.toml` judged (exit 1 when B crosses one). The comparison
@@ -73,14 +73,34 @@ fn read_run(dir: &Path) -> Result<Run> {
     let mut reader = Reader::open_with(dir, TailPolicy::StopAtTorn)
         .with_context(|| format!("cannot read {}", dir.display()))?;
     let mut decisions = BTreeMap::new();
+    // Candle seq → open time: a decision is placed by the candle it read.
+    let mut candles: std::collections::HashMap<u64, i64> = std::collections::HashMap::new();
     while let Some(stored) = reader
         .next_event()
         .with_context(|| format!("cannot read {}", dir.display()))?
     {
-        if let Event::Decision(e) = &stored.event {
-            let print = DecisionPrint::of(stored.seq, e)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
-            decisions.insert((e.symbol.to_string(), e.as_of_ms), print);
+        match &stored.event {
+            Event::Candle(c) => {
+                candles.insert(stored.seq, c.open_ms);
+            }
+            Event::Decision(e) => {
+                let print = DecisionPrint::of(stored.seq, e)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+                let candle_ms = candles.get(&e.candle_seq).copied().with_context(|| {
+                    format!(
+                        "{}: the decision at seq {} reads candle seq {}, which is not a candle",
+                        dir.display(),
+                        stored.seq,
+                        e.candle_seq
+                    )
+                })?;
+                let mut place = 0;
+                while decisions.contains_key(&(e.symbol.to_string(), candle_ms, place)) {
+                    place += 1;
+                }
+                decisions.insert((e.symbol.to_string(), candle_ms, place), print);
+            }
+            _ => {}
         }
     }
     Ok(Run {
@@ -167,9 +187,9 @@ fn decisions_text(c: &Comparison, out: &mut String) {
     let seq = |s: Option<u64>| s.map_or("none".to_string(), |s| format!("seq {s}"));
     let _ = writeln!(
         out,
-        "first difference {} at {}: A {}, B {}",
+        "first difference {} on the candle of {}: A {}, B {}",
         first.symbol,
-        market_time(first.as_of_ms),
+        market_time(first.candle_ms),
         seq(first.seq_a),
         seq(first.seq_b)
     );
@@ -306,7 +326,7 @@ fn trade_pair_json(m: &TradeMatch) -> Value {
     };
     json!({
         "symbol": m.symbol,
-        "decided_at": market_time(m.decided_ms),
+        "candle": market_time(m.decided_ms),
         "a": side(&m.a),
         "b": side(&m.b),
         "entry_fill_bps": num(m.entry_fill_bps),
@@ -322,7 +342,7 @@ fn comparison_json(c: &Comparison) -> Value {
         };
         json!({
             "symbol": f.symbol,
-            "at": market_time(f.as_of_ms),
+            "candle": market_time(f.candle_ms),
             "seq_a": f.seq_a,
             "seq_b": f.seq_b,
             "fields": c.differences,

@@ -4,7 +4,9 @@
 //! chosen on) with the thresholds of `config/compare.toml` – the same judgement
 //! as `anx compare` (`anx_projections::compare::crossings`), over every trade
 //! of both runs rather than a shared window, since a live run trades after its
-//! backtest ended. A check that starts to hold is journaled as a raised
+//! backtest ended. (So the fill-slippage check is judged only where the
+//! reference covers the run's own period – trades both took, matched by the
+//! candle their entry decision read – and is otherwise "not judged".) A check that starts to hold is journaled as a raised
 //! `Finding`, one that stops holding as a cleared one: each once, since the
 //! journal's newest finding per check (re-driven at a restart) is what the
 //! watch compares with.
@@ -82,12 +84,9 @@ impl EdgeWatch {
                 .findings
                 .get(&FindingNote::key(&check, ""))
                 .is_some_and(|note| note.raised);
-            let change = match (verdict.crossed, raised) {
-                (true, false) => true,
-                (false, true) => verdict.value.is_some(),
-                _ => false,
-            };
-            if change {
+            // A raised check is cleared once it no longer holds, measured or
+            // not (a restart with another reference may leave it unjudgeable).
+            if verdict.crossed != raised {
                 out.push(Finding {
                     check,
                     symbol: String::new(),

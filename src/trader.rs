@@ -488,6 +488,8 @@ impl<B: Venue> Trader<B> {
 
     /// A clean stop: checkpoint, stop marker, fsync.
     fn stop(mut self, reason: &str) -> Result<Head> {
+        // A trade closed since the last pass is judged before the stop.
+        self.watch_edge()?;
         let checkpoint = self.pipeline.projection.checkpoint();
         self.append_side(Event::Checkpoint(checkpoint))?;
         self.append_side(Event::Session(Session {

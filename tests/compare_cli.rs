@@ -97,7 +97,8 @@ fn compare_aligns_decisions_matches_trades_and_judges_the_thresholds() {
     let text = anx(&["compare", path_str(&a), path_str(&richer)]);
     assert_eq!(text.code, 0, "{}", text.stderr);
     assert!(
-        text.stdout.contains("first difference BTC-USD at 2024-"),
+        text.stdout
+            .contains("first difference BTC-USD on the candle of 2024-"),
         "{}",
         text.stdout
     );

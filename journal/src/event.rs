@@ -916,8 +916,9 @@ pub struct Session {
 /// given: raised once when the check's condition starts to hold, cleared once
 /// when it stops (the edge-decay checks of a reference backtest:
 /// `edge_decay.expectancy_drop`, `edge_decay.fill_slippage`,
-/// `edge_decay.win_rate`). A side event of the run: it changes no figure of
-/// the run's state, and re-driving takes it as journaled.
+/// `edge_decay.win_rate`). A journal side event: it judges the run and
+/// changes none of its figures (not even its market-time span), and
+/// re-driving takes it as journaled.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
     /// The check, as `family.check`.
@@ -1089,13 +1090,13 @@ impl EventKind {
             | EventKind::EngineTransition
             | EventKind::TradeClosed => EventRole::StepOutput,
             EventKind::FailClosed => EventRole::SideOrOutput,
-            EventKind::RunStarted
-            | EventKind::Reconciliation
-            | EventKind::RunCompleted
-            | EventKind::Finding => EventRole::Side,
-            EventKind::Checkpoint | EventKind::Recovered | EventKind::Session => {
-                EventRole::JournalSide
+            EventKind::RunStarted | EventKind::Reconciliation | EventKind::RunCompleted => {
+                EventRole::Side
             }
+            EventKind::Checkpoint
+            | EventKind::Recovered
+            | EventKind::Session
+            | EventKind::Finding => EventRole::JournalSide,
         }
     }
 }
@@ -1305,7 +1306,7 @@ mod tests {
             (K::CancelRequested, R::StepOutput),
             (K::BracketUnconfirmed, R::BrokerAnswer),
             (K::AnswerReceipt, R::BrokerAnswer),
-            (K::Finding, R::Side),
+            (K::Finding, R::JournalSide),
         ]
     };
 

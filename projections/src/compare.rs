@@ -2,12 +2,15 @@
 //! the reference (typically a backtest), B the run held against it (a paper
 //! or live run of the same period, or a backtest with another configuration).
 //!
-//! - Decisions are aligned by symbol and decision time; each is reduced to a
+//! - Decisions are aligned by symbol and the candle they read (its open time;
+//!   a second decision on one candle, a re-priced retry, by its place among
+//!   them) – not by the decision's own time, which for a live run is the
+//!   exchange's clock (a stale candle, a retry); each is reduced to a
 //!   fingerprint (outcome, sizing and the glass box's digest), so a million
 //!   decisions compare in memory without keeping their glass boxes; the first
 //!   that differs is then read in full by the caller and taken apart field by
 //!   field ([`decision_differences`]).
-//! - Trades are matched by their entry decision (symbol and decision time).
+//! - Trades are matched by their entry decision (symbol and the candle it read).
 //! - Thresholds ([`Thresholds`], `config/compare.toml`) say when B has
 //!   drifted from A far enough to act: [`crossings`].
 //!
@@ -21,8 +24,9 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Where a decision sits: its symbol and its market time (`as_of_ms`).
-pub type DecisionKey = (String, UnixMs);
+/// Where a decision sits: its symbol, the open time of the candle it read,
+/// and its place among that candle's decisions (0 for the first).
+pub type DecisionKey = (String, UnixMs, u32);
 
 /// What the alignment keeps of a decision: its seq and a fingerprint of
 /// everything it decided (outcome, sizing, glass box digest).
@@ -68,7 +72,7 @@ impl Window {
         b: &BTreeMap<DecisionKey, DecisionPrint>,
     ) -> Option<Window> {
         let span = |m: &BTreeMap<DecisionKey, DecisionPrint>| {
-            let times = m.keys().map(|(_, ms)| *ms);
+            let times = m.keys().map(|(_, ms, _)| *ms);
             Some((times.clone().min()?, times.max()?))
         };
         let ((a_from, a_to), (b_from, b_to)) = (span(a)?, span(b)?);
@@ -84,12 +88,13 @@ impl Window {
     }
 }
 
-/// The first decision (by market time, then symbol) the two runs made
+/// The first decision (by candle time, then symbol) the two runs made
 /// differently, or that one made and the other did not.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct FirstDifference {
     pub symbol: String,
-    pub as_of_ms: UnixMs,
+    /// The open time of the candle it read.
+    pub candle_ms: UnixMs,
     pub seq_a: Option<Seq>,
     pub seq_b: Option<Seq>,
 }
@@ -114,7 +119,7 @@ impl DecisionAlignment {
         let mut out = DecisionAlignment::default();
         let mut first: Option<FirstDifference> = None;
         let keys: std::collections::BTreeSet<&DecisionKey> = a.keys().chain(b.keys()).collect();
-        for key in keys.into_iter().filter(|(_, ms)| window.holds(*ms)) {
+        for key in keys.into_iter().filter(|(_, ms, _)| window.holds(*ms)) {
             let (da, db) = (a.get(key), b.get(key));
             match (da, db) {
                 (Some(x), Some(y)) if x.print == y.print => {
@@ -127,11 +132,11 @@ impl DecisionAlignment {
             }
             let earlier = first
                 .as_ref()
-                .is_none_or(|f| (key.1, &key.0) < (f.as_of_ms, &f.symbol));
+                .is_none_or(|f| (key.1, &key.0) < (f.candle_ms, &f.symbol));
             if earlier {
                 first = Some(FirstDifference {
                     symbol: key.0.clone(),
-                    as_of_ms: key.1,
+                    candle_ms: key.1,
                     seq_a: da.map(|d| d.seq),
                     seq_b: db.map(|d| d.seq),
                 });
@@ -316,41 +321,53 @@ fn bps(worse_by: Decimal, reference: Decimal) -> Decimal {
 
 impl TradeComparison {
     pub fn of(a: &[ClosedTrade], b: &[ClosedTrade], window: Window) -> TradeComparison {
-        let keyed = |trades: &[ClosedTrade]| -> BTreeMap<DecisionKey, TradeRow> {
-            trades
-                .iter()
-                .filter(|t| window.holds(decided_ms(t)))
-                .map(|t| ((t.0.symbol.clone(), decided_ms(t)), t.0.clone()))
-                .collect()
+        // Grouped, not keyed: two trades on one key (a journal without entry
+        // decisions) are matched in order, never one dropped.
+        let grouped = |trades: &[ClosedTrade]| -> BTreeMap<(String, UnixMs), Vec<TradeRow>> {
+            let mut groups: BTreeMap<(String, UnixMs), Vec<TradeRow>> = BTreeMap::new();
+            for t in trades.iter().filter(|t| window.holds(decided_ms(t))) {
+                let key = (t.0.symbol.clone(), decided_ms(t));
+                groups.entry(key).or_default().push(t.0.clone());
+            }
+            groups
         };
-        let (mut ka, mut kb) = (keyed(a), keyed(b));
+        let (ga, mut gb) = (grouped(a), grouped(b));
         let mut out = TradeComparison {
-            bucket_a: Bucket::of(ka.values()),
-            bucket_b: Bucket::of(kb.values()),
+            bucket_a: Bucket::of(ga.values().flatten()),
+            bucket_b: Bucket::of(gb.values().flatten()),
             ..TradeComparison::default()
         };
         let mut fill_sum = Decimal::ZERO;
-        for (key, ta) in std::mem::take(&mut ka) {
-            let Some(tb) = kb.remove(&key) else {
-                out.only_a.push(ta);
-                continue;
-            };
-            let entry_fill_bps = bps(tb.entry_price - ta.entry_price, ta.entry_price);
-            let exit_fill_bps = bps(ta.exit_price - tb.exit_price, ta.exit_price);
-            fill_sum += entry_fill_bps + exit_fill_bps;
-            out.matched.push(TradeMatch {
-                symbol: key.0,
-                decided_ms: key.1,
-                a: ta,
-                b: tb,
-                entry_fill_bps,
-                exit_fill_bps,
-            });
+        for (key, rows_a) in ga {
+            let mut rows_b = gb.remove(&key).unwrap_or_default().into_iter();
+            for ta in rows_a {
+                let Some(tb) = rows_b.next() else {
+                    out.only_a.push(ta);
+                    continue;
+                };
+                let m = TradeMatch::of(&key, ta, tb);
+                fill_sum += m.entry_fill_bps + m.exit_fill_bps;
+                out.matched.push(m);
+            }
+            out.only_b.extend(rows_b);
         }
-        out.only_b = kb.into_values().collect();
+        out.only_b.extend(gb.into_values().flatten());
         let fills = Decimal::from(2 * out.matched.len() as u64);
         out.fill_bps_mean = (!fills.is_zero()).then(|| (fill_sum / fills).round_dp(2));
         out
+    }
+}
+
+impl TradeMatch {
+    fn of(key: &(String, UnixMs), a: TradeRow, b: TradeRow) -> TradeMatch {
+        TradeMatch {
+            symbol: key.0.clone(),
+            decided_ms: key.1,
+            entry_fill_bps: bps(b.entry_price - a.entry_price, a.entry_price),
+            exit_fill_bps: bps(a.exit_price - b.exit_price, a.exit_price),
+            a,
+            b,
+        }
     }
 }
 

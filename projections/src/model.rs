@@ -117,7 +117,9 @@ pub struct TradeDetail {
 pub struct EntryContext {
     pub signals: String,
     pub regime: String,
-    /// The entry decision's market time (0: none journaled): the key that
+    /// The open time of the candle the entry decision read (0: none
+    /// journaled) – not the decision's own time, which for a live run is the
+    /// exchange's clock (a stale candle, a re-priced retry): the key that
     /// matches a trade across two runs (`anx compare`).
     pub decided_ms: UnixMs,
 }

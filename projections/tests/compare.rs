@@ -22,7 +22,10 @@ fn prints(items: &[(&str, i64, Seq, u8)]) -> BTreeMap<DecisionKey, DecisionPrint
     items
         .iter()
         .map(|(symbol, hours, seq, byte)| {
-            ((symbol.to_string(), T0 + hours * HOUR), print(*seq, *byte))
+            (
+                (symbol.to_string(), T0 + hours * HOUR, 0),
+                print(*seq, *byte),
+            )
         })
         .collect()
 }
@@ -60,7 +63,7 @@ fn decisions_align_over_the_shared_window_and_the_first_difference_is_the_earlie
         d.first_difference,
         Some(FirstDifference {
             symbol: BTC.into(),
-            as_of_ms: T0 + 8 * HOUR,
+            candle_ms: T0 + 8 * HOUR,
             seq_a: Some(4),
             seq_b: Some(13),
         })
@@ -292,4 +295,60 @@ fn a_thresholds_file_with_an_unknown_or_missing_key_is_refused_by_name() {
     .unwrap();
     let err = Thresholds::from_toml(&format!("{shipped}\nwin_rate_pct_min = 3\n")).unwrap_err();
     assert!(err.contains("win_rate_pct_min"), "{err}");
+}
+
+#[test]
+fn trades_sharing_a_key_are_matched_in_order_and_none_is_dropped() {
+    let a = [
+        trade("a1", "100", "110", "9", "0.9"),
+        trade("a2", "100", "110", "9", "0.9"),
+    ];
+    let b = [trade("b1", "100", "110", "9", "0.9")];
+    let (da, db) = ([decided(0), decided(0)], [decided(0)]);
+    let ca: Vec<_> = a.iter().zip(&da).collect();
+    let cb: Vec<_> = b.iter().zip(&db).collect();
+    let window = Window {
+        from_ms: T0,
+        to_ms: T0 + 12 * HOUR,
+    };
+    let t = TradeComparison::of(&ca, &cb, window);
+    assert_eq!(t.matched.len(), 1);
+    assert_eq!(t.matched[0].a.trade_id, "a1");
+    assert_eq!(
+        t.only_a
+            .iter()
+            .map(|r| r.trade_id.as_str())
+            .collect::<Vec<_>>(),
+        ["a2"]
+    );
+    assert_eq!((t.bucket_a.trades, t.bucket_b.trades), (2, 1));
+}
+
+/// A finding judges the run and changes none of its figures: folding one,
+/// at a later market time, leaves the state hash and the run's span alone.
+#[test]
+fn a_finding_changes_no_figure_of_the_run() {
+    let mut s =
+        anx_projections::testkit::Scenario::new(&[BTC], CapitalMode::Independent, d("1000"), T0);
+    s.candle(BTC, d("100"));
+    let before = (s.projection.state_hash(), s.projection.state.last_market_ms);
+    let seq = s.projection.seq() + 1;
+    let finding = Event::Finding(Finding {
+        check: "edge_decay.win_rate".into(),
+        symbol: String::new(),
+        raised: true,
+        value: Some(d("5")),
+        limit: d("10"),
+        detail: "1 win in the last 20 trades".into(),
+    });
+    s.projection
+        .apply(seq, T0 + 100 * HOUR, &finding)
+        .expect("a finding folds");
+    assert_eq!(
+        (s.projection.state_hash(), s.projection.state.last_market_ms),
+        before
+    );
+    let note = &s.projection.links.findings["edge_decay.win_rate"];
+    assert!(note.raised);
+    assert_eq!(note.seq, seq);
 }

@@ -103,9 +103,16 @@ pub(super) fn decision(p: &mut Projection, seq: Seq, e: &Decision) -> FoldResult
     }
     let entered = matches!(e.outcome, DecisionOutcome::Enter);
     if entered {
+        // The decision reads its symbol's newest candle (checked above).
+        let candle_ms = p
+            .state
+            .symbols
+            .get(e.symbol.as_str())
+            .and_then(|s| s.last_candle_open_ms)
+            .unwrap_or(e.as_of_ms);
         p.links
             .entry_context
-            .insert(e.symbol.to_string(), entry_context(e));
+            .insert(e.symbol.to_string(), entry_context(e, candle_ms));
     }
     set_by_symbol(
         &mut p.links.last_decision,
@@ -116,8 +123,9 @@ pub(super) fn decision(p: &mut Projection, seq: Seq, e: &Decision) -> FoldResult
 }
 
 /// What an `enter` decision saw: its fired signals and its regime (its glass
-/// box is inline: schema 2 keeps an entry's whole glass box).
-fn entry_context(e: &Decision) -> EntryContext {
+/// box is inline: schema 2 keeps an entry's whole glass box), and the open
+/// time of the candle it read (`candle_ms`).
+fn entry_context(e: &Decision, candle_ms: UnixMs) -> EntryContext {
     let signals: Vec<String> = e.glass.fired().iter().map(|s| s.to_string()).collect();
     EntryContext {
         signals: signals.join("+"),
@@ -125,7 +133,7 @@ fn entry_context(e: &Decision) -> EntryContext {
             .glass
             .full()
             .map_or(String::new(), |g| g.regime.to_string()),
-        decided_ms: e.as_of_ms,
+        decided_ms: candle_ms,
     }
 }
 
