@@ -31,7 +31,8 @@ struct Comparison {
     decisions: DecisionAlignment,
     /// The first differing decision of each side, in full (when both made one).
     first: Option<(crate::why::FullDecision, crate::why::FullDecision)>,
-    differences: Vec<FieldDifference>,
+    /// Every field of the first differing pair, side by side.
+    fields: Vec<FieldDifference>,
     trades: TradeComparison,
     metrics: Vec<MetricRow>,
     verdicts: Vec<ThresholdVerdict>,
@@ -124,7 +125,7 @@ fn compare_runs(
         );
     };
     let decisions = DecisionAlignment::of(&a.decisions, &b.decisions, window);
-    let (first, differences) = first_difference(a_dir, b_dir, &decisions)?;
+    let (first, fields) = first_difference(a_dir, b_dir, &decisions)?;
     let (sa, sb) = (&a.projection.state, &b.projection.state);
     let closed_a: Vec<_> = sa.closed_trades().collect();
     let closed_b: Vec<_> = sb.closed_trades().collect();
@@ -138,7 +139,7 @@ fn compare_runs(
         window,
         decisions,
         first,
-        differences,
+        fields,
         trades,
         metrics,
         verdicts,
@@ -148,8 +149,8 @@ fn compare_runs(
 type FirstPair = Option<(crate::why::FullDecision, crate::why::FullDecision)>;
 
 /// The first differing decision of each side in full (a committed glass box
-/// recomputed and proven, as `anx why --decision` does), and their
-/// differences; nothing when one side made no decision there.
+/// recomputed and proven, as `anx why --decision` does), and their fields side
+/// by side; nothing when one side made no decision there.
 fn first_difference(
     a_dir: &Path,
     b_dir: &Path,
@@ -165,13 +166,13 @@ fn first_difference(
     };
     let da = crate::why::full_decision(a_dir, seq_a)?;
     let db = crate::why::full_decision(b_dir, seq_b)?;
-    let differences = decision_differences(
+    let fields = decision_fields(
         &da.decision,
         &db.decision,
         da.decision.glass.full(),
         db.decision.glass.full(),
     );
-    Ok((Some((da, db)), differences))
+    Ok((Some((da, db)), fields))
 }
 
 fn decisions_text(c: &Comparison, out: &mut String) {
@@ -193,26 +194,30 @@ fn decisions_text(c: &Comparison, out: &mut String) {
         seq(first.seq_a),
         seq(first.seq_b)
     );
-    if c.differences.is_empty() {
+    side_by_side(&c.fields, out);
+}
+
+/// The first differing decisions' fields side by side, those that differ
+/// marked `*` (the values of long risk-check prose run on).
+fn side_by_side(fields: &[FieldDifference], out: &mut String) {
+    if fields.is_empty() {
         return;
     }
-    let width = c
-        .differences
+    let width = fields.iter().map(|f| f.field.len()).max().unwrap_or(0);
+    let a_width = fields
         .iter()
-        .map(|f| f.field.len())
+        .map(|f| f.a.chars().count())
         .max()
-        .unwrap_or(0);
-    for f in &c.differences {
-        let _ = writeln!(out, "  {:<width$}  A {}", f.field, f.a);
-        let _ = writeln!(out, "  {:<width$}  B {}", "", f.b);
-    }
-    if let Some((da, db)) = &c.first {
-        for (side, full) in [("A", da), ("B", db)] {
-            if let Some(glass) = full.decision.glass.full() {
-                let _ = writeln!(out, "  glass box {side} (seq {}):", full.stored.seq);
-                crate::why::describe_glass(glass, out, None);
-            }
-        }
+        .unwrap_or(0)
+        .min(60);
+    let _ = writeln!(out, "    {:<width$}  {:<a_width$}  B", "", "A");
+    for f in fields {
+        let mark = if f.a == f.b { ' ' } else { '*' };
+        let _ = writeln!(
+            out,
+            "  {mark} {:<width$}  {:<a_width$}  {}",
+            f.field, f.a, f.b
+        );
     }
 }
 
@@ -345,7 +350,8 @@ fn comparison_json(c: &Comparison) -> Value {
             "candle": market_time(f.candle_ms),
             "seq_a": f.seq_a,
             "seq_b": f.seq_b,
-            "fields": c.differences,
+            "fields": c.fields.iter().filter(|f| f.a != f.b).collect::<Vec<_>>(),
+            "side_by_side": c.fields,
             "glass_a": glass(c.first.as_ref().map(|p| &p.0)),
             "glass_b": glass(c.first.as_ref().map(|p| &p.1)),
         })

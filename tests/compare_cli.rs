@@ -74,6 +74,12 @@ fn compare_aligns_decisions_matches_trades_and_judges_the_thresholds() {
     assert!(fields.contains(&"sizing capital"), "{fields:?}");
     assert!(!fields.contains(&"outcome"), "{fields:?}");
     assert!(first["glass_a"]["indicators"].as_array().unwrap().len() > 3);
+    // Side by side: every field of both, the differing ones among them.
+    let all = first["side_by_side"].as_array().unwrap();
+    assert!(all.len() > fields.len() + 10, "{} fields", all.len());
+    assert!(all
+        .iter()
+        .any(|f| f["field"] == "indicator atr" && f["a"] == f["b"]));
     assert!(first["glass_b"]["risk_checks"].as_array().unwrap().len() > 3);
     assert_eq!(more["trades"]["matched"].as_array().unwrap().len(), matched);
     assert_eq!(more["trades"]["only_a"].as_array().unwrap().len(), 0);
@@ -98,7 +104,8 @@ fn compare_aligns_decisions_matches_trades_and_judges_the_thresholds() {
     assert_eq!(text.code, 0, "{}", text.stderr);
     assert!(
         text.stdout
-            .contains("first difference BTC-USD on the candle of 2024-"),
+            .contains("first difference BTC-USD on the candle of 2024-")
+            && text.stdout.contains("  * sizing capital "),
         "{}",
         text.stdout
     );

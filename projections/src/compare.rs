@@ -147,7 +147,7 @@ impl DecisionAlignment {
     }
 }
 
-/// One field two decisions disagree on, in words.
+/// One field of two decisions, each side in words.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct FieldDifference {
     pub field: String,
@@ -175,10 +175,24 @@ fn sizing_fields(sizing: &Option<anx_journal::Sizing>) -> BTreeMap<String, Strin
         .collect()
 }
 
-/// Every field two decisions disagree on: outcome, each sizing figure, and
-/// (given both glass boxes in full) regime, indicators, signals and risk
-/// checks, matched by name.
+/// Every field two decisions disagree on ([`decision_fields`], those whose
+/// two sides differ).
 pub fn decision_differences(
+    a: &Decision,
+    b: &Decision,
+    glass_a: Option<&GlassBox>,
+    glass_b: Option<&GlassBox>,
+) -> Vec<FieldDifference> {
+    decision_fields(a, b, glass_a, glass_b)
+        .into_iter()
+        .filter(|f| f.a != f.b)
+        .collect()
+}
+
+/// Two decisions side by side, field by field: outcome, each sizing figure,
+/// and (given both glass boxes in full) regime, indicators, signals and risk
+/// checks, matched by name (`-` where a side has none).
+pub fn decision_fields(
     a: &Decision,
     b: &Decision,
     glass_a: Option<&GlassBox>,
@@ -186,13 +200,11 @@ pub fn decision_differences(
 ) -> Vec<FieldDifference> {
     let mut out = Vec::new();
     let mut field = |name: String, x: String, y: String| {
-        if x != y {
-            out.push(FieldDifference {
-                field: name,
-                a: x,
-                b: y,
-            });
-        }
+        out.push(FieldDifference {
+            field: name,
+            a: x,
+            b: y,
+        });
     };
     field("outcome".into(), text(&a.outcome), text(&b.outcome));
     let (sa, sb) = (sizing_fields(&a.sizing), sizing_fields(&b.sizing));
