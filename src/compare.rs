@@ -62,14 +62,8 @@ pub fn compare(args: &CompareArgs) -> Result<ExitCode> {
 /// A run's projection and the fingerprint of each of its decisions.
 fn read_run(dir: &Path) -> Result<Run> {
     crate::journal_cmd::check_dir(dir)?;
-    let loaded = store::load(
-        dir,
-        LoadOptions {
-            to_seq: None,
-            use_store: true,
-        },
-    )
-    .with_context(|| format!("cannot read {}", dir.display()))?;
+    let loaded = store::load(dir, LoadOptions::HEAD)
+        .with_context(|| format!("cannot read {}", dir.display()))?;
     crate::journal_cmd::warn_all(&loaded.warnings);
     let mut reader = Reader::open_with(dir, TailPolicy::StopAtTorn)
         .with_context(|| format!("cannot read {}", dir.display()))?;

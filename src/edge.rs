@@ -43,14 +43,8 @@ impl EdgeWatch {
         let thresholds = Thresholds::from_toml(&text)
             .map_err(|e| anyhow::anyhow!("{}: {}", thresholds.display(), e.trim()))?;
         crate::journal_cmd::check_dir(reference)?;
-        let loaded = store::load(
-            reference,
-            LoadOptions {
-                to_seq: None,
-                use_store: true,
-            },
-        )
-        .with_context(|| format!("cannot read the reference run {}", reference.display()))?;
+        let loaded = store::load(reference, LoadOptions::HEAD)
+            .with_context(|| format!("cannot read the reference run {}", reference.display()))?;
         let state = &loaded.projection.state;
         let reference = state
             .closed_trades()

@@ -59,14 +59,8 @@ fn breakdowns(out: &mut String, b: &anx_projections::breakdown::Breakdowns) {
 pub fn report(journal: &Path, view: &ReplayView) -> Result<String> {
     let state = &view.projection.state;
     let report = Report::from_projection(view.projection);
-    let loaded = store::load(
-        journal,
-        LoadOptions {
-            to_seq: None,
-            use_store: true,
-        },
-    )
-    .with_context(|| format!("cannot index {}", journal.display()))?;
+    let loaded = store::load(journal, LoadOptions::HEAD)
+        .with_context(|| format!("cannot index {}", journal.display()))?;
     let index = loaded
         .store
         .as_ref()

@@ -335,14 +335,8 @@ pub fn why(args: &WhyArgs) -> anyhow::Result<ExitCode> {
     if let Some(seq) = args.decision {
         return crate::why::decision(&args.dir, seq, args.json);
     }
-    let loaded = store::load(
-        &args.dir,
-        LoadOptions {
-            to_seq: None,
-            use_store: true,
-        },
-    )
-    .with_context(|| format!("cannot read {}", args.dir.display()))?;
+    let loaded = store::load(&args.dir, LoadOptions::HEAD)
+        .with_context(|| format!("cannot read {}", args.dir.display()))?;
     warn_all(&loaded.warnings);
     let index = loaded
         .store

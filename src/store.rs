@@ -62,6 +62,15 @@ pub struct LoadOptions {
     pub use_store: bool,
 }
 
+impl LoadOptions {
+    /// The whole journal, from the newest valid snapshot: what every reader
+    /// of a journal's present state wants.
+    pub const HEAD: LoadOptions = LoadOptions {
+        to_seq: None,
+        use_store: true,
+    };
+}
+
 pub struct Store {
     db: sled::Db,
     meta: sled::Tree,
@@ -485,11 +494,5 @@ pub fn reindex(journal: &Path) -> Result<Loaded> {
         }
         Err(_) => {}
     }
-    load(
-        journal,
-        LoadOptions {
-            to_seq: None,
-            use_store: true,
-        },
-    )
+    load(journal, LoadOptions::HEAD)
 }
