@@ -39,10 +39,7 @@ struct Comparison {
 }
 
 pub fn compare(args: &CompareArgs) -> Result<ExitCode> {
-    let text = std::fs::read_to_string(&args.thresholds)
-        .with_context(|| format!("cannot read the thresholds {}", args.thresholds.display()))?;
-    let thresholds = Thresholds::from_toml(&text)
-        .map_err(|e| anyhow::anyhow!("{}: {}", args.thresholds.display(), e.trim()))?;
+    let thresholds = read_thresholds(&args.thresholds)?;
     let a = read_run(&args.a)?;
     let b = read_run(&args.b)?;
     let comparison = compare_runs(&args.a, &a, &args.b, &b, &thresholds)?;
@@ -57,6 +54,14 @@ pub fn compare(args: &CompareArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The thresholds file (`config/compare.toml` by default), read and checked:
+/// for `anx compare` and a trader's edge-decay watch alike.
+pub fn read_thresholds(path: &Path) -> Result<Thresholds> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the thresholds {}", path.display()))?;
+    Thresholds::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.trim()))
 }
 
 /// A run's projection and the fingerprint of each of its decisions.

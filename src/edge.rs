@@ -38,10 +38,7 @@ impl EdgeWatch {
     /// Reads the reference run's closed trades and the thresholds; an error
     /// here stops the trader before it journals anything.
     pub fn open(reference: &Path, thresholds: &Path) -> Result<EdgeWatch> {
-        let text = std::fs::read_to_string(thresholds)
-            .with_context(|| format!("cannot read the thresholds {}", thresholds.display()))?;
-        let thresholds = Thresholds::from_toml(&text)
-            .map_err(|e| anyhow::anyhow!("{}: {}", thresholds.display(), e.trim()))?;
+        let thresholds = crate::compare::read_thresholds(thresholds)?;
         crate::journal_cmd::check_dir(reference)?;
         let loaded = store::load(reference, LoadOptions::HEAD)
             .with_context(|| format!("cannot read the reference run {}", reference.display()))?;

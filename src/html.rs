@@ -148,7 +148,7 @@ pub fn report(journal: &Path, view: &ReplayView) -> Result<String> {
             r.trades_closed,
             r.wins,
             r.losses,
-            fmt_opt(r.win_rate.map(|w| w * Decimal::ONE_HUNDRED), 1),
+            fmt_opt(anx_projections::report::percent(r.win_rate), 1),
             fmt_dec(r.net_pnl, 2),
             fmt_dec(r.fees, 2),
             fmt_opt(r.expectancy_r, 3),

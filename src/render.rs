@@ -5,6 +5,7 @@ use crate::output::market_time;
 use anx_journal::codec::Hash32;
 use anx_journal::Seq;
 use anx_projections::breakdown::{Breakdowns, Bucket};
+use anx_projections::report::percent;
 use anx_projections::{Projection, Report, State};
 use rust_decimal::Decimal;
 use serde_json::{json, Map, Number, Value};
@@ -25,7 +26,7 @@ pub fn opt_num(value: Option<Decimal>) -> Value {
 /// A fraction as a JSON percent: every share in the JSON is a percent under a
 /// key ending `_pct`, never a fraction.
 pub fn opt_pct(fraction: Option<Decimal>) -> Value {
-    opt_num(fraction.map(|f| f * Decimal::ONE_HUNDRED))
+    opt_num(percent(fraction))
 }
 
 /// What `anx journal replay` shows, besides the state itself.
@@ -263,10 +264,7 @@ pub fn report_rows(report: &Report) -> Vec<(&'static str, String)> {
             "wins / losses",
             format!("{} / {}", report.wins, report.losses),
         ),
-        (
-            "win rate",
-            fmt_opt(report.win_rate.map(|r| r * Decimal::ONE_HUNDRED), 2) + " %",
-        ),
+        ("win rate", fmt_opt(percent(report.win_rate), 2) + " %"),
         (
             "avg win / avg loss",
             format!(
@@ -346,13 +344,7 @@ pub fn report_rows(report: &Report) -> Vec<(&'static str, String)> {
         ),
         (
             "maker share of fills",
-            fmt_opt(
-                report
-                    .attribution
-                    .maker_share
-                    .map(|s| s * Decimal::ONE_HUNDRED),
-                1,
-            ) + " % of notional",
+            fmt_opt(percent(report.attribution.maker_share), 1) + " % of notional",
         ),
         (
             "exits by reason",
@@ -418,7 +410,7 @@ fn trade_json((t, detail): (&anx_projections::TradeRow, &anx_projections::TradeD
 fn day_json(p: &anx_projections::DailyEquity) -> Value {
     let drawdown_pct = anx_projections::engine::risk::drawdown_pct(p.equity, p.peak);
     json!({
-        "date": &market_time(p.day * 86_400_000)[..10],
+        "date": &market_time(p.day * anx_projections::model::DAY_MS)[..10],
         "equity": num(p.equity),
         "peak": num(p.peak),
         "drawdown_pct": num(drawdown_pct),
@@ -479,7 +471,7 @@ pub fn breakdown_rows(b: &Breakdowns) -> Vec<[String; 8]> {
             label,
             x.trades.to_string(),
             x.wins.to_string(),
-            fmt_opt(x.win_rate.map(|r| r * Decimal::ONE_HUNDRED), 1) + " %",
+            fmt_opt(percent(x.win_rate), 1) + " %",
             fmt_dec(x.net_pnl, 2),
             fmt_opt(x.expectancy, 2),
             fmt_opt(x.expectancy_r, 3),

@@ -6,7 +6,7 @@
 //! the trade rows. Conventions are the report's (`report.rs`): a win has net
 //! PnL > 0, a figure undefined for its bucket is `None`.
 
-use crate::model::{TradeDetail, TradeRow};
+use crate::model::{TradeDetail, TradeRow, HOUR_MS};
 use crate::report::{ratio, round};
 use anx_journal::UnixMs;
 use rust_decimal::Decimal;
@@ -65,8 +65,6 @@ pub const HOLD_BUCKETS: [(&str, Option<i64>); 6] = [
     ("3-7 d", Some(168)),
     (">= 7 d", None),
 ];
-
-const HOUR_MS: i64 = 3_600_000;
 
 /// The hold-time bucket a trade held `hold_ms` falls in.
 pub fn hold_bucket(hold_ms: i64) -> &'static str {

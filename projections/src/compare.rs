@@ -504,9 +504,7 @@ pub fn win_rate_verdict(t: &Thresholds, b_all: &[TradeRow]) -> ThresholdVerdict 
         return verdict;
     }
     let last = Bucket::of(b_all[b_all.len() - window..].iter());
-    let pct = last
-        .win_rate
-        .map(|w| (w * Decimal::ONE_HUNDRED).round_dp(2));
+    let pct = crate::report::percent(last.win_rate).map(|p| p.round_dp(2));
     verdict.value = pct;
     verdict.crossed = pct.is_some_and(|p| p < t.win_rate_min_pct);
     verdict.detail = format!("{} wins in the last {window} trades of B", last.wins);
@@ -524,7 +522,7 @@ pub struct MetricRow {
 
 /// The reports' metrics side by side (shares in percent, as in the JSON).
 pub fn metric_rows(a: &crate::Report, b: &crate::Report) -> Vec<MetricRow> {
-    let pct = |f: Option<Decimal>| f.map(|v| v * Decimal::ONE_HUNDRED);
+    let pct = crate::report::percent;
     let figures = |r: &crate::Report| -> Vec<(&'static str, Option<Decimal>)> {
         vec![
             ("trades_closed", Some(Decimal::from(r.trades_closed))),

@@ -263,14 +263,14 @@ impl TradeRow {
     /// The price move alone, before fees and slippage (the cost model's
     /// attribution: net = edge − fees − slippage).
     pub fn edge(&self) -> Decimal {
-        self.net_pnl + self.fees + self.slippage
+        crate::engine::cost::edge(self.net_pnl, self.fees, self.slippage)
     }
 
     /// The risk taken, in the quote currency: size × (entry fill − initial
     /// stop), what the stop would have lost at its trigger. Realized R is
     /// net PnL (the reward) over it.
     pub fn risk(&self) -> Decimal {
-        self.size * (self.entry_price - self.initial_stop)
+        crate::engine::cost::risk(self.size, self.entry_price, self.initial_stop)
     }
 }
 

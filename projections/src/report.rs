@@ -222,6 +222,11 @@ fn symbol_reports(state: &State) -> BTreeMap<String, SymbolReport> {
         .collect()
 }
 
+/// A fraction (a share, a win rate) in percent: how every rendering shows one.
+pub fn percent(fraction: Option<Decimal>) -> Option<Decimal> {
+    fraction.map(|f| f * Decimal::ONE_HUNDRED)
+}
+
 pub(crate) fn round(value: Decimal) -> Decimal {
     value.round_dp(REPORT_DP).normalize()
 }

@@ -40,10 +40,7 @@ pub fn trade_row(t: &TradeRow, detail: &TradeDetail, row: &mut Row) {
     row.dec("taker_notional", detail.liquidity.taker_notional);
     row.dec(
         "maker_share_pct",
-        detail
-            .liquidity
-            .maker_share()
-            .map(|s| s * rust_decimal::Decimal::ONE_HUNDRED),
+        anx_projections::report::percent(detail.liquidity.maker_share()),
     );
 }
 

@@ -51,6 +51,18 @@ pub struct Attribution {
     pub realized_r: Decimal,
 }
 
+/// The price move alone: net PnL with the fees and slippage added back. The
+/// one formula, for the attribution and for a closed trade's row.
+pub fn edge(net: Decimal, fees: Decimal, slippage: Decimal) -> Decimal {
+    net + fees + slippage
+}
+
+/// The risk unit: size × (entry − initial stop trigger), what the stop would
+/// lose at its trigger. The one formula, for R and for a trade's risk in $.
+pub fn risk(size: Decimal, entry: Decimal, initial_stop: Decimal) -> Decimal {
+    size * (entry - initial_stop)
+}
+
 impl<'a> CostModel<'a> {
     pub fn new(config: &'a Config) -> CostModel<'a> {
         CostModel { config }
@@ -100,8 +112,8 @@ impl<'a> CostModel<'a> {
     pub fn attribute(&self, flows: &TradeFlows) -> Attribution {
         let gross = flows.sell_notional - flows.buy_notional;
         let net = gross - flows.fees;
-        let edge = net + flows.fees + flows.slippage;
-        let risk = flows.size * (flows.entry_price - flows.initial_stop);
+        let edge = edge(net, flows.fees, flows.slippage);
+        let risk = risk(flows.size, flows.entry_price, flows.initial_stop);
         let r = |value: Decimal| {
             if risk > Decimal::ZERO {
                 (value / risk).round_dp(4)
