@@ -171,9 +171,29 @@ pub struct EdgeArgs {
     /// as a finding (`anx status` shows those raised).
     #[arg(long, value_name = "DIR")]
     pub reference: Option<PathBuf>,
-    /// The thresholds the run is judged by (with --reference).
-    #[arg(long, value_name = "FILE", default_value = "config/compare.toml")]
-    pub thresholds: PathBuf,
+    /// The thresholds the run is judged by: the win rate of its last trades
+    /// always, the rest with --reference. Default: the shipped
+    /// config/compare.toml, built in.
+    #[arg(long, value_name = "FILE")]
+    pub thresholds: Option<PathBuf>,
+}
+
+/// Running a trader unattended: health, metrics, anomalies, alerts.
+#[derive(Args, Debug)]
+pub struct OpsArgs {
+    /// Serve GET /healthz (JSON; 200 healthy, 503 not) and GET /metrics
+    /// (Prometheus text) at this address, e.g. 127.0.0.1:9464. Off by default.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// POST each new finding and each health change here as JSON
+    /// (`{"text": …}`, which Slack-compatible webhooks show, plus the fields
+    /// under `anx`), with retries; the journal keeps every finding anyway.
+    #[arg(long, value_name = "URL")]
+    pub alert_webhook: Option<String>,
+    /// Anomaly thresholds, the health endpoint's liveness limit and alert
+    /// delivery settings. Default: the shipped config/operations.toml, built in.
+    #[arg(long, value_name = "FILE")]
+    pub operations: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -206,6 +226,8 @@ pub struct PaperArgs {
     pub drill_withhold_protection: bool,
     #[command(flatten)]
     pub edge: EdgeArgs,
+    #[command(flatten)]
+    pub ops: OpsArgs,
 }
 
 #[derive(Args, Debug)]
@@ -245,6 +267,8 @@ pub struct LiveArgs {
     pub preview: bool,
     #[command(flatten)]
     pub edge: EdgeArgs,
+    #[command(flatten)]
+    pub ops: OpsArgs,
 }
 
 #[derive(Args, Debug)]

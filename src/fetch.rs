@@ -212,6 +212,18 @@ pub async fn get_with_retries(
     url: &str,
     attempts: u32,
 ) -> Result<String> {
+    let began = std::time::Instant::now();
+    let answer = get_retrying(client, url, attempts).await;
+    let failure = answer.as_ref().err().map(crate::output::one_line);
+    crate::ops::metrics::PROCESS.request(
+        crate::ops::metrics::Api::MarketData,
+        began.elapsed(),
+        failure.as_deref(),
+    );
+    answer
+}
+
+async fn get_retrying(client: &reqwest::Client, url: &str, attempts: u32) -> Result<String> {
     let mut backoff_ms = BACKOFF_MS_FIRST;
     let mut last_problem = String::new();
     for attempt in 1..=attempts {
@@ -344,7 +356,13 @@ pub async fn closed_candles(
             name,
         );
         let answer = match get_with_retries(source.client, &url, source.attempts).await {
-            Ok(body) => parse_candles(&body, &url),
+            Ok(body) => parse_candles(&body, &url).inspect_err(|error| {
+                // Answered, but not with candles: a failure all the same.
+                crate::ops::metrics::PROCESS.unusable(
+                    crate::ops::metrics::Api::MarketData,
+                    &crate::output::one_line(error),
+                );
+            }),
             Err(error) => Err(error),
         };
         let fail = |error| FetchFailure {

@@ -426,7 +426,10 @@ pub fn live(args: &LiveArgs) -> Result<ExitCode> {
         poll_interval_s: args.poll_interval,
         request_timeout_s: args.request_timeout,
         reference: args.edge.reference.as_deref(),
-        thresholds: &args.edge.thresholds,
+        thresholds: args.edge.thresholds.as_deref(),
+        listen: args.ops.listen,
+        alert_webhook: args.ops.alert_webhook.as_deref(),
+        operations: args.ops.operations.as_deref(),
     };
     let kind = Live {
         rest: Some(rest),

@@ -14,6 +14,7 @@ mod html_charts;
 mod journal_cmd;
 mod live;
 mod operator;
+mod ops;
 mod output;
 mod paper;
 mod parquet_export;

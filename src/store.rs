@@ -28,8 +28,9 @@ use std::path::Path;
 /// Bumped whenever `Projection`'s serialized layout changes (2: halts and the
 /// operator log; 3 to 6: the fills and broker answers journaled; 7: the
 /// decisions that led to no order; 8: a trade's entry context and fill
-/// liquidity; 9: findings); an index of another layout is rebuilt.
-const LAYOUT_VERSION: u32 = 9;
+/// liquidity; 9: findings; 10: events by kind, decisions and the
+/// rejection streak per symbol); an index of another layout is rebuilt.
+const LAYOUT_VERSION: u32 = 10;
 /// One offset entry per this many records.
 pub const OFFSET_EVERY: u64 = 256;
 const SNAPSHOTS_KEPT: usize = 3;

@@ -55,6 +55,8 @@ use std::time::Duration;
 const ATTEMPTS_PER_POLL: u32 = 3;
 /// How often the inbox is looked at between polls: an operator waits on it.
 const INBOX_POLL: Duration = Duration::from_millis(250);
+/// How long a stopping trader waits for its queued alerts to go out.
+const ALERT_GRACE: Duration = Duration::from_secs(2);
 /// A poll fetches at most this many windows per symbol (a long catch-up
 /// continues on the next poll instead of blocking the loop).
 const WINDOWS_PER_POLL_MAX: u32 = 20;
@@ -202,7 +204,13 @@ pub struct Place<'a> {
     pub request_timeout_s: f64,
     /// The reference run of the edge-decay watch, if any, and its thresholds.
     pub reference: Option<&'a Path>,
-    pub thresholds: &'a Path,
+    /// `None`: the shipped thresholds.
+    pub thresholds: Option<&'a Path>,
+    /// `--listen`, `--alert-webhook`, `--operations`.
+    pub listen: Option<std::net::SocketAddr>,
+    pub alert_webhook: Option<&'a str>,
+    /// `None`: the shipped settings.
+    pub operations: Option<&'a Path>,
 }
 
 pub struct Trader<B: Venue> {
@@ -217,8 +225,20 @@ pub struct Trader<B: Venue> {
     /// broker's view untrustworthy (unreadable, or fills on their way), so
     /// the next one that can compare records every symbol.
     reconcile_all: bool,
-    /// The edge-decay watch (`--reference`).
+    /// The edge-decay watch (the win rate; and `--reference`).
     edge: Option<crate::edge::EdgeWatch>,
+    /// Health, metrics, anomalies and alerts (`--listen`, `--alert-webhook`).
+    ops: Option<crate::ops::Ops>,
+    /// When `now_ms` was last read from the exchange (this process's clock):
+    /// the exchange's time now is reckoned from it for the health, never
+    /// journaled.
+    clock_read: std::time::Instant,
+    /// Passes in a row in which a request to the exchange failed, and the
+    /// failures counted when the last pass ended.
+    failing_passes: u64,
+    failures_seen: u64,
+    /// The broker's view could not be read at the last reconciliation.
+    broker_outage: bool,
 }
 
 impl<B: Venue> Trader<B> {
@@ -303,12 +323,93 @@ impl<B: Venue> Trader<B> {
         let Some(edge) = &mut self.edge else {
             return Ok(());
         };
-        for finding in edge.findings(&self.pipeline.projection) {
+        let findings = edge.findings(&self.pipeline.projection);
+        self.journal_findings(findings)
+    }
+
+    /// Journals what the anomaly watch finds now ([`anx_projections::anomaly`]).
+    fn watch_anomalies(&mut self) -> Result<()> {
+        let Some(ops) = &self.ops else {
+            return Ok(());
+        };
+        // A pass in which a request to the exchange failed (after its
+        // retries) continues the streak; a pass without one ends it.
+        let (failures, last_error) = crate::ops::metrics::PROCESS.failures();
+        self.failing_passes = if failures > self.failures_seen {
+            self.failing_passes + 1
+        } else {
+            0
+        };
+        self.failures_seen = failures;
+        let seen = anx_projections::anomaly::Observed {
+            now_ms: self.now_ms,
+            failing_polls: self.failing_passes,
+            last_error,
+        };
+        let projection = &self.pipeline.projection;
+        let judged = anx_projections::anomaly::judge(
+            &ops.settings.anomalies,
+            self.pipeline.engine.config(),
+            projection,
+            &seen,
+        );
+        let findings = anx_projections::anomaly::changes(projection, judged);
+        self.journal_findings(findings)
+    }
+
+    /// Journals each finding (a side event), then queues its alert.
+    fn journal_findings(&mut self, findings: Vec<Finding>) -> Result<()> {
+        for finding in findings {
             let state = if finding.raised { "raised" } else { "cleared" };
             tracing::warn!("{} {state}: {}", finding.check, finding.detail);
-            self.append_side(Event::Finding(finding))?;
+            let seq = self.append_side(Event::Finding(finding.clone()))?;
+            if let Some(ops) = &self.ops {
+                ops.alert_finding(&self.run().run_id, seq, self.now_ms, &finding);
+            }
         }
         Ok(())
+    }
+
+    /// A reading of the exchange's time (its market data, or its broker's
+    /// answers): the newest is kept, with when it was read.
+    fn advance_clock(&mut self, read_ms: UnixMs) {
+        if read_ms >= self.now_ms {
+            self.now_ms = read_ms;
+            self.clock_read = std::time::Instant::now();
+        }
+    }
+
+    /// The exchange's time now, as this trader reckons it: its newest
+    /// reading and the time since (so an exchange that stopped answering
+    /// still ages the data).
+    fn exchange_now_ms(&self) -> UnixMs {
+        let since_ms = i64::try_from(self.clock_read.elapsed().as_millis()).unwrap_or(i64::MAX);
+        self.now_ms.saturating_add(since_ms)
+    }
+
+    /// After a pass: the health, judged once, and the figures, for
+    /// `/healthz`, `/metrics` and the alerts.
+    fn publish(&mut self, pass: crate::ops::Pass) {
+        let now_ms = self.exchange_now_ms();
+        let Some(ops) = &mut self.ops else {
+            return;
+        };
+        if !ops.publishing() {
+            return;
+        }
+        let Some(head) = self.pipeline.writer().map(|w| w.head()) else {
+            return;
+        };
+        let projection = &self.pipeline.projection;
+        let health =
+            anx_projections::health::Health::assess(&anx_projections::health::HealthInput {
+                projection,
+                config: Some(self.pipeline.engine.config()),
+                now_ms,
+                locked: true,
+                time_text: crate::output::market_time,
+            });
+        ops.publish(projection, &health, head, pass);
     }
 
     pub fn append_side(&mut self, event: Event) -> Result<Seq> {
@@ -322,7 +423,13 @@ impl<B: Venue> Trader<B> {
         if !self.pipeline.broker.refresh_view() {
             tracing::warn!("the broker's view could not be read; reconciling at the next pass");
             self.reconcile_all = always;
+            self.broker_outage = true;
             return Ok(());
+        }
+        if std::mem::take(&mut self.broker_outage) {
+            crate::ops::metrics::PROCESS
+                .reconnects
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         self.reconcile_all = false;
         let symbols: Vec<String> = self.feeds.iter().map(|f| f.symbol.clone()).collect();
@@ -370,13 +477,18 @@ impl<B: Venue> Trader<B> {
     /// Journals and decides on what one poll fetched; no await in here, so a
     /// shutdown never lands in the middle of a step.
     fn apply(&mut self, now_ms: UnixMs, fetched: Vec<Fetched>) -> Result<()> {
-        self.now_ms = self.now_ms.max(now_ms);
+        self.advance_clock(now_ms);
         let mut items: Vec<((UnixMs, u8, usize), Item)> = Vec::new();
         for (index, fetched) in fetched.into_iter().enumerate() {
             match fetched {
                 Fetched::Failed { url, error } => self.feed_fault(index, url, error)?,
                 Fetched::Bars(bars) => {
                     let feed = &mut self.feeds[index];
+                    if feed.outage {
+                        crate::ops::metrics::PROCESS
+                            .reconnects
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
                     feed.outage = false;
                     let source = format!("{}/{}", self.market.base_url, feed.symbol);
                     for bar in bars {
@@ -486,7 +598,8 @@ impl<B: Venue> Trader<B> {
         Ok((now_ms, fetched))
     }
 
-    /// A clean stop: checkpoint, stop marker, fsync.
+    /// A clean stop: checkpoint, stop marker, fsync; then the alerts still
+    /// queued get a moment to go out.
     fn stop(mut self, reason: &str) -> Result<Head> {
         // A trade closed since the last pass is judged before the stop.
         self.watch_edge()?;
@@ -496,7 +609,11 @@ impl<B: Venue> Trader<B> {
             action: SessionAction::Stopped,
             reason: reason.into(),
         }))?;
-        Ok(self.pipeline.into_writer()?.close()?)
+        let head = self.pipeline.into_writer()?.close()?;
+        if let Some(mut ops) = self.ops.take() {
+            ops.shutdown(ALERT_GRACE);
+        }
+        Ok(head)
     }
 }
 
@@ -547,11 +664,16 @@ pub fn trade<K: Kind>(kind: K, place: &Place) -> Result<ExitCode> {
 
 async fn run<K: Kind>(mut kind: K, place: &Place<'_>) -> Result<ExitCode> {
     let client = http_client(Duration::from_secs_f64(place.request_timeout_s))?;
-    // A reference that cannot be read stops the trader before it journals.
-    let edge = match place.reference {
-        Some(dir) => Some(crate::edge::EdgeWatch::open(dir, place.thresholds)?),
-        None => None,
-    };
+    // A reference or settings that cannot be read, or a listen address that
+    // is taken, stop the trader before it journals.
+    let edge = crate::edge::EdgeWatch::open(place.reference, place.thresholds)?;
+    let ops = crate::ops::Ops::start(&crate::ops::Wanted {
+        listen: place.listen,
+        webhook: place.alert_webhook,
+        settings: place.operations,
+        poll_interval: Duration::from_secs_f64(place.poll_interval_s),
+        command: K::COMMAND,
+    })?;
     let mut shutdown = Shutdown::install();
     let signal = shutdown.wait();
     tokio::pin!(signal);
@@ -562,9 +684,12 @@ async fn run<K: Kind>(mut kind: K, place: &Place<'_>) -> Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
     };
-    trader.edge = edge;
+    trader.edge = Some(edge);
+    trader.ops = Some(ops);
     let poll = Duration::from_secs_f64(place.poll_interval_s);
     let reason = 'trading: loop {
+        let pass_began = std::time::Instant::now();
+        let pass_began_ms = trader.exchange_now_ms();
         if let Some(fatal) = trader.pipeline.broker.fatal() {
             trader.stop("the broker refused to go on")?;
             bail!("{fatal}");
@@ -592,12 +717,16 @@ async fn run<K: Kind>(mut kind: K, place: &Place<'_>) -> Result<ExitCode> {
         trader.pipeline.poll_broker(now_ms)?;
         trader.report_broker_notes();
         // The broker's clock, read as it answered, is the newest exchange time.
-        let now_ms = trader
-            .now_ms
-            .max(trader.pipeline.broker.clock_ms().unwrap_or(0));
-        trader.now_ms = now_ms;
+        let broker_ms = trader.pipeline.broker.clock_ms().unwrap_or(0);
+        trader.advance_clock(broker_ms);
+        let now_ms = trader.now_ms;
         trader.reconcile(false, now_ms)?;
         trader.watch_edge()?;
+        trader.watch_anomalies()?;
+        trader.publish(crate::ops::Pass {
+            started_ms: pass_began_ms,
+            took: pass_began.elapsed(),
+        });
         // Between polls the inbox is served often: an operator waits for it.
         let wake = tokio::time::Instant::now() + poll;
         loop {
@@ -723,6 +852,11 @@ fn trader_for<B: Venue>(
         market,
         reconcile_all: false,
         edge: None,
+        ops: None,
+        clock_read: std::time::Instant::now(),
+        failing_passes: 0,
+        failures_seen: 0,
+        broker_outage: false,
     }
 }
 

@@ -46,9 +46,25 @@ fn live_trader_against_the_fake_exchange_matches_the_replay() {
     // them (Coinbase fills them at once, at the same price).
     let fake = Fake::start(&cache, &["--market-fills", "at-bar-close"]);
     let journal = temp.path().join("live");
-    let mut child = spawn_live(&journal, &fake, &[]);
+    // Served while it trades: the parity below holds with it.
+    let addr = free_addr();
+    let mut child = spawn_live(&journal, &fake, &["--listen", &addr]);
     let end_s = FEED_START_S + FEED_HOURS * HOUR_S;
     drive(&fake, &journal, &mut child, FEED_START_S + HOUR_S, end_s);
+    let (code, health) = http_get(&addr, "/healthz").expect("/healthz answers");
+    let health = json(&health);
+    assert_eq!(health["journal_kind"], "live", "{health}");
+    assert_eq!(code, if health["healthy"] == true { 200 } else { 503 });
+    let (_, metrics) = http_get(&addr, "/metrics").expect("/metrics answers");
+    let trading_calls = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("anx_broker_request_duration_seconds_count{api=\"trading\"} "))
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!(
+        trading_calls > 0,
+        "every call to Coinbase's trading API is timed"
+    );
     assert!(sigterm(&mut child).success(), "{}", log_of(&journal));
     let verify = anx(&["journal", "verify", path_str(&journal)]);
     assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);

@@ -120,6 +120,9 @@ const ALLOW_LISTS: &[AllowList] = &[
     // key (p256 or ed25519-dalek, base64, a getrandom nonce) and hashes each
     // raw answer for its receipt (blake3). `anx journal export --format
     // parquet` writes Parquet (parquet's Arrow writer, on the arrow-* crates).
+    // A trader's `--listen` serves HTTP with hyper (hyper-util's tokio glue,
+    // http-body-util and bytes for a response body), and reads its
+    // operations settings (toml).
     AllowList {
         member: ".",
         dependencies: &[
@@ -133,10 +136,14 @@ const ALLOW_LISTS: &[AllowList] = &[
             "base64",
             "bincode",
             "blake3",
+            "bytes",
             "chrono",
             "clap",
             "ed25519-dalek",
             "getrandom",
+            "http-body-util",
+            "hyper",
+            "hyper-util",
             "mimalloc",
             "p256",
             "parquet",
@@ -147,6 +154,7 @@ const ALLOW_LISTS: &[AllowList] = &[
             "sled",
             "thiserror",
             "tokio",
+            "toml",
             "tracing",
             "tracing-subscriber",
         ],

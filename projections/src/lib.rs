@@ -9,11 +9,13 @@
 //! iteration order in any output; an impossible event is a [`FoldError`] naming
 //! its seq and rule, never skipped.
 
+pub mod anomaly;
 pub mod breakdown;
 pub mod compare;
 pub mod engine;
 pub mod error;
 pub mod fold;
+pub mod health;
 pub mod model;
 pub mod report;
 pub mod state_form;

@@ -10,7 +10,7 @@
 
 use anx_journal::codec::{dec, opt_dec};
 use anx_journal::{
-    CapitalMode, DataIntegrity, EngineState, ExitReason, MarketTimeBasis, OrderPurpose,
+    CapitalMode, DataIntegrity, EngineState, EventKind, ExitReason, MarketTimeBasis, OrderPurpose,
     ReconcileOutcome, RunMode, Seq, SessionAction, Side, UnixMs,
 };
 use rust_decimal::Decimal;
@@ -567,6 +567,26 @@ pub struct Links {
     /// The newest `Finding` of each check (and symbol): what is raised now.
     /// Outside the hashed state: a finding judges the run, it is not part of it.
     pub findings: BTreeMap<String, FindingNote>,
+    /// Events folded, by kind code ([`EventKind::code`]; index 0 unused):
+    /// what a trader's metrics count. Outside the hashed state.
+    pub events_by_kind: Vec<u64>,
+    /// Symbol → decisions folded.
+    pub decisions: BTreeMap<String, u64>,
+    /// Symbol → decisions rejected (a signal fired, a check refused the
+    /// entry) since its last `enter` decision, or the run's start – but for
+    /// a breaker, a halt or the regime: a streak the anomaly watch judges
+    /// (signals that keep firing and never trade may be a bug).
+    pub rejected_since_entry: BTreeMap<String, u64>,
+}
+
+impl Links {
+    /// How many events of `kind` were folded.
+    pub fn events_of(&self, kind: EventKind) -> u64 {
+        self.events_by_kind
+            .get(usize::from(kind.code()))
+            .copied()
+            .unwrap_or(0)
+    }
 }
 
 /// The newest `Finding` journaled for a check.

@@ -128,7 +128,31 @@ impl Rest {
         self.call("POST", path, Some(body))
     }
 
+    /// A call with the retry policy, timed for the metrics; a call left
+    /// unanswered counts as a failure (a refusal is an answer).
     fn call(
+        &mut self,
+        method: &str,
+        target: &str,
+        body: Option<&str>,
+    ) -> Result<Answer, CallError> {
+        let began = std::time::Instant::now();
+        let answer = self.call_retrying(method, target, body);
+        let failure = match &answer {
+            Err(error @ (CallError::Unanswered { .. } | CallError::Unauthorized(_))) => {
+                Some(error.to_string())
+            }
+            _ => None,
+        };
+        crate::ops::metrics::PROCESS.request(
+            crate::ops::metrics::Api::Trading,
+            began.elapsed(),
+            failure.as_deref(),
+        );
+        answer
+    }
+
+    fn call_retrying(
         &mut self,
         method: &str,
         target: &str,

@@ -4,6 +4,7 @@
 //! must read its symbol's newest candle; orders link to the newest decision.
 
 use super::{equity, fail, quality, Projection};
+use crate::engine::risk::ReasonCode;
 use crate::error::{FoldResult, Rule};
 use crate::model::{EntryContext, NoOrderReason};
 use anx_journal::*;
@@ -101,7 +102,15 @@ pub(super) fn decision(p: &mut Projection, seq: Seq, e: &Decision) -> FoldResult
     if let Some(reason) = no_order_reason(p, e) {
         count_no_order(&mut p.links.no_order, &e.symbol, reason.name());
     }
+    count_by_symbol(&mut p.links.decisions, &e.symbol, 1);
     let entered = matches!(e.outcome, DecisionOutcome::Enter);
+    match &e.outcome {
+        DecisionOutcome::Enter => set_by_symbol(&mut p.links.rejected_since_entry, &e.symbol, 0),
+        DecisionOutcome::Rejected { reason_code } if !told_not_to_trade(reason_code) => {
+            count_by_symbol(&mut p.links.rejected_since_entry, &e.symbol, 1)
+        }
+        _ => {}
+    }
     if entered {
         // The decision reads its symbol's newest candle (checked above).
         let candle_ms = p
@@ -176,6 +185,33 @@ fn count_no_order(
         Some(count) => *count += 1,
         None => {
             by_reason.insert(reason.to_string(), 1);
+        }
+    }
+}
+
+/// Rejections by a state the trader was put in on purpose or is told of
+/// elsewhere – a breaker, a halt, a regime that allows no entry – do not
+/// count towards `Links::rejected_since_entry`: no entry then is the design
+/// working, not a possible bug.
+const TOLD_NOT_TO_TRADE: [ReasonCode; 6] = [
+    ReasonCode::StaleData,
+    ReasonCode::SymbolFailClosed,
+    ReasonCode::MaxDrawdownBreaker,
+    ReasonCode::DailyLossLimit,
+    ReasonCode::OperatorHalt,
+    ReasonCode::RegimeBlocked,
+];
+
+fn told_not_to_trade(reason_code: &str) -> bool {
+    TOLD_NOT_TO_TRADE.iter().any(|r| r.code() == reason_code)
+}
+
+/// Adds `by` to `map[symbol]`, allocating a key only the first time.
+fn count_by_symbol(map: &mut BTreeMap<String, u64>, symbol: &str, by: u64) {
+    match map.get_mut(symbol) {
+        Some(count) => *count += by,
+        None => {
+            map.insert(symbol.to_string(), by);
         }
     }
 }

@@ -131,6 +131,7 @@ impl Projection {
         if kind.role() == EventRole::BrokerAnswer && kind != EventKind::AnswerReceipt {
             self.links.last_answer_seq = Some(seq);
         }
+        count_kind(&mut self.links.events_by_kind, kind);
         #[cfg(test)]
         {
             self.state.simulated_future_figure += 1;
@@ -249,4 +250,13 @@ impl Projection {
             ),
         }
     }
+}
+
+/// Counts one event of `kind` (the vector grows to the largest code once).
+fn count_kind(counts: &mut Vec<u64>, kind: EventKind) {
+    let index = usize::from(kind.code());
+    if counts.len() <= index {
+        counts.resize(index + 1, 0);
+    }
+    counts[index] += 1;
 }
