@@ -1,6 +1,7 @@
 //! `--alert-webhook URL`: each finding the trader journals, and each change
-//! of its health (healthy to unhealthy and back, the loop's liveness
-//! included), POSTed as JSON on the ops thread.
+//! of its health (healthy to unhealthy and back, or a problem that comes or
+//! goes while unhealthy; the loop's liveness included), POSTed as JSON on
+//! the ops thread.
 //!
 //! The body is `{"text": "...", "anx": {...}}`: `text` is what a
 //! Slack-compatible incoming webhook (Slack, Mattermost, Rocket.Chat,
@@ -201,7 +202,7 @@ pub async fn deliver(
     let mut tick = tokio::time::interval(Duration::from_millis(
         sender.settings.health_check_interval_ms,
     ));
-    let mut last_healthy: Option<bool> = None;
+    let mut last_healthy: HealthSeen = None;
     // A stop seen inside a send is seen here too.
     while !*stop.borrow() {
         tokio::select! {
@@ -222,17 +223,30 @@ pub async fn deliver(
     }
 }
 
-/// An alert when the health turned (not before the first pass: a trader
-/// that is starting is not news).
-fn health_change(board: &Board, last: &mut Option<bool>) -> Option<Alert> {
+/// The health as last alerted: healthy or not, and which problems.
+type HealthSeen = Option<(bool, Vec<String>)>;
+
+/// An alert when the health turned, or a problem came or went while
+/// unhealthy (not before the first pass: a trader that is starting is not
+/// news).
+fn health_change(board: &Board, last: &mut HealthSeen) -> Option<Alert> {
     board.latest()?;
     let (healthy, problems, doc) = board.now();
-    let changed = match *last {
+    let now = (healthy, problems.iter().map(|p| problem_kind(p)).collect());
+    let changed = match last {
         None => !healthy,
-        Some(before) => before != healthy,
+        Some(before) => *before != now,
     };
-    *last = Some(healthy);
+    *last = Some(now);
     changed.then(|| Alert::health(healthy, &problems, &doc))
+}
+
+/// What a problem is about, without its changing figures: the text before
+/// its first `:`, digits left out ("BTC-USD is FAIL_CLOSED", "the trading
+/// loop has not finished a pass for  s (limit  s)").
+fn problem_kind(problem: &str) -> String {
+    let head = problem.split(':').next().unwrap_or(problem);
+    head.chars().filter(|c| !c.is_ascii_digit()).collect()
 }
 
 struct Sender {
@@ -378,6 +392,22 @@ mod tests {
                     "detail": "BTC-USD: the newest candle is older than 21600 s",
                 }
             })
+        );
+    }
+
+    #[test]
+    fn a_problem_is_known_by_what_it_is_about_not_its_figures() {
+        assert_eq!(
+            problem_kind("anomaly.broker_errors: a request to the exchange failed in each of the last 7 polls"),
+            "anomaly.broker_errors"
+        );
+        assert_eq!(
+            problem_kind("the trading loop has not finished a pass for 612 s (limit 630 s)"),
+            problem_kind("the trading loop has not finished a pass for 700 s (limit 630 s)")
+        );
+        assert_ne!(
+            problem_kind("BTC-USD is FAIL_CLOSED: x"),
+            problem_kind("ETH-USD is FAIL_CLOSED: x")
         );
     }
 
