@@ -352,6 +352,12 @@ fn healthz_follows_a_stalled_feed_agrees_with_status_and_alerts_arrive() {
         .collect();
     assert_counters_are_the_journals(&m, &all);
     assert_eq!(sample(&m, "anx_healthy", &[]), 1.0);
+    let run_info = m
+        .keys()
+        .find(|(name, _)| name == "anx_run_info")
+        .expect("anx_run_info");
+    assert_eq!(run_info.1["run_id"], recovered["run_id"].as_str().unwrap());
+    assert_eq!(run_info.1["run_mode"], "paper_live");
     let equity: f64 = recovered["equity"].to_string().parse().unwrap();
     assert!((sample(&m, "anx_equity_quote", &[]) - equity).abs() < 1e-9 * equity.abs());
     assert!(sample(&m, "anx_loop_duration_seconds_count", &[]) > 0.0);

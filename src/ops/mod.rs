@@ -370,6 +370,26 @@ fn journal_metrics(projection: &Projection, health: &Health, head: Head) -> Stri
     let mut w = TextWriter::default();
     let links = &projection.links;
     let state = &projection.state;
+    if let Some(run) = &state.run {
+        let name = "anx_run_info";
+        w.family(
+            name,
+            Type::Gauge,
+            "The run this trader journals (always 1), and the build running it.",
+        );
+        // As the journal's JSON spells it (`paper_live`, `live`).
+        let mode = serde_json::to_value(run.run_mode)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        let labels = [
+            ("run_id", run.run_id.as_str()),
+            ("run_mode", mode.as_str()),
+            ("version", env!("CARGO_PKG_VERSION")),
+            ("git_sha", env!("ANX_GIT_SHA")),
+        ];
+        w.sample(name, &labels, 1u64);
+    }
     w.family(
         "anx_events_total",
         Type::Counter,
