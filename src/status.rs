@@ -111,7 +111,7 @@ pub fn health_doc(
                 "protection": s.protection.map(|p| p.name()),
                 "pending_orders": pending,
                 "last_candle_close": s.last_close_ms.map(market_time),
-                "last_candle_age_s": s.last_close_ms.map(|close| (health.now_ms - close) / 1000),
+                "last_candle_age_s": s.last_close_ms.map(|close| health.now_ms.saturating_sub(close) / 1000),
                 "last_price": s.last_price.map(num),
             }),
         );

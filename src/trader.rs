@@ -131,18 +131,13 @@ impl Market {
 
     async fn server_time_at(&self, url: &str) -> Result<UnixMs> {
         let body = get_with_retries(&self.client, url, ATTEMPTS_PER_POLL).await?;
-        let value: serde_json::Value = serde_json::from_str(&body)
-            .map_err(|e| anyhow!("{url}: the answer is not JSON ({e})"))?;
-        let field = |name: &str| -> Option<i64> {
-            match value.get(name)? {
-                serde_json::Value::String(s) => s.parse().ok(),
-                serde_json::Value::Number(n) => n.as_i64(),
-                _ => None,
-            }
-        };
-        field("epochMillis")
-            .or_else(|| field("epochSeconds").map(|s| s * 1000))
-            .ok_or_else(|| anyhow!("{url}: the answer has no epochMillis or epochSeconds"))
+        // Answered, but not with a time: a failure all the same.
+        time_of(&body, url).inspect_err(|error| {
+            crate::ops::metrics::PROCESS.unusable(
+                crate::ops::metrics::Api::MarketData,
+                &crate::output::one_line(error),
+            )
+        })
     }
 
     /// Closed source bars of `symbol` opening in `[from_ms, now_ms)`, oldest
@@ -171,6 +166,22 @@ impl Market {
             })
             .collect())
     }
+}
+
+/// The exchange's time in an answer of `GET /time`.
+fn time_of(body: &str, url: &str) -> Result<UnixMs> {
+    let value: serde_json::Value =
+        serde_json::from_str(body).map_err(|e| anyhow!("{url}: the answer is not JSON ({e})"))?;
+    let field = |name: &str| -> Option<i64> {
+        match value.get(name)? {
+            serde_json::Value::String(s) => s.parse().ok(),
+            serde_json::Value::Number(n) => n.as_i64(),
+            _ => None,
+        }
+    };
+    field("epochMillis")
+        .or_else(|| field("epochSeconds").and_then(|s| s.checked_mul(1000)))
+        .ok_or_else(|| anyhow!("{url}: the answer has no epochMillis or epochSeconds"))
 }
 
 /// What a trader needs of its broker beyond the pipeline's [`Broker`].
@@ -229,10 +240,10 @@ pub struct Trader<B: Venue> {
     edge: Option<crate::edge::EdgeWatch>,
     /// Health, metrics, anomalies and alerts (`--listen`, `--alert-webhook`).
     ops: Option<crate::ops::Ops>,
-    /// When `now_ms` was last read from the exchange (this process's clock):
-    /// the exchange's time now is reckoned from it for the health, never
-    /// journaled.
-    clock_read: std::time::Instant,
+    /// When `now_ms` was last read from the exchange (this process's clock;
+    /// none yet): the exchange's time now is reckoned from it for the
+    /// health, never journaled.
+    clock_read: Option<std::time::Instant>,
     /// Passes in a row in which a request to the exchange failed, and the
     /// failures counted when the last pass ended.
     failing_passes: u64,
@@ -370,21 +381,28 @@ impl<B: Venue> Trader<B> {
         Ok(())
     }
 
-    /// A reading of the exchange's time (its market data, or its broker's
-    /// answers): the newest is kept, with when it was read.
+    /// A reading of the exchange's time taken now (its answer to this
+    /// poll): the newest is kept, with when it was read.
     fn advance_clock(&mut self, read_ms: UnixMs) {
         if read_ms >= self.now_ms {
             self.now_ms = read_ms;
-            self.clock_read = std::time::Instant::now();
+            self.clock_read = Some(std::time::Instant::now());
         }
     }
 
     /// The exchange's time now, as this trader reckons it: its newest
     /// reading and the time since (so an exchange that stopped answering
-    /// still ages the data).
+    /// still ages the data). Before this process has read the exchange's
+    /// time (a restart with the exchange unreachable), the newest journaled
+    /// time says nothing of now: the local clock stands in, if later.
     fn exchange_now_ms(&self) -> UnixMs {
-        let since_ms = i64::try_from(self.clock_read.elapsed().as_millis()).unwrap_or(i64::MAX);
-        self.now_ms.saturating_add(since_ms)
+        match self.clock_read {
+            Some(read) => {
+                let since_ms = i64::try_from(read.elapsed().as_millis()).unwrap_or(i64::MAX);
+                self.now_ms.saturating_add(since_ms)
+            }
+            None => self.now_ms.max(chrono::Utc::now().timestamp_millis()),
+        }
     }
 
     /// After a pass: the health, judged once, and the figures, for
@@ -717,8 +735,12 @@ async fn run<K: Kind>(mut kind: K, place: &Place<'_>) -> Result<ExitCode> {
         trader.pipeline.poll_broker(now_ms)?;
         trader.report_broker_notes();
         // The broker's clock, read as it answered, is the newest exchange time.
+        // (Only a later one is a reading: a broker that could not read its
+        // clock repeats its last.)
         let broker_ms = trader.pipeline.broker.clock_ms().unwrap_or(0);
-        trader.advance_clock(broker_ms);
+        if broker_ms > trader.now_ms {
+            trader.advance_clock(broker_ms);
+        }
         let now_ms = trader.now_ms;
         trader.reconcile(false, now_ms)?;
         trader.watch_edge()?;
@@ -853,7 +875,7 @@ fn trader_for<B: Venue>(
         reconcile_all: false,
         edge: None,
         ops: None,
-        clock_read: std::time::Instant::now(),
+        clock_read: None,
         failing_passes: 0,
         failures_seen: 0,
         broker_outage: false,

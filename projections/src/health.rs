@@ -192,7 +192,7 @@ impl Health {
         let stale = health.judge_symbols(input);
         health.newest_age_s = health
             .newest_close_ms
-            .map(|close| (input.now_ms - close) / 1000);
+            .map(|close| input.now_ms.saturating_sub(close) / 1000);
         health.judge_money(input);
         if stale {
             health.problems.push("market data is stale".into());

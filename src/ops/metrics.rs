@@ -369,7 +369,7 @@ impl ProcessMetrics {
         w.single(
             "anx_alerts_dropped_total",
             Type::Counter,
-            "Alerts dropped because the delivery queue was full.",
+            "Alerts dropped: the delivery queue was full (or delivery could not start).",
             count(&self.alerts_dropped),
         );
     }

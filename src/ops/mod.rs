@@ -84,9 +84,13 @@ pub fn read_settings(path: Option<&Path>) -> Result<Settings> {
         ),
     };
     let settings: Settings = toml::from_str(&text).map_err(|e| {
-        let line = e
-            .span()
-            .map(|span| text[..span.start.min(text.len())].lines().count().max(1));
+        let line = e.span().map(|span| {
+            text.get(..span.start)
+                .unwrap_or(&text)
+                .lines()
+                .count()
+                .max(1)
+        });
         let at = line.map(|l| format!(" (line {l})")).unwrap_or_default();
         anyhow!("{name}: {}{at}", e.message().trim())
     })?;
@@ -174,12 +178,12 @@ impl Board {
         let help = "Seconds since each symbol's newest candle closed, by the exchange's clock.";
         w.family(name, Type::Gauge, help);
         for (symbol, close) in &p.closes {
-            let age_s = (now_ms - close) as f64 / 1000.0;
+            let age_s = now_ms.saturating_sub(*close) as f64 / 1000.0;
             w.sample(name, &[("symbol", symbol)], age_s);
         }
         if let Some(newest) = p.closes.iter().map(|(_, close)| *close).max() {
             let help = "Seconds since the newest candle of any symbol closed.";
-            let age_s = (now_ms - newest) as f64 / 1000.0;
+            let age_s = now_ms.saturating_sub(newest) as f64 / 1000.0;
             w.single("anx_newest_candle_age_seconds", Type::Gauge, help, age_s);
         }
         let mut text = w.finish();

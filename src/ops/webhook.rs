@@ -204,7 +204,7 @@ pub async fn deliver(
     ));
     let mut last_healthy: HealthSeen = None;
     // A stop seen inside a send is seen here too.
-    while !*stop.borrow() {
+    while !*stop.borrow_and_update() {
         tokio::select! {
             alert = queue.recv() => match alert {
                 Some(alert) => sender.send(&alert, sender.settings.attempts_max, &mut stop).await,
@@ -230,7 +230,10 @@ type HealthSeen = Option<(bool, Vec<String>)>;
 /// unhealthy (not before the first pass: a trader that is starting is not
 /// news).
 fn health_change(board: &Board, last: &mut HealthSeen) -> Option<Alert> {
-    board.latest()?;
+    // A start that takes longer than a stalled pass may is news.
+    if board.latest().is_none() && board.started.elapsed() <= board.stall_max {
+        return None;
+    }
     let (healthy, problems, doc) = board.now();
     let now = (healthy, problems.iter().map(|p| problem_kind(p)).collect());
     let changed = match last {
@@ -296,7 +299,11 @@ impl Sender {
                     );
                     tokio::select! {
                         _ = tokio::time::sleep(Duration::from_millis(wait_ms)) => {}
-                        _ = stop.changed() => {}
+                        _ = stop.changed() => {
+                            PROCESS.alerts_failed.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!("alert to {} not delivered: the trader stopped while it waited to retry", self.target.shown);
+                            return;
+                        }
                     }
                     backoff_ms = (backoff_ms * 2).min(self.settings.backoff_max_ms);
                 }
@@ -409,6 +416,25 @@ mod tests {
             problem_kind("BTC-USD is FAIL_CLOSED: x"),
             problem_kind("ETH-USD is FAIL_CLOSED: x")
         );
+    }
+
+    #[test]
+    fn a_start_slower_than_a_stalled_pass_is_alerted_and_a_quick_one_is_not() {
+        let board = |started_ago| Board {
+            published: std::sync::Mutex::new(None),
+            stall_max: Duration::from_secs(60),
+            started: std::time::Instant::now()
+                .checked_sub(started_ago)
+                .expect("a monotonic clock that far back"),
+        };
+        let mut last: HealthSeen = None;
+        assert!(health_change(&board(Duration::from_secs(5)), &mut last).is_none());
+        let slow = board(Duration::from_secs(61));
+        let alert = health_change(&slow, &mut last).expect("an alert");
+        assert_eq!(alert.fields["healthy"], false);
+        assert!(alert.text.contains("has not finished its first pass"), "{}", alert.text);
+        // Said once.
+        assert!(health_change(&slow, &mut last).is_none());
     }
 
     #[test]
