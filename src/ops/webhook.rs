@@ -432,7 +432,11 @@ mod tests {
         let slow = board(Duration::from_secs(61));
         let alert = health_change(&slow, &mut last).expect("an alert");
         assert_eq!(alert.fields["healthy"], false);
-        assert!(alert.text.contains("has not finished its first pass"), "{}", alert.text);
+        assert!(
+            alert.text.contains("has not finished its first pass"),
+            "{}",
+            alert.text
+        );
         // Said once.
         assert!(health_change(&slow, &mut last).is_none());
     }
