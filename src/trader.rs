@@ -704,6 +704,9 @@ async fn run<K: Kind>(mut kind: K, place: &Place<'_>) -> Result<ExitCode> {
     };
     trader.edge = Some(edge);
     trader.ops = Some(ops);
+    // Failures while starting (waiting for the exchange's time) are not a
+    // pass of the loop: the streak counts from the first pass.
+    trader.failures_seen = crate::ops::metrics::PROCESS.failures().0;
     let poll = Duration::from_secs_f64(place.poll_interval_s);
     let reason = 'trading: loop {
         let pass_began = std::time::Instant::now();

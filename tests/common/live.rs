@@ -9,12 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub const HOUR_S: i64 = 3600;
-pub const SYMBOLS: [&str; 2] = ["BTC-USD", "ETH-USD"];
-/// The feed: 2025-01-01T00:00Z for eight days of 1h candles (the paper
-/// trader's test feed: several trades with the test configuration).
-pub const FEED_START_S: i64 = 1_735_689_600;
-pub const FEED_HOURS: i64 = 8 * 24;
+pub use super::{FEED_HOURS, FEED_START_S, HOUR_S, SYMBOLS};
 
 pub fn config() -> PathBuf {
     repo_root().join("tests/fixtures/live/live-1h.toml")

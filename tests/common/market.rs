@@ -14,12 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub const HOUR_S: i64 = 3600;
-pub const SYMBOLS: [&str; 2] = ["BTC-USD", "ETH-USD"];
-/// The feed: 2025-01-01T00:00Z for eight days of 1h candles (seven trades in
-/// replay with the test configuration).
-pub const FEED_START_S: i64 = 1_735_689_600;
-pub const FEED_HOURS: i64 = 8 * 24;
+pub use super::{FEED_HOURS, FEED_START_S, HOUR_S, SYMBOLS};
 
 pub fn config() -> PathBuf {
     repo_root().join("tests/fixtures/paper/paper-1h.toml")

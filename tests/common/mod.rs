@@ -29,6 +29,14 @@ pub const REPORT_METRICS: [&str; 18] = [
     "fees_total",
 ];
 
+pub const HOUR_S: i64 = 3600;
+/// The traders' test feed (paper and live): BTC-USD and ETH-USD from
+/// 2025-01-01T00:00Z for eight days of 1h candles – seven trades in replay
+/// with the paper test configuration.
+pub const SYMBOLS: [&str; 2] = ["BTC-USD", "ETH-USD"];
+pub const FEED_START_S: i64 = 1_735_689_600;
+pub const FEED_HOURS: i64 = 8 * 24;
+
 /// `text` as JSON; not JSON is a test failure showing the text.
 pub fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
