@@ -119,11 +119,16 @@ pub fn describe_http_error(error: reqwest::Error) -> String {
 
 /// The HTTP client for Coinbase's public API (rustls, anx's user agent).
 pub fn http_client(timeout: Duration) -> Result<reqwest::Client> {
+    http_client_builder(timeout)
+        .build()
+        .context("cannot build the HTTP client")
+}
+
+/// Every anx HTTP client's settings: the timeout and the user agent.
+pub fn http_client_builder(timeout: Duration) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .timeout(timeout)
         .user_agent(concat!("anx/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .context("cannot build the HTTP client")
 }
 
 /// One cached row: open time (ms) → the CSV line.

@@ -119,7 +119,7 @@ pub fn health_doc(
     json!({
         "healthy": health.healthy,
         "journal_kind": health.kind.code(),
-        "problems": health.problems,
+        "problems": anx_projections::health::texts(&health.problems),
         "trader_running": health.locked,
         "head_seq": head.seq,
         "head_hash": head.hash.to_hex(),
@@ -235,7 +235,8 @@ fn print_text(dir: &std::path::Path, health: &Health, projection: &Projection, h
         if health.healthy {
             "OK".to_string()
         } else {
-            format!("UNHEALTHY: {}", health.problems.join("; "))
+            let problems = anx_projections::health::texts(&health.problems);
+            format!("UNHEALTHY: {}", problems.join("; "))
         }
     );
 }

@@ -26,6 +26,53 @@ use rust_decimal::Decimal;
 /// for a person to judge, and the run goes on.
 pub const PROBLEM_CHECKS: &[&str] = &["anomaly.broker_errors"];
 
+/// What a health problem is about: its kind and subject stay the same while
+/// it lasts (its text's figures move), so a change of health is a problem
+/// that came or went, never a figure that moved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ProblemKind {
+    /// No trader holds a trader journal's lock.
+    NoTrader,
+    /// A backtest stopped before `RunCompleted`.
+    ReplayInterrupted,
+    /// A symbol is FAIL_CLOSED (subject: the symbol).
+    FailClosed,
+    /// Market data is stale.
+    StaleData,
+    /// A raised finding of a [`PROBLEM_CHECKS`] check (subject: the check).
+    Finding,
+    /// A running trader's loop has not finished a pass for too long (judged
+    /// by its `/healthz`, not from the journal).
+    LoopStalled,
+    /// A running trader has not finished its first pass yet (likewise).
+    NotStarted,
+}
+
+/// One reason a journal is unhealthy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub kind: ProblemKind,
+    /// What it is about within its kind (a symbol, a check), or empty.
+    pub subject: String,
+    /// What a person reads.
+    pub text: String,
+}
+
+impl Problem {
+    pub fn new(kind: ProblemKind, subject: &str, text: String) -> Problem {
+        Problem {
+            kind,
+            subject: subject.to_string(),
+            text,
+        }
+    }
+}
+
+/// The texts of `problems`, in order.
+pub fn texts(problems: &[Problem]) -> Vec<String> {
+    problems.iter().map(|p| p.text.clone()).collect()
+}
+
 /// What a journal is, as health judges it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum JournalKind {
@@ -60,16 +107,18 @@ impl JournalKind {
     }
 
     /// The health problem the kind itself is, if any.
-    pub fn problem(self) -> Option<&'static str> {
-        match self {
+    pub fn problem(self) -> Option<Problem> {
+        let (kind, text) = match self {
             JournalKind::Trader { running: false, .. } | JournalKind::Empty => {
-                Some("no trader holds the journal's lock")
+                (ProblemKind::NoTrader, "no trader holds the journal's lock")
             }
-            JournalKind::ReplayInterrupted => {
-                Some("the replay run stopped before it completed (no RunCompleted)")
-            }
-            _ => None,
-        }
+            JournalKind::ReplayInterrupted => (
+                ProblemKind::ReplayInterrupted,
+                "the replay run stopped before it completed (no RunCompleted)",
+            ),
+            _ => return None,
+        };
+        Some(Problem::new(kind, "", text.into()))
     }
 
     pub fn code(self) -> &'static str {
@@ -135,7 +184,7 @@ pub struct Health {
     /// journal's lock.
     pub locked: bool,
     /// Why it is unhealthy (empty when healthy).
-    pub problems: Vec<String>,
+    pub problems: Vec<Problem>,
     /// Circuit breakers active at `now_ms`, and halts.
     pub breakers: Vec<String>,
     pub symbols: Vec<SymbolHealth>,
@@ -175,7 +224,7 @@ impl Health {
             healthy: true,
             kind,
             locked: input.locked,
-            problems: kind.problem().map(String::from).into_iter().collect(),
+            problems: kind.problem().into_iter().collect(),
             breakers: Vec::new(),
             symbols: Vec::new(),
             newest_close_ms: None,
@@ -195,7 +244,10 @@ impl Health {
             .map(|close| input.now_ms.saturating_sub(close) / 1000);
         health.judge_money(input);
         if stale {
-            health.problems.push("market data is stale".into());
+            let text = "market data is stale".to_string();
+            health
+                .problems
+                .push(Problem::new(ProblemKind::StaleData, "", text));
         }
         health.judge_findings();
         // A halt is deliberate, not a fault: shown as a breaker, not a problem.
@@ -225,10 +277,10 @@ impl Health {
             self.open_positions += u64::from(!part.position.is_zero());
             if s.engine.0 == EngineState::FailClosed || s.fail_closed.is_some() {
                 if judge_live {
-                    self.problems.push(format!(
-                        "{symbol} is FAIL_CLOSED: {}",
-                        s.fail_closed.as_deref().unwrap_or("(state)")
-                    ));
+                    let reason = s.fail_closed.as_deref().unwrap_or("(state)");
+                    let text = format!("{symbol} is FAIL_CLOSED: {reason}");
+                    self.problems
+                        .push(Problem::new(ProblemKind::FailClosed, symbol, text));
                 }
                 self.breakers.push(format!("symbol_fail_closed: {symbol}"));
             }
@@ -287,8 +339,9 @@ impl Health {
     fn judge_findings(&mut self) {
         for finding in &self.findings {
             if PROBLEM_CHECKS.contains(&finding.check.as_str()) {
+                let text = format!("{}: {}", finding.check, finding.detail);
                 self.problems
-                    .push(format!("{}: {}", finding.check, finding.detail));
+                    .push(Problem::new(ProblemKind::Finding, &finding.check, text));
             }
         }
     }

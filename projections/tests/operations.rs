@@ -6,7 +6,7 @@ mod engine_support;
 
 use anx_journal::*;
 use anx_projections::anomaly::{changes, judge, AnomalyThresholds, Observed};
-use anx_projections::health::{Health, HealthInput, JournalKind, Protection};
+use anx_projections::health::{texts, Health, HealthInput, JournalKind, ProblemKind, Protection};
 use anx_projections::testkit::{fixture_events, Exit, Scenario};
 use anx_projections::Projection;
 use engine_support::{d, default_config};
@@ -274,10 +274,15 @@ fn health_judges_the_lock_the_age_of_data_and_the_findings_a_trader_cannot_trade
     );
     assert_eq!(fresh.newest_age_s, Some(3600));
     let unlocked = assess(&trader, close + HOUR, false);
-    assert_eq!(unlocked.problems, ["no trader holds the journal's lock"]);
+    assert_eq!(
+        texts(&unlocked.problems),
+        ["no trader holds the journal's lock"]
+    );
+    assert_eq!(unlocked.problems[0].kind, ProblemKind::NoTrader);
     // Default limit 28800 s: stale one second past it.
     let stale = assess(&trader, close + 28_801_000, true);
-    assert_eq!(stale.problems, ["market data is stale"]);
+    assert_eq!(texts(&stale.problems), ["market data is stale"]);
+    assert_eq!(stale.problems[0].kind, ProblemKind::StaleData);
     assert!(
         stale.breakers[0].starts_with("stale_data: BTC-USD"),
         "{stale:?}"

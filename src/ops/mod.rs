@@ -27,7 +27,7 @@ mod webhook;
 use crate::output::market_time;
 use anx_journal::{EventKind, Head, UnixMs};
 use anx_projections::anomaly::AnomalyThresholds;
-use anx_projections::health::Health;
+use anx_projections::health::{texts, Health, Problem, ProblemKind};
 use anx_projections::Projection;
 use anyhow::{anyhow, Context, Result};
 use metrics::{TextWriter, Type, Value, PROCESS};
@@ -105,8 +105,8 @@ pub fn read_settings(path: Option<&Path>) -> Result<Settings> {
 pub struct Published {
     /// The health document (`anx status --json`'s) with the loop's figures.
     healthz: serde_json::Value,
-    healthy: bool,
-    problems: Vec<String>,
+    /// The assessment's problems (healthy when none).
+    problems: Vec<Problem>,
     /// The journal's counters and the health's gauges, as exposition text.
     journal_metrics: String,
     /// The exchange's time the health was judged at, and each symbol's
@@ -130,44 +130,65 @@ impl Board {
         self.published.lock().ok().and_then(|p| p.clone())
     }
 
-    /// The health as served now: the loop's, and the loop's liveness.
-    fn now(&self) -> (bool, Vec<String>, serde_json::Value) {
-        let Some(p) = self.latest() else {
+    /// The verdict now: the loop's problems and its liveness, judged at
+    /// once (a loop that stopped passing cannot say so itself).
+    fn verdict(&self) -> Verdict {
+        let Some(published) = self.latest() else {
             let waited = self.started.elapsed().as_secs();
-            let problem =
+            let text =
                 format!("the trader has not finished its first pass ({waited} s since it started)");
-            let doc = serde_json::json!({"healthy": false, "problems": [problem]});
-            return (false, vec![problem], doc);
+            let problem = Problem::new(ProblemKind::NotStarted, "", text);
+            return Verdict {
+                healthy: false,
+                problems: vec![problem],
+                published: None,
+            };
         };
-        let mut doc = p.healthz.clone();
-        let mut problems = p.problems.clone();
-        let since = p.at.elapsed();
+        let mut problems = published.problems.clone();
+        let since = published.at.elapsed();
         if since > self.stall_max {
-            problems.push(format!(
+            let text = format!(
                 "the trading loop has not finished a pass for {} s (limit {} s)",
                 since.as_secs(),
                 self.stall_max.as_secs()
-            ));
+            );
+            problems.push(Problem::new(ProblemKind::LoopStalled, "", text));
         }
-        let healthy = p.healthy && problems.len() == p.problems.len();
-        doc["healthy"] = healthy.into();
-        doc["problems"] = problems.clone().into();
-        doc["loop"]["seconds_since_last_pass"] = since.as_secs_f64().into();
-        (healthy, problems, doc)
+        Verdict {
+            healthy: problems.is_empty(),
+            problems,
+            published: Some(published),
+        }
+    }
+
+    /// The health document as served now: the loop's, with the verdict.
+    fn now(&self) -> (Verdict, serde_json::Value) {
+        let verdict = self.verdict();
+        let texts = texts(&verdict.problems);
+        let Some(published) = &verdict.published else {
+            let doc = serde_json::json!({"healthy": false, "problems": texts});
+            return (verdict, doc);
+        };
+        let mut doc = published.healthz.clone();
+        doc["healthy"] = verdict.healthy.into();
+        doc["problems"] = texts.into();
+        let since = published.at.elapsed().as_secs_f64();
+        doc["loop"]["seconds_since_last_pass"] = since.into();
+        (verdict, doc)
     }
 
     /// The exposition: the loop's part and this process's figures.
     fn metrics_text(&self) -> String {
         let mut w = TextWriter::default();
-        let (healthy, _, _) = self.now();
+        let verdict = self.verdict();
         w.single(
             "anx_healthy",
             Type::Gauge,
             "1 when /healthz says healthy, else 0.",
-            u64::from(healthy),
+            u64::from(verdict.healthy),
         );
         PROCESS.write(&mut w);
-        let Some(p) = self.latest() else {
+        let Some(p) = verdict.published else {
             return w.finish();
         };
         // The exchange's time now, reckoned from the last pass's: a loop
@@ -190,6 +211,14 @@ impl Board {
         text.push_str(&p.journal_metrics);
         text
     }
+}
+
+/// The health as judged at a request.
+struct Verdict {
+    healthy: bool,
+    problems: Vec<Problem>,
+    /// What the loop published last (none before its first pass).
+    published: Option<Arc<Published>>,
 }
 
 /// What one pass of the loop took.
@@ -329,7 +358,6 @@ impl Ops {
         });
         let published = Published {
             healthz,
-            healthy: health.healthy,
             problems: health.problems.clone(),
             journal_metrics: journal_metrics(projection, health, head),
             exchange_ms: health.now_ms,
@@ -549,17 +577,17 @@ mod tests {
     }
 
     fn publish(board: &Board, healthy: bool, ended_ago: Duration) {
-        let problems: Vec<String> = if healthy {
+        let problems = if healthy {
             vec![]
         } else {
-            vec!["market data is stale".into()]
+            let text = "market data is stale".to_string();
+            vec![Problem::new(ProblemKind::StaleData, "", text)]
         };
         let at = Instant::now()
             .checked_sub(ended_ago)
             .expect("a monotonic clock that far back");
         *board.published.lock().unwrap() = Some(Arc::new(Published {
-            healthz: serde_json::json!({"healthy": healthy, "problems": problems, "loop": {}}),
-            healthy,
+            healthz: serde_json::json!({"healthy": healthy, "problems": texts(&problems), "loop": {}}),
             problems,
             journal_metrics: String::new(),
             exchange_ms: 0,
@@ -570,8 +598,10 @@ mod tests {
 
     #[test]
     fn before_the_first_pass_the_trader_is_not_yet_healthy() {
-        let (healthy, problems, doc) = board(Duration::from_secs(60)).now();
-        assert!(!healthy);
+        let (verdict, doc) = board(Duration::from_secs(60)).now();
+        assert!(!verdict.healthy);
+        assert_eq!(verdict.problems[0].kind, ProblemKind::NotStarted);
+        let problems = texts(&verdict.problems);
         assert!(problems[0].starts_with("the trader has not finished its first pass"));
         assert_eq!(doc["healthy"], false);
     }
@@ -580,13 +610,15 @@ mod tests {
     fn a_loop_that_stopped_passing_is_unhealthy_whatever_it_said_last() {
         let board = board(Duration::from_secs(60));
         publish(&board, true, Duration::from_secs(1));
-        let (healthy, problems, doc) = board.now();
-        assert!(healthy && problems.is_empty(), "{doc}");
+        let (verdict, doc) = board.now();
+        assert!(verdict.healthy && verdict.problems.is_empty(), "{doc}");
         assert!(doc["loop"]["seconds_since_last_pass"].as_f64().unwrap() >= 1.0);
         publish(&board, true, Duration::from_secs(61));
-        let (healthy, problems, doc) = board.now();
-        assert!(!healthy);
+        let (verdict, doc) = board.now();
+        assert!(!verdict.healthy);
         assert_eq!(doc["healthy"], false);
+        assert_eq!(doc["problems"][0], texts(&verdict.problems)[0].as_str());
+        let problems = texts(&verdict.problems);
         assert!(
             problems[0]
                 .starts_with("the trading loop has not finished a pass for 61 s (limit 60 s)"),
@@ -594,7 +626,8 @@ mod tests {
         );
         // The loop's own problems come first, the liveness after.
         publish(&board, false, Duration::from_secs(61));
-        let (_, problems, _) = board.now();
+        let (verdict, _) = board.now();
+        let problems = texts(&verdict.problems);
         assert_eq!(problems.len(), 2);
         assert_eq!(problems[0], "market data is stale");
         assert!(board.metrics_text().contains("\nanx_healthy 0\n"));

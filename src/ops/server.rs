@@ -77,8 +77,8 @@ fn answer<B>(board: &Board, request: &Request<B>) -> Response<Full<Bytes>> {
     }
     match request.uri().path() {
         "/healthz" => {
-            let (healthy, _, doc) = board.now();
-            let status = if healthy {
+            let (verdict, doc) = board.now();
+            let status = if verdict.healthy {
                 StatusCode::OK
             } else {
                 StatusCode::SERVICE_UNAVAILABLE

@@ -21,6 +21,7 @@
 use super::metrics::PROCESS;
 use super::Board;
 use anx_journal::{Finding, UnixMs};
+use anx_projections::health::{texts, ProblemKind};
 use anyhow::{bail, Result};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -185,10 +186,8 @@ pub async fn deliver(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     // No redirects: a finding goes to the host given, nowhere else.
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(settings.request_timeout_s))
+    let client = crate::fetch::http_client_builder(Duration::from_secs(settings.request_timeout_s))
         .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("anx/", env!("CARGO_PKG_VERSION")))
         .build();
     let Ok(client) = client else {
         tracing::error!("--alert-webhook: cannot make an HTTP client; alerts are not delivered (the journal keeps the findings)");
@@ -223,8 +222,9 @@ pub async fn deliver(
     }
 }
 
-/// The health as last alerted: healthy or not, and which problems.
-type HealthSeen = Option<(bool, Vec<String>)>;
+/// The health as last alerted: healthy or not, and what its problems are
+/// about (their texts' figures move while they last).
+type HealthSeen = Option<(bool, Vec<(ProblemKind, String)>)>;
 
 /// An alert when the health turned, or a problem came or went while
 /// unhealthy (not before the first pass: a trader that is starting is not
@@ -234,22 +234,16 @@ fn health_change(board: &Board, last: &mut HealthSeen) -> Option<Alert> {
     if board.latest().is_none() && board.started.elapsed() <= board.stall_max {
         return None;
     }
-    let (healthy, problems, doc) = board.now();
-    let now = (healthy, problems.iter().map(|p| problem_kind(p)).collect());
+    let (verdict, doc) = board.now();
+    let about = verdict.problems.iter().map(|p| (p.kind, p.subject.clone()));
+    let healthy = verdict.healthy;
+    let now = (healthy, about.collect());
     let changed = match last {
         None => !healthy,
         Some(before) => *before != now,
     };
     *last = Some(now);
-    changed.then(|| Alert::health(healthy, &problems, &doc))
-}
-
-/// What a problem is about, without its changing figures: the text before
-/// its first `:`, digits left out ("BTC-USD is FAIL_CLOSED", "the trading
-/// loop has not finished a pass for  s (limit  s)").
-fn problem_kind(problem: &str) -> String {
-    let head = problem.split(':').next().unwrap_or(problem);
-    head.chars().filter(|c| !c.is_ascii_digit()).collect()
+    changed.then(|| Alert::health(healthy, &texts(&verdict.problems), &doc))
 }
 
 struct Sender {
@@ -403,22 +397,6 @@ mod tests {
     }
 
     #[test]
-    fn a_problem_is_known_by_what_it_is_about_not_its_figures() {
-        assert_eq!(
-            problem_kind("anomaly.broker_errors: a request to the exchange failed in each of the last 7 polls"),
-            "anomaly.broker_errors"
-        );
-        assert_eq!(
-            problem_kind("the trading loop has not finished a pass for 612 s (limit 630 s)"),
-            problem_kind("the trading loop has not finished a pass for 700 s (limit 630 s)")
-        );
-        assert_ne!(
-            problem_kind("BTC-USD is FAIL_CLOSED: x"),
-            problem_kind("ETH-USD is FAIL_CLOSED: x")
-        );
-    }
-
-    #[test]
     fn a_start_slower_than_a_stalled_pass_is_alerted_and_a_quick_one_is_not() {
         let board = |started_ago| Board {
             published: std::sync::Mutex::new(None),
@@ -439,6 +417,50 @@ mod tests {
         );
         // Said once.
         assert!(health_change(&slow, &mut last).is_none());
+    }
+
+    #[test]
+    fn a_problem_is_known_by_what_it_is_about_not_its_figures() {
+        use anx_projections::health::Problem;
+        let board = Board {
+            published: std::sync::Mutex::new(None),
+            stall_max: Duration::from_secs(60),
+            started: std::time::Instant::now(),
+        };
+        let publish = |problems: Vec<Problem>| {
+            let healthz = json!({"problems": texts(&problems), "loop": {}});
+            *board.published.lock().unwrap() = Some(Arc::new(super::super::Published {
+                healthz,
+                problems,
+                journal_metrics: String::new(),
+                exchange_ms: 0,
+                closes: Vec::new(),
+                at: std::time::Instant::now(),
+            }));
+        };
+        let errors = |polls: u32| {
+            let text = format!("anomaly.broker_errors: failed in each of the last {polls} polls");
+            Problem::new(ProblemKind::Finding, "anomaly.broker_errors", text)
+        };
+        let fail_closed = |symbol: &str| {
+            let text = format!("{symbol} is FAIL_CLOSED: x");
+            Problem::new(ProblemKind::FailClosed, symbol, text)
+        };
+        let mut last: HealthSeen = None;
+        publish(vec![errors(6)]);
+        let alert = health_change(&board, &mut last).expect("unhealthy");
+        assert!(alert.text.contains("the last 6 polls"), "{}", alert.text);
+        // Its figures moved: the same problem, no alert.
+        publish(vec![errors(7)]);
+        assert!(health_change(&board, &mut last).is_none());
+        // A symbol failed closed, then another: each is news.
+        publish(vec![errors(8), fail_closed("BTC-USD")]);
+        assert!(health_change(&board, &mut last).is_some());
+        publish(vec![errors(8), fail_closed("ETH-USD")]);
+        assert!(health_change(&board, &mut last).is_some());
+        publish(vec![]);
+        let alert = health_change(&board, &mut last).expect("healthy again");
+        assert_eq!(alert.fields["healthy"], true);
     }
 
     #[test]

@@ -147,12 +147,7 @@ pub fn spawn_live(journal: &Path, fake: &Fake, extra: &[&str]) -> Child {
 
 /// `anx live` with the configuration file `config`.
 pub fn spawn_live_with(journal: &Path, fake: &Fake, config: &Path, extra: &[&str]) -> Child {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(journal.with_extension("log"))
-        .unwrap();
-    Command::new(env!("CARGO_BIN_EXE_anx"))
+    trader_command(journal)
         .args([
             "live",
             "--config",
@@ -173,12 +168,8 @@ pub fn spawn_live_with(journal: &Path, fake: &Fake, config: &Path, extra: &[&str
             "-v",
         ])
         .args(extra)
-        .current_dir(repo_root())
-        .env_remove("RUST_LOG")
         .env_remove("COINBASE_API_KEY")
         .env_remove("COINBASE_API_SECRET")
-        .stdout(Stdio::null())
-        .stderr(log)
         .spawn()
         .expect("spawn anx live")
 }

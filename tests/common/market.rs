@@ -10,7 +10,7 @@ use anx_journal::Event;
 use anx_projections::Projection;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -191,12 +191,7 @@ pub fn feed() -> BTreeMap<String, Rows> {
 
 /// Starts `anx paper` on `journal`; its stderr goes to `journal`'s sibling log.
 pub fn spawn_paper(journal: &Path, url: &str, extra: &[&str]) -> Child {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(journal.with_extension("log"))
-        .unwrap();
-    Command::new(env!("CARGO_BIN_EXE_anx"))
+    trader_command(journal)
         .args([
             "paper",
             "--config",
@@ -211,10 +206,6 @@ pub fn spawn_paper(journal: &Path, url: &str, extra: &[&str]) -> Child {
             "0.5",
         ])
         .args(extra)
-        .current_dir(repo_root())
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(log)
         .spawn()
         .expect("spawn anx paper")
 }

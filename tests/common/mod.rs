@@ -323,6 +323,23 @@ pub fn log_of(journal: &Path) -> String {
     std::fs::read_to_string(journal.with_extension("log")).unwrap_or_default()
 }
 
+/// The real `anx` binary run as a trader (`anx paper`, `anx live`) in the
+/// repository: its stderr appended to `journal`'s sibling log, no stdout.
+pub fn trader_command(journal: &Path) -> Command {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(journal.with_extension("log"))
+        .unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_anx"));
+    command
+        .current_dir(repo_root())
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(log);
+    command
+}
+
 /// A free port on 127.0.0.1 (bound and released).
 pub fn free_addr() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
